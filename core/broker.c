@@ -1,0 +1,83 @@
+/* The embedded Kafka-protocol cluster (librdkafka's mock cluster) for development and tests. */
+#include "broker.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct tk_broker {
+    rd_kafka_t *rk; /* the handle that owns the cluster's threads */
+    rd_kafka_mock_cluster_t *mc;
+    char *bootstraps;
+};
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    tk_log_level l = level <= 3 ? TK_LOG_ERROR : level == 4 ? TK_LOG_WARN : TK_LOG_DEBUG;
+    const char *kv[] = {"source", "librdkafka", "facility", fac};
+    tk_log_write("broker", l, buf, kv, 2);
+}
+
+tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topics,
+                           size_t ntopics, char *err, size_t errlen)
+{
+    tk_broker *b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    /* the owning handle never connects anywhere; keep it quiet */
+    rd_kafka_conf_set(conf, "log.connection.close", "false", NULL, 0);
+    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!b->rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "embedded broker: %s", errstr);
+        free(b);
+        return NULL;
+    }
+    b->mc = rd_kafka_mock_cluster_new(b->rk, nbrokers);
+    if (!b->mc) {
+        snprintf(err, errlen, "embedded broker: cannot start %d brokers on loopback", nbrokers);
+        tk_broker_stop(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < ntopics; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topics[i], partitions,
+                                                           nbrokers < 3 ? nbrokers : 3);
+        if (e) {
+            snprintf(err, errlen, "embedded broker: cannot create topic %s: %s", topics[i],
+                     rd_kafka_err2str(e));
+            tk_broker_stop(b);
+            return NULL;
+        }
+    }
+    b->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(b->mc));
+    if (!b->bootstraps) {
+        snprintf(err, errlen, "out of memory");
+        tk_broker_stop(b);
+        return NULL;
+    }
+    return b;
+}
+
+const char *tk_broker_bootstraps(const tk_broker *b) { return b->bootstraps; }
+
+void tk_broker_stop(tk_broker *b)
+{
+    if (!b)
+        return;
+    if (b->mc)
+        rd_kafka_mock_cluster_destroy(b->mc);
+    if (b->rk)
+        rd_kafka_destroy(b->rk);
+    free(b->bootstraps);
+    free(b);
+}

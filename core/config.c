@@ -1,0 +1,402 @@
+/* Configuration files: JSON parsing with positions, ${VAR} substitution, schema validation. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: syntax error: %s", path, je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s:1:1: the top level must be a JSON object, not %s", path,
+                 tk_config_json_kind(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+const char *tk_config_json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* A growing string for substitution results. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} strbuf;
+
+static int sb_put(strbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return TK_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* Expands the reference ${...} that starts at p and ends at end ('}'). */
+static int subst_ref(strbuf *b, const char *p, const char *end, char *var, size_t varlen)
+{
+    const char *name = p + 2, *dflt = NULL;
+    size_t nlen = (size_t)(end - name);
+    const char *sep = strstr(name, ":-");
+    if (sep && sep < end) {
+        nlen = (size_t)(sep - name);
+        dflt = sep + 2;
+    }
+    char vname[256];
+    if (nlen == 0 || nlen >= sizeof(vname)) {
+        snprintf(var, varlen, "%.*s", (int)(end - p + 1), p);
+        return TK_EINVAL;
+    }
+    memcpy(vname, name, nlen);
+    vname[nlen] = '\0';
+    const char *val = getenv(vname);
+    /* like the shell's ${VAR:-default}: an empty variable takes the default */
+    if (val && (*val || !dflt))
+        return sb_put(b, val, strlen(val));
+    if (dflt)
+        return sb_put(b, dflt, (size_t)(end - dflt));
+    snprintf(var, varlen, "%s", vname);
+    return TK_ENOTFOUND;
+}
+
+int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen)
+{
+    strbuf b = {0};
+    int rc = sb_put(&b, "", 0);
+    const char *p = in;
+    while (rc == 0 && *p) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+            rc = sb_put(&b, "${", 2);
+            p += 3;
+        } else if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            if (!end) {
+                snprintf(var, varlen, "%s", p);
+                rc = TK_EINVAL;
+                break;
+            }
+            rc = subst_ref(&b, p, end, var, varlen);
+            p = end + 1;
+        } else {
+            rc = sb_put(&b, p, 1);
+            p++;
+        }
+    }
+    if (rc) {
+        free(b.p);
+        return rc;
+    }
+    *out = b.p;
+    return 0;
+}
+
+static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t errlen)
+{
+    size_t base = strlen(path);
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (!strchr(s, '$'))
+            return 0;
+        char *out = NULL, var[256];
+        int rc = tk_config_subst_string(s, &out, var, sizeof(var));
+        if (rc == TK_ENOTFOUND) {
+            snprintf(err, errlen,
+                     "%s: environment variable %s is not set (set it, or write ${%s:-default})",
+                     path, var, var);
+            return TK_EINVAL;
+        }
+        if (rc == TK_EINVAL) {
+            snprintf(err, errlen, "%s: bad variable reference \"%s\" (expected ${NAME} or ${NAME:-default})",
+                     path, var);
+            return TK_EINVAL;
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            return rc;
+        }
+        rc = json_string_set(v, out);
+        free(out);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: the substituted value is not valid UTF-8", path);
+            return TK_EINVAL;
+        }
+        return 0;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *child;
+        json_object_foreach(v, k, child) {
+            snprintf(path + base, pathcap - base, "%s%s", base ? "." : "", k);
+            int rc = subst_walk(child, path, pathcap, err, errlen);
+            path[base] = '\0';
+            if (rc)
+                return rc;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child) {
+            snprintf(path + base, pathcap - base, "[%zu]", i);
+            int rc = subst_walk(child, path, pathcap, err, errlen);
+            path[base] = '\0';
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int tk_config_subst_env(json_t *root, char *err, size_t errlen)
+{
+    char path[1024] = "";
+    return subst_walk(root, path, sizeof(path), err, errlen);
+}
+
+static const char *type_name(tk_config_type t)
+{
+    switch (t) {
+    case TK_CFG_STRING: return "a string";
+    case TK_CFG_INT: return "an integer";
+    case TK_CFG_BOOL: return "a boolean";
+    case TK_CFG_DOUBLE: return "a number";
+    case TK_CFG_STRING_LIST: return "a list of strings";
+    case TK_CFG_OBJECT: return "an object";
+    default: return "any JSON value";
+    }
+}
+
+static int in_choices(const char *choices, const char *s)
+{
+    size_t n = strlen(s);
+    const char *p = choices;
+    while (p && *p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, s, n) == 0)
+            return 1;
+        p = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Converts *slot to the field's type where a string spells it; 0, or -1 if impossible. */
+static int coerce(json_t **slot, tk_config_type t)
+{
+    json_t *v = *slot;
+    json_t *nv = NULL;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        if (t == TK_CFG_INT && *s) {
+            errno = 0;
+            long long x = strtoll(s, &end, 10);
+            if (*end == '\0' && errno == 0)
+                nv = json_integer(x);
+        } else if (t == TK_CFG_DOUBLE && *s) {
+            double x = strtod(s, &end);
+            if (*end == '\0')
+                nv = json_real(x);
+        } else if (t == TK_CFG_BOOL) {
+            if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+                nv = json_true();
+            else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+                nv = json_false();
+        } else if (t == TK_CFG_STRING_LIST) {
+            /* "a,b,c" (typically from one environment variable) becomes a list */
+            nv = json_array();
+            const char *p = s;
+            while (nv && *p) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                while (len && (*p == ' ')) {
+                    p++;
+                    len--;
+                }
+                while (len && p[len - 1] == ' ')
+                    len--;
+                if (len)
+                    json_array_append_new(nv, json_stringn(p, len));
+                if (!comma)
+                    break;
+                p = comma + 1;
+            }
+        }
+    } else if (json_is_integer(v) && t == TK_CFG_DOUBLE) {
+        nv = json_real((double)json_integer_value(v));
+    }
+    if (!nv)
+        return -1;
+    json_decref(*slot);
+    *slot = nv;
+    return 0;
+}
+
+static int type_ok(const json_t *v, tk_config_type t)
+{
+    switch (t) {
+    case TK_CFG_STRING: return json_is_string(v);
+    case TK_CFG_INT: return json_is_integer(v);
+    case TK_CFG_BOOL: return json_is_boolean(v);
+    case TK_CFG_DOUBLE: return json_is_real(v);
+    case TK_CFG_OBJECT: return json_is_object(v);
+    case TK_CFG_STRING_LIST: {
+        if (!json_is_array(v))
+            return 0;
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) if (!json_is_string(it)) return 0;
+        return 1;
+    }
+    default: return 1;
+    }
+}
+
+static void known_keys(const tk_config_field *schema, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const tk_config_field *f = schema; f && f->name && n < len; f++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", f->name);
+    if (n == 0)
+        snprintf(buf, len, "none");
+}
+
+int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
+                       size_t errlen)
+{
+    if (!*slot || json_is_null(*slot)) {
+        json_decref(*slot);
+        *slot = json_object();
+        if (!*slot)
+            return TK_ENOMEM;
+    }
+    json_t *obj = *slot;
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "%s: expected an object, got %s", *path ? path : "(top level)",
+                 tk_config_json_kind(obj));
+        return TK_EINVAL;
+    }
+    char sub[1024];
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        const tk_config_field *f = schema;
+        while (f && f->name && strcmp(f->name, key) != 0)
+            f++;
+        if (!f || !f->name) {
+            char keys[512];
+            known_keys(schema, keys, sizeof(keys));
+            snprintf(err, errlen, "%s%s%s: unknown key (known keys: %s)", path, *path ? "." : "",
+                     key, keys);
+            return TK_EINVAL;
+        }
+    }
+    for (const tk_config_field *f = schema; f && f->name; f++) {
+        snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", f->name);
+        json_t *v = json_object_get(obj, f->name);
+        if (!v || json_is_null(v)) {
+            if (f->required) {
+                snprintf(err, errlen, "%s: required key is missing (%s)", sub, type_name(f->type));
+                return TK_EINVAL;
+            }
+            if (f->default_json) {
+                json_error_t je;
+                json_t *d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
+                if (!d) {
+                    snprintf(err, errlen, "%s: the schema's default is not valid JSON: %s", sub,
+                             je.text);
+                    return TK_EINVAL;
+                }
+                json_object_set_new(obj, f->name, d);
+            } else if (f->type == TK_CFG_OBJECT) {
+                json_object_set_new(obj, f->name, json_object());
+            } else {
+                json_object_del(obj, f->name);
+                continue;
+            }
+            v = json_object_get(obj, f->name);
+        }
+        if (!type_ok(v, f->type)) {
+            json_t *c = json_incref(v);
+            if (coerce(&c, f->type) != 0) {
+                json_decref(c);
+                if (json_is_string(v))
+                    snprintf(err, errlen, "%s: expected %s, got the string \"%.80s\"", sub,
+                             type_name(f->type), json_string_value(v));
+                else
+                    snprintf(err, errlen, "%s: expected %s, got %s", sub, type_name(f->type),
+                             tk_config_json_kind(v));
+                return TK_EINVAL;
+            }
+            json_object_set_new(obj, f->name, c);
+            v = c;
+        }
+        if (f->type == TK_CFG_STRING && f->choices && !in_choices(f->choices, json_string_value(v))) {
+            snprintf(err, errlen, "%s: \"%.80s\" is not one of %s", sub, json_string_value(v),
+                     f->choices);
+            return TK_EINVAL;
+        }
+        if (f->type == TK_CFG_OBJECT && f->children) {
+            json_t *child = json_incref(v);
+            int rc = tk_config_validate(&child, f->children, sub, err, errlen);
+            if (rc == 0)
+                json_object_set(obj, f->name, child);
+            json_decref(child);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+json_t *tk_config_get(json_t *obj, const char *dotted)
+{
+    char key[256];
+    const char *p = dotted;
+    while (obj && p && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof(key))
+            return NULL;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        obj = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+        p = dot ? dot + 1 : NULL;
+    }
+    return obj;
+}

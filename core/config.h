@@ -1,0 +1,38 @@
+/* Configuration files: JSON parsing with positions, ${VAR} substitution, schema validation. */
+#ifndef TK_CORE_CONFIG_H
+#define TK_CORE_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "taskora/plugin.h"
+
+/* Parses a JSON file. On error returns NULL and writes "FILE:LINE:COL: reason" to err. */
+json_t *tk_config_parse_file(const char *path, char *err, size_t errlen);
+
+/*
+ * Replaces ${VAR} and ${VAR:-default} in every string of `root` from the
+ * environment ($${ stays a literal ${). An unset ${VAR} without default is
+ * an error naming the JSON path and the variable. Returns 0 or TK_EINVAL.
+ */
+int tk_config_subst_env(json_t *root, char *err, size_t errlen);
+
+/* Substitutes one string. *out is malloc'd. On a missing variable, its name goes to var. */
+int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen);
+
+/*
+ * Validates the object at *slot (created when NULL) against `schema`:
+ * unknown keys, missing required keys, wrong types and values outside
+ * choices are errors "PATH: reason". Fills defaults and converts strings to
+ * the declared type. `path` names the object for messages ("" at the top).
+ */
+int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
+                       size_t errlen);
+
+/* The value at a dotted path ("http.listen") below obj, or NULL. Borrowed. */
+json_t *tk_config_get(json_t *obj, const char *dotted);
+
+/* Describes a JSON value's type for messages ("a string", "an integer", ...). */
+const char *tk_config_json_kind(const json_t *v);
+
+#endif

@@ -1,0 +1,273 @@
+/* The host function table handed to plugins: each entry forwards to a core module. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+
+#define MAX_KV 32
+#define MAX_LABELS 16
+
+struct tk_metric_handle {
+    tk_metric_family *family;
+    tk_instance *inst;
+    struct tk_metric_handle *next;
+};
+
+static const char *h_instance_name(const tk_instance *inst) { return inst->name; }
+static const char *h_app_id(const tk_instance *inst) { return inst->rt->app_id; }
+
+static void h_log(const tk_instance *inst, tk_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tk_logv(inst ? inst->name : NULL, level, fmt, ap);
+    va_end(ap);
+}
+
+static void h_log_kv(const tk_instance *inst, tk_log_level level, const char *msg, ...)
+{
+    const char *kv[2 * MAX_KV];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, msg);
+    for (const char *k = va_arg(ap, const char *); k && n < MAX_KV; k = va_arg(ap, const char *)) {
+        kv[2 * n] = k;
+        kv[2 * n + 1] = va_arg(ap, const char *);
+        n++;
+    }
+    va_end(ap);
+    tk_log_write(inst ? inst->name : NULL, level, msg, kv, n);
+}
+
+static int h_log_enabled(const tk_instance *inst, tk_log_level level)
+{
+    (void)inst;
+    return tk_log_enabled(level);
+}
+
+/* The value at path, or NULL (logging a misuse) when it is not of the wanted kind. */
+static json_t *cfg(const tk_instance *inst, const char *path, int (*is)(const json_t *),
+                   const char *kind)
+{
+    json_t *v = tk_config_get(inst->config, path);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!is(v)) {
+        tk_logf(inst->name, TK_LOG_ERROR, "config key %s is not %s (plugin reads it as one)", path,
+                kind);
+        return NULL;
+    }
+    return v;
+}
+
+static int is_string(const json_t *v) { return json_is_string(v); }
+static int is_integer(const json_t *v) { return json_is_integer(v); }
+static int is_boolean(const json_t *v) { return json_is_boolean(v); }
+static int is_number(const json_t *v) { return json_is_number(v); }
+static int is_array(const json_t *v) { return json_is_array(v); }
+static int is_any(const json_t *v) { return v != NULL; }
+
+static const char *h_config_string(const tk_instance *inst, const char *path)
+{
+    return json_string_value(cfg(inst, path, is_string, "a string"));
+}
+
+static int64_t h_config_int(const tk_instance *inst, const char *path)
+{
+    return (int64_t)json_integer_value(cfg(inst, path, is_integer, "an integer"));
+}
+
+static int h_config_bool(const tk_instance *inst, const char *path)
+{
+    return json_is_true(cfg(inst, path, is_boolean, "a boolean"));
+}
+
+static double h_config_double(const tk_instance *inst, const char *path)
+{
+    return json_number_value(cfg(inst, path, is_number, "a number"));
+}
+
+static size_t h_config_list_size(const tk_instance *inst, const char *path)
+{
+    return json_array_size(cfg(inst, path, is_array, "a list"));
+}
+
+static const char *h_config_list_get(const tk_instance *inst, const char *path, size_t i)
+{
+    return json_string_value(json_array_get(cfg(inst, path, is_array, "a list"), i));
+}
+
+static char *h_config_json(const tk_instance *inst, const char *path)
+{
+    json_t *v = cfg(inst, path, is_any, "a value");
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+}
+
+static void h_free(void *p) { free(p); }
+
+static tk_metric *metric_new(tk_instance *inst, tk_metric_kind kind, const char *name,
+                             const char *help, const char *const *labels, const double *buckets,
+                             size_t nbuckets)
+{
+    const char *all[MAX_LABELS + 2] = {"plugin"};
+    size_t n = 1;
+    for (; labels && labels[n - 1]; n++) {
+        if (n > MAX_LABELS || strcmp(labels[n - 1], "plugin") == 0) {
+            tk_logf(inst->name, TK_LOG_ERROR, "metric %s: too many labels or a label named plugin",
+                    name);
+            return NULL;
+        }
+        all[n] = labels[n - 1];
+    }
+    all[n] = NULL;
+    char err[256];
+    tk_metric_family *f = tk_metrics_family(inst->rt->metrics, kind, name, help, all, buckets,
+                                            nbuckets, err, sizeof(err));
+    if (!f) {
+        tk_logf(inst->name, TK_LOG_ERROR, "%s", err);
+        return NULL;
+    }
+    tk_metric_handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->family = f;
+    h->inst = inst;
+    h->next = inst->metrics;
+    inst->metrics = h;
+    return (tk_metric *)h;
+}
+
+void tk_instance_free_metrics(tk_instance *inst)
+{
+    while (inst->metrics) {
+        tk_metric_handle *h = inst->metrics;
+        inst->metrics = h->next;
+        free(h);
+    }
+}
+
+static tk_metric *h_metric_counter(tk_instance *inst, const char *name, const char *help,
+                                   const char *const *labels)
+{
+    return metric_new(inst, TK_METRIC_COUNTER, name, help, labels, NULL, 0);
+}
+
+static tk_metric *h_metric_gauge(tk_instance *inst, const char *name, const char *help,
+                                 const char *const *labels)
+{
+    return metric_new(inst, TK_METRIC_GAUGE, name, help, labels, NULL, 0);
+}
+
+static tk_metric *h_metric_histogram(tk_instance *inst, const char *name, const char *help,
+                                     const char *const *labels, const double *buckets,
+                                     size_t nbuckets)
+{
+    return metric_new(inst, TK_METRIC_HISTOGRAM, name, help, labels, buckets, nbuckets);
+}
+
+/* The series values with the instance name in front. */
+static void with_plugin(const tk_metric_handle *h, const char *const *values, const char **out)
+{
+    size_t n = tk_metric_family_nlabels(h->family);
+    out[0] = h->inst->name;
+    for (size_t i = 1; i < n && i <= MAX_LABELS; i++)
+        out[i] = values ? values[i - 1] : "";
+}
+
+static void h_metric_add(tk_metric *m, const char *const *values, double v)
+{
+    const char *all[MAX_LABELS + 1];
+    if (!m)
+        return;
+    with_plugin((tk_metric_handle *)m, values, all);
+    tk_metric_add(((tk_metric_handle *)m)->family, all, v);
+}
+
+static void h_metric_set(tk_metric *m, const char *const *values, double v)
+{
+    const char *all[MAX_LABELS + 1];
+    if (!m)
+        return;
+    with_plugin((tk_metric_handle *)m, values, all);
+    tk_metric_set(((tk_metric_handle *)m)->family, all, v);
+}
+
+static void h_metric_observe(tk_metric *m, const char *const *values, double v)
+{
+    const char *all[MAX_LABELS + 1];
+    if (!m)
+        return;
+    with_plugin((tk_metric_handle *)m, values, all);
+    tk_metric_observe(((tk_metric_handle *)m)->family, all, v);
+}
+
+static int h_http_route(tk_instance *inst, const char *method, const char *pattern,
+                        tk_http_handler handler, void *ud)
+{
+    if (!inst->rt->in_init) {
+        tk_logf(inst->name, TK_LOG_ERROR, "route %s %s: routes can only be added in init()",
+                method ? method : "?", pattern ? pattern : "?");
+        return TK_ESTATE;
+    }
+    if (!inst->rt->http) {
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "route %s %s: the HTTP server is disabled (http.enabled is false)",
+                method ? method : "?", pattern ? pattern : "?");
+        return TK_EUNAVAILABLE;
+    }
+    int rc = tk_http_route(inst->rt->http, method, pattern, handler, ud, inst->name);
+    if (rc == TK_EEXIST)
+        tk_logf(inst->name, TK_LOG_ERROR, "route %s %s is already registered", method, pattern);
+    else if (rc == TK_EINVAL)
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "route %s %s: bad method or pattern (patterns start with / and parameters are "
+                "whole segments like {id})",
+                method ? method : "?", pattern ? pattern : "?");
+    return rc;
+}
+
+static const tk_host host_table = {
+    .struct_size = sizeof(tk_host),
+    .abi_major = TK_PLUGIN_ABI_MAJOR,
+    .abi_minor = TK_PLUGIN_ABI_MINOR,
+    .instance_name = h_instance_name,
+    .app_id = h_app_id,
+    .log = h_log,
+    .log_kv = h_log_kv,
+    .log_enabled = h_log_enabled,
+    .config_string = h_config_string,
+    .config_int = h_config_int,
+    .config_bool = h_config_bool,
+    .config_double = h_config_double,
+    .config_list_size = h_config_list_size,
+    .config_list_get = h_config_list_get,
+    .config_json = h_config_json,
+    .free = h_free,
+    .metric_counter = h_metric_counter,
+    .metric_gauge = h_metric_gauge,
+    .metric_histogram = h_metric_histogram,
+    .metric_add = h_metric_add,
+    .metric_set = h_metric_set,
+    .metric_observe = h_metric_observe,
+    .http_route = h_http_route,
+    .http_method = tk_http_req_method,
+    .http_path = tk_http_req_path,
+    .http_param = tk_http_req_param,
+    .http_query = tk_http_req_query,
+    .http_header = tk_http_req_header,
+    .http_body = tk_http_req_body,
+    .http_request_id = tk_http_req_id,
+    .http_status = tk_http_resp_status,
+    .http_set_header = tk_http_resp_header,
+    .http_set_body = tk_http_resp_body,
+    .http_error = tk_http_resp_error,
+};
+
+const tk_host *tk_host_table(void) { return &host_table; }

@@ -1,0 +1,56 @@
+/* The core HTTP server (libmicrohttpd): plugin routes, /health, /ready, /metrics. */
+#ifndef TK_CORE_HTTP_SERVER_H
+#define TK_CORE_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "metrics.h"
+#include "taskora/plugin.h"
+
+typedef struct tk_http_server tk_http_server;
+
+typedef struct tk_http_options {
+    const char *listen;      /* "HOST:PORT" or "[V6]:PORT" */
+    const char *app_id;      /* reported by /health */
+    long long body_limit;    /* bytes; larger bodies get 413 */
+    json_t *cors_origins;    /* array of strings (borrowed), "*" allows any */
+    int max_connections;
+    int timeout_s;
+} tk_http_options;
+
+/* Creates a stopped server and registers the core routes. NULL with a reason in err. */
+tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, char *err,
+                            size_t errlen);
+/* Stops (if running) and frees. */
+void tk_http_free(tk_http_server *srv);
+
+/* Registers a route (see tk_host.http_route). Before tk_http_start only: else TK_ESTATE. */
+int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
+                  tk_http_handler handler, void *ud, const char *owner);
+
+/* Binds and starts serving on its own threads. 0, or TK_ERR with a reason in err. */
+int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
+/* The base URL it listens on ("http://127.0.0.1:8000"), after start. */
+const char *tk_http_url(const tk_http_server *srv);
+/* Closes the listening socket and waits for requests in progress to finish. */
+void tk_http_stop(tk_http_server *srv);
+
+/* What /ready answers: non-zero ready; `reason` (static) names why not. Any thread. */
+void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);
+
+/* Request accessors and response setters behind the host table. */
+const char *tk_http_req_method(const tk_http_request *req);
+const char *tk_http_req_path(const tk_http_request *req);
+const char *tk_http_req_param(const tk_http_request *req, const char *name);
+const char *tk_http_req_query(const tk_http_request *req, const char *name);
+const char *tk_http_req_header(const tk_http_request *req, const char *name);
+const char *tk_http_req_body(const tk_http_request *req, size_t *len);
+const char *tk_http_req_id(const tk_http_request *req);
+void tk_http_resp_status(tk_http_response *resp, int status);
+int tk_http_resp_header(tk_http_response *resp, const char *name, const char *value);
+int tk_http_resp_body(tk_http_response *resp, const char *content_type, const void *body,
+                      size_t len);
+int tk_http_resp_error(tk_http_response *resp, int status, const char *detail);
+
+#endif

@@ -1,0 +1,184 @@
+/* The host's own configuration: the schema of taskorad's config file and its values. */
+#include "settings.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const tk_config_field log_fields[] = {
+    {"level", TK_CFG_STRING, 0, "\"info\"", "debug|info|warn|error", "lowest level printed", NULL},
+    {"format", TK_CFG_STRING, 0, "\"json\"", "json|text", "JSON lines or readable text", NULL},
+    {0}};
+
+static const tk_config_field postgres_fields[] = {
+    {"url", TK_CFG_STRING, 0, NULL, NULL, "libpq connection URL (TLS and all parameters)", NULL},
+    {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL},
+    {0}};
+
+static const tk_config_field kafka_fields[] = {
+    {"brokers", TK_CFG_STRING, 0, "\"embedded\"", NULL,
+     "bootstrap servers, or \"embedded\" for the in-process Kafka-protocol cluster", NULL},
+    {"partitions", TK_CFG_INT, 0, "6", NULL, "partitions of each topic the embedded cluster creates",
+     NULL},
+    {"topics", TK_CFG_STRING_LIST, 0, "[\"task-events\",\"user-events\",\"chat-events\"]", NULL,
+     "topics the embedded cluster creates", NULL},
+    {0}};
+
+static const tk_config_field http_fields[] = {
+    {"enabled", TK_CFG_BOOL, 0, "true", NULL, "serve HTTP (health, metrics, plugin routes)", NULL},
+    {"listen", TK_CFG_STRING, 0, "\"0.0.0.0:8000\"", NULL, "HOST:PORT, [IPv6]:PORT; port 0 picks one",
+     NULL},
+    {"body_limit", TK_CFG_INT, 0, "1048576", NULL, "largest request body in bytes (else 413)", NULL},
+    {"cors_origins", TK_CFG_STRING_LIST, 0, "[]", NULL, "allowed CORS origins, or \"*\"", NULL},
+    {"max_connections", TK_CFG_INT, 0, "512", NULL, "concurrent connections", NULL},
+    {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL},
+    {0}};
+
+static const tk_config_field top_fields[] = {
+    {"app_id", TK_CFG_STRING, 0, "\"taskora-backend\"", NULL, "service name and event source", NULL},
+    {"log", TK_CFG_OBJECT, 0, NULL, NULL, "logging", log_fields},
+    {"plugin_dir", TK_CFG_STRING, 0, NULL, NULL, "colon-separated folders searched for plugins",
+     NULL},
+    {"postgres", TK_CFG_OBJECT, 0, NULL, NULL, "the shared PostgreSQL database", postgres_fields},
+    {"kafka", TK_CFG_OBJECT, 0, NULL, NULL, "Kafka", kafka_fields},
+    {"http", TK_CFG_OBJECT, 0, NULL, NULL, "the HTTP server", http_fields},
+    {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
+     "longest graceful shutdown before exiting anyway", NULL},
+    {"plugins", TK_CFG_JSON, 0, "[]", NULL, "plugin instances, started in this order", NULL},
+    {0}};
+
+static const tk_config_field plugin_entry_fields[] = {
+    {"name", TK_CFG_STRING, 1, NULL, NULL, "instance name, unique in the file", NULL},
+    {"load", TK_CFG_STRING, 1, NULL, NULL, "plugin type (searched in plugin_dir) or a path", NULL},
+    {"config", TK_CFG_JSON, 0, NULL, NULL, "the instance's config, checked by the plugin's schema",
+     NULL},
+    {0}};
+
+static int fail(char *err, size_t errlen, const char *file, const char *msg)
+{
+    snprintf(err, errlen, "%s: %s", file, msg);
+    return TK_EINVAL;
+}
+
+static int load_plugins(tk_settings *s, char *err, size_t errlen)
+{
+    json_t *arr = json_object_get(s->root, "plugins");
+    if (!json_is_array(arr))
+        return fail(err, errlen, s->path, "plugins: expected an array of plugin instances");
+    s->nplugins = json_array_size(arr);
+    s->plugins = calloc(s->nplugins ? s->nplugins : 1, sizeof(*s->plugins));
+    if (!s->plugins)
+        return TK_ENOMEM;
+    for (size_t i = 0; i < s->nplugins; i++) {
+        tk_plugin_conf *pc = &s->plugins[i];
+        snprintf(pc->jpath, sizeof(pc->jpath), "plugins[%zu]", i);
+        json_t *entry = json_incref(json_array_get(arr, i));
+        char msg[900];
+        if (!json_is_object(entry)) {
+            snprintf(msg, sizeof(msg), "%s: expected an object, got %s", pc->jpath,
+                     tk_config_json_kind(entry));
+            json_decref(entry);
+            return fail(err, errlen, s->path, msg);
+        }
+        int rc = tk_config_validate(&entry, plugin_entry_fields, pc->jpath, msg, sizeof(msg));
+        json_decref(entry); /* the array keeps it */
+        if (rc)
+            return fail(err, errlen, s->path, msg);
+        pc->name = json_string_value(json_object_get(entry, "name"));
+        pc->load = json_string_value(json_object_get(entry, "load"));
+        pc->config = json_object_get(entry, "config");
+        if (!*pc->name || strchr(pc->name, '"') || strchr(pc->name, ' ')) {
+            snprintf(msg, sizeof(msg), "%s.name: \"%s\" is not a usable instance name", pc->jpath,
+                     pc->name);
+            return fail(err, errlen, s->path, msg);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->plugins[j].name, pc->name) == 0) {
+                snprintf(msg, sizeof(msg), "%s.name: duplicate instance name \"%s\" (also %s)",
+                         pc->jpath, pc->name, s->plugins[j].jpath);
+                return fail(err, errlen, s->path, msg);
+            }
+        }
+    }
+    return 0;
+}
+
+tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
+{
+    tk_settings *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->path = strdup(path);
+    char *tmp = strdup(path);
+    s->dir = tmp ? strdup(dirname(tmp)) : NULL;
+    free(tmp);
+    if (!s->path || !s->dir) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->root = tk_config_parse_file(path, err, errlen);
+    if (!s->root)
+        goto fail;
+    char msg[900];
+    if (tk_config_subst_env(s->root, msg, sizeof(msg)) ||
+        tk_config_validate(&s->root, top_fields, "", msg, sizeof(msg))) {
+        fail(err, errlen, path, msg);
+        goto fail;
+    }
+    if (load_plugins(s, err, errlen))
+        goto fail;
+    json_t *r = s->root;
+    s->app_id = json_string_value(tk_config_get(r, "app_id"));
+    tk_log_level_parse(json_string_value(tk_config_get(r, "log.level")), &s->log_level);
+    tk_log_format_parse(json_string_value(tk_config_get(r, "log.format")), &s->log_format);
+    s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
+    s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
+    s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
+    s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
+    s->kafka_topics = tk_config_get(r, "kafka.topics");
+    s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
+    s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
+    s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));
+    s->http_cors_origins = tk_config_get(r, "http.cors_origins");
+    s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
+    s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
+    s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    struct {
+        const char *key;
+        long long v, min, max;
+    } ranges[] = {
+        {"kafka.partitions", s->kafka_partitions, 1, 1000},
+        {"http.body_limit", s->http_body_limit, 0, 1LL << 31},
+        {"http.max_connections", s->http_max_connections, 1, 100000},
+        {"http.timeout_s", s->http_timeout_s, 1, 86400},
+        {"shutdown_timeout_ms", s->shutdown_timeout_ms, 1, 3600000},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        if (ranges[i].v < ranges[i].min || ranges[i].v > ranges[i].max) {
+            snprintf(msg, sizeof(msg), "%s: %lld is out of range (%lld..%lld)", ranges[i].key,
+                     ranges[i].v, ranges[i].min, ranges[i].max);
+            fail(err, errlen, path, msg);
+            goto fail;
+        }
+    }
+    return s;
+fail:
+    tk_settings_free(s);
+    return NULL;
+}
+
+void tk_settings_free(tk_settings *s)
+{
+    if (!s)
+        return;
+    free(s->plugins);
+    json_decref(s->root);
+    free(s->path);
+    free(s->dir);
+    free(s);
+}

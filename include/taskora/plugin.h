@@ -1,0 +1,329 @@
+/* The Taskora plugin ABI: the only header a plugin includes. */
+#ifndef TASKORA_PLUGIN_H
+#define TASKORA_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * ABI versions. A plugin records the version it was built against in its
+ * descriptor. The host refuses a plugin whose major differs from its own, or
+ * whose minor is newer than its own (the plugin may call host functions this
+ * host does not have). Additions at the end of a struct bump the minor;
+ * anything else bumps the major.
+ *
+ * Changelog (dated, newest last):
+ *   2026-11-29  1.0  first version: descriptor, host table with logging,
+ *                    configuration, metrics and HTTP routes; tk_event.
+ */
+#define TK_PLUGIN_ABI_MAJOR 1
+#define TK_PLUGIN_ABI_MINOR 0
+
+/* The one symbol a plugin exports. */
+#define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
+
+#if defined(__GNUC__)
+#define TK_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define TK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define TK_PLUGIN_EXPORT
+#define TK_PRINTF(fmt, args)
+#endif
+
+/*
+ * Return codes. 0 is success, failures are negative. Consumer handlers
+ * answer with tk_consume_result instead, which has a distinct RETRY.
+ */
+enum {
+    TK_OK = 0,
+    TK_ERR = -1,         /* failure with no more specific code */
+    TK_ENOMEM = -2,      /* out of memory */
+    TK_EINVAL = -3,      /* invalid argument or input */
+    TK_ENOTFOUND = -4,   /* no such object */
+    TK_EEXIST = -5,      /* already exists (e.g. a route registered twice) */
+    TK_ETIMEDOUT = -6,   /* gave up waiting */
+    TK_EUNAVAILABLE = -7, /* a dependency (database, broker, provider) is down */
+    TK_ESTATE = -8,      /* called at the wrong time (e.g. a route after init) */
+};
+
+/* A short English description of a return code. Static storage; any thread. */
+static inline const char *tk_strerror(int rc)
+{
+    switch (rc) {
+    case TK_OK: return "ok";
+    case TK_ERR: return "failed";
+    case TK_ENOMEM: return "out of memory";
+    case TK_EINVAL: return "invalid argument";
+    case TK_ENOTFOUND: return "not found";
+    case TK_EEXIST: return "already exists";
+    case TK_ETIMEDOUT: return "timed out";
+    case TK_EUNAVAILABLE: return "unavailable";
+    case TK_ESTATE: return "called at the wrong time";
+    default: return "unknown error";
+    }
+}
+
+/* What a consumer handler answers for one event. */
+typedef enum tk_consume_result {
+    TK_CONSUME_OK = 0,    /* done: the offset may be stored */
+    TK_CONSUME_RETRY = 1, /* transient failure: retry with backoff, then DLQ */
+    TK_CONSUME_FAIL = 2,  /* permanent failure: straight to the DLQ */
+} tk_consume_result;
+
+typedef enum tk_log_level {
+    TK_LOG_DEBUG = 0,
+    TK_LOG_INFO = 1,
+    TK_LOG_WARN = 2,
+    TK_LOG_ERROR = 3,
+} tk_log_level;
+
+/* Opaque handles owned by the host. */
+typedef struct tk_instance tk_instance;           /* one configured plugin instance */
+typedef struct tk_metric tk_metric;               /* a metric family, bound to an instance */
+typedef struct tk_http_request tk_http_request;   /* valid only during a handler call */
+typedef struct tk_http_response tk_http_response; /* valid only during a handler call */
+
+/*
+ * Configuration schema. A plugin declares the keys its instance config may
+ * hold; the host validates the instance's "config" object against it before
+ * init (unknown keys, wrong types, missing required keys and values outside
+ * `choices` are refused, naming the JSON path), fills in defaults, and
+ * converts strings such as "${PORT:-8}" to the declared type.
+ */
+typedef enum tk_config_type {
+    TK_CFG_STRING = 1,
+    TK_CFG_INT = 2,         /* 64-bit integer */
+    TK_CFG_BOOL = 3,
+    TK_CFG_DOUBLE = 4,
+    TK_CFG_STRING_LIST = 5, /* array of strings */
+    TK_CFG_OBJECT = 6,      /* nested object validated against `children` */
+    TK_CFG_JSON = 7,        /* any JSON value, not validated */
+} tk_config_type;
+
+/* One key of a schema. Arrays of fields end with an entry whose name is NULL. */
+typedef struct tk_config_field {
+    const char *name;
+    tk_config_type type;
+    int required;                            /* non-zero: the key must be present */
+    const char *default_json;                /* default as JSON text ("8", "\"x\"", "[]"), or NULL */
+    const char *choices;                     /* TK_CFG_STRING: allowed values "a|b|c", or NULL */
+    const char *description;                 /* one line, shown by `taskorad plugins` */
+    const struct tk_config_field *children;  /* TK_CFG_OBJECT: its fields */
+} tk_config_field;
+
+/* One Kafka header of a consumed event. Borrowed: valid during consume(). */
+typedef struct tk_event_header {
+    const char *name;
+    const void *value; /* may be NULL */
+    size_t value_len;
+} tk_event_header;
+
+/*
+ * A consumed Kafka message. Borrowed: everything it points to is valid only
+ * during the consume() call. Fields are only ever appended; check
+ * struct_size before reading a field added after 1.0.
+ */
+typedef struct tk_event {
+    uint32_t struct_size;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    const tk_event_header *headers;
+    size_t header_count;
+} tk_event;
+
+/*
+ * An HTTP handler. Called on one of the HTTP server's threads, possibly
+ * concurrently with itself; `ud` is the pointer given at registration.
+ * Fill `resp` through the host functions. Return TK_OK, or a negative code
+ * with no status set to answer 500 {"detail":"Internal server error"}.
+ */
+typedef int (*tk_http_handler)(void *ud, const tk_http_request *req, tk_http_response *resp);
+
+/*
+ * The host's function table, given to init(). It stays valid and unchanged
+ * until the process exits. Functions are only appended (bumping the minor);
+ * a plugin that needs a function added after 1.0 checks struct_size.
+ * Every function may be called from any thread unless it says otherwise.
+ */
+typedef struct tk_host {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+
+    /* --- identity ---------------------------------------------------- */
+
+    /* The instance's configured name. Owned by the host. */
+    const char *(*instance_name)(const tk_instance *inst);
+    /* The process's app id (config `app_id`), used as CloudEvents source. Owned by the host. */
+    const char *(*app_id)(const tk_instance *inst);
+
+    /* --- logging ----------------------------------------------------- */
+
+    /* Logs a formatted message tagged with the instance name. */
+    void (*log)(const tk_instance *inst, tk_log_level level, const char *fmt, ...) TK_PRINTF(3, 4);
+    /*
+     * Logs `msg` with extra fields: NULL-terminated pairs of key and value
+     * strings, e.g. log_kv(inst, TK_LOG_INFO, "sent", "to", addr, NULL).
+     * Values of keys that look secret (password, token, secret, api_key,
+     * authorization, cookie) are printed as "[redacted]".
+     */
+    void (*log_kv)(const tk_instance *inst, tk_log_level level, const char *msg, ...);
+    /* Non-zero when `level` would be printed; lets a plugin skip costly formatting. */
+    int (*log_enabled)(const tk_instance *inst, tk_log_level level);
+
+    /* --- configuration ----------------------------------------------- */
+    /*
+     * Values of the instance's validated config. `path` is a key of the
+     * schema, dotted for nested objects ("smtp.host"). An absent key without
+     * default reads as NULL / 0 / 0.0; a key of another type logs an error
+     * and reads the same. Strings are owned by the host and live as long as
+     * the instance.
+     */
+    const char *(*config_string)(const tk_instance *inst, const char *path);
+    int64_t (*config_int)(const tk_instance *inst, const char *path);
+    int (*config_bool)(const tk_instance *inst, const char *path);
+    double (*config_double)(const tk_instance *inst, const char *path);
+    /* TK_CFG_STRING_LIST: number of items, and item i (NULL past the end). */
+    size_t (*config_list_size)(const tk_instance *inst, const char *path);
+    const char *(*config_list_get)(const tk_instance *inst, const char *path, size_t i);
+    /* Any value as compact JSON text (NULL when absent). Caller frees with host->free. */
+    char *(*config_json)(const tk_instance *inst, const char *path);
+    /* Frees memory the host handed over (config_json). */
+    void (*free)(void *ptr);
+
+    /* --- metrics ----------------------------------------------------- */
+    /*
+     * Registers (or finds) a metric family. `labels` is a NULL-terminated
+     * list of label names, or NULL; the host adds a first label
+     * `plugin="<instance name>"`. Returns a handle owned by the host and
+     * valid until exit, or NULL on a bad name or a clash with an existing
+     * family of another kind or labels (logged). Call from init().
+     */
+    tk_metric *(*metric_counter)(tk_instance *inst, const char *name, const char *help,
+                                 const char *const *labels);
+    tk_metric *(*metric_gauge)(tk_instance *inst, const char *name, const char *help,
+                               const char *const *labels);
+    /* `buckets`: ascending upper bounds; NULL uses the default latency buckets (seconds). */
+    tk_metric *(*metric_histogram)(tk_instance *inst, const char *name, const char *help,
+                                   const char *const *labels, const double *buckets,
+                                   size_t nbuckets);
+    /*
+     * Updates a series. `values` holds one value per label given at
+     * registration (not counting `plugin`), or NULL when there were none.
+     * add: counters (v >= 0) and gauges; set: gauges; observe: histograms.
+     */
+    void (*metric_add)(tk_metric *m, const char *const *values, double v);
+    void (*metric_set)(tk_metric *m, const char *const *values, double v);
+    void (*metric_observe)(tk_metric *m, const char *const *values, double v);
+
+    /* --- HTTP server ------------------------------------------------- */
+    /*
+     * Registers a route: `method` ("GET", "POST", ...) and a path pattern
+     * whose segments may be parameters, e.g. "/api/tasks/{id}". Literal
+     * segments win over parameters. Only from init(); later calls return
+     * TK_ESTATE. TK_EEXIST when the same method and pattern is taken.
+     */
+    int (*http_route)(tk_instance *inst, const char *method, const char *pattern,
+                      tk_http_handler handler, void *ud);
+
+    /* Request accessors. Strings are owned by the host, valid during the handler. */
+    const char *(*http_method)(const tk_http_request *req);
+    const char *(*http_path)(const tk_http_request *req);
+    /* A `{name}` parameter of the matched pattern, or NULL. */
+    const char *(*http_param)(const tk_http_request *req, const char *name);
+    /* A decoded query-string argument, or NULL. */
+    const char *(*http_query)(const tk_http_request *req, const char *name);
+    /* A request header (case-insensitive name), or NULL. */
+    const char *(*http_header)(const tk_http_request *req, const char *name);
+    /* The request body (NUL-terminated for convenience) and its length; "" when none. */
+    const char *(*http_body)(const tk_http_request *req, size_t *len);
+    /* The request's id (from X-Request-ID or generated), echoed in the response. */
+    const char *(*http_request_id)(const tk_http_request *req);
+
+    /* Response setters. Data is copied. The default status is 200. */
+    void (*http_status)(tk_http_response *resp, int status);
+    int (*http_set_header)(tk_http_response *resp, const char *name, const char *value);
+    int (*http_set_body)(tk_http_response *resp, const char *content_type, const void *body,
+                         size_t len);
+    /* Sets `status` and the body {"detail": detail}. */
+    int (*http_error)(tk_http_response *resp, int status, const char *detail);
+} tk_host;
+
+/* Capabilities a plugin declares in its descriptor's `capabilities`. */
+#define TK_PLUGIN_CAP_HTTP 0x1u /* registers HTTP routes in init() */
+
+/*
+ * The plugin descriptor: a const object the entry function returns. The host
+ * reads abi_major, abi_minor and struct_size before anything else.
+ */
+typedef struct tk_plugin {
+    uint32_t abi_major;   /* TK_PLUGIN_ABI_MAJOR at build time */
+    uint32_t abi_minor;   /* TK_PLUGIN_ABI_MINOR at build time */
+    uint32_t struct_size; /* sizeof(tk_plugin) at build time */
+
+    const char *name;        /* the plugin type, e.g. "http_api" */
+    const char *version;     /* the plugin's own version, e.g. "1.2.0" */
+    const char *description; /* one line */
+    uint32_t capabilities;   /* TK_PLUGIN_CAP_* */
+
+    /* Keys of the instance config (name == NULL ends it); NULL: no config allowed. */
+    const tk_config_field *config;
+    /*
+     * SQL migrations this plugin owns, in order, NULL-terminated (or NULL).
+     * `taskorad migrate` applies each once per database, in its own
+     * transaction, and records it under the plugin's name. Never edit a
+     * shipped step: append a new one.
+     */
+    const char *const *migrations;
+
+    /*
+     * Creates an instance. `host` and `inst` stay valid until exit; store
+     * them. Put the instance's state in *state. Register routes and metrics
+     * here. Called on the main thread, instances in config order. A failure
+     * (negative return) stops start-up: instances already created are
+     * destroyed, this one is not (it must clean up after itself).
+     */
+    int (*init)(const tk_host *host, tk_instance *inst, void **state);
+    /* Starts background work (threads, timers). Main thread. NULL: nothing to start. */
+    int (*start)(void *state);
+    /*
+     * Stops background work and drains it; called in reverse start order at
+     * shutdown, after the HTTP server stopped taking requests. Main thread.
+     */
+    void (*stop)(void *state);
+    /* Frees the state. Called once, in reverse init order. Main thread. */
+    void (*destroy)(void *state);
+
+    /*
+     * Optional: handles one consumed event (instances with a `consume`
+     * section). Called on a worker thread; events of one partition are
+     * handled one at a time, in order. `ev` is borrowed.
+     */
+    tk_consume_result (*consume)(void *state, const tk_event *ev);
+} tk_plugin;
+
+/* The smallest descriptor the 1.0 host accepts (through `consume`). */
+#define TK_PLUGIN_MIN_STRUCT_SIZE (offsetof(tk_plugin, consume) + sizeof(void (*)(void)))
+
+/* Fills the three version fields; use as the first line of a descriptor. */
+#define TK_PLUGIN_HEADER \
+    .abi_major = TK_PLUGIN_ABI_MAJOR, .abi_minor = TK_PLUGIN_ABI_MINOR, \
+    .struct_size = (uint32_t)sizeof(tk_plugin)
+
+/* The entry point's type: returns the plugin's static descriptor. */
+typedef const tk_plugin *(*tk_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKORA_PLUGIN_H */

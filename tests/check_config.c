@@ -1,0 +1,216 @@
+/* Configuration: syntax errors with positions, ${VAR} substitution, schema validation. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "settings.h"
+#include "testhelp.h"
+
+static char *dir;
+
+static void setup(void) { dir = th_tmpdir(); }
+static void teardown(void)
+{
+    th_rmtree(dir);
+    free(dir);
+}
+
+/* Loads settings from text; returns NULL and fills err on failure. */
+static tk_settings *load(const char *text, char *err, size_t errlen)
+{
+    char *path = th_write(dir, "c.json", text);
+    tk_settings *s = tk_settings_load(path, err, errlen);
+    free(path);
+    return s;
+}
+
+START_TEST(test_syntax_error_names_file_line_and_column)
+{
+    char err[1024];
+    tk_settings *s = load("{\n  \"app_id\": \"x\",\n  \"log\": {\"level\" \"info\"}\n}\n", err,
+                          sizeof(err));
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "c.json:3:") != NULL, "no file:line in: %s", err);
+    ck_assert_msg(strstr(err, "syntax error") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_defaults_are_filled_in)
+{
+    char err[1024];
+    tk_settings *s = load("{}", err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_str_eq(s->app_id, "taskora-backend");
+    ck_assert_str_eq(s->http_listen, "0.0.0.0:8000");
+    ck_assert_str_eq(s->kafka_brokers, "embedded");
+    ck_assert_int_eq(s->http_body_limit, 1048576);
+    ck_assert_int_eq(s->shutdown_timeout_ms, 10000);
+    ck_assert_uint_eq(s->nplugins, 0);
+    ck_assert_ptr_null(s->pg_url);
+    tk_settings_free(s);
+}
+END_TEST
+
+START_TEST(test_env_substitution_with_and_without_default)
+{
+    char err[1024];
+    setenv("TK_TEST_LISTEN", "127.0.0.1:9999", 1);
+    unsetenv("TK_TEST_UNSET");
+    setenv("TK_TEST_EMPTY", "", 1);
+    tk_settings *s = load("{\"http\": {\"listen\": \"${TK_TEST_LISTEN}\"},"
+                          " \"app_id\": \"${TK_TEST_UNSET:-fallback}-${TK_TEST_EMPTY:-e}\","
+                          " \"plugin_dir\": \"$${NOT_A_VAR}\"}",
+                          err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_str_eq(s->http_listen, "127.0.0.1:9999");
+    ck_assert_str_eq(s->app_id, "fallback-e");
+    ck_assert_str_eq(s->plugin_dir, "${NOT_A_VAR}");
+    tk_settings_free(s);
+}
+END_TEST
+
+START_TEST(test_unset_variable_is_an_error_naming_it_and_the_path)
+{
+    char err[1024];
+    unsetenv("TK_TEST_UNSET");
+    tk_settings *s = load("{\"postgres\": {\"url\": \"${TK_TEST_UNSET}\"}}", err, sizeof(err));
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "postgres.url") && strstr(err, "TK_TEST_UNSET") &&
+                      strstr(err, "c.json"),
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(test_unknown_key_is_an_error_with_its_path)
+{
+    char err[1024];
+    tk_settings *s = load("{\"http\": {\"lisen\": \"0.0.0.0:1\"}}", err, sizeof(err));
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "http.lisen: unknown key") && strstr(err, "listen"), "%s", err);
+    s = load("{\"plugins\": [{\"name\": \"a\", \"load\": \"x\", \"confg\": {}}]}", err,
+             sizeof(err));
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "plugins[0].confg: unknown key"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_wrong_type_and_bad_choice_are_errors)
+{
+    char err[1024];
+    ck_assert_ptr_null(load("{\"http\": {\"body_limit\": \"lots\"}}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "http.body_limit: expected an integer, got the string \"lots\""),
+                  "%s", err);
+    ck_assert_ptr_null(load("{\"log\": {\"level\": \"loud\"}}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "log.level: \"loud\" is not one of debug|info|warn|error"), "%s",
+                  err);
+    ck_assert_ptr_null(load("{\"http\": []}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "http: expected an object, got an array"), "%s", err);
+    ck_assert_ptr_null(load("[1]", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "top level must be a JSON object"), "%s", err);
+    ck_assert_ptr_null(load("{\"http\": {\"timeout_s\": 0}}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "http.timeout_s: 0 is out of range"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_strings_from_environment_become_numbers_and_lists)
+{
+    char err[1024];
+    setenv("TK_TEST_LIMIT", "2048", 1);
+    setenv("TK_TEST_ORIGINS", "http://a.test, http://b.test", 1);
+    tk_settings *s = load("{\"http\": {\"body_limit\": \"${TK_TEST_LIMIT}\","
+                          " \"enabled\": \"false\", \"cors_origins\": \"${TK_TEST_ORIGINS}\"}}",
+                          err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(s->http_body_limit, 2048);
+    ck_assert_int_eq(s->http_enabled, 0);
+    ck_assert_uint_eq(json_array_size(s->http_cors_origins), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(s->http_cors_origins, 1)), "http://b.test");
+    tk_settings_free(s);
+}
+END_TEST
+
+START_TEST(test_plugin_entries_need_name_and_load_and_unique_names)
+{
+    char err[1024];
+    ck_assert_ptr_null(load("{\"plugins\": [{\"name\": \"a\"}]}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "plugins[0].load: required key is missing"), "%s", err);
+    ck_assert_ptr_null(load("{\"plugins\": [{\"name\": \"a\", \"load\": \"x\"},"
+                            " {\"name\": \"a\", \"load\": \"y\"}]}",
+                            err, sizeof(err)));
+    ck_assert_msg(strstr(err, "plugins[1].name: duplicate instance name \"a\" (also plugins[0])"),
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(test_duplicate_json_keys_are_refused)
+{
+    char err[1024];
+    ck_assert_ptr_null(load("{\"app_id\": \"a\",\n \"app_id\": \"b\"}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "c.json:2:") && strstr(err, "duplicate"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_check_config_command_reports_line_and_exits_2)
+{
+    char *path = th_write(dir, "broken.json", "{\n\n  \"app_id\": ,\n}\n");
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    char *argv[] = {bin, "check-config", "-c", path, NULL};
+    char *out = NULL, *errs = NULL;
+    int rc = th_run(argv, &out, &errs, 10000);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(errs, "broken.json:3:") != NULL, "stderr: %s", errs);
+    free(out);
+    free(errs);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_shipped_configs_pass_check_config)
+{
+    const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
+    const char *files[] = {"config/taskora.json", "examples/hello_consumer/hello.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char bin[4096], path[4096];
+        snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+        snprintf(path, sizeof(path), "%s/%s", src, files[i]);
+        /* the example's plugin is built in-tree for the tests */
+        char plugdir[4096];
+        snprintf(plugdir, sizeof(plugdir), "%s/examples/hello_consumer/.libs", th_builddir());
+        setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
+        char *argv[] = {bin, "check-config", "-c", path, NULL};
+        char *out = NULL, *errs = NULL;
+        int rc = th_run(argv, &out, &errs, 10000);
+        ck_assert_msg(rc == 0, "%s: rc %d: %s", files[i], rc, errs);
+        ck_assert_msg(strstr(out, ": OK") != NULL, "%s", out);
+        free(out);
+        free(errs);
+    }
+    unsetenv("TASKORA_PLUGIN_DIR");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_syntax_error_names_file_line_and_column);
+    tcase_add_test(tc, test_defaults_are_filled_in);
+    tcase_add_test(tc, test_env_substitution_with_and_without_default);
+    tcase_add_test(tc, test_unset_variable_is_an_error_naming_it_and_the_path);
+    tcase_add_test(tc, test_unknown_key_is_an_error_with_its_path);
+    tcase_add_test(tc, test_wrong_type_and_bad_choice_are_errors);
+    tcase_add_test(tc, test_strings_from_environment_become_numbers_and_lists);
+    tcase_add_test(tc, test_plugin_entries_need_name_and_load_and_unique_names);
+    tcase_add_test(tc, test_duplicate_json_keys_are_refused);
+    tcase_add_test(tc, test_check_config_command_reports_line_and_exits_2);
+    tcase_add_test(tc, test_shipped_configs_pass_check_config);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

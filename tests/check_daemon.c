@@ -1,0 +1,354 @@
+/* taskorad run over real HTTP: plugin routes, core routes, limits, CORS, metrics, shutdown. */
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testhelp.h"
+
+static char *dir;
+static char *record;
+static th_daemon d;
+
+/* Starts taskorad with two test_plugin instances ("t1" with routes, "t2" without). */
+static void start(int stop_delay_ms, int shutdown_timeout_ms)
+{
+    dir = th_tmpdir();
+    record = th_write(dir, "record.txt", "");
+    char text[8192];
+    snprintf(text, sizeof(text),
+             "{\"app_id\": \"taskora-test\", \"log\": {\"level\": \"debug\"},"
+             " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2},"
+             " \"http\": {\"listen\": \"127.0.0.1:0\", \"body_limit\": 1024,"
+             "   \"cors_origins\": [\"http://localhost:3000\"]},"
+             " \"shutdown_timeout_ms\": %d, \"plugin_dir\": \"%s\","
+             " \"plugins\": ["
+             "  {\"name\": \"t1\", \"load\": \"test_plugin\","
+             "   \"config\": {\"record\": \"%s\", \"greeting\": \"${TK_TEST_GREETING:-hey}\","
+             "     \"stop_delay_ms\": %d, \"limits\": {\"max\": 42}}},"
+             "  {\"name\": \"t2\", \"load\": \"test_plugin\","
+             "   \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}}]}",
+             shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, record);
+    char *cfg = th_write(dir, "taskora.json", text);
+    char *log = th_write(dir, "taskorad.log", "");
+    int rc = th_daemon_start(&d, cfg, log, 20000);
+    char *logtext = th_read(log);
+    ck_assert_msg(rc == 0, "taskorad did not become ready: %s", logtext);
+    free(logtext);
+    free(cfg);
+    free(log);
+}
+
+static void setup(void) { start(0, 10000); }
+
+static void teardown(void)
+{
+    th_daemon_cleanup(&d);
+    th_rmtree(dir);
+    free(dir);
+    free(record);
+}
+
+static th_response get(const char *path, const char *const *headers)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", d.url, path);
+    th_response r;
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, headers, &r), 0);
+    return r;
+}
+
+START_TEST(test_plugin_route_answers_with_params_query_and_config)
+{
+    th_response r = get("/test/hello/world?q=a%20b", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"instance\":\"t1\",\"name\":\"world\",\"q\":\"a b\","
+                             "\"greeting\":\"hey\",\"level\":\"low\",\"max\":42}");
+    char *ct = th_header(&r, "content-type");
+    ck_assert_str_eq(ct, "application/json");
+    free(ct);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_core_routes_health_ready_metrics)
+{
+    th_response r = get("/health", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"healthy\",\"service\":\"taskora-test\"}");
+    th_response_free(&r);
+    r = get("/ready", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"ready\"}");
+    th_response_free(&r);
+    th_response hit = get("/test/hello/x", NULL);
+    th_response_free(&hit);
+    r = get("/metrics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    char *ct = th_header(&r, "content-type");
+    ck_assert_str_eq(ct, "text/plain; version=0.0.4; charset=utf-8");
+    free(ct);
+    ck_assert_msg(strstr(r.body, "# TYPE taskora_http_requests_total counter\n"), "%s", r.body);
+    ck_assert_msg(strstr(r.body, "taskora_http_requests_total{method=\"GET\","
+                                 "route=\"/test/hello/{name}\",status=\"200\"} 1\n"),
+                  "%s", r.body);
+    ck_assert_msg(strstr(r.body, "test_plugin_hits_total{plugin=\"t1\",route=\"hello\"} 1\n"),
+                  "%s", r.body);
+    ck_assert_msg(strstr(r.body, "taskora_http_request_duration_seconds_bucket{method=\"GET\","
+                                 "route=\"/test/hello/{name}\",le=\"+Inf\"} 1\n"),
+                  "%s", r.body);
+    ck_assert_msg(strstr(r.body, "taskora_plugin_instances 2\n"), "%s", r.body);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_unknown_route_and_wrong_method_are_json_errors)
+{
+    th_response r = get("/nope", NULL);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(r.body, "{\"detail\":\"Not Found\"}");
+    char *ct = th_header(&r, "content-type");
+    ck_assert_str_eq(ct, "application/json; charset=utf-8");
+    free(ct);
+    th_response_free(&r);
+    char url[512];
+    snprintf(url, sizeof(url), "%s/test/hello/x", d.url);
+    ck_assert_int_eq(th_http("DELETE", url, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_str_eq(r.body, "{\"detail\":\"Method Not Allowed\"}");
+    char *allow = th_header(&r, "allow");
+    ck_assert_str_eq(allow, "GET");
+    free(allow);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_failing_handler_is_500_without_details)
+{
+    th_response r = get("/test/fail", NULL);
+    ck_assert_int_eq(r.status, 500);
+    ck_assert_str_eq(r.body, "{\"detail\":\"Internal server error\"}");
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_body_is_passed_and_limit_gives_413)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/test/echo", d.url);
+    const char *hdr[] = {"Content-Type: application/json", NULL};
+    th_response r;
+    ck_assert_int_eq(th_http("POST", url, "{\"a\":1}", 7, hdr, &r), 0);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_str_eq(r.body, "{\"a\":1}");
+    char *echo = th_header(&r, "x-echo-length");
+    ck_assert_str_eq(echo, "yes");
+    free(echo);
+    th_response_free(&r);
+    char big[2048];
+    memset(big, 'x', sizeof(big));
+    ck_assert_int_eq(th_http("POST", url, big, sizeof(big), hdr, &r), 0);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_str_eq(r.body, "{\"detail\":\"Request body too large\"}");
+    th_response_free(&r);
+    /* chunked, no Content-Length: refused once it passes the limit */
+    const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
+    ck_assert_int_eq(th_http("POST", url, big, sizeof(big), chunked, &r), 0);
+    ck_assert_int_eq(r.status, 413);
+    th_response_free(&r);
+    /* the server is still fine */
+    r = get("/health", NULL);
+    ck_assert_int_eq(r.status, 200);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_request_id_is_echoed_or_generated)
+{
+    const char *hdr[] = {"X-Request-ID: req-abc.123", NULL};
+    th_response r = get("/health", hdr);
+    char *id = th_header(&r, "x-request-id");
+    ck_assert_str_eq(id, "req-abc.123");
+    free(id);
+    th_response_free(&r);
+    const char *bad[] = {"X-Request-ID: has space", NULL};
+    r = get("/health", bad);
+    id = th_header(&r, "x-request-id");
+    ck_assert_uint_eq(strlen(id), 36);
+    ck_assert_int_eq(id[14], '4');
+    free(id);
+    th_response_free(&r);
+    r = get("/nope", NULL);
+    id = th_header(&r, "x-request-id");
+    ck_assert_ptr_nonnull(id);
+    ck_assert_uint_eq(strlen(id), 36);
+    free(id);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_cors_for_allowed_origins_only)
+{
+    const char *ok[] = {"Origin: http://localhost:3000", NULL};
+    th_response r = get("/test/hello/a", ok);
+    char *acao = th_header(&r, "access-control-allow-origin");
+    char *cred = th_header(&r, "access-control-allow-credentials");
+    ck_assert_str_eq(acao, "http://localhost:3000");
+    ck_assert_str_eq(cred, "true");
+    free(acao);
+    free(cred);
+    th_response_free(&r);
+    const char *evil[] = {"Origin: http://evil.test", NULL};
+    r = get("/test/hello/a", evil);
+    ck_assert_ptr_null(th_header(&r, "access-control-allow-origin"));
+    th_response_free(&r);
+    char url[512];
+    snprintf(url, sizeof(url), "%s/test/echo", d.url);
+    const char *pre[] = {"Origin: http://localhost:3000", "Access-Control-Request-Method: POST",
+                         "Access-Control-Request-Headers: authorization, content-type", NULL};
+    ck_assert_int_eq(th_http("OPTIONS", url, NULL, 0, pre, &r), 0);
+    ck_assert_int_eq(r.status, 204);
+    char *methods = th_header(&r, "access-control-allow-methods");
+    char *headers = th_header(&r, "access-control-allow-headers");
+    ck_assert_msg(methods && strstr(methods, "POST"), "%s", r.headers);
+    ck_assert_str_eq(headers, "authorization, content-type");
+    free(methods);
+    free(headers);
+    th_response_free(&r);
+    const char *pre_evil[] = {"Origin: http://evil.test", "Access-Control-Request-Method: POST",
+                              NULL};
+    ck_assert_int_eq(th_http("OPTIONS", url, NULL, 0, pre_evil, &r), 0);
+    ck_assert_int_eq(r.status, 400);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_access_log_has_duration_and_secrets_are_redacted)
+{
+    const char *hdr[] = {"X-Request-ID: logged-1", NULL};
+    th_response r = get("/test/hello/logme", hdr);
+    th_response_free(&r);
+    ck_assert(th_wait_file_contains(d.log_path, "\"request_id\":\"logged-1\"", 5000));
+    char *log = th_read(d.log_path);
+    const char *line = strstr(log, "\"path\":\"/test/hello/logme\"");
+    ck_assert_msg(line != NULL, "%s", log);
+    ck_assert_msg(strstr(log, "\"duration_ms\":\"") && strstr(log, "\"status\":\"200\""), "%s",
+                  log);
+    ck_assert_msg(strstr(log, "\"plugin\":\"t1\""), "%s", log);
+    ck_assert_msg(strstr(log, "\"password\":\"[redacted]\"") && !strstr(log, "hunter2"), "%s",
+                  log);
+    free(log);
+}
+END_TEST
+
+START_TEST(test_sigterm_stops_plugins_in_reverse_order_and_exits_0)
+{
+    kill(d.pid, SIGTERM);
+    int rc = th_daemon_wait(&d, 15000);
+    ck_assert_int_eq(rc, 0);
+    char *rec = th_read(record);
+    ck_assert_str_eq(rec, "init t1\ninit t2\nstart t1\nstart t2\n"
+                          "stop-begin t2\nstop t2\nstop-begin t1\nstop t1\n"
+                          "destroy t2\ndestroy t1\n");
+    free(rec);
+    char *log = th_read(d.log_path);
+    ck_assert_msg(strstr(log, "taskorad stopped"), "%s", log);
+    free(log);
+}
+END_TEST
+
+typedef struct {
+    char url[512];
+    th_response r;
+    int rc;
+} slow_call;
+
+static void *slow_thread(void *arg)
+{
+    slow_call *c = arg;
+    c->rc = th_http("GET", c->url, NULL, 0, NULL, &c->r);
+    return NULL;
+}
+
+START_TEST(test_request_in_flight_finishes_during_shutdown)
+{
+    slow_call c = {0};
+    snprintf(c.url, sizeof(c.url), "%s/test/slow?ms=700", d.url);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_thread, &c);
+    ck_assert(th_wait_file_contains(record, "slow-begin t1", 10000));
+    kill(d.pid, SIGTERM);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(c.r.status, 200);
+    ck_assert_str_eq(c.r.body, "{\"slow\":true}");
+    th_response_free(&c.r);
+    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    /* plugins stop only after the request finished */
+    char *rec = th_read(record);
+    char *end = strstr(rec, "slow-end t1"), *stop = strstr(rec, "stop-begin t2");
+    ck_assert_msg(end && stop && end < stop, "%s", rec);
+    free(rec);
+}
+END_TEST
+
+/* With a plugin whose stop() takes 30 s: */
+static void setup_slow_stop(void) { start(30000, 60000); }
+static void setup_slow_stop_short_timeout(void) { start(30000, 300); }
+
+START_TEST(test_second_signal_exits_at_once)
+{
+    kill(d.pid, SIGTERM);
+    ck_assert(th_wait_file_contains(record, "stop-begin t1", 10000));
+    kill(d.pid, SIGINT);
+    int rc = th_daemon_wait(&d, 10000); /* far less than the 30 s stop */
+    ck_assert_int_eq(rc, 1);
+    ck_assert(th_wait_file_contains(d.log_path, "second signal", 1000));
+}
+END_TEST
+
+START_TEST(test_shutdown_timeout_exits_anyway)
+{
+    kill(d.pid, SIGTERM);
+    int rc = th_daemon_wait(&d, 10000);
+    ck_assert_int_eq(rc, 1);
+    ck_assert(th_wait_file_contains(d.log_path, "did not finish within shutdown_timeout_ms=300",
+                                    1000));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("http");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_plugin_route_answers_with_params_query_and_config);
+    tcase_add_test(tc, test_core_routes_health_ready_metrics);
+    tcase_add_test(tc, test_unknown_route_and_wrong_method_are_json_errors);
+    tcase_add_test(tc, test_failing_handler_is_500_without_details);
+    tcase_add_test(tc, test_body_is_passed_and_limit_gives_413);
+    tcase_add_test(tc, test_request_id_is_echoed_or_generated);
+    tcase_add_test(tc, test_cors_for_allowed_origins_only);
+    tcase_add_test(tc, test_access_log_has_duration_and_secrets_are_redacted);
+    tcase_add_test(tc, test_sigterm_stops_plugins_in_reverse_order_and_exits_0);
+    tcase_add_test(tc, test_request_in_flight_finishes_during_shutdown);
+    suite_add_tcase(s, tc);
+    TCase *t2 = tcase_create("second-signal");
+    tcase_set_timeout(t2, 60);
+    tcase_add_checked_fixture(t2, setup_slow_stop, teardown);
+    tcase_add_test(t2, test_second_signal_exits_at_once);
+    suite_add_tcase(s, t2);
+    TCase *t3 = tcase_create("shutdown-timeout");
+    tcase_set_timeout(t3, 60);
+    tcase_add_checked_fixture(t3, setup_slow_stop_short_timeout, teardown);
+    tcase_add_test(t3, test_shutdown_timeout_exits_anyway);
+    suite_add_tcase(s, t3);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,221 @@
+/* Plugin loading: each refusal is one clear line and exit 2; a good plugin is listed. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taskora/plugin.h"
+#include "testhelp.h"
+
+static char *dir;
+
+static void setup(void) { dir = th_tmpdir(); }
+static void teardown(void)
+{
+    th_rmtree(dir);
+    free(dir);
+}
+
+/* Writes a config with the given "plugins" array and runs `taskorad CMD -c` on it. */
+static int run_with_plugins(const char *cmd, const char *plugins, char **out, char **err)
+{
+    char text[8192];
+    snprintf(text, sizeof(text),
+             "{\"app_id\": \"loader-test\", \"log\": {\"format\": \"text\"},"
+             " \"http\": {\"enabled\": false}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"plugin_dir\": \"%s:extra-dir\", \"plugins\": %s}",
+             th_plugin_dir(), plugins);
+    char *path = th_write(dir, "taskora.json", text);
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    char *argv[] = {bin, (char *)cmd, "-c", path, NULL};
+    int rc = th_run(argv, out, err, 20000);
+    free(path);
+    return rc;
+}
+
+/* Asserts `taskorad plugins` refuses the plugins with exit 2 and one line holding each needle. */
+static void expect_refusal(const char *plugins, const char *n1, const char *n2)
+{
+    char *out = NULL, *err = NULL;
+    int rc = run_with_plugins("plugins", plugins, &out, &err);
+    ck_assert_msg(rc == 2, "exit %d, stderr: %s", rc, err);
+    ck_assert_msg(strstr(err, n1) != NULL, "missing \"%s\" in: %s", n1, err);
+    ck_assert_msg(!n2 || strstr(err, n2) != NULL, "missing \"%s\" in: %s", n2, err);
+    const char *nl = strchr(err, '\n');
+    ck_assert_msg(nl && nl[1] == '\0', "expected exactly one line: %s", err);
+    free(out);
+    free(err);
+}
+
+START_TEST(test_missing_file_lists_where_it_looked)
+{
+    char tmp[8192];
+    snprintf(tmp, sizeof(tmp), "%s/nope.so", th_plugin_dir());
+    expect_refusal("[{\"name\": \"x\", \"load\": \"nope\"}]", "plugins[0].load: plugin \"nope\" not found; looked in: ",
+                   tmp);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"nope\"}]", "extra-dir/nope.so", NULL);
+}
+END_TEST
+
+START_TEST(test_file_that_is_not_a_shared_object_is_refused)
+{
+    free(th_write(dir, "garbage.so", "this is not ELF\n"));
+    expect_refusal("[{\"name\": \"x\", \"load\": \"./garbage.so\"}]", "garbage.so: not a shared object",
+                   NULL);
+}
+END_TEST
+
+START_TEST(test_shared_object_without_entry_symbol_is_refused)
+{
+    expect_refusal("[{\"name\": \"x\", \"load\": \"no_entry\"}]", "no_entry.so: no entry symbol taskora_plugin_entry()",
+                   NULL);
+}
+END_TEST
+
+START_TEST(test_other_abi_major_is_refused_naming_both_versions)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "built for plugin ABI %d.0, but this taskorad provides ABI %d.%d",
+             TK_PLUGIN_ABI_MAJOR + 1, TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"abi_major\"}]", "abi_major.so: ", want);
+}
+END_TEST
+
+START_TEST(test_newer_abi_minor_is_refused)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "built for plugin ABI %d.%d, newer than this taskorad's ABI %d.%d",
+             TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR + 1, TK_PLUGIN_ABI_MAJOR,
+             TK_PLUGIN_ABI_MINOR);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"abi_minor\"}]", "abi_minor.so: ", want);
+}
+END_TEST
+
+START_TEST(test_too_small_descriptor_is_refused)
+{
+    expect_refusal("[{\"name\": \"x\", \"load\": \"small_descriptor\"}]",
+                   "small_descriptor.so: descriptor is 16 bytes, smaller than", NULL);
+}
+END_TEST
+
+START_TEST(test_duplicate_instance_name_is_refused)
+{
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\"},"
+                   " {\"name\": \"t\", \"load\": \"test_plugin\"}]",
+                   "plugins[1].name: duplicate instance name \"t\" (also plugins[0])", NULL);
+}
+END_TEST
+
+START_TEST(test_plugin_config_is_checked_against_its_schema)
+{
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"greting\": \"x\"}}]",
+                   "plugins[0].config.greting: unknown key (known keys: record, greeting", NULL);
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"level\": \"mid\"}}]",
+                   "plugins[0].config.level: \"mid\" is not one of low|high", NULL);
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\","
+                   " \"config\": {\"limits\": {\"max\": \"many\"}}}]",
+                   "plugins[0].config.limits.max: expected an integer", NULL);
+    expect_refusal("[{\"name\": \"t\", \"load\": \"abi_major\", \"config\": {\"a\": 1}}]",
+                   "abi_major.so", NULL);
+}
+END_TEST
+
+START_TEST(test_init_failure_destroys_instances_already_initialised)
+{
+    char *record = th_write(dir, "record.txt", "");
+    char plugins[4096];
+    snprintf(plugins, sizeof(plugins),
+             "[{\"name\": \"first\", \"load\": \"test_plugin\", \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}},"
+             " {\"name\": \"second\", \"load\": \"test_plugin\","
+             "  \"config\": {\"record\": \"%s\", \"fail_init\": true}},"
+             " {\"name\": \"third\", \"load\": \"test_plugin\", \"config\": {\"record\": \"%s\"}}]",
+             record, record, record);
+    char *out = NULL, *err = NULL;
+    int rc = run_with_plugins("run", plugins, &out, &err);
+    ck_assert_msg(rc == 2, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "plugin instance \"second\"") && strstr(err, "init failed: unavailable"),
+                  "%s", err);
+    char *rec = th_read(record);
+    ck_assert_str_eq(rec, "init first\ninit second\ndestroy first\n");
+    free(rec);
+    free(record);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_plugins_command_lists_instances)
+{
+    char *out = NULL, *err = NULL;
+    int rc = run_with_plugins("plugins",
+                              "[{\"name\": \"alpha\", \"load\": \"test_plugin\"},"
+                              " {\"name\": \"beta\", \"load\": \"test_plugin\","
+                              "  \"config\": {\"greeting\": \"yo\"}}]",
+                              &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    char abi[16];
+    snprintf(abi, sizeof(abi), " %d.%d ", TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
+    ck_assert_msg(strstr(out, "INSTANCE") && strstr(out, "CAPABILITIES"), "%s", out);
+    ck_assert_msg(strstr(out, "alpha ") && strstr(out, "beta "), "%s", out);
+    ck_assert_msg(strstr(out, "test_plugin ") && strstr(out, "1.2.3") && strstr(out, abi), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "http,migrations,config"), "%s", out);
+    ck_assert_msg(strstr(out, "/tests/plugins/.libs/test_plugin.so"), "%s", out);
+    free(out);
+    free(err);
+    rc = run_with_plugins("check-config", "[{\"name\": \"alpha\", \"load\": \"test_plugin\"}]",
+                          &out, &err);
+    ck_assert_msg(rc == 0 && strstr(out, "OK (1 plugin instance)"), "exit %d: %s %s", rc, out,
+                  err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_usage_errors_exit_2)
+{
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    char *a1[] = {bin, "frobnicate", NULL};
+    char *a2[] = {bin, "--bogus", NULL};
+    char *a3[] = {bin, "check-config", "-c", "/nonexistent/taskora.json", NULL};
+    char *a4[] = {bin, "--version", NULL};
+    char *err = NULL, *out = NULL;
+    ck_assert_int_eq(th_run(a1, NULL, &err, 5000), 2);
+    ck_assert_msg(strstr(err, "unknown command \"frobnicate\""), "%s", err);
+    free(err);
+    ck_assert_int_eq(th_run(a2, NULL, NULL, 5000), 2);
+    ck_assert_int_eq(th_run(a3, NULL, &err, 5000), 2);
+    ck_assert_msg(strstr(err, "/nonexistent/taskora.json: cannot open"), "%s", err);
+    free(err);
+    ck_assert_int_eq(th_run(a4, &out, NULL, 5000), 0);
+    ck_assert_msg(strstr(out, "taskorad ") && strstr(out, "plugin ABI"), "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("loader");
+    TCase *tc = tcase_create("loader");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_missing_file_lists_where_it_looked);
+    tcase_add_test(tc, test_file_that_is_not_a_shared_object_is_refused);
+    tcase_add_test(tc, test_shared_object_without_entry_symbol_is_refused);
+    tcase_add_test(tc, test_other_abi_major_is_refused_naming_both_versions);
+    tcase_add_test(tc, test_newer_abi_minor_is_refused);
+    tcase_add_test(tc, test_too_small_descriptor_is_refused);
+    tcase_add_test(tc, test_duplicate_instance_name_is_refused);
+    tcase_add_test(tc, test_plugin_config_is_checked_against_its_schema);
+    tcase_add_test(tc, test_init_failure_destroys_instances_already_initialised);
+    tcase_add_test(tc, test_plugins_command_lists_instances);
+    tcase_add_test(tc, test_usage_errors_exit_2);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

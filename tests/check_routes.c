@@ -1,0 +1,100 @@
+/* The route registry: parameters, literal-first matching, 405s and refused patterns. */
+#include <check.h>
+#include <string.h>
+
+#include "routes.h"
+
+static int h1(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    (void)ud, (void)req, (void)resp;
+    return 1;
+}
+static int h2(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    (void)ud, (void)req, (void)resp;
+    return 2;
+}
+
+START_TEST(test_parameters_are_extracted)
+{
+    tk_routes *r = tk_routes_new();
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/api/{user_id}/conversations/{cid}/messages", h1,
+                                   NULL, "p"),
+                     0);
+    tk_route_match m;
+    ck_assert_int_eq(tk_routes_match(r, "GET", "/api/7/conversations/42/messages", &m), 0);
+    ck_assert_uint_eq(m.nparams, 2);
+    ck_assert_str_eq(m.names[0], "{user_id}");
+    ck_assert_str_eq(m.values[0], "7");
+    ck_assert_str_eq(m.values[1], "42");
+    tk_route_match_clear(&m);
+    ck_assert_int_eq(tk_routes_match(r, "GET", "/api/7/conversations/42", &m), TK_ENOTFOUND);
+    tk_route_match_clear(&m);
+    tk_routes_free(r);
+}
+END_TEST
+
+START_TEST(test_literal_segment_wins_over_parameter_in_any_order)
+{
+    tk_routes *r = tk_routes_new();
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/api/tasks/{id}", h1, NULL, "p"), 0);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/api/tasks/reminders", h2, NULL, "p"), 0);
+    tk_route_match m;
+    ck_assert_int_eq(tk_routes_match(r, "GET", "/api/tasks/reminders", &m), 0);
+    ck_assert_ptr_eq(m.route->handler, h2);
+    tk_route_match_clear(&m);
+    ck_assert_int_eq(tk_routes_match(r, "GET", "/api/tasks/12", &m), 0);
+    ck_assert_ptr_eq(m.route->handler, h1);
+    tk_route_match_clear(&m);
+    /* trailing slash and HEAD */
+    ck_assert_int_eq(tk_routes_match(r, "HEAD", "/api/tasks/12/", &m), 0);
+    ck_assert_ptr_eq(m.route->handler, h1);
+    tk_route_match_clear(&m);
+    tk_routes_free(r);
+}
+END_TEST
+
+START_TEST(test_wrong_method_lists_allowed_methods)
+{
+    tk_routes *r = tk_routes_new();
+    tk_routes_add(r, "GET", "/api/tags/{id}", h1, NULL, "p");
+    tk_routes_add(r, "PUT", "/api/tags/{id}", h1, NULL, "p");
+    tk_routes_add(r, "DELETE", "/api/tags/{id}", h1, NULL, "p");
+    tk_route_match m;
+    ck_assert_int_eq(tk_routes_match(r, "POST", "/api/tags/3", &m), TK_ESTATE);
+    ck_assert_str_eq(m.allow, "GET, PUT, DELETE");
+    tk_route_match_clear(&m);
+    tk_routes_free(r);
+}
+END_TEST
+
+START_TEST(test_duplicates_and_bad_patterns_are_refused)
+{
+    tk_routes *r = tk_routes_new();
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/a/{id}", h1, NULL, "p"), 0);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/a/{other}", h2, NULL, "q"), TK_EEXIST);
+    ck_assert_int_eq(tk_routes_add(r, "POST", "/a/{id}", h2, NULL, "q"), 0);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "a/b", h1, NULL, "p"), TK_EINVAL);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/a/x{id}", h1, NULL, "p"), TK_EINVAL);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/a/{}", h1, NULL, "p"), TK_EINVAL);
+    ck_assert_int_eq(tk_routes_add(r, "get", "/b", h1, NULL, "p"), TK_EINVAL);
+    ck_assert_int_eq(tk_routes_add(r, "GET", "/b", NULL, NULL, "p"), TK_EINVAL);
+    tk_routes_free(r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("routes");
+    TCase *tc = tcase_create("routes");
+    tcase_add_test(tc, test_parameters_are_extracted);
+    tcase_add_test(tc, test_literal_segment_wins_over_parameter_in_any_order);
+    tcase_add_test(tc, test_wrong_method_lists_allowed_methods);
+    tcase_add_test(tc, test_duplicates_and_bad_patterns_are_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

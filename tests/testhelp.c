@@ -1,0 +1,354 @@
+/* Helpers for the Check suites: temp files, child processes, waiting on conditions, HTTP. */
+#include "testhelp.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *th_builddir(void)
+{
+    const char *b = getenv("TK_BUILDDIR");
+    return b && *b ? b : ".";
+}
+
+const char *th_plugin_dir(void)
+{
+    static char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tests/plugins/.libs", th_builddir());
+    return dir;
+}
+
+char *th_tmpdir(void)
+{
+    char tmpl[] = "/tmp/taskora-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void th_rmtree(const char *dir)
+{
+    if (dir)
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *th_write(const char *dir, const char *name, const char *content)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    snprintf(path, n, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(content, f);
+        fclose(f);
+    }
+    return path;
+}
+
+char *th_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static void buf_add(buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* The child's signal mask: taskorad must not inherit a test runner's blocked signals. */
+static void child_reset(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+}
+
+int th_run(char *const argv[], char **out, char **err, int timeout_ms)
+{
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe))
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        child_reset();
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        close(po[1]);
+        close(pe[1]);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    buf bo = {0}, be = {0};
+    buf_add(&bo, "", 0);
+    buf_add(&be, "", 0);
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2;
+    long deadline = now_ms() + timeout_ms;
+    int timed_out = 0;
+    while (open_fds > 0) {
+        long left = deadline - now_ms();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        if (poll(fds, 2, (int)left) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP))) {
+                char tmp[4096];
+                ssize_t n = read(fds[i].fd, tmp, sizeof(tmp));
+                if (n <= 0) {
+                    close(fds[i].fd);
+                    fds[i].fd = -1;
+                    open_fds--;
+                } else {
+                    buf_add(i == 0 ? &bo : &be, tmp, (size_t)n);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (out)
+        *out = bo.p;
+    else
+        free(bo.p);
+    if (err)
+        *err = be.p;
+    else
+        free(be.p);
+    if (timed_out)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path)
+{
+    memset(d, 0, sizeof(*d));
+    d->log_path = strdup(log_path);
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    d->pid = fork();
+    if (d->pid < 0)
+        return -1;
+    if (d->pid == 0) {
+        child_reset();
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        close(fd);
+        execl(bin, bin, "run", "-c", config, (char *)NULL);
+        _exit(127);
+    }
+    return 0;
+}
+
+int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int timeout_ms)
+{
+    if (th_daemon_spawn(d, config, log_path))
+        return -1;
+    if (!th_wait_file_contains(log_path, "taskorad ready", timeout_ms))
+        return -1;
+    char *log = th_read(log_path);
+    const char *p = strstr(log, "\"url\":\"");
+    int rc = -1;
+    if (p) {
+        p += 7;
+        const char *end = strchr(p, '"');
+        if (end && (size_t)(end - p) < sizeof(d->url)) {
+            memcpy(d->url, p, (size_t)(end - p));
+            d->url[end - p] = '\0';
+            rc = 0;
+        }
+    }
+    free(log);
+    return rc;
+}
+
+int th_daemon_wait(th_daemon *d, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        int status = 0;
+        pid_t r = waitpid(d->pid, &status, WNOHANG);
+        if (r == d->pid) {
+            d->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+void th_daemon_cleanup(th_daemon *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = 0;
+    }
+    free(d->log_path);
+    d->log_path = NULL;
+}
+
+int th_wait_file_contains(const char *path, const char *needle, int timeout_ms)
+{
+    long deadline = now_ms() + timeout_ms;
+    do {
+        char *s = th_read(path);
+        int found = strstr(s, needle) != NULL;
+        free(s);
+        if (found)
+            return 1;
+        sleep_ms(10);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    buf_add(ud, p, size * n);
+    return size * n;
+}
+
+int th_http(const char *method, const char *url, const char *body, size_t body_len,
+            const char *const *headers, th_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    buf b = {0}, h = {0};
+    buf_add(&b, "", 0);
+    buf_add(&h, "", 0);
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    int in_name = 1; /* lower-case header names only */
+    for (char *p = h.p; *p; p++) {
+        if (*p == '\n')
+            in_name = 1;
+        else if (*p == ':')
+            in_name = 0;
+        else if (in_name)
+            *p = (char)tolower((unsigned char)*p);
+    }
+    r->body = b.p;
+    r->headers = h.p;
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+char *th_header(const th_response *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->headers; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > n && strncmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (*v == ' ')
+                v++;
+            return strndup(v, (size_t)(eol - v));
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+void th_response_free(th_response *r)
+{
+    free(r->body);
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
+}

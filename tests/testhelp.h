@@ -1,0 +1,61 @@
+/* Helpers for the Check suites: temp files, child processes, waiting on conditions, HTTP. */
+#ifndef TK_TESTHELP_H
+#define TK_TESTHELP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* $TK_BUILDDIR (set by make check), or "." */
+const char *th_builddir(void);
+/* Where the in-tree test plugins are built: BUILDDIR/tests/plugins/.libs */
+const char *th_plugin_dir(void);
+/* A fresh temporary directory (removed by th_rmtree). Caller frees. */
+char *th_tmpdir(void);
+void th_rmtree(const char *dir);
+/* Writes content to dir/name; returns the malloc'd full path. */
+char *th_write(const char *dir, const char *name, const char *content);
+/* The whole file as a malloc'd string ("" when missing). */
+char *th_read(const char *path);
+
+/*
+ * Runs argv (argv[0] a path) to completion with a timeout, capturing stdout
+ * and stderr (malloc'd; may be NULL to discard). Returns the exit code, or
+ * -1 on timeout (the child is killed) or failure to start.
+ */
+int th_run(char *const argv[], char **out, char **err, int timeout_ms);
+
+/* A running `taskorad run`, its log in a file. */
+typedef struct th_daemon {
+    pid_t pid;
+    char url[128];
+    char *log_path;
+} th_daemon;
+
+/* Starts taskorad run -c config, logging to log_path; waits until it serves HTTP (url set). 0 ok. */
+int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int timeout_ms);
+/* Starts it without waiting for HTTP (for configs that must fail). */
+int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path);
+/* Waits for exit; returns the exit code, 128+signal if killed by one, or -1 on timeout. */
+int th_daemon_wait(th_daemon *d, int timeout_ms);
+/* Kills what is left of it and frees. */
+void th_daemon_cleanup(th_daemon *d);
+
+/* Polls until the file contains needle; 1 found, 0 timed out. */
+int th_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+
+/* One HTTP exchange over a real socket (libcurl). */
+typedef struct th_response {
+    long status;
+    char *body;
+    char *headers; /* raw header block, lower-cased names */
+    double seconds;
+} th_response;
+
+/* `headers` is a NULL-terminated list of "Name: value" lines or NULL. 0 ok, -1 transport error. */
+int th_http(const char *method, const char *url, const char *body, size_t body_len,
+            const char *const *headers, th_response *r);
+/* The value of a response header (lower-case name), malloc'd, or NULL. */
+char *th_header(const th_response *r, const char *name);
+void th_response_free(th_response *r);
+
+#endif
