@@ -18,6 +18,9 @@
 
 void tk_signals_block(sigset_t *set)
 {
+    /* a parent may have left them ignored (background jobs of a non-interactive shell) */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);

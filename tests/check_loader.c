@@ -1,5 +1,9 @@
 /* Plugin loading: each refusal is one clear line and exit 2; a good plugin is listed. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +177,33 @@ START_TEST(test_plugins_command_lists_instances)
 }
 END_TEST
 
+START_TEST(test_port_in_use_is_a_runtime_failure)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"http\": {\"listen\": \"127.0.0.1:%d\"}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"log\": {\"format\": \"text\"}}",
+             ntohs(a.sin_port));
+    char *path = th_write(dir, "busy.json", text);
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    char *argv[] = {bin, "run", "-c", path, NULL};
+    char *err = NULL;
+    int rc = th_run(argv, NULL, &err, 20000);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "cannot listen on 127.0.0.1:"), "%s", err);
+    free(err);
+    free(path);
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_usage_errors_exit_2)
 {
     char bin[4096];
@@ -211,6 +242,7 @@ int main(void)
     tcase_add_test(tc, test_plugin_config_is_checked_against_its_schema);
     tcase_add_test(tc, test_init_failure_destroys_instances_already_initialised);
     tcase_add_test(tc, test_plugins_command_lists_instances);
+    tcase_add_test(tc, test_port_in_use_is_a_runtime_failure);
     tcase_add_test(tc, test_usage_errors_exit_2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

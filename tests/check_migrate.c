@@ -68,8 +68,8 @@ static void teardown(void)
     free(dir);
 }
 
-/* Runs `taskorad migrate` with the given plugin types loaded. */
-static int migrate(const char *plugins, char **out, char **err)
+/* Writes a config loading the given plugin types; returns its path (malloc'd). */
+static char *write_config(const char *plugins)
 {
     char text[8192];
     setenv("TK_TEST_DB", dburl, 1);
@@ -77,11 +77,22 @@ static int migrate(const char *plugins, char **out, char **err)
              "{\"postgres\": {\"url\": \"${TK_TEST_DB}\"}, \"http\": {\"enabled\": false},"
              " \"plugin_dir\": \"%s\", \"plugins\": %s}",
              th_plugin_dir(), plugins);
-    char *path = th_write(dir, "taskora.json", text);
+    return th_write(dir, "taskora.json", text);
+}
+
+static int run_migrate(const char *path, char **out, char **err)
+{
     char bin[4096];
     snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, "migrate", "-c", path, NULL};
-    int rc = th_run(argv, out, err, 60000);
+    char *argv[] = {bin, "migrate", "-c", (char *)path, NULL};
+    return th_run(argv, out, err, 60000);
+}
+
+/* Runs `taskorad migrate` with the given plugin types loaded. */
+static int migrate(const char *plugins, char **out, char **err)
+{
+    char *path = write_config(plugins);
+    int rc = run_migrate(path, out, err);
     free(path);
     return rc;
 }
@@ -114,15 +125,19 @@ END_TEST
 
 START_TEST(test_concurrent_runs_apply_each_step_once)
 {
+    char *path = write_config(TWO_INSTANCES);
     pid_t kids[4];
     for (int i = 0; i < 4; i++) {
         kids[i] = fork();
         if (kids[i] == 0) {
             char *out, *err;
-            int rc = migrate(TWO_INSTANCES, &out, &err);
+            int rc = run_migrate(path, &out, &err);
+            if (rc != 0)
+                fprintf(stderr, "run %d: exit %d: %s\n", i, rc, err);
             _exit(rc);
         }
     }
+    free(path);
     for (int i = 0; i < 4; i++) {
         int st = 0;
         waitpid(kids[i], &st, 0);

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian 12 packages Taskora needs to build, test and run, when any is missing.
+set -eu
+PACKAGES="gcc make autoconf automake libtool pkg-config libc6-dev \
+libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev check \
+postgresql curl valgrind binutils"
+missing=
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

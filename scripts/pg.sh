@@ -1,0 +1,46 @@
+# Sourced by scripts/run and scripts/test: a throwaway PostgreSQL cluster on a private port.
+#   pg_start DIR   initdb + pg_ctl start in DIR; sets PG_PORT and PG_URL (database "postgres")
+#   pg_stop        stops it (safe to call twice)
+# As root the server runs as the "postgres" user (initdb refuses root).
+
+pg_bin() {
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }
+    done
+    echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2
+    return 1
+}
+
+pg_as() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_free_port() {
+    p=${1:-55432}
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    echo "$p"
+}
+
+pg_start() {
+    PG_DIR=$1
+    PG_BIN=$(pg_bin) || return 1
+    mkdir -p "$PG_DIR"
+    chmod 755 "$PG_DIR"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DIR"
+    PG_PORT=$(pg_free_port "${PG_PORT_START:-55432}")
+    if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+        pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \
+            --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
+            { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    fi
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+    PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+    export PG_DIR PG_PORT PG_URL
+}
+
+pg_stop() {
+    [ -n "${PG_DIR:-}" ] && [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
