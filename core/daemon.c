@@ -1,7 +1,6 @@
 /* `taskorad run`: start the configured plugins, serve, and shut down cleanly on a signal. */
 #include "daemon.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,35 +23,59 @@ void tk_signals_block(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
-    sigaddset(set, SIGUSR1); /* wakes the shutdown watchdog when shutdown is done */
+    sigaddset(set, SIGUSR1); /* tells the signal thread that shutdown is done */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
-typedef struct watchdog {
+/*
+ * The signal thread. Until the first SIGTERM/SIGINT it only waits; the
+ * first one asks the main thread to shut down (even in the middle of
+ * start-up); from then on a second signal, or shutdown_timeout_ms running
+ * out, ends the process at once. SIGUSR1 from the main thread ends it.
+ */
+typedef struct sigctl {
     pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop_sig; /* the first signal, 0 until then */
     int timeout_ms;
     atomic_int done;
-} watchdog;
+} sigctl;
 
-/* During shutdown: a second signal, or the timeout running out, ends the process at once. */
-static void *watchdog_main(void *arg)
+static void *signal_main(void *arg)
 {
-    watchdog *w = arg;
+    sigctl *c = arg;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
+    int sig = 0;
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (atomic_load(&c->done))
+            return NULL;
+        if (sig != SIGUSR1)
+            break;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->stop_sig = sig;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += w->timeout_ms / 1000;
-    deadline.tv_nsec += (long)(w->timeout_ms % 1000) * 1000000L;
+    deadline.tv_sec += c->timeout_ms / 1000;
+    deadline.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
     for (;;) {
+        if (atomic_load(&c->done))
+            return NULL;
         struct timespec now, left;
         clock_gettime(CLOCK_MONOTONIC, &now);
         left.tv_sec = deadline.tv_sec - now.tv_sec;
@@ -61,35 +84,41 @@ static void *watchdog_main(void *arg)
             left.tv_sec--;
             left.tv_nsec += 1000000000L;
         }
-        int sig = left.tv_sec < 0 ? -1 : sigtimedwait(&set, NULL, &left);
-        if (sig < 0 && errno == EINTR)
-            continue;
-        if (atomic_load(&w->done))
-            return NULL;
-        if (sig == SIGUSR1)
-            continue;
-        if (sig > 0)
-            tk_logf(NULL, TK_LOG_WARN, "second signal (%s) during shutdown: exiting now",
-                    strsignal(sig));
-        else
+        if (left.tv_sec < 0) {
             tk_logf(NULL, TK_LOG_ERROR,
                     "shutdown did not finish within shutdown_timeout_ms=%d: exiting now",
-                    w->timeout_ms);
-        _exit(1);
+                    c->timeout_ms);
+            _exit(1);
+        }
+        sig = sigtimedwait(&set, NULL, &left);
+        if (atomic_load(&c->done))
+            return NULL;
+        if (sig == SIGTERM || sig == SIGINT) {
+            tk_logf(NULL, TK_LOG_WARN, "second signal (%s) during shutdown: exiting now",
+                    strsignal(sig));
+            _exit(1);
+        }
+        /* timeout, EINTR or SIGUSR1 without done: the deadline is checked again above */
     }
 }
 
-static int wait_for_signal(void)
+/* The first stop signal, or 0 when none came yet. */
+static int stop_requested(sigctl *c)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) == 0)
-            return sig;
-    }
+    pthread_mutex_lock(&c->lock);
+    int sig = c->stop_sig;
+    pthread_mutex_unlock(&c->lock);
+    return sig;
+}
+
+static int wait_for_stop(sigctl *c)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->stop_sig == 0)
+        pthread_cond_wait(&c->cond, &c->lock);
+    int sig = c->stop_sig;
+    pthread_mutex_unlock(&c->lock);
+    return sig;
 }
 
 static void register_core_metrics(tk_metrics *m, size_t ninstances)
@@ -140,10 +169,19 @@ int tk_daemon_run(const tk_settings *s)
     tk_loader loader = {0};
     tk_broker *broker = NULL;
     tk_http_server *http = NULL;
+    sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
+    pthread_mutex_init(&sc.lock, NULL);
+    pthread_cond_init(&sc.cond, NULL);
+    if (pthread_create(&sc.thread, NULL, signal_main, &sc) != 0) {
+        tk_logf(NULL, TK_LOG_ERROR, "cannot start the signal thread");
+        return 1;
+    }
     tk_metrics *metrics = tk_metrics_new();
     tk_runtime rt = {.app_id = s->app_id, .metrics = metrics};
-    if (!metrics)
-        return 1;
+    if (!metrics) {
+        code = 1;
+        goto out;
+    }
     tk_logf(NULL, TK_LOG_INFO, "taskorad %s starting (config %s, plugin ABI %d.%d)",
             PACKAGE_VERSION, s->path, TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
 
@@ -177,39 +215,33 @@ int tk_daemon_run(const tk_settings *s)
         goto out;
     }
     register_core_metrics(metrics, loader.n);
-    if (tk_loader_start(&loader, err, sizeof(err))) {
+    if (!stop_requested(&sc) && tk_loader_start(&loader, err, sizeof(err))) {
         tk_logf(NULL, TK_LOG_ERROR, "%s", err);
         code = 1;
         goto out;
     }
-    if (http && tk_http_start(http, err, sizeof(err))) {
+    if (!stop_requested(&sc) && http && tk_http_start(http, err, sizeof(err))) {
         tk_logf(NULL, TK_LOG_ERROR, "%s", err);
         code = 1;
         goto out;
     }
-    if (http)
-        tk_http_set_ready(http, 1, NULL);
-    tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", loader.n,
-            http ? ", serving " : "", http ? tk_http_url(http) : "");
+    if (!stop_requested(&sc)) {
+        if (http)
+            tk_http_set_ready(http, 1, NULL);
+        tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", loader.n,
+                http ? ", serving " : "", http ? tk_http_url(http) : "");
+    }
 
-    int sig = wait_for_signal();
+    int sig = wait_for_stop(&sc);
     tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
             strsignal(sig), s->shutdown_timeout_ms);
-    watchdog w = {.timeout_ms = s->shutdown_timeout_ms};
-    int have_wd = pthread_create(&w.thread, NULL, watchdog_main, &w) == 0;
     if (http) {
         tk_http_set_ready(http, 0, "stopping");
-        tk_http_stop(http); /* no new requests; those in progress finish */
+        /* no new requests; those in progress get half the shutdown time to finish */
+        tk_http_stop(http, s->shutdown_timeout_ms / 2);
     }
     tk_loader_stop(&loader);
     tk_loader_destroy(&loader);
-    tk_broker_stop(broker);
-    broker = NULL;
-    if (have_wd) {
-        atomic_store(&w.done, 1);
-        pthread_kill(w.thread, SIGUSR1);
-        pthread_join(w.thread, NULL);
-    }
     tk_logf(NULL, TK_LOG_INFO, "taskorad stopped");
 out:
     tk_loader_stop(&loader);
@@ -218,5 +250,10 @@ out:
     tk_loader_close(&loader);
     tk_broker_stop(broker);
     tk_metrics_free(metrics);
+    atomic_store(&sc.done, 1);
+    pthread_kill(sc.thread, SIGUSR1);
+    pthread_join(sc.thread, NULL);
+    pthread_mutex_destroy(&sc.lock);
+    pthread_cond_destroy(&sc.cond);
     return code;
 }

@@ -6,7 +6,7 @@
 
 #include "settings.h"
 
-/* The signals the host handles itself; blocked in every thread from the start of main. */
+/* Blocks the signals `run` and `broker` handle themselves; call before any thread starts. */
 void tk_signals_block(sigset_t *set);
 
 /* Runs until SIGTERM/SIGINT. Returns the process exit code (0 clean, 1 runtime, 2 config). */

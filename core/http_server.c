@@ -251,7 +251,11 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->metrics = metrics;
     srv->routes = tk_routes_new();
     pthread_mutex_init(&srv->active_lock, NULL);
-    pthread_cond_init(&srv->active_cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->active_cond, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_store(&srv->not_ready_reason, "starting");
     if (!srv->listen || !srv->app_id || !srv->routes) {
         snprintf(err, errlen, "out of memory");
@@ -285,7 +289,7 @@ void tk_http_free(tk_http_server *srv)
 {
     if (!srv)
         return;
-    tk_http_stop(srv);
+    tk_http_stop(srv, 0);
     tk_routes_free(srv->routes);
     pthread_mutex_destroy(&srv->active_lock);
     pthread_cond_destroy(&srv->active_cond);
@@ -310,16 +314,19 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
 
+/* 1: the origin is named in cors_origins; 2: allowed by "*" only; 0: not allowed. */
 static int origin_allowed(const tk_http_server *srv, const char *origin)
 {
     size_t i;
     json_t *it;
+    int any = 0;
     json_array_foreach(srv->opt.cors_origins, i, it) {
         const char *o = json_string_value(it);
-        if (o && (strcmp(o, "*") == 0 || strcmp(o, origin) == 0))
+        if (o && strcmp(o, origin) == 0)
             return 1;
+        any |= o && strcmp(o, "*") == 0;
     }
-    return 0;
+    return any ? 2 : 0;
 }
 
 static int request_id_ok(const char *s)
@@ -341,6 +348,17 @@ static double elapsed_s(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* The method as a metric label: a fixed set, so clients cannot create series at will. */
+static const char *method_label(const char *m)
+{
+    static const char *const known[] = {"GET",    "HEAD",  "POST",    "PUT",
+                                         "PATCH",  "DELETE", "OPTIONS", NULL};
+    for (int i = 0; known[i]; i++)
+        if (strcmp(m, known[i]) == 0)
+            return known[i];
+    return "OTHER";
+}
+
 /* Sends resp with the headers every response carries, and logs/counts it. */
 static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
                                      tk_http_response *resp, const char *route_label)
@@ -358,12 +376,16 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
     MHD_add_response_header(r, "X-Request-ID", req->request_id);
     const char *origin = tk_http_req_header(req, "Origin");
-    if (origin && origin_allowed(srv, origin)) {
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    int allowed = origin ? origin_allowed(srv, origin) : 0;
+    if (allowed) {
+        /* credentials only for origins named in the config, never for "*" */
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", allowed == 1 ? origin : "*");
+        if (allowed == 1)
+            MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
         MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Request-ID, X-Total-Count");
-        MHD_add_response_header(r, "Vary", "Origin");
     }
+    if (json_array_size(srv->opt.cors_origins))
+        MHD_add_response_header(r, "Vary", "Origin");
     int status = resp->status ? resp->status : 200;
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -374,7 +396,7 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     snprintf(st, sizeof(st), "%d", status);
     snprintf(ms, sizeof(ms), "%.3f", secs * 1000.0);
     snprintf(bytes, sizeof(bytes), "%zu", resp->len);
-    const char *labels[] = {req->method, route_label, st};
+    const char *labels[] = {method_label(req->method), route_label, st};
     tk_metric_add(srv->requests, labels, 1);
     tk_metric_observe(srv->duration, labels, secs);
     const char *kv[] = {"method", req->method, "path",   req->path, "status", st,
@@ -619,18 +641,31 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void tk_http_stop(tk_http_server *srv)
+void tk_http_stop(tk_http_server *srv, int drain_ms)
 {
     if (!srv || !srv->mhd)
         return;
     /* stop accepting, then let requests in progress finish and send their responses */
     MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += drain_ms / 1000;
+    deadline.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&srv->active_lock);
-    while (srv->active > 0)
-        pthread_cond_wait(&srv->active_cond, &srv->active_lock);
+    while (srv->active > 0 &&
+           pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &deadline) == 0)
+        ;
+    int left = srv->active;
     pthread_mutex_unlock(&srv->active_lock);
+    if (left > 0)
+        tk_logf(NULL, TK_LOG_WARN, "http: %d request(s) still in progress after %d ms; closing them",
+                left, drain_ms);
     MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd); /* MHD leaves a quiesced socket to us, to close after stopping */
 }

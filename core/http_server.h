@@ -33,8 +33,11 @@ int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
 int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
 /* The base URL it listens on ("http://127.0.0.1:8000"), after start. */
 const char *tk_http_url(const tk_http_server *srv);
-/* Closes the listening socket and waits for requests in progress to finish. */
-void tk_http_stop(tk_http_server *srv);
+/*
+ * Stops accepting connections, waits up to drain_ms for requests in
+ * progress to finish and answer, then closes every connection.
+ */
+void tk_http_stop(tk_http_server *srv, int drain_ms);
 
 /* What /ready answers: non-zero ready; `reason` (static) names why not. Any thread. */
 void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);

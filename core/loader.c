@@ -27,16 +27,16 @@ void tk_loader_search_path(const tk_settings *s, char *buf, size_t len)
              TK_PLUGINDIR);
 }
 
-/* Joins dir and name, resolving a relative dir against the config file's folder. */
-static void join(const tk_settings *s, const char *dir, size_t dirlen, const char *name,
-                 char *out, size_t outlen)
+/* Joins dir and name, resolving a relative dir against the config file's folder. 0 if it fits. */
+static int join(const tk_settings *s, const char *dir, size_t dirlen, const char *name, char *out,
+                size_t outlen)
 {
+    int n;
     if (dirlen && dir[0] != '/')
-        snprintf(out, outlen, "%s/%.*s/%s", s->dir, (int)dirlen, dir, name);
-    else if (dirlen)
-        snprintf(out, outlen, "%.*s/%s", (int)dirlen, dir, name);
+        n = snprintf(out, outlen, "%s/%.*s/%s", s->dir, (int)dirlen, dir, name);
     else
-        snprintf(out, outlen, "%s", name);
+        n = snprintf(out, outlen, "%.*s/%s", (int)dirlen, dir, name);
+    return n >= 0 && (size_t)n < outlen ? 0 : -1;
 }
 
 /* Finds the file for `load`; on failure lists the places tried in `tried`. */
@@ -54,11 +54,10 @@ static int resolve(const tk_settings *s, const char *load, char *out, size_t out
             variants[1] = withso;
         }
         for (int i = 0; i < 2 && variants[i]; i++) {
-            if (variants[i][0] == '/')
-                snprintf(file, sizeof(file), "%s", variants[i]);
-            else
-                join(s, s->dir, strlen(s->dir), variants[i], file, sizeof(file));
-            if (access(file, F_OK) == 0) {
+            int n = variants[i][0] == '/'
+                        ? snprintf(file, sizeof(file), "%s", variants[i])
+                        : snprintf(file, sizeof(file), "%s/%s", s->dir, variants[i]);
+            if (n > 0 && (size_t)n < sizeof(file) && access(file, F_OK) == 0) {
                 snprintf(out, outlen, "%s", file);
                 return 0;
             }
@@ -74,8 +73,7 @@ static int resolve(const tk_settings *s, const char *load, char *out, size_t out
     while (p) {
         const char *colon = strchr(p, ':');
         size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
-        if (dlen) {
-            join(s, p, dlen, name, file, sizeof(file));
+        if (dlen && join(s, p, dlen, name, file, sizeof(file)) == 0) {
             if (access(file, F_OK) == 0) {
                 snprintf(out, outlen, "%s", file);
                 return 0;

@@ -169,9 +169,7 @@ static int positive(const char *s, int *out)
 
 int main(int argc, char **argv)
 {
-    sigset_t blocked;
-    tk_signals_block(&blocked); /* before any thread starts, so all of them inherit it */
-
+    signal(SIGPIPE, SIG_IGN);
     const char *config = NULL;
     int nbrokers = 1, partitions = 6;
     const char *topics = "task-events,user-events,chat-events";
@@ -225,7 +223,9 @@ int main(int argc, char **argv)
         cmd = "run";
     if (!config)
         config = default_config();
+    sigset_t blocked;
     if (strcmp(cmd, "run") == 0) {
+        tk_signals_block(&blocked); /* before any thread starts, so every thread inherits it */
         tk_settings *s = load_settings(config);
         if (!s)
             return EXIT_USAGE;
@@ -240,8 +240,10 @@ int main(int argc, char **argv)
         return cmd_check_or_list(config, 1);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(config);
-    if (strcmp(cmd, "broker") == 0)
+    if (strcmp(cmd, "broker") == 0) {
+        tk_signals_block(&blocked);
         return cmd_broker(nbrokers, partitions, topics);
+    }
     fprintf(stderr, "taskorad: unknown command \"%s\"; try 'taskorad --help'\n", cmd);
     return EXIT_USAGE;
 }

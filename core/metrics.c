@@ -90,7 +90,7 @@ void tk_metrics_free(tk_metrics *m)
 
 int tk_metric_name_valid(const char *name, int is_label)
 {
-    if (!name || !*name)
+    if (!name || !*name || strlen(name) > TK_METRIC_NAME_MAX)
         return 0;
     for (const char *p = name; *p; p++) {
         char c = *p;
@@ -344,7 +344,7 @@ static void tb_number(textbuf *b, double v)
         tb_putn(b, "NaN", 3);
     else if (isinf(v))
         tb_printf(b, "%s", v > 0 ? "+Inf" : "-Inf");
-    else if (v == (double)(long long)v && fabs(v) < 1e15)
+    else if (fabs(v) < 1e15 && v == (double)(long long)v)
         tb_printf(b, "%lld", (long long)v);
     else
         tb_printf(b, "%.17g", v);
@@ -392,7 +392,7 @@ char *tk_metrics_render(tk_metrics *m, size_t *len)
                 if (i == f->nbuckets)
                     snprintf(le, sizeof(le), "+Inf");
                 else
-                    snprintf(le, sizeof(le), "%g", f->buckets[i]);
+                    snprintf(le, sizeof(le), "%.15g", f->buckets[i]);
                 tb_printf(&b, "%s_bucket", f->name);
                 tb_labels(&b, f, s, le);
                 tb_printf(&b, " %llu\n", (unsigned long long)cum);

@@ -32,7 +32,10 @@ size_t tk_metric_family_nlabels(const tk_metric_family *f);
 /* Renders every family as Prometheus text (version 0.0.4). Caller frees. */
 char *tk_metrics_render(tk_metrics *m, size_t *len);
 
-/* Non-zero when name matches [a-zA-Z_:][a-zA-Z0-9_:]* (label names: no ':'). */
+/* Longest metric or label name accepted (keeps every rendered line within its buffer). */
+#define TK_METRIC_NAME_MAX 128
+
+/* Non-zero when name matches [a-zA-Z_:][a-zA-Z0-9_:]* (label names: no ':'), at most TK_METRIC_NAME_MAX long. */
 int tk_metric_name_valid(const char *name, int is_label);
 
 #endif

@@ -11,13 +11,26 @@ static const char *const core_migrations[] = {NULL};
 /* The pg_advisory_lock key that serialises concurrent `taskorad migrate` runs. */
 #define MIGRATE_LOCK_KEY "8386109046813057"
 
+/* The error of a failed result; libpq gives no result at all when the connection broke. */
+static const char *result_error(PGconn *c, const PGresult *r)
+{
+    const char *e = r ? PQresultErrorMessage(r) : "";
+    return *e ? e : PQerrorMessage(c);
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 {
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok)
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        snprintf(err, errlen, "%s", result_error(c, r));
     PQclear(r);
     return ok ? 0 : TK_ERR;
 }
@@ -39,7 +52,7 @@ static int apply_component(PGconn *c, const char *component, const char *const *
                                "ORDER BY step",
                                1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s: reading applied steps: %s", component, PQresultErrorMessage(r));
+        snprintf(err, errlen, "%s: reading applied steps: %s", component, result_error(c, r));
         PQclear(r);
         return TK_ERR;
     }
@@ -70,8 +83,14 @@ static int apply_component(PGconn *c, const char *component, const char *const *
             /* a shipped step must never change: its effect is already in the database */
             const char *cp[2] = {steps[step - 1], PQgetvalue(r, done, 1)};
             PGresult *same = PQexecParams(c, "SELECT md5($1) = $2", 2, NULL, cp, NULL, NULL, 0);
-            int changed = PQresultStatus(same) == PGRES_TUPLES_OK &&
-                          strcmp(PQgetvalue(same, 0, 0), "f") == 0;
+            if (PQresultStatus(same) != PGRES_TUPLES_OK) {
+                snprintf(err, errlen, "%s step %d: checking its checksum: %s", component, step,
+                         result_error(c, same));
+                PQclear(same);
+                PQclear(r);
+                return TK_ERR;
+            }
+            int changed = strcmp(PQgetvalue(same, 0, 0), "f") == 0;
             PQclear(same);
             if (changed) {
                 snprintf(err, errlen,
@@ -95,7 +114,7 @@ static int apply_component(PGconn *c, const char *component, const char *const *
                                          "VALUES ($1, $2::int, md5($3))",
                                          3, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
-                snprintf(why, sizeof(why), "%s", PQresultErrorMessage(ins));
+                snprintf(why, sizeof(why), "%s", result_error(c, ins));
                 rc = TK_ERR;
             }
             PQclear(ins);
@@ -129,7 +148,7 @@ int tk_migrate(const char *url, const tk_loader *l, FILE *out, char *err, size_t
         PQfinish(c);
         return TK_EUNAVAILABLE;
     }
-    PQsetNoticeProcessor(c, NULL, NULL);
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
     char why[1024];
     int rc = exec_ok(c, "SET client_min_messages = warning", why, sizeof(why));
     if (rc == 0)

@@ -139,6 +139,26 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
     s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
     s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
+    struct {
+        const char *key;
+        long long min, max;
+    } ranges[] = {
+        {"kafka.partitions", 1, 1000},
+        {"http.body_limit", 0, 1LL << 31},
+        {"http.max_connections", 1, 100000},
+        {"http.timeout_s", 1, 86400},
+        {"shutdown_timeout_ms", 1, 3600000},
+    };
+    /* checked as written, before narrowing to int */
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        long long v = json_integer_value(tk_config_get(r, ranges[i].key));
+        if (v < ranges[i].min || v > ranges[i].max) {
+            snprintf(msg, sizeof(msg), "%s: %lld is out of range (%lld..%lld)", ranges[i].key, v,
+                     ranges[i].min, ranges[i].max);
+            fail(err, errlen, path, msg);
+            goto fail;
+        }
+    }
     s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
     s->kafka_topics = tk_config_get(r, "kafka.topics");
     s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
@@ -148,24 +168,6 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
     s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
-    struct {
-        const char *key;
-        long long v, min, max;
-    } ranges[] = {
-        {"kafka.partitions", s->kafka_partitions, 1, 1000},
-        {"http.body_limit", s->http_body_limit, 0, 1LL << 31},
-        {"http.max_connections", s->http_max_connections, 1, 100000},
-        {"http.timeout_s", s->http_timeout_s, 1, 86400},
-        {"shutdown_timeout_ms", s->shutdown_timeout_ms, 1, 3600000},
-    };
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-        if (ranges[i].v < ranges[i].min || ranges[i].v > ranges[i].max) {
-            snprintf(msg, sizeof(msg), "%s: %lld is out of range (%lld..%lld)", ranges[i].key,
-                     ranges[i].v, ranges[i].min, ranges[i].max);
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-    }
     return s;
 fail:
     tk_settings_free(s);

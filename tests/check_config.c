@@ -110,6 +110,8 @@ START_TEST(test_wrong_type_and_bad_choice_are_errors)
     ck_assert_msg(strstr(err, "top level must be a JSON object"), "%s", err);
     ck_assert_ptr_null(load("{\"http\": {\"timeout_s\": 0}}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "http.timeout_s: 0 is out of range"), "%s", err);
+    ck_assert_ptr_null(load("{\"http\": {\"timeout_s\": 4294967297}}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "http.timeout_s: 4294967297 is out of range (1..86400)"), "%s", err);
 }
 END_TEST
 

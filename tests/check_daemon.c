@@ -11,6 +11,8 @@
 static char *dir;
 static char *record;
 static th_daemon d;
+static const char *cors = "[\"http://localhost:3000\"]";
+static int init_delay_ms;
 
 /* Starts taskorad with two test_plugin instances ("t1" with routes, "t2" without). */
 static void start(int stop_delay_ms, int shutdown_timeout_ms)
@@ -22,17 +24,24 @@ static void start(int stop_delay_ms, int shutdown_timeout_ms)
              "{\"app_id\": \"taskora-test\", \"log\": {\"level\": \"debug\"},"
              " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2},"
              " \"http\": {\"listen\": \"127.0.0.1:0\", \"body_limit\": 1024,"
-             "   \"cors_origins\": [\"http://localhost:3000\"]},"
+             "   \"cors_origins\": %s},"
              " \"shutdown_timeout_ms\": %d, \"plugin_dir\": \"%s\","
              " \"plugins\": ["
              "  {\"name\": \"t1\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"greeting\": \"${TK_TEST_GREETING:-hey}\","
-             "     \"stop_delay_ms\": %d, \"limits\": {\"max\": 42}}},"
+             "     \"stop_delay_ms\": %d, \"init_delay_ms\": %d, \"limits\": {\"max\": 42}}},"
              "  {\"name\": \"t2\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}}]}",
-             shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, record);
+             cors, shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, init_delay_ms,
+             record);
     char *cfg = th_write(dir, "taskora.json", text);
     char *log = th_write(dir, "taskorad.log", "");
+    if (init_delay_ms) { /* the test signals it while it starts */
+        ck_assert_int_eq(th_daemon_spawn(&d, cfg, log), 0);
+        free(cfg);
+        free(log);
+        return;
+    }
     int rc = th_daemon_start(&d, cfg, log, 20000);
     char *logtext = th_read(log);
     ck_assert_msg(rc == 0, "taskorad did not become ready: %s", logtext);
@@ -121,6 +130,18 @@ START_TEST(test_unknown_route_and_wrong_method_are_json_errors)
     char *allow = th_header(&r, "allow");
     ck_assert_str_eq(allow, "GET");
     free(allow);
+    th_response_free(&r);
+    /* an invented method is one "OTHER" series, not a new series per method */
+    snprintf(url, sizeof(url), "%s/nope", d.url);
+    ck_assert_int_eq(th_http("FROB1", url, NULL, 0, NULL, &r), 0);
+    th_response_free(&r);
+    ck_assert_int_eq(th_http("FROB2", url, NULL, 0, NULL, &r), 0);
+    th_response_free(&r);
+    r = get("/metrics", NULL);
+    ck_assert_msg(strstr(r.body, "taskora_http_requests_total{method=\"OTHER\",route=\"unmatched\","
+                                 "status=\"404\"} 2\n"),
+                  "%s", r.body);
+    ck_assert_msg(!strstr(r.body, "FROB"), "%s", r.body);
     th_response_free(&r);
 }
 END_TEST
@@ -294,6 +315,42 @@ START_TEST(test_request_in_flight_finishes_during_shutdown)
 }
 END_TEST
 
+START_TEST(test_any_origin_gets_no_credentials)
+{
+    const char *hdr[] = {"Origin: http://anywhere.test", NULL};
+    th_response r = get("/test/hello/a", hdr);
+    char *acao = th_header(&r, "access-control-allow-origin");
+    ck_assert_str_eq(acao, "*");
+    free(acao);
+    ck_assert_ptr_null(th_header(&r, "access-control-allow-credentials"));
+    th_response_free(&r);
+}
+END_TEST
+
+static void setup_any_origin(void)
+{
+    cors = "[\"*\"]";
+    start(0, 10000);
+}
+
+START_TEST(test_signal_during_startup_stops_cleanly)
+{
+    /* init of t1 takes 1 s; SIGTERM arrives in the middle of it */
+    ck_assert(th_wait_file_contains(record, "init t1", 10000));
+    kill(d.pid, SIGTERM);
+    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    char *rec = th_read(record);
+    ck_assert_str_eq(rec, "init t1\ninit t2\ndestroy t2\ndestroy t1\n");
+    free(rec);
+}
+END_TEST
+
+static void setup_slow_init(void)
+{
+    init_delay_ms = 1000;
+    start(0, 10000);
+}
+
 /* With a plugin whose stop() takes 30 s: */
 static void setup_slow_stop(void) { start(30000, 60000); }
 static void setup_slow_stop_short_timeout(void) { start(30000, 300); }
@@ -346,6 +403,15 @@ int main(void)
     tcase_add_checked_fixture(t3, setup_slow_stop_short_timeout, teardown);
     tcase_add_test(t3, test_shutdown_timeout_exits_anyway);
     suite_add_tcase(s, t3);
+    TCase *t4 = tcase_create("any-origin");
+    tcase_add_checked_fixture(t4, setup_any_origin, teardown);
+    tcase_add_test(t4, test_any_origin_gets_no_credentials);
+    suite_add_tcase(s, t4);
+    TCase *t5 = tcase_create("slow-init");
+    tcase_set_timeout(t5, 60);
+    tcase_add_checked_fixture(t5, setup_slow_init, teardown);
+    tcase_add_test(t5, test_signal_during_startup_stops_cleanly);
+    suite_add_tcase(s, t5);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

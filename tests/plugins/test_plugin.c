@@ -90,6 +90,8 @@ static int init(const tk_host *host, tk_instance *inst, void **out)
     s->host = host;
     s->inst = inst;
     record(s, "init");
+    if (host->config_int(inst, "init_delay_ms") > 0)
+        sleep_ms((long)host->config_int(inst, "init_delay_ms"));
     if (host->config_bool(inst, "fail_init")) {
         host->log(inst, TK_LOG_ERROR, "failing init as configured");
         free(s);
@@ -158,6 +160,7 @@ static const tk_config_field config[] = {
     {"fail_init", TK_CFG_BOOL, 0, "false", NULL, "make init fail", NULL},
     {"fail_start", TK_CFG_BOOL, 0, "false", NULL, "make start fail", NULL},
     {"stop_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long stop takes", NULL},
+    {"init_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long init takes", NULL},
     {"limits", TK_CFG_OBJECT, 0, NULL, NULL, "nested settings", limits_fields},
     {0},
 };
