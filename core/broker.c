@@ -23,8 +23,8 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     tk_log_write("broker", l, buf, kv, 2);
 }
 
-tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topics,
-                           size_t ntopics, char *err, size_t errlen)
+tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topics, size_t ntopics,
+                           char *err, size_t errlen)
 {
     tk_broker *b = calloc(1, sizeof(*b));
     if (!b) {
@@ -50,8 +50,8 @@ tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topi
         return NULL;
     }
     for (size_t i = 0; i < ntopics; i++) {
-        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topics[i], partitions,
-                                                           nbrokers < 3 ? nbrokers : 3);
+        rd_kafka_resp_err_t e =
+            rd_kafka_mock_topic_create(b->mc, topics[i], partitions, nbrokers < 3 ? nbrokers : 3);
         if (e) {
             snprintf(err, errlen, "embedded broker: cannot create topic %s: %s", topics[i],
                      rd_kafka_err2str(e));

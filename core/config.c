@@ -141,7 +141,8 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
             return TK_EINVAL;
         }
         if (rc == TK_EINVAL) {
-            snprintf(err, errlen, "%s: bad variable reference \"%s\" (expected ${NAME} or ${NAME:-default})",
+            snprintf(err, errlen,
+                     "%s: bad variable reference \"%s\" (expected ${NAME} or ${NAME:-default})",
                      path, var);
             return TK_EINVAL;
         }
@@ -160,7 +161,8 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
     if (json_is_object(v)) {
         const char *k;
         json_t *child;
-        json_object_foreach(v, k, child) {
+        json_object_foreach(v, k, child)
+        {
             snprintf(path + base, pathcap - base, "%s%s", base ? "." : "", k);
             int rc = subst_walk(child, path, pathcap, err, errlen);
             path[base] = '\0';
@@ -170,7 +172,8 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
     } else if (json_is_array(v)) {
         size_t i;
         json_t *child;
-        json_array_foreach(v, i, child) {
+        json_array_foreach(v, i, child)
+        {
             snprintf(path + base, pathcap - base, "[%zu]", i);
             int rc = subst_walk(child, path, pathcap, err, errlen);
             path[base] = '\0';
@@ -314,7 +317,8 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
     char sub[1024];
     const char *key;
     json_t *val;
-    json_object_foreach(obj, key, val) {
+    json_object_foreach(obj, key, val)
+    {
         const tk_config_field *f = schema;
         while (f && f->name && strcmp(f->name, key) != 0)
             f++;
@@ -366,7 +370,8 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
             json_object_set_new(obj, f->name, c);
             v = c;
         }
-        if (f->type == TK_CFG_STRING && f->choices && !in_choices(f->choices, json_string_value(v))) {
+        if (f->type == TK_CFG_STRING && f->choices &&
+            !in_choices(f->choices, json_string_value(v))) {
             snprintf(err, errlen, "%s: \"%.80s\" is not one of %s", sub, json_string_value(v),
                      f->choices);
             return TK_EINVAL;

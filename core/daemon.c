@@ -125,21 +125,20 @@ static void register_core_metrics(tk_metrics *m, size_t ninstances)
 {
     char err[256];
     static const char *const vlabels[] = {"version", "abi", NULL};
-    tk_metric_family *info = tk_metrics_family(m, TK_METRIC_GAUGE, "taskora_build_info",
-                                               "taskorad version and plugin ABI", vlabels, NULL, 0,
-                                               err, sizeof(err));
+    tk_metric_family *info =
+        tk_metrics_family(m, TK_METRIC_GAUGE, "taskora_build_info",
+                          "taskorad version and plugin ABI", vlabels, NULL, 0, err, sizeof(err));
     char abi[16];
     snprintf(abi, sizeof(abi), "%d.%d", TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
     const char *vals[] = {PACKAGE_VERSION, abi};
     tk_metric_set(info, vals, 1);
-    tk_metric_family *start = tk_metrics_family(m, TK_METRIC_GAUGE,
-                                                "taskora_process_start_time_seconds",
-                                                "Start time of the process since the Unix epoch",
-                                                NULL, NULL, 0, err, sizeof(err));
+    tk_metric_family *start = tk_metrics_family(
+        m, TK_METRIC_GAUGE, "taskora_process_start_time_seconds",
+        "Start time of the process since the Unix epoch", NULL, NULL, 0, err, sizeof(err));
     tk_metric_set(start, NULL, (double)time(NULL));
-    tk_metric_family *inst = tk_metrics_family(m, TK_METRIC_GAUGE, "taskora_plugin_instances",
-                                               "Plugin instances running", NULL, NULL, 0, err,
-                                               sizeof(err));
+    tk_metric_family *inst =
+        tk_metrics_family(m, TK_METRIC_GAUGE, "taskora_plugin_instances",
+                          "Plugin instances running", NULL, NULL, 0, err, sizeof(err));
     tk_metric_set(inst, NULL, (double)ninstances);
 }
 

@@ -33,7 +33,7 @@ struct tk_http_server {
     atomic_int started;
     pthread_mutex_t active_lock; /* guards `active`, signalled when it drops */
     pthread_cond_t active_cond;
-    int active;                  /* requests begun and not yet completed */
+    int active; /* requests begun and not yet completed */
     atomic_int ready;
     const char *_Atomic not_ready_reason;
     char url[96];
@@ -218,8 +218,8 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
     if (atomic_load(&srv->ready))
         return json_reply(resp, 200, json_pack("{s:s}", "status", "ready"));
     const char *reason = atomic_load(&srv->not_ready_reason);
-    return json_reply(resp, 503,
-                      json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
+    return json_reply(
+        resp, 503, json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
 }
 
 static int route_metrics(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -268,13 +268,13 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->requests = tk_metrics_family(metrics, TK_METRIC_COUNTER, "taskora_http_requests_total",
                                       "HTTP requests answered, by method, route and status",
                                       req_labels, NULL, 0, merr, sizeof(merr));
-    srv->duration = tk_metrics_family(metrics, TK_METRIC_HISTOGRAM,
-                                      "taskora_http_request_duration_seconds",
-                                      "Time from request to response, by method and route",
-                                      dur_labels, NULL, 0, merr, sizeof(merr));
-    srv->inflight = tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_http_requests_in_flight",
-                                      "HTTP requests being handled", NULL, NULL, 0, merr,
-                                      sizeof(merr));
+    srv->duration =
+        tk_metrics_family(metrics, TK_METRIC_HISTOGRAM, "taskora_http_request_duration_seconds",
+                          "Time from request to response, by method and route", dur_labels, NULL, 0,
+                          merr, sizeof(merr));
+    srv->inflight =
+        tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_http_requests_in_flight",
+                          "HTTP requests being handled", NULL, NULL, 0, merr, sizeof(merr));
     if (tk_routes_add(srv->routes, "GET", "/health", route_health, srv, "core") ||
         tk_routes_add(srv->routes, "GET", "/ready", route_ready, srv, "core") ||
         tk_routes_add(srv->routes, "GET", "/metrics", route_metrics, srv, "core")) {
@@ -320,7 +320,8 @@ static int origin_allowed(const tk_http_server *srv, const char *origin)
     size_t i;
     json_t *it;
     int any = 0;
-    json_array_foreach(srv->opt.cors_origins, i, it) {
+    json_array_foreach(srv->opt.cors_origins, i, it)
+    {
         const char *o = json_string_value(it);
         if (o && strcmp(o, origin) == 0)
             return 1;
@@ -351,8 +352,8 @@ static double elapsed_s(const struct timespec *start)
 /* The method as a metric label: a fixed set, so clients cannot create series at will. */
 static const char *method_label(const char *m)
 {
-    static const char *const known[] = {"GET",    "HEAD",  "POST",    "PUT",
-                                         "PATCH",  "DELETE", "OPTIONS", NULL};
+    static const char *const known[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                        "PATCH", "DELETE", "OPTIONS", NULL};
     for (int i = 0; known[i]; i++)
         if (strcmp(m, known[i]) == 0)
             return known[i];
@@ -399,9 +400,9 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     const char *labels[] = {method_label(req->method), route_label, st};
     tk_metric_add(srv->requests, labels, 1);
     tk_metric_observe(srv->duration, labels, secs);
-    const char *kv[] = {"method", req->method, "path",   req->path, "status", st,
-                        "duration_ms", ms,     "bytes",  bytes,     "request_id", req->request_id,
-                        "route", route_label};
+    const char *kv[] = {"method",     req->method,     "path",  req->path,  "status",
+                        st,           "duration_ms",   ms,      "bytes",    bytes,
+                        "request_id", req->request_id, "route", route_label};
     int probe = strcmp(route_label, "/health") == 0 || strcmp(route_label, "/ready") == 0 ||
                 strcmp(route_label, "/metrics") == 0;
     tk_log_write(NULL, probe ? TK_LOG_DEBUG : TK_LOG_INFO, "http request", kv,
@@ -429,9 +430,9 @@ static enum MHD_Result preflight(tk_http_server *srv, tk_http_request *req)
     tk_http_resp_body(&resp, "text/plain; charset=utf-8", "", 0);
     tk_http_resp_header(&resp, "Access-Control-Allow-Methods",
                         "GET, POST, PUT, PATCH, DELETE, OPTIONS");
-    tk_http_resp_header(&resp, "Access-Control-Allow-Headers",
-                        want && header_value_ok(want) ? want
-                                                      : "Authorization, Content-Type, X-Request-ID");
+    tk_http_resp_header(
+        &resp, "Access-Control-Allow-Headers",
+        want && header_value_ok(want) ? want : "Authorization, Content-Type, X-Request-ID");
     tk_http_resp_header(&resp, "Access-Control-Max-Age", "600");
     return send_response(srv, req, &resp, "preflight");
 }
@@ -462,8 +463,8 @@ static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
     if (rc < 0 && (!resp.body || resp.status < 400)) {
         char code[16];
         snprintf(code, sizeof(code), "%d", rc);
-        const char *kv[] = {"route", rt->pattern, "owner", rt->owner, "error", tk_strerror(rc),
-                            "request_id", req->request_id};
+        const char *kv[] = {"route", rt->pattern,     "owner",      rt->owner,
+                            "error", tk_strerror(rc), "request_id", req->request_id};
         tk_log_write(NULL, TK_LOG_ERROR, "handler failed", kv, 4);
         resp_clear(&resp);
         tk_http_resp_error(&resp, 500, "Internal server error");
@@ -472,8 +473,8 @@ static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     tk_http_server *srv = cls;
     tk_http_request *req = *con_cls;
@@ -582,7 +583,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char portstr[8];
@@ -662,8 +664,8 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
     int left = srv->active;
     pthread_mutex_unlock(&srv->active_lock);
     if (left > 0)
-        tk_logf(NULL, TK_LOG_WARN, "http: %d request(s) still in progress after %d ms; closing them",
-                left, drain_ms);
+        tk_logf(NULL, TK_LOG_WARN,
+                "http: %d request(s) still in progress after %d ms; closing them", left, drain_ms);
     MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
     if (fd != MHD_INVALID_SOCKET)

@@ -11,10 +11,10 @@
 typedef struct tk_http_server tk_http_server;
 
 typedef struct tk_http_options {
-    const char *listen;      /* "HOST:PORT" or "[V6]:PORT" */
-    const char *app_id;      /* reported by /health */
-    long long body_limit;    /* bytes; larger bodies get 413 */
-    json_t *cors_origins;    /* array of strings (borrowed), "*" allows any */
+    const char *listen;   /* "HOST:PORT" or "[V6]:PORT" */
+    const char *app_id;   /* reported by /health */
+    long long body_limit; /* bytes; larger bodies get 413 */
+    json_t *cors_origins; /* array of strings (borrowed), "*" allows any */
     int max_connections;
     int timeout_s;
 } tk_http_options;

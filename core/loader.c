@@ -98,8 +98,7 @@ static int is_elf(const char *path)
 }
 
 /* Loads and checks a plugin file, or finds it among those already loaded. */
-static int load_type(tk_loader *l, const char *file, tk_plugin_type **out, char *err,
-                     size_t errlen)
+static int load_type(tk_loader *l, const char *file, tk_plugin_type **out, char *err, size_t errlen)
 {
     char real[PATH_MAX];
     if (!realpath(file, real))
@@ -217,8 +216,8 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
             return TK_EINVAL;
         }
         static const tk_config_field none[] = {{0}};
-        if (tk_config_validate(&inst->config, t->desc->config ? t->desc->config : none, jpath,
-                               why, sizeof(why))) {
+        if (tk_config_validate(&inst->config, t->desc->config ? t->desc->config : none, jpath, why,
+                               sizeof(why))) {
             snprintf(err, errlen, "%s: %s", s->path, why);
             return TK_EINVAL;
         }

@@ -50,8 +50,8 @@ int tk_log_enabled(tk_log_level level) { return level >= g_level; }
 
 int tk_log_key_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "passwd", "secret", "token", "api_key",
-                                        "apikey", "authorization", "cookie", NULL};
+    static const char *const words[] = {"password", "passwd",        "secret", "token", "api_key",
+                                        "apikey",   "authorization", "cookie", NULL};
     char low[64];
     size_t n = 0;
     for (; key[n] && n < sizeof(low) - 1; n++)
@@ -103,7 +103,10 @@ static size_t utf8_len(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
     if (n == 0 || (n == 2 && s[0] < 0xC2))
         return 0;
     for (size_t i = 1; i < n; i++)

@@ -9,7 +9,8 @@
 
 typedef enum tk_log_format { TK_LOG_FORMAT_JSON = 0, TK_LOG_FORMAT_TEXT = 1 } tk_log_format;
 
-/* Sets level and format; output goes to `out` (stderr by default). Main thread, before threads start. */
+/* Sets level and format; output goes to `out` (stderr by default). Main thread, before threads
+ * start. */
 void tk_log_setup(tk_log_level level, tk_log_format format, FILE *out);
 /* Parses "debug|info|warn|error" / "json|text". Return 0 or TK_EINVAL. */
 int tk_log_level_parse(const char *s, tk_log_level *out);

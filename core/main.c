@@ -21,30 +21,31 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: taskorad [COMMAND] [-c FILE]\n"
-            "Taskora's plugin host: loads the plugins a config names and wires them to\n"
-            "PostgreSQL, Kafka and the HTTP server.\n"
-            "\n"
-            "Commands:\n"
-            "  run             run the configured plugins until SIGTERM/SIGINT (default)\n"
-            "  check-config    validate the config file and every plugin's config\n"
-            "  plugins         load, check and list the configured plugin instances\n"
-            "  migrate         apply pending database migrations (core, then plugins)\n"
-            "  broker          run the embedded Kafka-protocol cluster standalone\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE    config file (default: $TASKORA_CONFIG, else\n"
-            "                       %s/taskora/taskora.json)\n"
-            "  -h, --help           this help\n"
-            "  -V, --version        version and plugin ABI\n"
-            "Broker options:\n"
-            "  --brokers N          brokers in the cluster (default 1)\n"
-            "  --partitions N       partitions per topic (default 6)\n"
-            "  --topics a,b,c       topics to create (default task-events,user-events,chat-events)\n"
-            "\n"
-            "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n",
-            TK_SYSCONFDIR);
+    fprintf(
+        out,
+        "Usage: taskorad [COMMAND] [-c FILE]\n"
+        "Taskora's plugin host: loads the plugins a config names and wires them to\n"
+        "PostgreSQL, Kafka and the HTTP server.\n"
+        "\n"
+        "Commands:\n"
+        "  run             run the configured plugins until SIGTERM/SIGINT (default)\n"
+        "  check-config    validate the config file and every plugin's config\n"
+        "  plugins         load, check and list the configured plugin instances\n"
+        "  migrate         apply pending database migrations (core, then plugins)\n"
+        "  broker          run the embedded Kafka-protocol cluster standalone\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE    config file (default: $TASKORA_CONFIG, else\n"
+        "                       %s/taskora/taskora.json)\n"
+        "  -h, --help           this help\n"
+        "  -V, --version        version and plugin ABI\n"
+        "Broker options:\n"
+        "  --brokers N          brokers in the cluster (default 1)\n"
+        "  --partitions N       partitions per topic (default 6)\n"
+        "  --topics a,b,c       topics to create (default task-events,user-events,chat-events)\n"
+        "\n"
+        "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n",
+        TK_SYSCONFDIR);
 }
 
 static const char *default_config(void)
@@ -109,7 +110,8 @@ static int cmd_migrate(const char *path)
     tk_runtime rt = {.app_id = s->app_id};
     tk_loader l;
     if (!s->pg_url) {
-        fprintf(stderr, "taskorad: %s: postgres.url: required for migrate (e.g. \"${DATABASE_URL}\")\n",
+        fprintf(stderr,
+                "taskorad: %s: postgres.url: required for migrate (e.g. \"${DATABASE_URL}\")\n",
                 s->path);
         code = EXIT_USAGE;
     } else if (tk_loader_open(&l, s, &rt, err, sizeof(err))) {
@@ -207,9 +209,7 @@ int main(int argc, char **argv)
             }
             break;
         case 't': topics = optarg; break;
-        default:
-            fprintf(stderr, "Try 'taskorad --help'.\n");
-            return EXIT_USAGE;
+        default: fprintf(stderr, "Try 'taskorad --help'.\n"); return EXIT_USAGE;
         }
     }
     if (!cmd && optind < argc)

@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double default_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                         0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+static const double default_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
 
 typedef struct series {
     char **values;
-    double value;      /* counter, gauge */
-    uint64_t *counts;  /* histogram: per bucket, not cumulative */
+    double value;     /* counter, gauge */
+    uint64_t *counts; /* histogram: per bucket, not cumulative */
     uint64_t count;
     double sum;
     struct series *next;
@@ -134,7 +134,8 @@ tk_metric_family *tk_metrics_family(tk_metrics *m, tk_metric_kind kind, const ch
                                     size_t errlen)
 {
     if (!tk_metric_name_valid(name, 0)) {
-        snprintf(err, errlen, "metric name \"%s\" is not a valid Prometheus name", name ? name : "");
+        snprintf(err, errlen, "metric name \"%s\" is not a valid Prometheus name",
+                 name ? name : "");
         return NULL;
     }
     size_t nl = strv_len(labels);
@@ -310,7 +311,6 @@ static void tb_putn(textbuf *b, const char *s, size_t n)
     b->len += n;
     b->p[b->len] = '\0';
 }
-
 
 static void tb_printf(textbuf *b, const char *fmt, ...)
 {

@@ -4,7 +4,11 @@
 
 #include <stddef.h>
 
-typedef enum tk_metric_kind { TK_METRIC_COUNTER, TK_METRIC_GAUGE, TK_METRIC_HISTOGRAM } tk_metric_kind;
+typedef enum tk_metric_kind {
+    TK_METRIC_COUNTER,
+    TK_METRIC_GAUGE,
+    TK_METRIC_HISTOGRAM
+} tk_metric_kind;
 
 typedef struct tk_metrics tk_metrics;
 typedef struct tk_metric_family tk_metric_family;
@@ -35,7 +39,8 @@ char *tk_metrics_render(tk_metrics *m, size_t *len);
 /* Longest metric or label name accepted (keeps every rendered line within its buffer). */
 #define TK_METRIC_NAME_MAX 128
 
-/* Non-zero when name matches [a-zA-Z_:][a-zA-Z0-9_:]* (label names: no ':'), at most TK_METRIC_NAME_MAX long. */
+/* Non-zero when name matches [a-zA-Z_:][a-zA-Z0-9_:]* (label names: no ':'), at most
+ * TK_METRIC_NAME_MAX long. */
 int tk_metric_name_valid(const char *name, int is_label);
 
 #endif

@@ -109,10 +109,11 @@ static int apply_component(PGconn *c, const char *component, const char *const *
         if (rc == 0) {
             params[1] = stepstr;
             params[2] = steps[step - 1];
-            PGresult *ins = PQexecParams(c,
-                                         "INSERT INTO taskora_migrations (component, step, checksum) "
-                                         "VALUES ($1, $2::int, md5($3))",
-                                         3, NULL, params, NULL, NULL, 0);
+            PGresult *ins =
+                PQexecParams(c,
+                             "INSERT INTO taskora_migrations (component, step, checksum) "
+                             "VALUES ($1, $2::int, md5($3))",
+                             3, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
                 snprintf(why, sizeof(why), "%s", result_error(c, ins));
                 rc = TK_ERR;

@@ -84,8 +84,9 @@ int tk_routes_add(tk_routes *r, const char *method, const char *pattern, tk_http
     for (int i = 0; rc == 0 && i < n; i++) {
         size_t len = strlen(segs[i]);
         int open = strchr(segs[i], '{') != NULL, close = strchr(segs[i], '}') != NULL;
-        if ((open || close) && !(segs[i][0] == '{' && segs[i][len - 1] == '}' && len > 2 &&
-                                 !strchr(segs[i] + 1, '{') && strchr(segs[i], '}') == segs[i] + len - 1))
+        if ((open || close) &&
+            !(segs[i][0] == '{' && segs[i][len - 1] == '}' && len > 2 &&
+              !strchr(segs[i] + 1, '{') && strchr(segs[i], '}') == segs[i] + len - 1))
             rc = TK_EINVAL;
     }
     for (tk_route *rt = r->head; rc == 0 && rt; rt = rt->next) {
@@ -166,7 +167,8 @@ int tk_routes_match(const tk_routes *r, const char *method, const char *path, tk
         if (strcmp(rt->method, want) == 0) {
             if (!best || rank(rt) > rank(best))
                 best = rt;
-        } else if (!strstr(m->allow, rt->method) && alen + strlen(rt->method) + 3 < sizeof(m->allow)) {
+        } else if (!strstr(m->allow, rt->method) &&
+                   alen + strlen(rt->method) + 3 < sizeof(m->allow)) {
             alen += (size_t)snprintf(m->allow + alen, sizeof(m->allow) - alen, "%s%s",
                                      alen ? ", " : "", rt->method);
         }

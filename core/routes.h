@@ -11,11 +11,11 @@
 typedef struct tk_route {
     char *method;
     char *pattern;
-    char **segs;      /* "{id}" segments are parameters */
+    char **segs; /* "{id}" segments are parameters */
     size_t nsegs;
     tk_http_handler handler;
     void *ud;
-    char *owner;      /* instance name, or "core" */
+    char *owner; /* instance name, or "core" */
     struct tk_route *next;
 } tk_route;
 
@@ -26,8 +26,8 @@ typedef struct tk_route_match {
     size_t nparams;
     const char *names[TK_ROUTE_MAX_SEGS];
     const char *values[TK_ROUTE_MAX_SEGS];
-    char *buf;        /* the split path the values point into */
-    char allow[128];  /* on TK_ESTATE: methods the path accepts, e.g. "GET, PUT" */
+    char *buf;       /* the split path the values point into */
+    char allow[128]; /* on TK_ESTATE: methods the path accepts, e.g. "GET, PUT" */
 } tk_route_match;
 
 tk_routes *tk_routes_new(void);

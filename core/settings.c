@@ -21,24 +21,26 @@ static const tk_config_field postgres_fields[] = {
 static const tk_config_field kafka_fields[] = {
     {"brokers", TK_CFG_STRING, 0, "\"embedded\"", NULL,
      "bootstrap servers, or \"embedded\" for the in-process Kafka-protocol cluster", NULL},
-    {"partitions", TK_CFG_INT, 0, "6", NULL, "partitions of each topic the embedded cluster creates",
-     NULL},
+    {"partitions", TK_CFG_INT, 0, "6", NULL,
+     "partitions of each topic the embedded cluster creates", NULL},
     {"topics", TK_CFG_STRING_LIST, 0, "[\"task-events\",\"user-events\",\"chat-events\"]", NULL,
      "topics the embedded cluster creates", NULL},
     {0}};
 
 static const tk_config_field http_fields[] = {
     {"enabled", TK_CFG_BOOL, 0, "true", NULL, "serve HTTP (health, metrics, plugin routes)", NULL},
-    {"listen", TK_CFG_STRING, 0, "\"0.0.0.0:8000\"", NULL, "HOST:PORT, [IPv6]:PORT; port 0 picks one",
+    {"listen", TK_CFG_STRING, 0, "\"0.0.0.0:8000\"", NULL,
+     "HOST:PORT, [IPv6]:PORT; port 0 picks one", NULL},
+    {"body_limit", TK_CFG_INT, 0, "1048576", NULL, "largest request body in bytes (else 413)",
      NULL},
-    {"body_limit", TK_CFG_INT, 0, "1048576", NULL, "largest request body in bytes (else 413)", NULL},
     {"cors_origins", TK_CFG_STRING_LIST, 0, "[]", NULL, "allowed CORS origins, or \"*\"", NULL},
     {"max_connections", TK_CFG_INT, 0, "512", NULL, "concurrent connections", NULL},
     {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL},
     {0}};
 
 static const tk_config_field top_fields[] = {
-    {"app_id", TK_CFG_STRING, 0, "\"taskora-backend\"", NULL, "service name and event source", NULL},
+    {"app_id", TK_CFG_STRING, 0, "\"taskora-backend\"", NULL, "service name and event source",
+     NULL},
     {"log", TK_CFG_OBJECT, 0, NULL, NULL, "logging", log_fields},
     {"plugin_dir", TK_CFG_STRING, 0, NULL, NULL, "colon-separated folders searched for plugins",
      NULL},
@@ -143,10 +145,8 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         const char *key;
         long long min, max;
     } ranges[] = {
-        {"kafka.partitions", 1, 1000},
-        {"http.body_limit", 0, 1LL << 31},
-        {"http.max_connections", 1, 100000},
-        {"http.timeout_s", 1, 86400},
+        {"kafka.partitions", 1, 1000},       {"http.body_limit", 0, 1LL << 31},
+        {"http.max_connections", 1, 100000}, {"http.timeout_s", 1, 86400},
         {"shutdown_timeout_ms", 1, 3600000},
     };
     /* checked as written, before narrowing to int */

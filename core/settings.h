@@ -9,16 +9,16 @@
 
 /* One entry of "plugins": an instance to create. */
 typedef struct tk_plugin_conf {
-    const char *name;  /* instance name, unique */
-    const char *load;  /* plugin type: a name searched in plugin_dir, or a path */
-    json_t *config;    /* the instance config as written (validated after loading) */
-    char jpath[32];    /* "plugins[3]" for messages */
+    const char *name; /* instance name, unique */
+    const char *load; /* plugin type: a name searched in plugin_dir, or a path */
+    json_t *config;   /* the instance config as written (validated after loading) */
+    char jpath[32];   /* "plugins[3]" for messages */
 } tk_plugin_conf;
 
 typedef struct tk_settings {
-    char *path;        /* the config file */
-    char *dir;         /* its directory, for relative plugin paths */
-    json_t *root;      /* validated, with defaults filled in */
+    char *path;   /* the config file */
+    char *dir;    /* its directory, for relative plugin paths */
+    json_t *root; /* validated, with defaults filled in */
     const char *app_id;
     tk_log_level log_level;
     tk_log_format log_format;

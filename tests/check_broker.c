@@ -44,8 +44,8 @@ START_TEST(test_standalone_broker_prints_bootstrap_and_serves_topics)
         close(out[1]);
         char bin[4096];
         snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-        execl(bin, bin, "broker", "--brokers", "2", "--partitions", "3", "--topics",
-              "alpha,beta", (char *)NULL);
+        execl(bin, bin, "broker", "--brokers", "2", "--partitions", "3", "--topics", "alpha,beta",
+              (char *)NULL);
         _exit(127);
     }
     close(out[1]);

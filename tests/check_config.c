@@ -28,8 +28,8 @@ static tk_settings *load(const char *text, char *err, size_t errlen)
 START_TEST(test_syntax_error_names_file_line_and_column)
 {
     char err[1024];
-    tk_settings *s = load("{\n  \"app_id\": \"x\",\n  \"log\": {\"level\" \"info\"}\n}\n", err,
-                          sizeof(err));
+    tk_settings *s =
+        load("{\n  \"app_id\": \"x\",\n  \"log\": {\"level\" \"info\"}\n}\n", err, sizeof(err));
     ck_assert_ptr_null(s);
     ck_assert_msg(strstr(err, "c.json:3:") != NULL, "no file:line in: %s", err);
     ck_assert_msg(strstr(err, "syntax error") != NULL, "%s", err);

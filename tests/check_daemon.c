@@ -103,8 +103,8 @@ START_TEST(test_core_routes_health_ready_metrics)
     ck_assert_msg(strstr(r.body, "taskora_http_requests_total{method=\"GET\","
                                  "route=\"/test/hello/{name}\",status=\"200\"} 1\n"),
                   "%s", r.body);
-    ck_assert_msg(strstr(r.body, "test_plugin_hits_total{plugin=\"t1\",route=\"hello\"} 1\n"),
-                  "%s", r.body);
+    ck_assert_msg(strstr(r.body, "test_plugin_hits_total{plugin=\"t1\",route=\"hello\"} 1\n"), "%s",
+                  r.body);
     ck_assert_msg(strstr(r.body, "taskora_http_request_duration_seconds_bucket{method=\"GET\","
                                  "route=\"/test/hello/{name}\",le=\"+Inf\"} 1\n"),
                   "%s", r.body);
@@ -258,8 +258,7 @@ START_TEST(test_access_log_has_duration_and_secrets_are_redacted)
     ck_assert_msg(strstr(log, "\"duration_ms\":\"") && strstr(log, "\"status\":\"200\""), "%s",
                   log);
     ck_assert_msg(strstr(log, "\"plugin\":\"t1\""), "%s", log);
-    ck_assert_msg(strstr(log, "\"password\":\"[redacted]\"") && !strstr(log, "hunter2"), "%s",
-                  log);
+    ck_assert_msg(strstr(log, "\"password\":\"[redacted]\"") && !strstr(log, "hunter2"), "%s", log);
     free(log);
 }
 END_TEST
@@ -371,8 +370,8 @@ START_TEST(test_shutdown_timeout_exits_anyway)
     kill(d.pid, SIGTERM);
     int rc = th_daemon_wait(&d, 10000);
     ck_assert_int_eq(rc, 1);
-    ck_assert(th_wait_file_contains(d.log_path, "did not finish within shutdown_timeout_ms=300",
-                                    1000));
+    ck_assert(
+        th_wait_file_contains(d.log_path, "did not finish within shutdown_timeout_ms=300", 1000));
 }
 END_TEST
 

@@ -32,8 +32,12 @@ static tk_event event_of_type(const char *type, tk_event_header *h)
     h->name = "ce_type";
     h->value = type;
     h->value_len = strlen(type);
-    tk_event ev = {.struct_size = sizeof(tk_event), .topic = "task-events", .value = "{}",
-                   .value_len = 2, .headers = h, .header_count = 1};
+    tk_event ev = {.struct_size = sizeof(tk_event),
+                   .topic = "task-events",
+                   .value = "{}",
+                   .value_len = 2,
+                   .headers = h,
+                   .header_count = 1};
     return ev;
 }
 

@@ -56,8 +56,8 @@ START_TEST(test_missing_file_lists_where_it_looked)
 {
     char tmp[8192];
     snprintf(tmp, sizeof(tmp), "%s/nope.so", th_plugin_dir());
-    expect_refusal("[{\"name\": \"x\", \"load\": \"nope\"}]", "plugins[0].load: plugin \"nope\" not found; looked in: ",
-                   tmp);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"nope\"}]",
+                   "plugins[0].load: plugin \"nope\" not found; looked in: ", tmp);
     expect_refusal("[{\"name\": \"x\", \"load\": \"nope\"}]", "extra-dir/nope.so", NULL);
 }
 END_TEST
@@ -65,15 +65,15 @@ END_TEST
 START_TEST(test_file_that_is_not_a_shared_object_is_refused)
 {
     free(th_write(dir, "garbage.so", "this is not ELF\n"));
-    expect_refusal("[{\"name\": \"x\", \"load\": \"./garbage.so\"}]", "garbage.so: not a shared object",
-                   NULL);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"./garbage.so\"}]",
+                   "garbage.so: not a shared object", NULL);
 }
 END_TEST
 
 START_TEST(test_shared_object_without_entry_symbol_is_refused)
 {
-    expect_refusal("[{\"name\": \"x\", \"load\": \"no_entry\"}]", "no_entry.so: no entry symbol taskora_plugin_entry()",
-                   NULL);
+    expect_refusal("[{\"name\": \"x\", \"load\": \"no_entry\"}]",
+                   "no_entry.so: no entry symbol taskora_plugin_entry()", NULL);
 }
 END_TEST
 
@@ -113,10 +113,12 @@ END_TEST
 
 START_TEST(test_plugin_config_is_checked_against_its_schema)
 {
-    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"greting\": \"x\"}}]",
-                   "plugins[0].config.greting: unknown key (known keys: record, greeting", NULL);
-    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"level\": \"mid\"}}]",
-                   "plugins[0].config.level: \"mid\" is not one of low|high", NULL);
+    expect_refusal(
+        "[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"greting\": \"x\"}}]",
+        "plugins[0].config.greting: unknown key (known keys: record, greeting", NULL);
+    expect_refusal(
+        "[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"level\": \"mid\"}}]",
+        "plugins[0].config.level: \"mid\" is not one of low|high", NULL);
     expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\","
                    " \"config\": {\"limits\": {\"max\": \"many\"}}}]",
                    "plugins[0].config.limits.max: expected an integer", NULL);
@@ -130,7 +132,8 @@ START_TEST(test_init_failure_destroys_instances_already_initialised)
     char *record = th_write(dir, "record.txt", "");
     char plugins[4096];
     snprintf(plugins, sizeof(plugins),
-             "[{\"name\": \"first\", \"load\": \"test_plugin\", \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}},"
+             "[{\"name\": \"first\", \"load\": \"test_plugin\", \"config\": {\"record\": \"%s\", "
+             "\"route_prefix\": \"\"}},"
              " {\"name\": \"second\", \"load\": \"test_plugin\","
              "  \"config\": {\"record\": \"%s\", \"fail_init\": true}},"
              " {\"name\": \"third\", \"load\": \"test_plugin\", \"config\": {\"record\": \"%s\"}}]",
@@ -138,7 +141,8 @@ START_TEST(test_init_failure_destroys_instances_already_initialised)
     char *out = NULL, *err = NULL;
     int rc = run_with_plugins("run", plugins, &out, &err);
     ck_assert_msg(rc == 2, "exit %d: %s", rc, err);
-    ck_assert_msg(strstr(err, "plugin instance \"second\"") && strstr(err, "init failed: unavailable"),
+    ck_assert_msg(strstr(err, "plugin instance \"second\"") &&
+                      strstr(err, "init failed: unavailable"),
                   "%s", err);
     char *rec = th_read(record);
     ck_assert_str_eq(rec, "init first\ninit second\ndestroy first\n");
@@ -170,8 +174,7 @@ START_TEST(test_plugins_command_lists_instances)
     free(err);
     rc = run_with_plugins("check-config", "[{\"name\": \"alpha\", \"load\": \"test_plugin\"}]",
                           &out, &err);
-    ck_assert_msg(rc == 0 && strstr(out, "OK (1 plugin instance)"), "exit %d: %s %s", rc, out,
-                  err);
+    ck_assert_msg(rc == 0 && strstr(out, "OK (1 plugin instance)"), "exit %d: %s %s", rc, out, err);
     free(out);
     free(err);
 }

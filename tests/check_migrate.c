@@ -97,7 +97,7 @@ static int migrate(const char *plugins, char **out, char **err)
     return rc;
 }
 
-#define TWO_INSTANCES                                                                           \
+#define TWO_INSTANCES                                                                              \
     "[{\"name\": \"a\", \"load\": \"test_plugin\"}, {\"name\": \"b\", \"load\": \"test_plugin\"}]"
 
 START_TEST(test_applies_plugin_steps_once_and_then_has_nothing_to_do)

@@ -18,9 +18,8 @@ static int h2(void *ud, const tk_http_request *req, tk_http_response *resp)
 START_TEST(test_parameters_are_extracted)
 {
     tk_routes *r = tk_routes_new();
-    ck_assert_int_eq(tk_routes_add(r, "GET", "/api/{user_id}/conversations/{cid}/messages", h1,
-                                   NULL, "p"),
-                     0);
+    ck_assert_int_eq(
+        tk_routes_add(r, "GET", "/api/{user_id}/conversations/{cid}/messages", h1, NULL, "p"), 0);
     tk_route_match m;
     ck_assert_int_eq(tk_routes_match(r, "GET", "/api/7/conversations/42/messages", &m), 0);
     ck_assert_uint_eq(m.nparams, 2);

@@ -31,7 +31,8 @@ typedef struct th_daemon {
     char *log_path;
 } th_daemon;
 
-/* Starts taskorad run -c config, logging to log_path; waits until it serves HTTP (url set). 0 ok. */
+/* Starts taskorad run -c config, logging to log_path; waits until it serves HTTP (url set). 0 ok.
+ */
 int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int timeout_ms);
 /* Starts it without waiting for HTTP (for configs that must fail). */
 int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path);

@@ -64,9 +64,9 @@ static int route_counts(void *ud, const tk_http_request *req, tk_http_response *
     hello *h = ud;
     (void)req;
     char body[4096];
-    size_t n = (size_t)snprintf(body, sizeof(body), "{\"greeting\":\"%s\",\"instance\":\"%s\",\"events\":{",
-                                h->host->config_string(h->inst, "greeting"),
-                                h->host->instance_name(h->inst));
+    size_t n = (size_t)snprintf(
+        body, sizeof(body), "{\"greeting\":\"%s\",\"instance\":\"%s\",\"events\":{",
+        h->host->config_string(h->inst, "greeting"), h->host->instance_name(h->inst));
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->ntypes && n < sizeof(body); i++)
         n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"%s\":%ld", i ? "," : "",

@@ -40,14 +40,14 @@ extern "C" {
  */
 enum {
     TK_OK = 0,
-    TK_ERR = -1,         /* failure with no more specific code */
-    TK_ENOMEM = -2,      /* out of memory */
-    TK_EINVAL = -3,      /* invalid argument or input */
-    TK_ENOTFOUND = -4,   /* no such object */
-    TK_EEXIST = -5,      /* already exists (e.g. a route registered twice) */
-    TK_ETIMEDOUT = -6,   /* gave up waiting */
+    TK_ERR = -1,          /* failure with no more specific code */
+    TK_ENOMEM = -2,       /* out of memory */
+    TK_EINVAL = -3,       /* invalid argument or input */
+    TK_ENOTFOUND = -4,    /* no such object */
+    TK_EEXIST = -5,       /* already exists (e.g. a route registered twice) */
+    TK_ETIMEDOUT = -6,    /* gave up waiting */
     TK_EUNAVAILABLE = -7, /* a dependency (database, broker, provider) is down */
-    TK_ESTATE = -8,      /* called at the wrong time (e.g. a route after init) */
+    TK_ESTATE = -8,       /* called at the wrong time (e.g. a route after init) */
 };
 
 /* A short English description of a return code. Static storage; any thread. */
@@ -96,7 +96,7 @@ typedef struct tk_http_response tk_http_response; /* valid only during a handler
  */
 typedef enum tk_config_type {
     TK_CFG_STRING = 1,
-    TK_CFG_INT = 2,         /* 64-bit integer */
+    TK_CFG_INT = 2, /* 64-bit integer */
     TK_CFG_BOOL = 3,
     TK_CFG_DOUBLE = 4,
     TK_CFG_STRING_LIST = 5, /* array of strings */
@@ -108,11 +108,11 @@ typedef enum tk_config_type {
 typedef struct tk_config_field {
     const char *name;
     tk_config_type type;
-    int required;                            /* non-zero: the key must be present */
-    const char *default_json;                /* default as JSON text ("8", "\"x\"", "[]"), or NULL */
-    const char *choices;                     /* TK_CFG_STRING: allowed values "a|b|c", or NULL */
-    const char *description;                 /* one line, shown by `taskorad plugins` */
-    const struct tk_config_field *children;  /* TK_CFG_OBJECT: its fields */
+    int required;                           /* non-zero: the key must be present */
+    const char *default_json;               /* default as JSON text ("8", "\"x\"", "[]"), or NULL */
+    const char *choices;                    /* TK_CFG_STRING: allowed values "a|b|c", or NULL */
+    const char *description;                /* one line, shown by `taskorad plugins` */
+    const struct tk_config_field *children; /* TK_CFG_OBJECT: its fields */
 } tk_config_field;
 
 /* One Kafka header of a consumed event. Borrowed: valid during consume(). */
@@ -315,8 +315,8 @@ typedef struct tk_plugin {
 #define TK_PLUGIN_MIN_STRUCT_SIZE (offsetof(tk_plugin, consume) + sizeof(void (*)(void)))
 
 /* Fills the three version fields; use as the first line of a descriptor. */
-#define TK_PLUGIN_HEADER \
-    .abi_major = TK_PLUGIN_ABI_MAJOR, .abi_minor = TK_PLUGIN_ABI_MINOR, \
+#define TK_PLUGIN_HEADER                                                                           \
+    .abi_major = TK_PLUGIN_ABI_MAJOR, .abi_minor = TK_PLUGIN_ABI_MINOR,                            \
     .struct_size = (uint32_t)sizeof(tk_plugin)
 
 /* The entry point's type: returns the plugin's static descriptor. */

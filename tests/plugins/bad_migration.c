@@ -16,10 +16,7 @@ static const char *const migrations[] = {
 };
 
 static const tk_plugin desc = {
-    TK_PLUGIN_HEADER,
-    .name = "bad_migration",
-    .version = "1.0.0",
-    .migrations = migrations,
+    TK_PLUGIN_HEADER, .name = "bad_migration", .version = "1.0.0", .migrations = migrations,
     .init = init,
 };
 
