@@ -1,6 +1,8 @@
 /* Configuration files: JSON parsing with positions, ${VAR} substitution, schema validation. */
 #include "config.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,32 +45,8 @@ const char *tk_config_json_kind(const json_t *v)
     }
 }
 
-/* A growing string for substitution results. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static int sb_put(strbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return TK_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
 /* Expands the reference ${...} that starts at p and ends at end ('}'). */
-static int subst_ref(strbuf *b, const char *p, const char *end, char *var, size_t varlen)
+static int subst_ref(tk_buf *b, const char *p, const char *end, char *var, size_t varlen)
 {
     const char *name = p + 2, *dflt = NULL;
     size_t nlen = (size_t)(end - name);
@@ -87,21 +65,21 @@ static int subst_ref(strbuf *b, const char *p, const char *end, char *var, size_
     const char *val = getenv(vname);
     /* like the shell's ${VAR:-default}: an empty variable takes the default */
     if (val && (*val || !dflt))
-        return sb_put(b, val, strlen(val));
+        return tk_buf_put(b, val, strlen(val));
     if (dflt)
-        return sb_put(b, dflt, (size_t)(end - dflt));
+        return tk_buf_put(b, dflt, (size_t)(end - dflt));
     snprintf(var, varlen, "%s", vname);
     return TK_ENOTFOUND;
 }
 
 int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen)
 {
-    strbuf b = {0};
-    int rc = sb_put(&b, "", 0);
+    tk_buf b = {0};
+    int rc = tk_buf_put(&b, "", 0);
     const char *p = in;
     while (rc == 0 && *p) {
         if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
-            rc = sb_put(&b, "${", 2);
+            rc = tk_buf_put(&b, "${", 2);
             p += 3;
         } else if (p[0] == '$' && p[1] == '{') {
             const char *end = strchr(p + 2, '}');
@@ -113,12 +91,12 @@ int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen)
             rc = subst_ref(&b, p, end, var, varlen);
             p = end + 1;
         } else {
-            rc = sb_put(&b, p, 1);
+            rc = tk_buf_put(&b, p, 1);
             p++;
         }
     }
     if (rc) {
-        free(b.p);
+        tk_buf_free(&b);
         return rc;
     }
     *out = b.p;

@@ -181,31 +181,30 @@ static void with_plugin(const tk_metric_handle *h, const char *const *values, co
         out[i] = values ? values[i - 1] : "";
 }
 
-static void h_metric_add(tk_metric *m, const char *const *values, double v)
+/* Forwards an update to the family with the instance name as the first label value. */
+static void update(tk_metric *m, const char *const *values, double v,
+                   void (*op)(tk_metric_family *, const char *const *, double))
 {
     const char *all[MAX_LABELS + 1];
     if (!m)
         return;
     with_plugin((tk_metric_handle *)m, values, all);
-    tk_metric_add(((tk_metric_handle *)m)->family, all, v);
+    op(((tk_metric_handle *)m)->family, all, v);
+}
+
+static void h_metric_add(tk_metric *m, const char *const *values, double v)
+{
+    update(m, values, v, tk_metric_add);
 }
 
 static void h_metric_set(tk_metric *m, const char *const *values, double v)
 {
-    const char *all[MAX_LABELS + 1];
-    if (!m)
-        return;
-    with_plugin((tk_metric_handle *)m, values, all);
-    tk_metric_set(((tk_metric_handle *)m)->family, all, v);
+    update(m, values, v, tk_metric_set);
 }
 
 static void h_metric_observe(tk_metric *m, const char *const *values, double v)
 {
-    const char *all[MAX_LABELS + 1];
-    if (!m)
-        return;
-    with_plugin((tk_metric_handle *)m, values, all);
-    tk_metric_observe(((tk_metric_handle *)m)->family, all, v);
+    update(m, values, v, tk_metric_observe);
 }
 
 static int h_http_route(tk_instance *inst, const char *method, const char *pattern,

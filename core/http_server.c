@@ -165,10 +165,10 @@ int tk_http_resp_body(tk_http_response *resp, const char *content_type, const vo
     return 0;
 }
 
-int tk_http_resp_error(tk_http_response *resp, int status, const char *detail)
+/* Sets status and the compact JSON of o (consumed) as the body. */
+static int json_reply(tk_http_response *resp, int status, json_t *o)
 {
-    json_t *o = json_pack("{s:s}", "detail", detail ? detail : "");
-    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!txt)
         return TK_ENOMEM;
@@ -176,6 +176,11 @@ int tk_http_resp_error(tk_http_response *resp, int status, const char *detail)
     int rc = tk_http_resp_body(resp, JSON_CT, txt, strlen(txt));
     free(txt);
     return rc;
+}
+
+int tk_http_resp_error(tk_http_response *resp, int status, const char *detail)
+{
+    return json_reply(resp, status, json_pack("{s:s}", "detail", detail ? detail : ""));
 }
 
 static void resp_clear(tk_http_response *resp)
@@ -190,18 +195,6 @@ static void resp_clear(tk_http_response *resp)
 }
 
 /* ---- core routes ------------------------------------------------------ */
-
-static int json_reply(tk_http_response *resp, int status, json_t *o)
-{
-    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (!txt)
-        return TK_ENOMEM;
-    tk_http_resp_status(resp, status);
-    int rc = tk_http_resp_body(resp, JSON_CT, txt, strlen(txt));
-    free(txt);
-    return rc;
-}
 
 static int route_health(void *ud, const tk_http_request *req, tk_http_response *resp)
 {

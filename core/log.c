@@ -1,6 +1,8 @@
 /* Logging: one JSON object per line, or a readable line for development. */
 #include "log.h"
 
+#include "buf.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -73,31 +75,6 @@ void tk_time_iso8601(char *buf, size_t len)
     snprintf(buf + n, len - n, ".%06ld+00:00", ts.tv_nsec / 1000);
 }
 
-/* A growing line buffer; on allocation failure the line is cut, never lost entirely. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} linebuf;
-
-static void lb_putn(linebuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void lb_puts(linebuf *b, const char *s) { lb_putn(b, s, strlen(s)); }
-
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
 static size_t utf8_len(const unsigned char *s)
 {
@@ -116,29 +93,29 @@ static size_t utf8_len(const unsigned char *s)
 }
 
 /* Appends s as the body of a JSON string; invalid UTF-8 bytes become U+FFFD. */
-static void lb_json_str(linebuf *b, const char *s)
+static void put_json_string(tk_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            lb_putn(b, esc, 2);
+            tk_buf_put(b, esc, 2);
             p++;
         } else if (c < 0x20) {
             char esc[8];
             const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
             if (!named)
                 snprintf(esc, sizeof(esc), "\\u%04x", c);
-            lb_puts(b, named ? named : esc);
+            tk_buf_puts(b, named ? named : esc);
             p++;
         } else {
             size_t n = utf8_len(p);
             if (n == 0) {
-                lb_puts(b, "\xEF\xBF\xBD");
+                tk_buf_puts(b, "\xEF\xBF\xBD");
                 p++;
             } else {
-                lb_putn(b, (const char *)p, n);
+                tk_buf_put(b, (const char *)p, n);
                 p += n;
             }
         }
@@ -154,53 +131,53 @@ void tk_log_write(const char *plugin, tk_log_level level, const char *msg, const
         level = TK_LOG_ERROR;
     char ts[48];
     tk_time_iso8601(ts, sizeof(ts));
-    linebuf b = {0};
+    tk_buf b = {0};
     if (g_format == TK_LOG_FORMAT_JSON) {
-        lb_puts(&b, "{\"ts\":\"");
-        lb_puts(&b, ts);
-        lb_puts(&b, "\",\"level\":\"");
-        lb_puts(&b, level_names[level]);
-        lb_puts(&b, "\",\"msg\":\"");
-        lb_json_str(&b, msg ? msg : "");
-        lb_puts(&b, "\"");
+        tk_buf_puts(&b, "{\"ts\":\"");
+        tk_buf_puts(&b, ts);
+        tk_buf_puts(&b, "\",\"level\":\"");
+        tk_buf_puts(&b, level_names[level]);
+        tk_buf_puts(&b, "\",\"msg\":\"");
+        put_json_string(&b, msg ? msg : "");
+        tk_buf_puts(&b, "\"");
         if (plugin) {
-            lb_puts(&b, ",\"plugin\":\"");
-            lb_json_str(&b, plugin);
-            lb_puts(&b, "\"");
+            tk_buf_puts(&b, ",\"plugin\":\"");
+            put_json_string(&b, plugin);
+            tk_buf_puts(&b, "\"");
         }
         for (size_t i = 0; i < nkv; i++) {
             const char *k = kv[2 * i], *v = kv[2 * i + 1];
             if (!k || strcmp(k, "ts") == 0 || strcmp(k, "level") == 0 || strcmp(k, "msg") == 0 ||
                 strcmp(k, "plugin") == 0)
                 continue;
-            lb_puts(&b, ",\"");
-            lb_json_str(&b, k);
-            lb_puts(&b, "\":\"");
-            lb_json_str(&b, tk_log_key_is_secret(k) ? "[redacted]" : v ? v : "");
-            lb_puts(&b, "\"");
+            tk_buf_puts(&b, ",\"");
+            put_json_string(&b, k);
+            tk_buf_puts(&b, "\":\"");
+            put_json_string(&b, tk_log_key_is_secret(k) ? "[redacted]" : v ? v : "");
+            tk_buf_puts(&b, "\"");
         }
-        lb_puts(&b, "}\n");
+        tk_buf_puts(&b, "}\n");
     } else {
         char head[96];
         static const char *const up[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
         snprintf(head, sizeof(head), "%.23s %s ", ts, up[level]);
-        lb_puts(&b, head);
+        tk_buf_puts(&b, head);
         if (plugin) {
-            lb_puts(&b, "[");
-            lb_puts(&b, plugin);
-            lb_puts(&b, "] ");
+            tk_buf_puts(&b, "[");
+            tk_buf_puts(&b, plugin);
+            tk_buf_puts(&b, "] ");
         }
-        lb_puts(&b, msg ? msg : "");
+        tk_buf_puts(&b, msg ? msg : "");
         for (size_t i = 0; i < nkv; i++) {
             const char *k = kv[2 * i], *v = kv[2 * i + 1];
             if (!k)
                 continue;
-            lb_puts(&b, " ");
-            lb_puts(&b, k);
-            lb_puts(&b, "=");
-            lb_puts(&b, tk_log_key_is_secret(k) ? "[redacted]" : v ? v : "");
+            tk_buf_puts(&b, " ");
+            tk_buf_puts(&b, k);
+            tk_buf_puts(&b, "=");
+            tk_buf_puts(&b, tk_log_key_is_secret(k) ? "[redacted]" : v ? v : "");
         }
-        lb_puts(&b, "\n");
+        tk_buf_puts(&b, "\n");
     }
     if (b.p) {
         FILE *out = g_out ? g_out : stderr;
@@ -208,8 +185,8 @@ void tk_log_write(const char *plugin, tk_log_level level, const char *msg, const
         fwrite(b.p, 1, b.len, out);
         fflush(out);
         pthread_mutex_unlock(&g_lock);
-        free(b.p);
     }
+    tk_buf_free(&b);
 }
 
 void tk_logv(const char *plugin, tk_log_level level, const char *fmt, va_list ap)

@@ -1,8 +1,9 @@
 /* The metrics registry and its Prometheus text rendering. */
 #include "metrics.h"
 
+#include "buf.h"
+
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -283,106 +284,66 @@ void tk_metric_observe(tk_metric_family *f, const char *const *values, double v)
 tk_metric_kind tk_metric_family_kind(const tk_metric_family *f) { return f->kind; }
 size_t tk_metric_family_nlabels(const tk_metric_family *f) { return f->nlabels; }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} textbuf;
-
-static void tb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tb_putn(textbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void tb_printf(textbuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        tb_putn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 /* Escapes HELP text (backslash, newline) or a label value (also double quote). */
-static void tb_escaped(textbuf *b, const char *s, int label)
+static void put_escaped(tk_buf *b, const char *s, int label)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            tb_putn(b, "\\\\", 2);
+            tk_buf_put(b, "\\\\", 2);
         else if (*s == '\n')
-            tb_putn(b, "\\n", 2);
+            tk_buf_put(b, "\\n", 2);
         else if (label && *s == '"')
-            tb_putn(b, "\\\"", 2);
+            tk_buf_put(b, "\\\"", 2);
         else
-            tb_putn(b, s, 1);
+            tk_buf_put(b, s, 1);
     }
 }
 
-static void tb_number(textbuf *b, double v)
+static void put_number(tk_buf *b, double v)
 {
     if (isnan(v))
-        tb_putn(b, "NaN", 3);
+        tk_buf_put(b, "NaN", 3);
     else if (isinf(v))
-        tb_printf(b, "%s", v > 0 ? "+Inf" : "-Inf");
+        tk_buf_printf(b, "%s", v > 0 ? "+Inf" : "-Inf");
     else if (fabs(v) < 1e15 && v == (double)(long long)v)
-        tb_printf(b, "%lld", (long long)v);
+        tk_buf_printf(b, "%lld", (long long)v);
     else
-        tb_printf(b, "%.17g", v);
+        tk_buf_printf(b, "%.17g", v);
 }
 
 /* Writes {a="x",b="y"[,le="..."]}, or nothing when there are no labels. */
-static void tb_labels(textbuf *b, const tk_metric_family *f, const series *s, const char *le)
+static void put_labels(tk_buf *b, const tk_metric_family *f, const series *s, const char *le)
 {
     if (f->nlabels == 0 && !le)
         return;
-    tb_putn(b, "{", 1);
+    tk_buf_put(b, "{", 1);
     for (size_t i = 0; i < f->nlabels; i++) {
-        tb_printf(b, "%s%s=\"", i ? "," : "", f->labels[i]);
-        tb_escaped(b, s->values[i], 1);
-        tb_putn(b, "\"", 1);
+        tk_buf_printf(b, "%s%s=\"", i ? "," : "", f->labels[i]);
+        put_escaped(b, s->values[i], 1);
+        tk_buf_put(b, "\"", 1);
     }
     if (le)
-        tb_printf(b, "%sle=\"%s\"", f->nlabels ? "," : "", le);
-    tb_putn(b, "}", 1);
+        tk_buf_printf(b, "%sle=\"%s\"", f->nlabels ? "," : "", le);
+    tk_buf_put(b, "}", 1);
 }
 
 char *tk_metrics_render(tk_metrics *m, size_t *len)
 {
     static const char *const kinds[] = {"counter", "gauge", "histogram"};
-    textbuf b = {0};
-    tb_putn(&b, "", 0);
+    tk_buf b = {0};
+    tk_buf_put(&b, "", 0); /* an empty registry renders as "" */
     pthread_mutex_lock(&m->lock);
     for (tk_metric_family *f = m->head; f; f = f->next) {
-        tb_printf(&b, "# HELP %s ", f->name);
-        tb_escaped(&b, f->help, 0);
-        tb_printf(&b, "\n# TYPE %s %s\n", f->name, kinds[f->kind]);
+        tk_buf_printf(&b, "# HELP %s ", f->name);
+        put_escaped(&b, f->help, 0);
+        tk_buf_printf(&b, "\n# TYPE %s %s\n", f->name, kinds[f->kind]);
         for (series *s = f->head; s; s = s->next) {
             if (f->kind != TK_METRIC_HISTOGRAM) {
-                tb_printf(&b, "%s", f->name);
-                tb_labels(&b, f, s, NULL);
-                tb_putn(&b, " ", 1);
-                tb_number(&b, s->value);
-                tb_putn(&b, "\n", 1);
+                tk_buf_printf(&b, "%s", f->name);
+                put_labels(&b, f, s, NULL);
+                tk_buf_put(&b, " ", 1);
+                put_number(&b, s->value);
+                tk_buf_put(&b, "\n", 1);
                 continue;
             }
             uint64_t cum = 0;
@@ -393,22 +354,22 @@ char *tk_metrics_render(tk_metrics *m, size_t *len)
                     snprintf(le, sizeof(le), "+Inf");
                 else
                     snprintf(le, sizeof(le), "%.15g", f->buckets[i]);
-                tb_printf(&b, "%s_bucket", f->name);
-                tb_labels(&b, f, s, le);
-                tb_printf(&b, " %llu\n", (unsigned long long)cum);
+                tk_buf_printf(&b, "%s_bucket", f->name);
+                put_labels(&b, f, s, le);
+                tk_buf_printf(&b, " %llu\n", (unsigned long long)cum);
             }
-            tb_printf(&b, "%s_sum", f->name);
-            tb_labels(&b, f, s, NULL);
-            tb_putn(&b, " ", 1);
-            tb_number(&b, s->sum);
-            tb_printf(&b, "\n%s_count", f->name);
-            tb_labels(&b, f, s, NULL);
-            tb_printf(&b, " %llu\n", (unsigned long long)s->count);
+            tk_buf_printf(&b, "%s_sum", f->name);
+            put_labels(&b, f, s, NULL);
+            tk_buf_put(&b, " ", 1);
+            put_number(&b, s->sum);
+            tk_buf_printf(&b, "\n%s_count", f->name);
+            put_labels(&b, f, s, NULL);
+            tk_buf_printf(&b, " %llu\n", (unsigned long long)s->count);
         }
     }
     pthread_mutex_unlock(&m->lock);
     if (b.oom) {
-        free(b.p);
+        tk_buf_free(&b);
         return NULL;
     }
     if (len)
