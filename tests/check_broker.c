@@ -98,11 +98,9 @@ END_TEST
 
 START_TEST(test_bad_broker_options_exit_2)
 {
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, "broker", "--partitions", "0", NULL};
+    const char *args[] = {"broker", "--partitions", "0", NULL};
     char *err = NULL;
-    ck_assert_int_eq(th_run(argv, NULL, &err, 5000), 2);
+    ck_assert_int_eq(th_taskorad(args, NULL, &err, 5000), 2);
     ck_assert_msg(strstr(err, "--partitions: expected 1..1000"), "%s", err);
     free(err);
 }
@@ -117,9 +115,5 @@ int main(void)
     tcase_add_test(tc, test_embedded_cluster_starts_with_configured_topics);
     tcase_add_test(tc, test_bad_broker_options_exit_2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

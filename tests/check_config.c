@@ -156,11 +156,9 @@ END_TEST
 START_TEST(test_check_config_command_reports_line_and_exits_2)
 {
     char *path = th_write(dir, "broken.json", "{\n\n  \"app_id\": ,\n}\n");
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, "check-config", "-c", path, NULL};
+    const char *args[] = {"check-config", "-c", path, NULL};
     char *out = NULL, *errs = NULL;
-    int rc = th_run(argv, &out, &errs, 10000);
+    int rc = th_taskorad(args, &out, &errs, 10000);
     ck_assert_int_eq(rc, 2);
     ck_assert_msg(strstr(errs, "broken.json:3:") != NULL, "stderr: %s", errs);
     free(out);
@@ -174,16 +172,15 @@ START_TEST(test_shipped_configs_pass_check_config)
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
     const char *files[] = {"config/taskora.json", "examples/hello_consumer/hello.json"};
     for (size_t i = 0; i < 2; i++) {
-        char bin[4096], path[4096];
-        snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+        char path[4096];
         snprintf(path, sizeof(path), "%s/%s", src, files[i]);
         /* the example's plugin is built in-tree for the tests */
         char plugdir[4096];
         snprintf(plugdir, sizeof(plugdir), "%s/examples/hello_consumer/.libs", th_builddir());
         setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
-        char *argv[] = {bin, "check-config", "-c", path, NULL};
+        const char *args[] = {"check-config", "-c", path, NULL};
         char *out = NULL, *errs = NULL;
-        int rc = th_run(argv, &out, &errs, 10000);
+        int rc = th_taskorad(args, &out, &errs, 10000);
         ck_assert_msg(rc == 0, "%s: rc %d: %s", files[i], rc, errs);
         ck_assert_msg(strstr(out, ": OK") != NULL, "%s", out);
         free(out);
@@ -210,9 +207,5 @@ int main(void)
     tcase_add_test(tc, test_check_config_command_reports_line_and_exits_2);
     tcase_add_test(tc, test_shipped_configs_pass_check_config);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

@@ -411,9 +411,5 @@ int main(void)
     tcase_add_checked_fixture(t5, setup_slow_init, teardown);
     tcase_add_test(t5, test_signal_during_startup_stops_cleanly);
     suite_add_tcase(s, t5);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

@@ -88,9 +88,5 @@ int main(void)
     tcase_add_test(tc, test_descriptor_declares_abi_and_capabilities);
     tcase_add_test(tc, test_counts_consumed_events_and_serves_them);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

@@ -30,10 +30,8 @@ static int run_with_plugins(const char *cmd, const char *plugins, char **out, ch
              " \"plugin_dir\": \"%s:extra-dir\", \"plugins\": %s}",
              th_plugin_dir(), plugins);
     char *path = th_write(dir, "taskora.json", text);
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, (char *)cmd, "-c", path, NULL};
-    int rc = th_run(argv, out, err, 20000);
+    const char *args[] = {cmd, "-c", path, NULL};
+    int rc = th_taskorad(args, out, err, 20000);
     free(path);
     return rc;
 }
@@ -194,11 +192,9 @@ START_TEST(test_port_in_use_is_a_runtime_failure)
              " \"log\": {\"format\": \"text\"}}",
              ntohs(a.sin_port));
     char *path = th_write(dir, "busy.json", text);
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, "run", "-c", path, NULL};
+    const char *args[] = {"run", "-c", path, NULL};
     char *err = NULL;
-    int rc = th_run(argv, NULL, &err, 20000);
+    int rc = th_taskorad(args, NULL, &err, 20000);
     ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
     ck_assert_msg(strstr(err, "cannot listen on 127.0.0.1:"), "%s", err);
     free(err);
@@ -209,21 +205,19 @@ END_TEST
 
 START_TEST(test_usage_errors_exit_2)
 {
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *a1[] = {bin, "frobnicate", NULL};
-    char *a2[] = {bin, "--bogus", NULL};
-    char *a3[] = {bin, "check-config", "-c", "/nonexistent/taskora.json", NULL};
-    char *a4[] = {bin, "--version", NULL};
+    const char *a1[] = {"frobnicate", NULL};
+    const char *a2[] = {"--bogus", NULL};
+    const char *a3[] = {"check-config", "-c", "/nonexistent/taskora.json", NULL};
+    const char *a4[] = {"--version", NULL};
     char *err = NULL, *out = NULL;
-    ck_assert_int_eq(th_run(a1, NULL, &err, 5000), 2);
+    ck_assert_int_eq(th_taskorad(a1, NULL, &err, 5000), 2);
     ck_assert_msg(strstr(err, "unknown command \"frobnicate\""), "%s", err);
     free(err);
-    ck_assert_int_eq(th_run(a2, NULL, NULL, 5000), 2);
-    ck_assert_int_eq(th_run(a3, NULL, &err, 5000), 2);
+    ck_assert_int_eq(th_taskorad(a2, NULL, NULL, 5000), 2);
+    ck_assert_int_eq(th_taskorad(a3, NULL, &err, 5000), 2);
     ck_assert_msg(strstr(err, "/nonexistent/taskora.json: cannot open"), "%s", err);
     free(err);
-    ck_assert_int_eq(th_run(a4, &out, NULL, 5000), 0);
+    ck_assert_int_eq(th_taskorad(a4, &out, NULL, 5000), 0);
     ck_assert_msg(strstr(out, "taskorad ") && strstr(out, "plugin ABI"), "%s", out);
     free(out);
 }
@@ -248,9 +242,5 @@ int main(void)
     tcase_add_test(tc, test_port_in_use_is_a_runtime_failure);
     tcase_add_test(tc, test_usage_errors_exit_2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "testhelp.h"
 
 START_TEST(test_counter_gauge_histogram_render_as_prometheus_text)
 {
@@ -107,9 +108,5 @@ int main(void)
     tcase_add_test(tc, test_same_name_shares_a_family_and_clashes_are_refused);
     tcase_add_test(tc, test_histogram_without_buckets_uses_latency_defaults);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

@@ -82,10 +82,8 @@ static char *write_config(const char *plugins)
 
 static int run_migrate(const char *path, char **out, char **err)
 {
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
-    char *argv[] = {bin, "migrate", "-c", (char *)path, NULL};
-    return th_run(argv, out, err, 60000);
+    const char *args[] = {"migrate", "-c", path, NULL};
+    return th_taskorad(args, out, err, 60000);
 }
 
 /* Runs `taskorad migrate` with the given plugin types loaded. */
@@ -198,9 +196,5 @@ int main(void)
     tcase_add_test(tc, test_failed_step_is_rolled_back_and_named);
     tcase_add_test(tc, test_unreachable_database_is_a_clear_error);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

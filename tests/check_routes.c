@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "routes.h"
+#include "testhelp.h"
 
 static int h1(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
@@ -91,9 +92,5 @@ int main(void)
     tcase_add_test(tc, test_wrong_method_lists_allowed_methods);
     tcase_add_test(tc, test_duplicates_and_bad_patterns_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return th_run_suite(s);
 }

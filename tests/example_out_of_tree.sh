@@ -3,23 +3,16 @@
 # installed header with pkg-config, and checks that the installed taskorad loads and serves it.
 set -eu
 : "${TK_BUILDDIR:?run through make check}" "${TK_SRCDIR:?}"
+. "$TK_SRCDIR/tests/lib.sh"
 MAKE=${MAKE:-make}
-work=$(mktemp -d /tmp/taskora-example-XXXXXX)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ -f "$work/log" ] && cat "$work/log" >&2; exit 1; }
 
 dest="$work/dest"
 $MAKE -s -C "$TK_BUILDDIR" install DESTDIR="$dest" >"$work/install.log" 2>&1 ||
     { cat "$work/install.log" >&2; fail "make install DESTDIR failed"; }
 prefix=$(sed -n 's/^prefix=//p' "$TK_BUILDDIR/taskora-plugin.pc")
-root="$dest$prefix"
-[ -x "$root/bin/taskorad" ] || fail "no installed taskorad under $root/bin"
-[ -f "$root/include/taskora/plugin.h" ] || fail "plugin.h not installed"
+taskorad="$dest$prefix/bin/taskorad"
+[ -x "$taskorad" ] || fail "no installed taskorad under $dest$prefix/bin"
+[ -f "$dest$prefix/include/taskora/plugin.h" ] || fail "plugin.h not installed"
 pcdir=$(find "$dest" -name taskora-plugin.pc -printf '%h\n' | head -n 1)
 [ -n "$pcdir" ] || fail "taskora-plugin.pc not installed"
 
@@ -28,35 +21,22 @@ cp -r "$TK_SRCDIR/examples/hello_consumer" "$work/hello"
 chmod -R u+w "$work/hello"
 rm -rf "$work/hello/.libs" "$work/hello"/*.o "$work/hello"/*.lo "$work/hello"/*.la
 PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" \
-    make -s -C "$work/hello" CFLAGS="-O1 -g ${TK_EXAMPLE_CFLAGS:-}" >"$work/build.log" 2>&1 ||
+    make -s -C "$work/hello" CFLAGS="-O1 -g" >"$work/build.log" 2>&1 ||
     { cat "$work/build.log" >&2; fail "out-of-tree build failed"; }
 [ -f "$work/hello/hello_consumer.so" ] || fail "no hello_consumer.so"
 exported=$(nm -D --defined-only "$work/hello/hello_consumer.so" | awk '$2 == "T" {print $3}')
 [ "$exported" = "taskora_plugin_entry" ] || fail "exports more than the entry symbol: $exported"
 
 export TASKORA_PLUGIN_DIR="$work/hello" TASKORA_HTTP_LISTEN=127.0.0.1:0 KAFKA_BROKERS=127.0.0.1:1
-"$root/bin/taskorad" plugins -c "$work/hello/hello.json" >"$work/plugins.out" 2>&1 ||
+"$taskorad" plugins -c "$work/hello/hello.json" >"$work/plugins.out" 2>&1 ||
     { cat "$work/plugins.out" >&2; fail "taskorad plugins refused the example"; }
 grep -q "^hello  *hello_consumer  *0.1.0  *1.0  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
     "$work/plugins.out" || { cat "$work/plugins.out" >&2; fail "unexpected plugins listing"; }
 
 # Run it: the route answers over HTTP, and SIGTERM ends it with status 0.
-"$root/bin/taskorad" run -c "$work/hello/hello.json" >"$work/log" 2>&1 &
-pid=$!
-i=0
-until grep -q "taskorad ready" "$work/log"; do
-    i=$((i + 1)); [ $i -lt 500 ] || fail "taskorad did not become ready"
-    kill -0 "$pid" 2>/dev/null || fail "taskorad exited early"
-    sleep 0.02
-done
-url=$(sed -n 's/.*http server listening listen=[^ ]* url=\([^ ]*\).*/\1/p' "$work/log" | head -n 1)
-[ -n "$url" ] || fail "no url in log"
+start_taskorad "$work/hello/hello.json"
 body=$(curl -fsS "$url/hello") || fail "GET /hello failed"
 [ "$body" = '{"greeting":"hello from the example","instance":"hello","events":{}}' ] ||
     fail "unexpected body: $body"
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-pid=
-[ "$status" -eq 0 ] || fail "taskorad exited $status after SIGTERM"
+stop_taskorad
 echo "out-of-tree example: built, listed, served and stopped cleanly"

@@ -1,6 +1,7 @@
 /* Helpers for the Check suites: temp files, child processes, waiting on conditions, HTTP. */
 #include "testhelp.h"
 
+#include <check.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -190,6 +191,28 @@ int th_run(char *const argv[], char **out, char **err, int timeout_ms)
     if (timed_out)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int th_taskorad(const char *const *args, char **out, char **err, int timeout_ms)
+{
+    char bin[4096];
+    char *argv[32];
+    size_t n = 0;
+    snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
+    argv[n++] = bin;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return th_run(argv, out, err, timeout_ms);
+}
+
+int th_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
 }
 
 int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path)

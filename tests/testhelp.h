@@ -24,6 +24,13 @@ char *th_read(const char *path);
  */
 int th_run(char *const argv[], char **out, char **err, int timeout_ms);
 
+/* Runs the built taskorad with args (NULL-terminated, without argv[0]); see th_run. */
+int th_taskorad(const char *const *args, char **out, char **err, int timeout_ms);
+
+/* Runs a Check suite (CK_NORMAL) and frees it; returns the process exit code. */
+struct Suite;
+int th_run_suite(struct Suite *s);
+
 /* A running `taskorad run`, its log in a file. */
 typedef struct th_daemon {
     pid_t pid;
