@@ -14,6 +14,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "pg_pool.h"
 
 void tk_signals_block(sigset_t *set)
 {
@@ -142,6 +143,8 @@ static void register_core_metrics(tk_metrics *m, size_t ninstances)
     tk_metric_set(inst, NULL, (double)ninstances);
 }
 
+static int probe_db(void *pool) { return tk_pg_pool_reachable(pool); }
+
 static tk_broker *start_embedded_broker(const tk_settings *s, char *err, size_t errlen)
 {
     size_t n = json_array_size(s->kafka_topics);
@@ -168,6 +171,7 @@ int tk_daemon_run(const tk_settings *s)
     tk_loader loader = {0};
     tk_broker *broker = NULL;
     tk_http_server *http = NULL;
+    tk_pg_pool *pool = NULL;
     sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
     pthread_mutex_init(&sc.lock, NULL);
     pthread_cond_init(&sc.cond, NULL);
@@ -198,6 +202,22 @@ int tk_daemon_run(const tk_settings *s)
             goto out;
         }
         rt.http = http;
+    }
+    if (s->pg_url) {
+        tk_pg_options po = {.url = s->pg_url,
+                            .size = s->pg_pool_size,
+                            .acquire_timeout_ms = s->pg_acquire_timeout_ms,
+                            .connect_timeout_s = s->pg_connect_timeout_s,
+                            .app_id = s->app_id};
+        pool = tk_pg_pool_new(&po, metrics, err, sizeof(err));
+        if (!pool) {
+            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+            code = 2;
+            goto out;
+        }
+        rt.pg = pool;
+        if (http)
+            tk_http_set_db_probe(http, probe_db, pool);
     }
     if (strcmp(s->kafka_brokers, "embedded") == 0) {
         broker = start_embedded_broker(s, err, sizeof(err));
@@ -248,6 +268,7 @@ out:
     tk_http_free(http);
     tk_loader_close(&loader);
     tk_broker_stop(broker);
+    tk_pg_pool_free(pool); /* after the plugins: they may hold connections until destroy */
     tk_metrics_free(metrics);
     atomic_store(&sc.done, 1);
     pthread_kill(sc.thread, SIGUSR1);

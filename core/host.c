@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "pg_pool.h"
 
 #define MAX_KV 32
 #define MAX_LABELS 16
@@ -232,6 +233,37 @@ static int h_http_route(tk_instance *inst, const char *method, const char *patte
     return rc;
 }
 
+/* The pool, or NULL after logging why there is none. */
+static tk_pg_pool *pool_of(const tk_instance *inst)
+{
+    if (!inst->rt->pg)
+        tk_logf(inst->name, TK_LOG_ERROR, "no database: the config has no postgres.url");
+    return inst->rt->pg;
+}
+
+static int h_pg_acquire(tk_instance *inst, int timeout_ms, tk_pg **out)
+{
+    *out = NULL;
+    tk_pg_pool *p = pool_of(inst);
+    return p ? tk_pg_acquire(p, timeout_ms, out) : TK_EUNAVAILABLE;
+}
+
+static void *h_pg_conn(tk_pg *c) { return tk_pg_conn(c); }
+
+static int h_pg_tx(tk_instance *inst, tk_pg_fn fn, void *ud)
+{
+    tk_pg_pool *p = pool_of(inst);
+    return p ? tk_pg_tx(p, fn, ud) : TK_EUNAVAILABLE;
+}
+
+static int h_pg_once(tk_instance *inst, const char *group, const char *event_id, tk_pg_fn fn,
+                     void *ud, int *duplicate)
+{
+    *duplicate = 0;
+    tk_pg_pool *p = pool_of(inst);
+    return p ? tk_pg_once(p, group, event_id, fn, ud, duplicate) : TK_EUNAVAILABLE;
+}
+
 static const tk_host host_table = {
     .struct_size = sizeof(tk_host),
     .abi_major = TK_PLUGIN_ABI_MAJOR,
@@ -267,6 +299,11 @@ static const tk_host host_table = {
     .http_set_header = tk_http_resp_header,
     .http_set_body = tk_http_resp_body,
     .http_error = tk_http_resp_error,
+    .pg_acquire = h_pg_acquire,
+    .pg_release = tk_pg_release,
+    .pg_conn = h_pg_conn,
+    .pg_tx = h_pg_tx,
+    .pg_once = h_pg_once,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

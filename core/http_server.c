@@ -35,6 +35,8 @@ struct tk_http_server {
     pthread_cond_t active_cond;
     int active; /* requests begun and not yet completed */
     atomic_int ready;
+    int (*db_probe)(void *ud); /* non-zero when the database answers; NULL: none */
+    void *db_probe_ud;
     const char *_Atomic not_ready_reason;
     char url[96];
 };
@@ -208,11 +210,19 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
 {
     tk_http_server *srv = ud;
     (void)req;
-    if (atomic_load(&srv->ready))
+    if (!atomic_load(&srv->ready)) {
+        const char *reason = atomic_load(&srv->not_ready_reason);
+        return json_reply(
+            resp, 503,
+            json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
+    }
+    if (!srv->db_probe)
         return json_reply(resp, 200, json_pack("{s:s}", "status", "ready"));
-    const char *reason = atomic_load(&srv->not_ready_reason);
-    return json_reply(
-        resp, 503, json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
+    if (srv->db_probe(srv->db_probe_ud))
+        return json_reply(resp, 200,
+                          json_pack("{s:s,s:s}", "status", "ready", "database", "connected"));
+    return json_reply(resp, 503,
+                      json_pack("{s:s,s:s}", "status", "not_ready", "database", "unreachable"));
 }
 
 static int route_metrics(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -306,6 +316,12 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 }
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
+
+void tk_http_set_db_probe(tk_http_server *srv, int (*probe)(void *ud), void *ud)
+{
+    srv->db_probe = probe;
+    srv->db_probe_ud = ud;
+}
 
 /* 1: the origin is named in cors_origins; 2: allowed by "*" only; 0: not allowed. */
 static int origin_allowed(const tk_http_server *srv, const char *origin)

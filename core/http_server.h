@@ -42,6 +42,12 @@ void tk_http_stop(tk_http_server *srv, int drain_ms);
 /* What /ready answers: non-zero ready; `reason` (static) names why not. Any thread. */
 void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);
 
+/*
+ * Makes /ready ask the database too: 503 {"status":"not_ready","database":
+ * "unreachable"} while probe returns 0. Before tk_http_start only.
+ */
+void tk_http_set_db_probe(tk_http_server *srv, int (*probe)(void *ud), void *ud);
+
 /* Request accessors and response setters behind the host table. */
 const char *tk_http_req_method(const tk_http_request *req);
 const char *tk_http_req_path(const tk_http_request *req);

@@ -7,6 +7,7 @@
 
 #include "http_server.h"
 #include "metrics.h"
+#include "pg_pool.h"
 #include "settings.h"
 #include "taskora/plugin.h"
 
@@ -15,6 +16,7 @@ typedef struct tk_runtime {
     const char *app_id;
     tk_metrics *metrics;
     tk_http_server *http; /* NULL when HTTP is disabled */
+    tk_pg_pool *pg;       /* NULL when no database is configured */
     int in_init;          /* routes and metrics may be registered */
 } tk_runtime;
 

@@ -6,7 +6,26 @@
 #include <string.h>
 
 /* The core's own steps. Append only: a shipped step never changes. */
-static const char *const core_migrations[] = {NULL};
+static const char *const core_migrations[] = {
+    /* 1: what idempotent consumers have done: tk_pg_once records (group, event id) here */
+    "CREATE TABLE IF NOT EXISTS taskora_processed_events ("
+    " consumer_group text NOT NULL,"
+    " event_id text NOT NULL,"
+    " processed_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (consumer_group, event_id))",
+    /* 2: the transactional outbox: events written with the change they describe */
+    "CREATE TABLE IF NOT EXISTS taskora_outbox ("
+    " id bigserial PRIMARY KEY,"
+    " topic text NOT NULL,"
+    " key text,"
+    " value text NOT NULL,"
+    " headers jsonb NOT NULL DEFAULT '{}'::jsonb,"
+    " created_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    " sent_at timestamptz);"
+    "CREATE INDEX IF NOT EXISTS taskora_outbox_unsent ON taskora_outbox (id)"
+    " WHERE sent_at IS NULL",
+    NULL,
+};
 
 /* The pg_advisory_lock key that serialises concurrent `taskorad migrate` runs. */
 #define MIGRATE_LOCK_KEY "8386109046813057"

@@ -16,6 +16,9 @@ static const tk_config_field log_fields[] = {
 static const tk_config_field postgres_fields[] = {
     {"url", TK_CFG_STRING, 0, NULL, NULL, "libpq connection URL (TLS and all parameters)", NULL},
     {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL},
+    {"acquire_timeout_ms", TK_CFG_INT, 0, "5000", NULL, "longest wait for a free connection", NULL},
+    {"connect_timeout_s", TK_CFG_INT, 0, "5", NULL,
+     "longest wait for a new connection (when the url sets no connect_timeout)", NULL},
     {0}};
 
 static const tk_config_field kafka_fields[] = {
@@ -145,8 +148,13 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         const char *key;
         long long min, max;
     } ranges[] = {
-        {"kafka.partitions", 1, 1000},       {"http.body_limit", 0, 1LL << 31},
-        {"http.max_connections", 1, 100000}, {"http.timeout_s", 1, 86400},
+        {"kafka.partitions", 1, 1000},
+        {"postgres.pool_size", 1, 1000},
+        {"postgres.acquire_timeout_ms", 0, 3600000},
+        {"postgres.connect_timeout_s", 1, 3600},
+        {"http.body_limit", 0, 1LL << 31},
+        {"http.max_connections", 1, 100000},
+        {"http.timeout_s", 1, 86400},
         {"shutdown_timeout_ms", 1, 3600000},
     };
     /* checked as written, before narrowing to int */
@@ -159,6 +167,11 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
             goto fail;
         }
     }
+    s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
+    s->pg_acquire_timeout_ms =
+        (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
+    s->pg_connect_timeout_s =
+        (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
     s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
     s->kafka_topics = tk_config_get(r, "kafka.topics");
     s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));

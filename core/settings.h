@@ -24,6 +24,9 @@ typedef struct tk_settings {
     tk_log_format log_format;
     const char *plugin_dir; /* colon-separated list, or NULL */
     const char *pg_url;     /* NULL when no database is configured */
+    int pg_pool_size;
+    int pg_acquire_timeout_ms;
+    int pg_connect_timeout_s;
     const char *kafka_brokers;
     int kafka_partitions;
     json_t *kafka_topics;

@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: a throwaway PostgreSQL cluster on a private port.
-#   pg_start DIR   initdb + pg_ctl start in DIR; sets PG_PORT and PG_URL (database "postgres")
+#   pg_start DIR   initdb (once) + pg_ctl start in DIR, on $PG_PORT or a free port;
+#                  sets PG_PORT and PG_URL (database "postgres")
 #   pg_stop        stops it (safe to call twice)
 # As root the server runs as the "postgres" user (initdb refuses root).
 
@@ -27,7 +28,7 @@ pg_start() {
     mkdir -p "$PG_DIR"
     chmod 755 "$PG_DIR"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DIR"
-    PG_PORT=$(pg_free_port "${PG_PORT_START:-55432}")
+    PG_PORT=${PG_PORT:-$(pg_free_port "${PG_PORT_START:-55432}")}
     if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
         pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \
             --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||

@@ -174,9 +174,10 @@ START_TEST(test_shipped_configs_pass_check_config)
     for (size_t i = 0; i < 2; i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", src, files[i]);
-        /* the example's plugin is built in-tree for the tests */
+        /* the plugins are in the build tree */
         char plugdir[4096];
-        snprintf(plugdir, sizeof(plugdir), "%s/examples/hello_consumer/.libs", th_builddir());
+        snprintf(plugdir, sizeof(plugdir), "%s/%s/.libs", th_builddir(),
+                 i == 0 ? "plugins/http_api" : "examples/hello_consumer");
         setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
         const char *args[] = {"check-config", "-c", path, NULL};
         char *out = NULL, *errs = NULL;

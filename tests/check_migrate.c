@@ -1,6 +1,5 @@
 /* `taskorad migrate` against a real PostgreSQL server: once, concurrently, plugin-owned, atomic. */
 #include <check.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,60 +12,21 @@ static char *dir;
 static char dbname[64];
 static char dburl[1024];
 
-/* The server from the test command (TASKORA_TEST_DATABASE_URL points at its "postgres" db). */
-static const char *admin_url(void) { return getenv("TASKORA_TEST_DATABASE_URL"); }
-
-static void exec_admin(const char *sql)
-{
-    PGconn *c = PQconnectdb(admin_url());
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* One value from the test database, as a malloc'd string. */
-static char *query1(const char *sql)
-{
-    PGconn *c = PQconnectdb(dburl);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-    char *v = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 static void setup(void)
 {
     dir = th_tmpdir();
     snprintf(dbname, sizeof(dbname), "tk_migrate_%d", (int)getpid());
-    char sql[256];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    exec_admin(sql);
-    /* same server, other database: swap the dbname in a conninfo */
-    PQconninfoOption *opts = PQconninfoParse(admin_url(), NULL);
-    size_t n = 0;
-    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-        const char *v = strcmp(o->keyword, "dbname") == 0 ? dbname : o->val;
-        if (v && *v)
-            n += (size_t)snprintf(dburl + n, sizeof(dburl) - n, "%s='%s' ", o->keyword, v);
-    }
-    if (!strstr(dburl, "dbname="))
-        snprintf(dburl + n, sizeof(dburl) - n, "dbname='%s'", dbname);
-    PQconninfoFree(opts);
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
 }
 
 static void teardown(void)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    exec_admin(sql);
+    th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
 }
+
+static char *query1(const char *sql) { return th_pg_query1(dburl, sql); }
 
 /* Writes a config loading the given plugin types; returns its path (malloc'd). */
 static char *write_config(const char *plugins)
@@ -103,7 +63,8 @@ START_TEST(test_applies_plugin_steps_once_and_then_has_nothing_to_do)
     char *out, *err;
     int rc = migrate(TWO_INSTANCES, &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
-    ck_assert_str_eq(out, "applied test_plugin step 1\napplied test_plugin step 2\n");
+    ck_assert_str_eq(out, "applied core step 1\napplied core step 2\n"
+                          "applied test_plugin step 1\napplied test_plugin step 2\n");
     free(out);
     free(err);
     char *v = query1("SELECT count(*) FROM information_schema.columns"
@@ -116,6 +77,10 @@ START_TEST(test_applies_plugin_steps_once_and_then_has_nothing_to_do)
     free(out);
     free(err);
     v = query1("SELECT count(*) FROM taskora_migrations WHERE component = 'test_plugin'");
+    ck_assert_str_eq(v, "2");
+    free(v);
+    v = query1("SELECT count(*) FROM information_schema.tables"
+               " WHERE table_name IN ('taskora_outbox', 'taskora_processed_events')");
     ck_assert_str_eq(v, "2");
     free(v);
 }
@@ -142,7 +107,7 @@ START_TEST(test_concurrent_runs_apply_each_step_once)
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run %d failed", i);
     }
     char *v = query1("SELECT count(*) FROM taskora_migrations");
-    ck_assert_str_eq(v, "2");
+    ck_assert_str_eq(v, "4");
     free(v);
 }
 END_TEST
@@ -152,7 +117,8 @@ START_TEST(test_failed_step_is_rolled_back_and_named)
     char *out, *err;
     int rc = migrate("[{\"name\": \"x\", \"load\": \"bad_migration\"}]", &out, &err);
     ck_assert_int_eq(rc, 1);
-    ck_assert_str_eq(out, "applied bad_migration step 1\n");
+    ck_assert_str_eq(out,
+                     "applied core step 1\napplied core step 2\napplied bad_migration step 1\n");
     ck_assert_msg(strstr(err, "migration bad_migration step 2 failed and was rolled back") &&
                       strstr(err, "division by zero"),
                   "%s", err);
@@ -164,6 +130,132 @@ START_TEST(test_failed_step_is_rolled_back_and_named)
     free(v);
     v = query1("SELECT max(step) FROM taskora_migrations WHERE component = 'bad_migration'");
     ck_assert_str_eq(v, "1");
+    free(v);
+}
+END_TEST
+
+/* The existing service's tables as SQLModel created them, with rows in each. */
+static const char *const legacy_schema =
+    "CREATE TABLE users (id SERIAL NOT NULL, email VARCHAR NOT NULL, name VARCHAR NOT NULL,"
+    " hashed_password VARCHAR NOT NULL, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,"
+    " PRIMARY KEY (id));"
+    "CREATE UNIQUE INDEX ix_users_email ON users (email);"
+    "CREATE TABLE tasks (id SERIAL NOT NULL, title VARCHAR(255) NOT NULL,"
+    " description VARCHAR(1000), completed BOOLEAN NOT NULL, user_id VARCHAR NOT NULL,"
+    " priority VARCHAR(10) NOT NULL, due_date TIMESTAMP WITHOUT TIME ZONE,"
+    " reminder_at TIMESTAMP WITHOUT TIME ZONE, reminder_sent BOOLEAN NOT NULL,"
+    " is_recurring BOOLEAN NOT NULL, recurrence_rule VARCHAR(20), recurrence_interval INTEGER,"
+    " parent_task_id INTEGER, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,"
+    " updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, PRIMARY KEY (id),"
+    " FOREIGN KEY(parent_task_id) REFERENCES tasks (id));"
+    "CREATE INDEX ix_tasks_user_id ON tasks (user_id);"
+    "CREATE TABLE tags (id SERIAL NOT NULL, name VARCHAR(50) NOT NULL, color VARCHAR(7) NOT NULL,"
+    " user_id VARCHAR(255) NOT NULL, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,"
+    " PRIMARY KEY (id));"
+    "CREATE TABLE task_tags (task_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+    " PRIMARY KEY (task_id, tag_id),"
+    " FOREIGN KEY(task_id) REFERENCES tasks (id) ON DELETE CASCADE,"
+    " FOREIGN KEY(tag_id) REFERENCES tags (id) ON DELETE CASCADE);"
+    "CREATE TABLE conversations (id SERIAL NOT NULL, user_id VARCHAR NOT NULL,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,"
+    " updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, PRIMARY KEY (id));"
+    "CREATE TABLE messages (id SERIAL NOT NULL, conversation_id INTEGER NOT NULL,"
+    " user_id VARCHAR NOT NULL, role VARCHAR NOT NULL, content TEXT NOT NULL, tool_calls TEXT,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, PRIMARY KEY (id),"
+    " FOREIGN KEY(conversation_id) REFERENCES conversations (id) ON DELETE CASCADE);"
+    "INSERT INTO users (email, name, hashed_password, created_at) VALUES"
+    " ('ada@example.com', 'Ada', '$2b$12$abcdefghijklmnopqrstuv', '2025-01-02 03:04:05');"
+    "INSERT INTO tasks (title, description, completed, user_id, priority, due_date, reminder_at,"
+    " reminder_sent, is_recurring, recurrence_rule, recurrence_interval, parent_task_id,"
+    " created_at, updated_at) VALUES"
+    " ('Buy milk', NULL, false, '1', 'high', '2025-02-01 10:00:00', NULL, false, false, NULL,"
+    "  NULL, NULL, '2025-01-03 00:00:00', '2025-01-03 00:00:00'),"
+    " ('Water plants', 'weekly', true, '1', 'low', NULL, NULL, false, true, 'weekly', NULL, 1,"
+    "  '2025-01-04 00:00:00', '2025-01-05 00:00:00');"
+    "INSERT INTO tags (name, color, user_id, created_at) VALUES"
+    " ('home', '#FF0000', '1', '2025-01-03 00:00:00'), ('Home', '#00FF00', '1', '2025-01-03');"
+    "INSERT INTO task_tags VALUES (1, 1), (2, 2);"
+    "INSERT INTO conversations (user_id, created_at, updated_at) VALUES"
+    " ('1', '2025-01-06', '2025-01-06');"
+    "INSERT INTO messages (conversation_id, user_id, role, content, tool_calls, created_at)"
+    " VALUES (1, '1', 'user', 'add a task', NULL, '2025-01-06'),"
+    " (1, '1', 'assistant', 'Done', '[{\"tool\":\"add_task\"}]', '2025-01-06');";
+
+/* Every column of the existing tables, with type, length, nullability and default. */
+static const char *const columns_sql =
+    "SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' ||"
+    " coalesce(character_maximum_length::text, '') || ':' || is_nullable || ':' ||"
+    " coalesce(column_default, ''), ',' ORDER BY table_name, ordinal_position)"
+    " FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN"
+    " ('users', 'tasks', 'tags', 'task_tags', 'conversations', 'messages')";
+
+/* Every row of the existing tables, as text. */
+static const char *const rows_sql =
+    "SELECT (SELECT string_agg(u::text, ',' ORDER BY id) FROM users u) || '|' ||"
+    " (SELECT string_agg(t::text, ',' ORDER BY id) FROM tasks t) || '|' ||"
+    " (SELECT string_agg(g::text, ',' ORDER BY id) FROM tags g) || '|' ||"
+    " (SELECT string_agg(x::text, ',' ORDER BY task_id) FROM task_tags x) || '|' ||"
+    " (SELECT string_agg(c::text, ',' ORDER BY id) FROM conversations c) || '|' ||"
+    " (SELECT string_agg(m::text, ',' ORDER BY id) FROM messages m)";
+
+/* The "plugins" array loading the HTTP API plugin from the build tree. */
+static const char *api_plugin(void)
+{
+    static char json[4096];
+    snprintf(json, sizeof(json),
+             "[{\"name\": \"api\", \"load\": \"%s/plugins/http_api/.libs/http_api\"}]",
+             th_builddir());
+    return json;
+}
+
+START_TEST(test_existing_taskora_database_keeps_its_tables_and_rows)
+{
+    th_pg_exec(dburl, legacy_schema);
+    char *cols_before = query1(columns_sql);
+    char *rows_before = query1(rows_sql);
+    char *out, *err;
+    int rc = migrate(api_plugin(), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "applied http_api step 1\napplied http_api step 2\n"), "%s", out);
+    free(out);
+    free(err);
+    char *cols_after = query1(columns_sql);
+    char *rows_after = query1(rows_sql);
+    ck_assert_str_eq(cols_after, cols_before);
+    ck_assert_str_eq(rows_after, rows_before);
+    /* what was added: the framework's tables and the API's indexes */
+    char *v =
+        query1("SELECT count(*) FROM pg_indexes WHERE indexname IN"
+               " ('ix_tasks_user_created', 'ix_tags_user_id', 'ix_messages_conversation_created')");
+    ck_assert_str_eq(v, "3");
+    free(v);
+    v = query1(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'taskora_outbox'");
+    ck_assert_str_eq(v, "1");
+    free(v);
+    free(cols_before);
+    free(rows_before);
+    free(cols_after);
+    free(rows_after);
+}
+END_TEST
+
+START_TEST(test_fresh_database_gets_the_existing_service_schema)
+{
+    char *out, *err;
+    int rc = migrate(api_plugin(), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    char *v = query1("SELECT string_agg(table_name, ',' ORDER BY table_name)"
+                     " FROM information_schema.tables WHERE table_schema = 'public'");
+    ck_assert_str_eq(v, "conversations,messages,tags,task_tags,taskora_migrations,taskora_outbox,"
+                        "taskora_processed_events,tasks,users");
+    free(v);
+    v = query1(
+        "SELECT data_type || ':' || coalesce(character_maximum_length::text, '')"
+        " FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'priority'");
+    ck_assert_str_eq(v, "character varying:10");
     free(v);
 }
 END_TEST
@@ -182,7 +274,7 @@ END_TEST
 
 int main(void)
 {
-    if (!admin_url() || !*admin_url()) {
+    if (!th_pg_admin_url()) {
         fprintf(stderr, "check_migrate: TASKORA_TEST_DATABASE_URL is not set; the test command "
                         "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
         return 77;
@@ -194,6 +286,8 @@ int main(void)
     tcase_add_test(tc, test_applies_plugin_steps_once_and_then_has_nothing_to_do);
     tcase_add_test(tc, test_concurrent_runs_apply_each_step_once);
     tcase_add_test(tc, test_failed_step_is_rolled_back_and_named);
+    tcase_add_test(tc, test_existing_taskora_database_keeps_its_tables_and_rows);
+    tcase_add_test(tc, test_fresh_database_gets_the_existing_service_schema);
     tcase_add_test(tc, test_unreachable_database_is_a_clear_error);
     suite_add_tcase(s, tc);
     return th_run_suite(s);

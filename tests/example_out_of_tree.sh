@@ -30,7 +30,9 @@ exported=$(nm -D --defined-only "$work/hello/hello_consumer.so" | awk '$2 == "T"
 export TASKORA_PLUGIN_DIR="$work/hello" TASKORA_HTTP_LISTEN=127.0.0.1:0 KAFKA_BROKERS=127.0.0.1:1
 "$taskorad" plugins -c "$work/hello/hello.json" >"$work/plugins.out" 2>&1 ||
     { cat "$work/plugins.out" >&2; fail "taskorad plugins refused the example"; }
-grep -q "^hello  *hello_consumer  *0.1.0  *1.0  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
+abi=$(sed -n 's/^#define TK_PLUGIN_ABI_MAJOR \([0-9]*\)$/\1/p' "$dest$prefix/include/taskora/plugin.h").$(
+    sed -n 's/^#define TK_PLUGIN_ABI_MINOR \([0-9]*\)$/\1/p' "$dest$prefix/include/taskora/plugin.h")
+grep -q "^hello  *hello_consumer  *0.1.0  *$abi  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
     "$work/plugins.out" || { cat "$work/plugins.out" >&2; fail "unexpected plugins listing"; }
 
 # Run it: the route answers over HTTP, and SIGTERM ends it with status 0.

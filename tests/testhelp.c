@@ -1,7 +1,11 @@
 /* Helpers for the Check suites: temp files, child processes, waiting on conditions, HTTP. */
 #include "testhelp.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -374,4 +378,104 @@ void th_response_free(th_response *r)
     free(r->body);
     free(r->headers);
     memset(r, 0, sizeof(*r));
+}
+
+const char *th_pg_admin_url(void)
+{
+    const char *u = getenv("TASKORA_TEST_DATABASE_URL");
+    return u && *u ? u : NULL;
+}
+
+void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t urllen)
+{
+    PQconninfoOption *opts = PQconninfoParse(base_url, NULL);
+    size_t n = 0;
+    url[0] = '\0';
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        const char *v = strcmp(o->keyword, "dbname") == 0 ? dbname : o->val;
+        if (v && *v && n < urllen)
+            n += (size_t)snprintf(url + n, urllen - n, "%s='%s' ", o->keyword, v);
+    }
+    if (!strstr(url, "dbname=") && n < urllen)
+        snprintf(url + n, urllen - n, "dbname='%s'", dbname);
+    PQconninfoFree(opts);
+}
+
+void th_pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+char *th_pg_query1(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0, "%s: %s", sql,
+                  PQresultErrorMessage(r));
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+void th_pg_create_db(const char *name, char *url, size_t urllen)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    th_pg_exec(th_pg_admin_url(), sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    th_pg_exec(th_pg_admin_url(), sql);
+    th_pg_url_for(th_pg_admin_url(), name, url, urllen);
+}
+
+void th_pg_drop_db(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    th_pg_exec(th_pg_admin_url(), sql);
+}
+
+static const char *srcdir(void)
+{
+    const char *s = getenv("TK_SRCDIR");
+    return s && *s ? s : "..";
+}
+
+int th_pg_cluster_start(const char *dir, int port)
+{
+    char cmd[8192];
+    chmod(dir, 0755); /* as root the server runs as postgres, which must reach it */
+    snprintf(cmd, sizeof(cmd),
+             "bash -c '. \"%s/scripts/pg.sh\" && PG_PORT=%d pg_start \"%s/pg\"' >/dev/null",
+             srcdir(), port, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int th_pg_cluster_stop(const char *dir)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+             "bash -c '. \"%s/scripts/pg.sh\" && PG_DIR=\"%s/pg\" && PG_BIN=$(pg_bin) && "
+             "pg_stop' >/dev/null",
+             srcdir(), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
 }

@@ -66,4 +66,24 @@ int th_http(const char *method, const char *url, const char *body, size_t body_l
 char *th_header(const th_response *r, const char *name);
 void th_response_free(th_response *r);
 
+/* ---- PostgreSQL (the server scripts/test starts; TASKORA_TEST_DATABASE_URL) ---- */
+
+/* The admin URL from TASKORA_TEST_DATABASE_URL, or NULL when the tests run without a server. */
+const char *th_pg_admin_url(void);
+/* Creates database `name` on that server and writes a conninfo for it into url. */
+void th_pg_create_db(const char *name, char *url, size_t urllen);
+void th_pg_drop_db(const char *name);
+/* The same server's conninfo with another dbname. */
+void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t urllen);
+/* Runs a statement that must succeed (ck_assert). */
+void th_pg_exec(const char *url, const char *sql);
+/* The first value of a query's first row, malloc'd (ck_assert on failure). */
+char *th_pg_query1(const char *url, const char *sql);
+
+/* A private cluster, for tests that stop and start the server (scripts/pg.sh). 0 ok. */
+int th_pg_cluster_start(const char *dir, int port);
+int th_pg_cluster_stop(const char *dir);
+/* A TCP port nothing listens on now. */
+int th_free_port(void);
+
 #endif

@@ -19,9 +19,11 @@ extern "C" {
  * Changelog (dated, newest last):
  *   2026-11-29  1.0  first version: descriptor, host table with logging,
  *                    configuration, metrics and HTTP routes; tk_event.
+ *   2026-11-29  1.1  host table: PostgreSQL pool (pg_acquire, pg_release,
+ *                    pg_conn, pg_tx, pg_once).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 0
+#define TK_PLUGIN_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -86,6 +88,13 @@ typedef struct tk_instance tk_instance;           /* one configured plugin insta
 typedef struct tk_metric tk_metric;               /* a metric family, bound to an instance */
 typedef struct tk_http_request tk_http_request;   /* valid only during a handler call */
 typedef struct tk_http_response tk_http_response; /* valid only during a handler call */
+typedef struct tk_pg tk_pg;                       /* a borrowed PostgreSQL connection */
+
+/*
+ * Work run inside a transaction by pg_tx / pg_once. `conn` is the libpq
+ * PGconn *; return >= 0 to commit, a negative code to roll back.
+ */
+typedef int (*tk_pg_fn)(void *conn, void *ud);
 
 /*
  * Configuration schema. A plugin declares the keys its instance config may
@@ -256,6 +265,39 @@ typedef struct tk_host {
                          size_t len);
     /* Sets `status` and the body {"detail": detail}. */
     int (*http_error)(tk_http_response *resp, int status, const char *detail);
+
+    /* --- PostgreSQL (ABI 1.1) -------------------------------------------
+     * One pool per process (config "postgres"). Plugins run their queries
+     * with libpq on the PGconn these hand out, so they link -lpq. Without a
+     * configured database every call answers TK_EUNAVAILABLE.
+     */
+
+    /*
+     * Borrows a connection, waiting up to timeout_ms for one to come free
+     * (< 0: postgres.acquire_timeout_ms). TK_OK with *out set; TK_ETIMEDOUT
+     * when none came free in time; TK_EUNAVAILABLE when the database cannot
+     * be reached. A connection the server closed is replaced before it is
+     * handed out. Any thread. Give it back with pg_release.
+     */
+    int (*pg_acquire)(tk_instance *inst, int timeout_ms, tk_pg **out);
+    /* Gives a connection back (any thread). An open or failed transaction is rolled back. */
+    void (*pg_release)(tk_pg *conn);
+    /* The libpq connection (PGconn *) of a borrowed connection; valid until pg_release. */
+    void *(*pg_conn)(tk_pg *conn);
+    /*
+     * Runs fn in a transaction on a borrowed connection: COMMIT when fn
+     * returns >= 0 (a failed COMMIT turns into a negative result), else
+     * ROLLBACK. Returns fn's result or the pool's error code.
+     */
+    int (*pg_tx)(tk_instance *inst, tk_pg_fn fn, void *ud);
+    /*
+     * For idempotent consumers: like pg_tx, but first records (group,
+     * event_id) in the same transaction. If that pair was recorded before,
+     * fn does not run, nothing changes, *duplicate is set to 1 and TK_OK is
+     * returned; otherwise *duplicate is 0.
+     */
+    int (*pg_once)(tk_instance *inst, const char *group, const char *event_id, tk_pg_fn fn,
+                   void *ud, int *duplicate);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */

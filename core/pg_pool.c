@@ -1,0 +1,418 @@
+/* The process's PostgreSQL pool (libpq): bounded, thread-safe, self-healing. */
+#include "pg_pool.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct tk_pg {
+    tk_pg_pool *pool;
+    PGconn *conn; /* NULL until connected, or after a broken connection was dropped */
+    int in_use;
+};
+
+struct tk_pg_pool {
+    char *url, *app_id;
+    char connect_timeout[16];
+    int size, acquire_timeout_ms;
+    tk_pg *slots;
+    int in_use, waiters;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    /* /ready's probe: its own connection, so a busy pool does not look like a dead database */
+    pthread_mutex_t probe_lock;
+    PGconn *probe;
+    struct timespec probe_at;
+    int probe_ok;
+    tk_metric_family *m_size, *m_in_use, *m_waiters, *m_wait, *m_errors;
+};
+
+static void count_error(tk_pg_pool *p, const char *kind)
+{
+    const char *v[] = {kind};
+    tk_metric_add(p->m_errors, v, 1);
+}
+
+static void publish_gauges(tk_pg_pool *p)
+{
+    tk_metric_set(p->m_in_use, NULL, p->in_use);
+    tk_metric_set(p->m_waiters, NULL, p->waiters);
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Opens a connection: the URL's own parameters win over our defaults. */
+static PGconn *connect_db(tk_pg_pool *p)
+{
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {p->connect_timeout, p->app_id, p->url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c && PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c, ignore_notice, NULL);
+        return c;
+    }
+    char why[512];
+    snprintf(why, sizeof(why), "%s", c ? PQerrorMessage(c) : "out of memory");
+    why[strcspn(why, "\n")] = '\0';
+    const char *kv[] = {"error", why};
+    tk_log_write(NULL, TK_LOG_WARN, "postgres: cannot connect", kv, 1);
+    count_error(p, "connect");
+    PQfinish(c);
+    return NULL;
+}
+
+/*
+ * Has the server closed this idle connection (restart, termination, idle
+ * timeout)? An idle connection only receives something when that happens
+ * (a FATAL message, then end of file), or for a notification: read what
+ * is there until the socket is quiet or libpq sees the end.
+ */
+static int closed_by_server(PGconn *c)
+{
+    for (int round = 0; round < 4; round++) {
+        if (PQstatus(c) != CONNECTION_OK)
+            return 1;
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (pfd.fd < 0)
+            return 1;
+        if (poll(&pfd, 1, round ? 20 : 0) <= 0)
+            return 0; /* nothing (more) to read: still open */
+        if (!PQconsumeInput(c))
+            return 1;
+        PGnotify *n;
+        while ((n = PQnotifies(c)))
+            PQfreemem(n);
+    }
+    return PQstatus(c) != CONNECTION_OK;
+}
+
+tk_pg_pool *tk_pg_pool_new(const tk_pg_options *opt, tk_metrics *metrics, char *err, size_t errlen)
+{
+    if (!opt->url || !*opt->url || opt->size < 1 || opt->acquire_timeout_ms < 0) {
+        snprintf(err, errlen, "postgres: a url and a pool_size of at least 1 are needed");
+        return NULL;
+    }
+    char *perr = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(opt->url, &perr);
+    if (!parsed) {
+        snprintf(err, errlen, "postgres.url: %s", perr ? perr : "cannot be parsed");
+        err[strcspn(err, "\n")] = '\0';
+        PQfreemem(perr);
+        return NULL;
+    }
+    PQconninfoFree(parsed);
+    tk_pg_pool *p = calloc(1, sizeof(*p));
+    if (!p || !(p->slots = calloc((size_t)opt->size, sizeof(tk_pg))) ||
+        !(p->url = strdup(opt->url)) || !(p->app_id = strdup(opt->app_id ? opt->app_id : ""))) {
+        if (p) {
+            free(p->slots);
+            free(p->url);
+            free(p);
+        }
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->size = opt->size;
+    p->acquire_timeout_ms = opt->acquire_timeout_ms;
+    snprintf(p->connect_timeout, sizeof(p->connect_timeout), "%d",
+             opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 5);
+    for (int i = 0; i < p->size; i++)
+        p->slots[i].pool = p;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->probe_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->freed, &ca);
+    pthread_condattr_destroy(&ca);
+    if (metrics) {
+        char e[256];
+        static const char *const kinds[] = {"kind", NULL};
+        static const double wait_buckets[] = {0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+        p->m_size = tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_pg_pool_size",
+                                      "Connections the pool may open", NULL, NULL, 0, e, sizeof(e));
+        p->m_in_use = tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_pg_pool_in_use",
+                                        "Connections borrowed now", NULL, NULL, 0, e, sizeof(e));
+        p->m_waiters =
+            tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_pg_pool_waiters",
+                              "Callers waiting for a connection", NULL, NULL, 0, e, sizeof(e));
+        p->m_wait =
+            tk_metrics_family(metrics, TK_METRIC_HISTOGRAM, "taskora_pg_pool_acquire_seconds",
+                              "Time spent waiting to borrow a connection", NULL, wait_buckets,
+                              sizeof(wait_buckets) / sizeof(double), e, sizeof(e));
+        p->m_errors = tk_metrics_family(
+            metrics, TK_METRIC_COUNTER, "taskora_pg_errors_total",
+            "Pool failures: connect, timeout (no free connection), broken (dropped connection)",
+            kinds, NULL, 0, e, sizeof(e));
+        tk_metric_set(p->m_size, NULL, p->size);
+        publish_gauges(p);
+    }
+    return p;
+}
+
+void tk_pg_pool_free(tk_pg_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->size; i++)
+        PQfinish(p->slots[i].conn);
+    PQfinish(p->probe);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->probe_lock);
+    pthread_cond_destroy(&p->freed);
+    free(p->slots);
+    free(p->url);
+    free(p->app_id);
+    free(p);
+}
+
+static struct timespec deadline_after(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* A free slot, preferring one already connected; NULL when all are borrowed. Lock held. */
+static tk_pg *take_slot(tk_pg_pool *p)
+{
+    tk_pg *unconnected = NULL;
+    for (int i = 0; i < p->size; i++) {
+        tk_pg *s = &p->slots[i];
+        if (s->in_use)
+            continue;
+        if (s->conn) {
+            s->in_use = 1;
+            return s;
+        }
+        if (!unconnected)
+            unconnected = s;
+    }
+    if (unconnected)
+        unconnected->in_use = 1;
+    return unconnected;
+}
+
+static void give_back(tk_pg *s)
+{
+    tk_pg_pool *p = s->pool;
+    pthread_mutex_lock(&p->lock);
+    s->in_use = 0;
+    p->in_use--;
+    publish_gauges(p);
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int tk_pg_acquire(tk_pg_pool *p, int timeout_ms, tk_pg **out)
+{
+    *out = NULL;
+    if (timeout_ms < 0)
+        timeout_ms = p->acquire_timeout_ms;
+    struct timespec start, deadline = deadline_after(timeout_ms);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pthread_mutex_lock(&p->lock);
+    tk_pg *s;
+    int rc = 0;
+    while (!(s = take_slot(p))) {
+        p->waiters++;
+        publish_gauges(p);
+        rc = pthread_cond_timedwait(&p->freed, &p->lock, &deadline);
+        p->waiters--;
+        publish_gauges(p);
+        if (rc == ETIMEDOUT) {
+            s = take_slot(p); /* one may have come free with the timeout */
+            break;
+        }
+    }
+    if (s) {
+        p->in_use++;
+        publish_gauges(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    tk_metric_observe(p->m_wait, NULL, seconds_since(&start));
+    if (!s) {
+        char ms[16], size[16];
+        snprintf(ms, sizeof(ms), "%d", timeout_ms);
+        snprintf(size, sizeof(size), "%d", p->size);
+        const char *kv[] = {"timeout_ms", ms, "pool_size", size};
+        tk_log_write(NULL, TK_LOG_WARN, "postgres: no pooled connection came free in time", kv, 2);
+        count_error(p, "timeout");
+        return TK_ETIMEDOUT;
+    }
+    /* outside the lock: checking and connecting may take a while */
+    if (s->conn && closed_by_server(s->conn)) {
+        count_error(p, "broken");
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    if (!s->conn && !(s->conn = connect_db(p))) {
+        give_back(s);
+        return TK_EUNAVAILABLE;
+    }
+    *out = s;
+    return 0;
+}
+
+void tk_pg_release(tk_pg *s)
+{
+    if (!s)
+        return;
+    PGconn *c = s->conn;
+    if (c && PQstatus(c) == CONNECTION_OK) {
+        switch (PQtransactionStatus(c)) {
+        case PQTRANS_IDLE: break;
+        case PQTRANS_INTRANS:
+        case PQTRANS_INERROR: {
+            /* the previous user left a transaction open or failed: never hand that on */
+            PGresult *r = PQexec(c, "ROLLBACK");
+            int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+            if (!ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
+                PQfinish(c);
+                s->conn = NULL;
+            }
+            break;
+        }
+        default: /* a query still running, or unknown: cannot be reused safely */
+            PQfinish(c);
+            s->conn = NULL;
+        }
+    } else if (c) {
+        count_error(s->pool, "broken");
+        PQfinish(c);
+        s->conn = NULL;
+    }
+    give_back(s);
+}
+
+PGconn *tk_pg_conn(tk_pg *c) { return c ? c->conn : NULL; }
+
+int tk_pg_pool_reachable(tk_pg_pool *p)
+{
+    pthread_mutex_lock(&p->probe_lock);
+    if (p->probe_at.tv_sec && seconds_since(&p->probe_at) < 0.5) {
+        int ok = p->probe_ok;
+        pthread_mutex_unlock(&p->probe_lock);
+        return ok;
+    }
+    if (p->probe && closed_by_server(p->probe)) {
+        PQfinish(p->probe);
+        p->probe = NULL;
+    }
+    if (!p->probe)
+        p->probe = connect_db(p);
+    int ok = 0;
+    if (p->probe) {
+        PGresult *r = PQexec(p->probe, "SELECT 1");
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (!ok) {
+            PQfinish(p->probe);
+            p->probe = NULL;
+        }
+    }
+    p->probe_ok = ok;
+    clock_gettime(CLOCK_MONOTONIC, &p->probe_at);
+    pthread_mutex_unlock(&p->probe_lock);
+    return ok;
+}
+
+static int exec_cmd(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : TK_ERR;
+}
+
+/* The code for a failure on c: a lost connection is "unavailable", anything else an error. */
+static int failure(PGconn *c) { return PQstatus(c) == CONNECTION_OK ? TK_ERR : TK_EUNAVAILABLE; }
+
+static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
+                  int (*fn)(void *conn, void *ud), void *ud, int *duplicate)
+{
+    tk_pg *s;
+    int rc = tk_pg_acquire(p, -1, &s);
+    if (rc)
+        return rc;
+    PGconn *c = s->conn;
+    if (exec_cmd(c, "BEGIN")) {
+        rc = failure(c);
+        tk_pg_release(s);
+        return rc;
+    }
+    if (group) {
+        const char *params[] = {group, event_id};
+        PGresult *r = PQexecParams(c,
+                                   "INSERT INTO taskora_processed_events (consumer_group, event_id)"
+                                   " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                   2, NULL, params, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        int inserted = ok && strcmp(PQcmdTuples(r), "1") == 0;
+        if (!ok) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+            why[strcspn(why, "\n")] = '\0';
+            const char *kv[] = {"error", why};
+            tk_log_write(NULL, TK_LOG_ERROR, "postgres: recording a processed event failed", kv, 1);
+        }
+        PQclear(r);
+        if (!ok || !inserted) {
+            rc = ok ? 0 : failure(c);
+            if (ok)
+                *duplicate = 1;
+            tk_pg_release(s); /* rolls back */
+            return rc;
+        }
+    }
+    rc = fn(c, ud);
+    if (rc >= 0) {
+        /* COMMIT of a transaction in which a statement failed answers "ROLLBACK" */
+        PGresult *r = PQexec(c, "COMMIT");
+        int committed =
+            PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+        PQclear(r);
+        if (!committed)
+            rc = failure(c);
+    }
+    tk_pg_release(s); /* rolls back whatever did not commit */
+    return rc;
+}
+
+int tk_pg_tx(tk_pg_pool *p, int (*fn)(void *conn, void *ud), void *ud)
+{
+    return run_tx(p, NULL, NULL, fn, ud, NULL);
+}
+
+int tk_pg_once(tk_pg_pool *p, const char *group, const char *event_id,
+               int (*fn)(void *conn, void *ud), void *ud, int *duplicate)
+{
+    *duplicate = 0;
+    if (!group || !*group || !event_id || !*event_id)
+        return TK_EINVAL;
+    return run_tx(p, group, event_id, fn, ud, duplicate);
+}

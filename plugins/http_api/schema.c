@@ -1,0 +1,72 @@
+/* The domain tables the HTTP API plugin owns, as migrations.
+ *
+ * Step 1 creates the existing Taskora service's tables, with its names,
+ * columns and types, only where they are absent: pointed at an existing
+ * Taskora database it changes nothing. Later steps only add (indexes, new
+ * tables); no constraint is added that existing rows could violate. */
+#include "schema.h"
+
+#include <stddef.h>
+
+const char *const http_api_migrations[] = {
+    /* 1: the existing service's schema */
+    "CREATE TABLE IF NOT EXISTS users ("
+    " id SERIAL PRIMARY KEY,"
+    " email VARCHAR NOT NULL,"
+    " name VARCHAR NOT NULL,"
+    " hashed_password VARCHAR NOT NULL,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'));"
+    "CREATE UNIQUE INDEX IF NOT EXISTS ix_users_email ON users (email);"
+    "CREATE TABLE IF NOT EXISTS tasks ("
+    " id SERIAL PRIMARY KEY,"
+    " title VARCHAR(255) NOT NULL,"
+    " description VARCHAR,"
+    " completed BOOLEAN NOT NULL DEFAULT false,"
+    " user_id VARCHAR NOT NULL,"
+    " priority VARCHAR(10) NOT NULL DEFAULT 'medium',"
+    " due_date TIMESTAMP WITHOUT TIME ZONE,"
+    " reminder_at TIMESTAMP WITHOUT TIME ZONE,"
+    " reminder_sent BOOLEAN NOT NULL DEFAULT false,"
+    " is_recurring BOOLEAN NOT NULL DEFAULT false,"
+    " recurrence_rule VARCHAR(20),"
+    " recurrence_interval INTEGER,"
+    " parent_task_id INTEGER REFERENCES tasks (id),"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'),"
+    " updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'));"
+    "CREATE TABLE IF NOT EXISTS tags ("
+    " id SERIAL PRIMARY KEY,"
+    " name VARCHAR(50) NOT NULL,"
+    " color VARCHAR(7) NOT NULL DEFAULT '#6366F1',"
+    " user_id VARCHAR(255) NOT NULL,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'));"
+    "CREATE TABLE IF NOT EXISTS task_tags ("
+    " task_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+    " tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,"
+    " PRIMARY KEY (task_id, tag_id));"
+    "CREATE TABLE IF NOT EXISTS conversations ("
+    " id SERIAL PRIMARY KEY,"
+    " user_id VARCHAR NOT NULL,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'),"
+    " updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'));"
+    "CREATE TABLE IF NOT EXISTS messages ("
+    " id SERIAL PRIMARY KEY,"
+    " conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,"
+    " user_id VARCHAR NOT NULL,"
+    " role VARCHAR NOT NULL CHECK (role IN ('user', 'assistant')),"
+    " content TEXT NOT NULL,"
+    " tool_calls TEXT,"
+    " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'))",
+
+    /* 2: indexes for the API's queries (every list is per user) */
+    "CREATE INDEX IF NOT EXISTS ix_tasks_user_id ON tasks (user_id);"
+    "CREATE INDEX IF NOT EXISTS ix_tasks_user_created ON tasks (user_id, created_at DESC);"
+    "CREATE INDEX IF NOT EXISTS ix_tasks_pending_reminders ON tasks (reminder_at)"
+    " WHERE reminder_at IS NOT NULL AND NOT reminder_sent AND NOT completed;"
+    "CREATE INDEX IF NOT EXISTS ix_tasks_parent_task_id ON tasks (parent_task_id);"
+    "CREATE INDEX IF NOT EXISTS ix_tags_user_id ON tags (user_id);"
+    "CREATE INDEX IF NOT EXISTS ix_task_tags_tag_id ON task_tags (tag_id);"
+    "CREATE INDEX IF NOT EXISTS ix_conversations_user_id ON conversations (user_id);"
+    "CREATE INDEX IF NOT EXISTS ix_messages_conversation_created"
+    " ON messages (conversation_id, created_at)",
+    NULL,
+};
