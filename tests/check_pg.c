@@ -334,6 +334,40 @@ START_TEST(test_plugins_reach_the_pool_through_the_host_table)
 }
 END_TEST
 
+START_TEST(test_taskorad_starts_without_its_database_and_says_so)
+{
+    char *dir = th_tmpdir();
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"postgres\": {\"url\": \"postgresql://nobody@127.0.0.1:%d/none\"},"
+             " \"kafka\": {\"brokers\": \"127.0.0.1:1\"}, \"http\": {\"listen\": \"127.0.0.1:0\"}}",
+             th_free_port());
+    char *cfg = th_write(dir, "c.json", text);
+    char *log = th_write(dir, "log", "");
+    th_daemon d;
+    ck_assert_int_eq(th_daemon_start(&d, cfg, log, 20000), 0);
+    char url[256];
+    th_response r;
+    snprintf(url, sizeof(url), "%s/ready", d.url);
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "{\"status\":\"not_ready\",\"database\":\"unreachable\"}");
+    th_response_free(&r);
+    snprintf(url, sizeof(url), "%s/health", d.url);
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    th_response_free(&r);
+    ck_assert(th_wait_file_contains(log, "postgres: cannot connect", 5000));
+    kill(d.pid, SIGTERM);
+    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    th_daemon_cleanup(&d);
+    free(cfg);
+    free(log);
+    th_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- restarts (a private cluster this test may stop) -------------------- */
 
 static char *cluster_dir;
@@ -483,6 +517,7 @@ int main(void)
     tcase_add_test(tc, test_tx_commits_on_success_and_rolls_back_on_failure);
     tcase_add_test(tc, test_once_applies_the_same_event_id_once);
     tcase_add_test(tc, test_plugins_reach_the_pool_through_the_host_table);
+    tcase_add_test(tc, test_taskorad_starts_without_its_database_and_says_so);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("restart");
     tcase_set_timeout(tr, 120);
