@@ -16,6 +16,7 @@ start=$(date +%s%N)
 "$build/taskorad" run -c "$src/examples/hello_consumer/hello.json" >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; rm -f "$log"' EXIT
+trap 'exit 130' INT TERM HUP PIPE
 until curl -fs -o /dev/null "http://127.0.0.1:$port/ready"; do sleep 0.005; done
 echo "start-up to ready: $((($(date +%s%N) - start) / 1000000)) ms"
 sleep 1

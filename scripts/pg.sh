@@ -1,6 +1,7 @@
 # Sourced by scripts/run and scripts/test: a throwaway PostgreSQL cluster on a private port.
-#   pg_start DIR   initdb (once) + pg_ctl start in DIR, on $PG_PORT or a free port;
-#                  sets PG_PORT and PG_URL (database "postgres")
+#   pg_start DIR   initdb (once) + pg_ctl start in DIR, on $PG_PORT or a free port (a
+#                  cluster already running there is reused); sets PG_PORT and PG_URL
+#                  (database "postgres")
 #   pg_stop        stops it (safe to call twice)
 # As root the server runs as the "postgres" user (initdb refuses root).
 
@@ -28,6 +29,13 @@ pg_start() {
     mkdir -p "$PG_DIR"
     chmod 755 "$PG_DIR"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DIR"
+    if [ -f "$PG_DIR/data/postmaster.pid" ] &&
+        pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+        PG_PORT=$(sed -n 4p "$PG_DIR/data/postmaster.pid") # already running: use it
+        PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+        export PG_DIR PG_PORT PG_URL
+        return 0
+    fi
     PG_PORT=${PG_PORT:-$(pg_free_port "${PG_PORT_START:-55432}")}
     if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
         pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \

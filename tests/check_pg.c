@@ -374,23 +374,30 @@ static char *cluster_dir;
 static int cluster_port;
 static char cluster_url[256];
 
-static void setup_cluster(void)
+/* Once per test case, in the runner's own process: teardown runs even when a test failed. */
+static void create_cluster(void)
 {
-    metrics = tk_metrics_new();
     cluster_dir = th_tmpdir();
     cluster_port = th_free_port();
-    ck_assert_int_eq(th_pg_cluster_start(cluster_dir, cluster_port), 0);
     snprintf(cluster_url, sizeof(cluster_url),
              "postgresql://postgres@127.0.0.1:%d/postgres?connect_timeout=2", cluster_port);
 }
 
-static void teardown_cluster(void)
+static void destroy_cluster(void)
 {
     th_pg_cluster_stop(cluster_dir);
     th_rmtree(cluster_dir);
     free(cluster_dir);
-    tk_metrics_free(metrics);
 }
+
+/* Each test starts with the cluster running (a test may have left it stopped). */
+static void setup_cluster(void)
+{
+    metrics = tk_metrics_new();
+    ck_assert_int_eq(th_pg_cluster_start(cluster_dir, cluster_port), 0);
+}
+
+static void teardown_cluster(void) { tk_metrics_free(metrics); }
 
 /* Polls GET url until it answers `status`; 1 when it did within timeout_ms. */
 static int wait_status(const char *url, long status, int timeout_ms)
@@ -521,6 +528,7 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("restart");
     tcase_set_timeout(tr, 120);
+    tcase_add_unchecked_fixture(tr, create_cluster, destroy_cluster);
     tcase_add_checked_fixture(tr, setup_cluster, teardown_cluster);
     tcase_add_test(tr, test_database_restart_fails_cleanly_then_recovers_and_ready_follows);
     tcase_add_test(tr, test_connection_killed_by_the_server_is_replaced);

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <ctype.h>
 #include <curl/curl.h>
@@ -120,6 +121,7 @@ static void buf_add(buf *b, const char *s, size_t n)
 /* The child's signal mask: taskorad must not inherit a test runner's blocked signals. */
 static void child_reset(void)
 {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test (its process gone) leaves nothing behind */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
