@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "http_server.h"
 #include "loader.h"
 #include "log.h"
@@ -66,25 +67,11 @@ static void *signal_main(void *arg)
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += c->timeout_ms / 1000;
-    deadline.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = tk_deadline_ms(c->timeout_ms);
     for (;;) {
         if (atomic_load(&c->done))
             return NULL;
-        struct timespec now, left;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left.tv_sec = deadline.tv_sec - now.tv_sec;
-        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
-        if (left.tv_nsec < 0) {
-            left.tv_sec--;
-            left.tv_nsec += 1000000000L;
-        }
+        struct timespec left = tk_time_left(&deadline);
         if (left.tv_sec < 0) {
             tk_logf(NULL, TK_LOG_ERROR,
                     "shutdown did not finish within shutdown_timeout_ms=%d: exiting now",

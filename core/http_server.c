@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ids.h"
 #include "log.h"
 #include "routes.h"
@@ -254,11 +255,7 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->metrics = metrics;
     srv->routes = tk_routes_new();
     pthread_mutex_init(&srv->active_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->active_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    tk_cond_init_monotonic(&srv->active_cond);
     atomic_store(&srv->not_ready_reason, "starting");
     if (!srv->listen || !srv->app_id || !srv->routes) {
         snprintf(err, errlen, "out of memory");
@@ -351,13 +348,6 @@ static int request_id_ok(const char *s)
     return n > 0 && n <= 128;
 }
 
-static double elapsed_s(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* The method as a metric label: a fixed set, so clients cannot create series at will. */
 static const char *method_label(const char *m)
 {
@@ -401,7 +391,7 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     MHD_destroy_response(r);
     req->responded = 1;
 
-    double secs = elapsed_s(&req->start);
+    double secs = tk_seconds_since(&req->start);
     char st[8], ms[32], bytes[32];
     snprintf(st, sizeof(st), "%d", status);
     snprintf(ms, sizeof(ms), "%.3f", secs * 1000.0);
@@ -658,14 +648,7 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
         return;
     /* stop accepting, then let requests in progress finish and send their responses */
     MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += drain_ms / 1000;
-    deadline.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = tk_deadline_ms(drain_ms);
     pthread_mutex_lock(&srv->active_lock);
     while (srv->active > 0 &&
            pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &deadline) == 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct tk_pg {
@@ -130,11 +131,7 @@ tk_pg_pool *tk_pg_pool_new(const tk_pg_options *opt, tk_metrics *metrics, char *
         p->slots[i].pool = p;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->probe_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->freed, &ca);
-    pthread_condattr_destroy(&ca);
+    tk_cond_init_monotonic(&p->freed);
     if (metrics) {
         char e[256];
         static const char *const kinds[] = {"kind", NULL};
@@ -176,26 +173,6 @@ void tk_pg_pool_free(tk_pg_pool *p)
     free(p);
 }
 
-static struct timespec deadline_after(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* A free slot, preferring one already connected; NULL when all are borrowed. Lock held. */
 static tk_pg *take_slot(tk_pg_pool *p)
 {
@@ -232,7 +209,7 @@ int tk_pg_acquire(tk_pg_pool *p, int timeout_ms, tk_pg **out)
     *out = NULL;
     if (timeout_ms < 0)
         timeout_ms = p->acquire_timeout_ms;
-    struct timespec start, deadline = deadline_after(timeout_ms);
+    struct timespec start, deadline = tk_deadline_ms(timeout_ms);
     clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_mutex_lock(&p->lock);
     tk_pg *s;
@@ -253,7 +230,7 @@ int tk_pg_acquire(tk_pg_pool *p, int timeout_ms, tk_pg **out)
         publish_gauges(p);
     }
     pthread_mutex_unlock(&p->lock);
-    tk_metric_observe(p->m_wait, NULL, seconds_since(&start));
+    tk_metric_observe(p->m_wait, NULL, tk_seconds_since(&start));
     if (!s) {
         char ms[16], size[16];
         snprintf(ms, sizeof(ms), "%d", timeout_ms);
@@ -314,7 +291,7 @@ PGconn *tk_pg_conn(tk_pg *c) { return c ? c->conn : NULL; }
 int tk_pg_pool_reachable(tk_pg_pool *p)
 {
     pthread_mutex_lock(&p->probe_lock);
-    if (p->probe_at.tv_sec && seconds_since(&p->probe_at) < 0.5) {
+    if (p->probe_at.tv_sec && tk_seconds_since(&p->probe_at) < 0.5) {
         int ok = p->probe_ok;
         pthread_mutex_unlock(&p->probe_lock);
         return ok;
