@@ -11,10 +11,13 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "consumer.h"
 #include "http_server.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
+#include "producer.h"
 #include "pg_pool.h"
 
 void tk_signals_block(sigset_t *set)
@@ -132,17 +135,89 @@ static void register_core_metrics(tk_metrics *m, size_t ninstances)
 
 static int probe_db(void *pool) { return tk_pg_pool_reachable(pool); }
 
+/* The instances' consumers, started after the plugins and stopped before them. */
+typedef struct consumers {
+    tk_consumer **c;
+    size_t n;
+} consumers;
+
+static int probe_kafka(void *arg)
+{
+    consumers *cs = arg;
+    for (size_t i = 0; i < cs->n; i++)
+        if (cs->c[i] && !tk_consumer_ready(cs->c[i]))
+            return 0;
+    return 1;
+}
+
+static int start_consumers(const tk_settings *s, tk_loader *l, const char *brokers,
+                           tk_producer *producer, tk_metrics *metrics, consumers *cs, char *err,
+                           size_t errlen)
+{
+    json_t *const props[] = {s->kafka_props, s->kafka_consumer_props};
+    for (size_t i = 0; i < l->n; i++) {
+        tk_instance *inst = l->inst[i];
+        if (!inst->consume)
+            continue;
+        char group[256];
+        const char *g = json_string_value(json_object_get(inst->consume, "group"));
+        snprintf(group, sizeof(group), "%s", g ? g : "");
+        if (!g)
+            snprintf(group, sizeof(group), "taskora-%s", inst->name);
+        json_t *retry = json_object_get(inst->consume, "retry");
+        tk_consumer_options o = {
+            .instance = inst->name,
+            .group = group,
+            .topics = json_object_get(inst->consume, "topics"),
+            .workers = (int)json_integer_value(json_object_get(inst->consume, "workers")),
+            .attempts = (int)json_integer_value(json_object_get(retry, "attempts")),
+            .delay_ms = (int)json_integer_value(json_object_get(retry, "delay_ms")),
+            .dlq = json_string_value(json_object_get(inst->consume, "dlq")),
+            .queue_max = (int)json_integer_value(json_object_get(inst->consume, "queue_max")),
+            .brokers = brokers,
+            .props = props,
+            .nprops = 2};
+        if (o.attempts < 1)
+            o.attempts = 1;
+        tk_consumer *c =
+            tk_consumer_start(&o, inst->type->desc, inst->state, producer, metrics, err, errlen);
+        if (!c)
+            return TK_EINVAL;
+        cs->c[cs->n++] = c;
+    }
+    return 0;
+}
+
+static void stop_consumers(consumers *cs)
+{
+    for (size_t i = cs->n; i-- > 0;)
+        tk_consumer_stop(cs->c[i]);
+    cs->n = 0;
+}
+
 static tk_broker *start_embedded_broker(const tk_settings *s, char *err, size_t errlen)
 {
     size_t n = json_array_size(s->kafka_topics);
-    const char **topics = calloc(n + 1, sizeof(char *));
-    if (!topics) {
+    const char **topics = calloc(2 * n + 1, sizeof(char *));
+    char **dlqs = calloc(n + 1, sizeof(char *));
+    tk_broker *b = NULL;
+    if (!topics || !dlqs) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        topics[i] = json_string_value(json_array_get(s->kafka_topics, i));
-    tk_broker *b = tk_broker_start(1, s->kafka_partitions, topics, n, err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        const char *t = json_string_value(json_array_get(s->kafka_topics, i));
+        size_t len = strlen(t) + 5;
+        topics[i] = t;
+        if ((dlqs[i] = malloc(len)))
+            snprintf(dlqs[i], len, "%s.dlq", t);
+        topics[n + i] = dlqs[i] ? dlqs[i] : t;
+    }
+    b = tk_broker_start(1, s->kafka_partitions, topics, 2 * n, err, errlen);
+done:
+    for (size_t i = 0; dlqs && i < n; i++)
+        free(dlqs[i]);
+    free(dlqs);
     free(topics);
     if (b) {
         const char *kv[] = {"bootstrap", tk_broker_bootstraps(b)};
@@ -159,6 +234,9 @@ int tk_daemon_run(const tk_settings *s)
     tk_broker *broker = NULL;
     tk_http_server *http = NULL;
     tk_pg_pool *pool = NULL;
+    tk_producer *producer = NULL;
+    tk_relay *relay = NULL;
+    consumers cs = {0};
     sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
     pthread_mutex_init(&sc.lock, NULL);
     pthread_cond_init(&sc.cond, NULL);
@@ -204,7 +282,7 @@ int tk_daemon_run(const tk_settings *s)
         }
         rt.pg = pool;
         if (http)
-            tk_http_set_db_probe(http, probe_db, pool);
+            tk_http_add_probe(http, "database", probe_db, pool);
     }
     if (strcmp(s->kafka_brokers, "embedded") == 0) {
         broker = start_embedded_broker(s, err, sizeof(err));
@@ -221,9 +299,49 @@ int tk_daemon_run(const tk_settings *s)
         goto out;
     }
     register_core_metrics(metrics, loader.n);
+    const char *brokers = broker ? tk_broker_bootstraps(broker) : s->kafka_brokers;
+    size_t nconsume = 0;
+    for (size_t i = 0; i < loader.n; i++)
+        nconsume += loader.inst[i]->consume != NULL;
+    int relay_wanted = pool && s->outbox_relay;
+    if (relay_wanted || nconsume) {
+        json_t *const props[] = {s->kafka_props, s->kafka_producer_props};
+        producer = tk_producer_new(brokers, props, 2, err, sizeof(err));
+        if (!producer) {
+            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+            code = 2;
+            goto out;
+        }
+    }
+    if (relay_wanted) {
+        tk_relay_options ro = {.pg_url = s->pg_url,
+                               .batch = s->outbox_batch,
+                               .poll_ms = s->outbox_poll_ms,
+                               .retention_s = s->outbox_retention_s,
+                               .app_id = s->app_id};
+        relay = tk_relay_start(&ro, producer, metrics, err, sizeof(err));
+        if (!relay) {
+            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+            code = 1;
+            goto out;
+        }
+    }
+    cs.c = calloc(nconsume + 1, sizeof(tk_consumer *));
+    if (!cs.c) {
+        code = 1;
+        goto out;
+    }
+    if (http && nconsume)
+        tk_http_add_probe(http, "kafka", probe_kafka, &cs);
     if (!stop_requested(&sc) && tk_loader_start(&loader, err, sizeof(err))) {
         tk_logf(NULL, TK_LOG_ERROR, "%s", err);
         code = 1;
+        goto out;
+    }
+    if (!stop_requested(&sc) &&
+        start_consumers(s, &loader, brokers, producer, metrics, &cs, err, sizeof(err))) {
+        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+        code = 2;
         goto out;
     }
     if (!stop_requested(&sc) && http && tk_http_start(http, err, sizeof(err))) {
@@ -246,14 +364,21 @@ int tk_daemon_run(const tk_settings *s)
         /* no new requests; those in progress get half the shutdown time to finish */
         tk_http_stop(http, s->shutdown_timeout_ms / 2);
     }
+    stop_consumers(&cs); /* handlers in progress finish; offsets are committed */
     tk_loader_stop(&loader);
+    tk_relay_stop(relay);
+    relay = NULL;
     tk_loader_destroy(&loader);
     tk_logf(NULL, TK_LOG_INFO, "taskorad stopped");
 out:
+    stop_consumers(&cs);
     tk_loader_stop(&loader);
+    tk_relay_stop(relay);
     tk_loader_destroy(&loader);
     tk_http_free(http);
     tk_loader_close(&loader);
+    free(cs.c);
+    tk_producer_free(producer, 2000);
     tk_broker_stop(broker);
     tk_pg_pool_free(pool); /* after the plugins: they may hold connections until destroy */
     tk_metrics_free(metrics);

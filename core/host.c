@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "pg_pool.h"
 
 #define MAX_KV 32
@@ -264,6 +265,18 @@ static int h_pg_once(tk_instance *inst, const char *group, const char *event_id,
     return p ? tk_pg_once(p, group, event_id, fn, ud, duplicate) : TK_EUNAVAILABLE;
 }
 
+static int h_outbox_append(tk_instance *inst, void *conn, const char *topic, const char *type,
+                           const char *user_id, const char *subject, const char *payload_json,
+                           const char *traceparent, char *event_id_out)
+{
+    int rc = tk_outbox_append(conn, inst->rt->app_id, topic, type, user_id, subject, payload_json,
+                              traceparent, event_id_out);
+    if (rc == TK_EINVAL)
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "outbox_append: needs a connection, a topic, a type and a JSON object payload");
+    return rc;
+}
+
 static const tk_host host_table = {
     .struct_size = sizeof(tk_host),
     .abi_major = TK_PLUGIN_ABI_MAJOR,
@@ -304,6 +317,7 @@ static const tk_host host_table = {
     .pg_conn = h_pg_conn,
     .pg_tx = h_pg_tx,
     .pg_once = h_pg_once,
+    .outbox_append = h_outbox_append,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

@@ -36,8 +36,12 @@ struct tk_http_server {
     pthread_cond_t active_cond;
     int active; /* requests begun and not yet completed */
     atomic_int ready;
-    int (*db_probe)(void *ud); /* non-zero when the database answers; NULL: none */
-    void *db_probe_ud;
+    struct probe {
+        const char *name;
+        int (*fn)(void *ud);
+        void *ud;
+    } probes[4]; /* what /ready asks besides start-up: the database, Kafka */
+    int nprobes;
     const char *_Atomic not_ready_reason;
     char url[96];
 };
@@ -217,13 +221,17 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
             resp, 503,
             json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
     }
-    if (!srv->db_probe)
-        return json_reply(resp, 200, json_pack("{s:s}", "status", "ready"));
-    if (srv->db_probe(srv->db_probe_ud))
-        return json_reply(resp, 200,
-                          json_pack("{s:s,s:s}", "status", "ready", "database", "connected"));
-    return json_reply(resp, 503,
-                      json_pack("{s:s,s:s}", "status", "not_ready", "database", "unreachable"));
+    json_t *o = json_object();
+    int ready = 1;
+    json_object_set_new(o, "status", json_string("ready"));
+    for (int i = 0; i < srv->nprobes; i++) {
+        int ok = srv->probes[i].fn(srv->probes[i].ud);
+        ready &= ok;
+        json_object_set_new(o, srv->probes[i].name, json_string(ok ? "connected" : "unreachable"));
+    }
+    if (!ready)
+        json_object_set_new(o, "status", json_string("not_ready"));
+    return json_reply(resp, ready ? 200 : 503, o);
 }
 
 static int route_metrics(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -314,10 +322,12 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
 
-void tk_http_set_db_probe(tk_http_server *srv, int (*probe)(void *ud), void *ud)
+int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud)
 {
-    srv->db_probe = probe;
-    srv->db_probe_ud = ud;
+    if (atomic_load(&srv->started) || srv->nprobes == 4)
+        return TK_ESTATE;
+    srv->probes[srv->nprobes++] = (struct probe){name, probe, ud};
+    return 0;
 }
 
 /* 1: the origin is named in cors_origins; 2: allowed by "*" only; 0: not allowed. */

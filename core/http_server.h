@@ -43,10 +43,11 @@ void tk_http_stop(tk_http_server *srv, int drain_ms);
 void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);
 
 /*
- * Makes /ready ask the database too: 503 {"status":"not_ready","database":
- * "unreachable"} while probe returns 0. Before tk_http_start only.
+ * Makes /ready ask `probe` too: its answer appears as "<name>": "connected"
+ * or "unreachable", and any 0 makes /ready 503 {"status":"not_ready",...}.
+ * `name` is static. Before tk_http_start only (else TK_ESTATE); at most 4.
  */
-void tk_http_set_db_probe(tk_http_server *srv, int (*probe)(void *ud), void *ud);
+int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud);
 
 /* Request accessors and response setters behind the host table. */
 const char *tk_http_req_method(const tk_http_request *req);

@@ -206,6 +206,13 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         }
         inst->type = t;
         inst->rt = rt;
+        inst->consume = pc->consume;
+        if (pc->consume && !t->desc->consume) {
+            snprintf(err, errlen, "%s: %s.consume: plugin %s has no consume handler", s->path,
+                     pc->jpath, t->desc->name);
+            l->inst[l->n++] = inst;
+            return TK_EINVAL;
+        }
         l->inst[l->n++] = inst;
         char jpath[64];
         snprintf(jpath, sizeof(jpath), "%s.config", pc->jpath);

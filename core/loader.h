@@ -33,7 +33,8 @@ typedef struct tk_metric_handle tk_metric_handle;
 struct tk_instance {
     char *name;
     tk_plugin_type *type;
-    json_t *config; /* validated against the type's schema, defaults filled */
+    json_t *config;  /* validated against the type's schema, defaults filled */
+    json_t *consume; /* the consume section (borrowed from the settings), or NULL */
     void *state;
     int initialized, started;
     tk_runtime *rt;

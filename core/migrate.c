@@ -24,6 +24,8 @@ static const char *const core_migrations[] = {
     " sent_at timestamptz);"
     "CREATE INDEX IF NOT EXISTS taskora_outbox_unsent ON taskora_outbox (id)"
     " WHERE sent_at IS NULL",
+    /* 3: why Kafka refused an event for good (kept for inspection, not pruned) */
+    "ALTER TABLE taskora_outbox ADD COLUMN IF NOT EXISTS last_error text",
     NULL,
 };
 
@@ -159,7 +161,10 @@ static int apply_component(PGconn *c, const char *component, const char *const *
 
 int tk_migrate(const char *url, const tk_loader *l, FILE *out, char *err, size_t errlen)
 {
-    PGconn *c = PQconnectdb(url);
+    /* the URL's own connect_timeout wins over this default */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"10", "taskorad migrate", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         char why[512];
         snprintf(why, sizeof(why), "%s", PQerrorMessage(c));
@@ -171,6 +176,10 @@ int tk_migrate(const char *url, const tk_loader *l, FILE *out, char *err, size_t
     PQsetNoticeProcessor(c, ignore_notice, NULL);
     char why[1024];
     int rc = exec_ok(c, "SET client_min_messages = warning", why, sizeof(why));
+    /* a step that waits for a lock held by a long transaction fails, rather than stalling
+     * every writer queued behind it */
+    if (rc == 0)
+        rc = exec_ok(c, "SET lock_timeout = '10s'", why, sizeof(why));
     if (rc == 0)
         rc = exec_ok(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", why, sizeof(why));
     if (rc == 0)

@@ -52,24 +52,98 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-/* Opens a connection: the URL's own parameters win over our defaults. */
-static PGconn *connect_db(tk_pg_pool *p)
+/* Milliseconds left until deadline (0 when passed). */
+static int ms_left(const struct timespec *deadline)
 {
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {p->connect_timeout, p->app_id, p->url, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (c && PQstatus(c) == CONNECTION_OK) {
+    struct timespec left = tk_time_left(deadline);
+    if (left.tv_sec < 0)
+        return 0;
+    return (int)(left.tv_sec * 1000 + left.tv_nsec / 1000000);
+}
+
+/* Waits until c's socket is ready for `events` or the deadline passes. 1 ready, 0 timed out. */
+static int wait_socket(PGconn *c, short events, const struct timespec *deadline)
+{
+    struct pollfd pfd = {.fd = PQsocket(c), .events = events};
+    for (;;) {
+        int ms = ms_left(deadline);
+        if (ms == 0 || pfd.fd < 0)
+            return 0;
+        int n = poll(&pfd, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return 0;
+    }
+}
+
+/*
+ * Opens a connection within timeout_ms (never longer than the pool's connect
+ * timeout): asynchronous, so a server that does not answer cannot hang us.
+ * The URL's own parameters win over these defaults; keepalives make a
+ * silently dead connection fail within about a minute instead of hanging.
+ */
+static PGconn *connect_db(tk_pg_pool *p, int timeout_ms)
+{
+    const char *keys[] = {
+        "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *vals[] = {p->app_id, "1", "30", "10", "3", "30000", p->url, NULL};
+    int budget = atoi(p->connect_timeout) * 1000;
+    if (timeout_ms < budget)
+        budget = timeout_ms > 0 ? timeout_ms : 1;
+    struct timespec deadline = tk_deadline_ms(budget);
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    const char *why = NULL;
+    if (!c || PQstatus(c) == CONNECTION_BAD)
+        why = c ? PQerrorMessage(c) : "out of memory";
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (!why && st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED)
+            why = PQerrorMessage(c);
+        else if (!wait_socket(c, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, &deadline))
+            why = "timed out";
+        else
+            st = PQconnectPoll(c);
+    }
+    if (!why) {
         PQsetNoticeProcessor(c, ignore_notice, NULL);
         return c;
     }
-    char why[512];
-    snprintf(why, sizeof(why), "%s", c ? PQerrorMessage(c) : "out of memory");
-    why[strcspn(why, "\n")] = '\0';
-    const char *kv[] = {"error", why};
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", why);
+    msg[strcspn(msg, "\n")] = '\0';
+    const char *kv[] = {"error", msg};
     tk_log_write(NULL, TK_LOG_WARN, "postgres: cannot connect", kv, 1);
     count_error(p, "connect");
     PQfinish(c);
     return NULL;
+}
+
+/* Runs a command within timeout_ms. 0 when it succeeded; -1 otherwise (drop the connection). */
+static int exec_within(PGconn *c, const char *sql, int timeout_ms, char **status_out)
+{
+    struct timespec deadline = tk_deadline_ms(timeout_ms);
+    if (!PQsendQuery(c, sql))
+        return -1;
+    int ok = 1;
+    PGresult *r;
+    for (;;) {
+        while (PQisBusy(c)) {
+            if (!wait_socket(c, POLLIN, &deadline) || !PQconsumeInput(c))
+                return -1; /* results still pending: the connection is unusable */
+        }
+        if (!(r = PQgetResult(c)))
+            break;
+        ExecStatusType st = PQresultStatus(r);
+        ok &= st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (status_out && !*status_out)
+            *status_out = strdup(PQcmdStatus(r));
+        PQclear(r);
+    }
+    return ok ? 0 : -1;
 }
 
 /*
@@ -246,7 +320,8 @@ int tk_pg_acquire(tk_pg_pool *p, int timeout_ms, tk_pg **out)
         PQfinish(s->conn);
         s->conn = NULL;
     }
-    if (!s->conn && !(s->conn = connect_db(p))) {
+    if (!s->conn &&
+        !(s->conn = connect_db(p, ms_left(&deadline) > 0 ? ms_left(&deadline) : timeout_ms))) {
         give_back(s);
         return TK_EUNAVAILABLE;
     }
@@ -259,27 +334,27 @@ void tk_pg_release(tk_pg *s)
     if (!s)
         return;
     PGconn *c = s->conn;
-    if (c && PQstatus(c) == CONNECTION_OK) {
+    int keep = c && PQstatus(c) == CONNECTION_OK;
+    if (c && !keep)
+        count_error(s->pool, "broken");
+    /* client-side state a borrower may have changed */
+    if (keep && PQpipelineStatus(c) != PQ_PIPELINE_OFF)
+        keep = 0;
+    if (keep) {
+        PQsetnonblocking(c, 0);
+        PQsetNoticeProcessor(c, ignore_notice, NULL);
         switch (PQtransactionStatus(c)) {
         case PQTRANS_IDLE: break;
         case PQTRANS_INTRANS:
-        case PQTRANS_INERROR: {
+        case PQTRANS_INERROR:
             /* the previous user left a transaction open or failed: never hand that on */
-            PGresult *r = PQexec(c, "ROLLBACK");
-            int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-            PQclear(r);
-            if (!ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
-                PQfinish(c);
-                s->conn = NULL;
-            }
+            keep = exec_within(c, "ROLLBACK", 2000, NULL) == 0 &&
+                   PQtransactionStatus(c) == PQTRANS_IDLE;
             break;
+        default: /* a query still running, or unknown: cannot be reused safely */ keep = 0;
         }
-        default: /* a query still running, or unknown: cannot be reused safely */
-            PQfinish(c);
-            s->conn = NULL;
-        }
-    } else if (c) {
-        count_error(s->pool, "broken");
+    }
+    if (c && !keep) {
         PQfinish(c);
         s->conn = NULL;
     }
@@ -290,30 +365,33 @@ PGconn *tk_pg_conn(tk_pg *c) { return c ? c->conn : NULL; }
 
 int tk_pg_pool_reachable(tk_pg_pool *p)
 {
-    pthread_mutex_lock(&p->probe_lock);
-    if (p->probe_at.tv_sec && tk_seconds_since(&p->probe_at) < 0.5) {
+    /* one probe at a time; callers meanwhile get the last answer */
+    if (pthread_mutex_trylock(&p->probe_lock) != 0) {
+        pthread_mutex_lock(&p->lock);
         int ok = p->probe_ok;
-        pthread_mutex_unlock(&p->probe_lock);
+        pthread_mutex_unlock(&p->lock);
         return ok;
     }
-    if (p->probe && closed_by_server(p->probe)) {
-        PQfinish(p->probe);
-        p->probe = NULL;
-    }
-    if (!p->probe)
-        p->probe = connect_db(p);
-    int ok = 0;
-    if (p->probe) {
-        PGresult *r = PQexec(p->probe, "SELECT 1");
-        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-        PQclear(r);
-        if (!ok) {
+    int ok;
+    if (p->probe_at.tv_sec && tk_seconds_since(&p->probe_at) < 0.5) {
+        ok = p->probe_ok;
+    } else {
+        if (p->probe && closed_by_server(p->probe)) {
             PQfinish(p->probe);
             p->probe = NULL;
         }
+        if (!p->probe)
+            p->probe = connect_db(p, 1000);
+        ok = p->probe && exec_within(p->probe, "SELECT 1", 1000, NULL) == 0;
+        if (!ok && p->probe) {
+            PQfinish(p->probe);
+            p->probe = NULL;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->probe_ok = ok;
+        pthread_mutex_unlock(&p->lock);
+        clock_gettime(CLOCK_MONOTONIC, &p->probe_at);
     }
-    p->probe_ok = ok;
-    clock_gettime(CLOCK_MONOTONIC, &p->probe_at);
     pthread_mutex_unlock(&p->probe_lock);
     return ok;
 }
@@ -329,8 +407,10 @@ static int exec_cmd(PGconn *c, const char *sql)
 /* The code for a failure on c: a lost connection is "unavailable", anything else an error. */
 static int failure(PGconn *c) { return PQstatus(c) == CONNECTION_OK ? TK_ERR : TK_EUNAVAILABLE; }
 
-static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
-                  int (*fn)(void *conn, void *ud), void *ud, int *duplicate)
+/* One try of run_tx. *again is set when trying once more may succeed (stale connection,
+ * serialization failure) and nothing was done. */
+static int run_tx_once(tk_pg_pool *p, const char *group, const char *event_id,
+                       int (*fn)(void *conn, void *ud), void *ud, int *duplicate, int *again)
 {
     tk_pg *s;
     int rc = tk_pg_acquire(p, -1, &s);
@@ -339,6 +419,7 @@ static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
     PGconn *c = s->conn;
     if (exec_cmd(c, "BEGIN")) {
         rc = failure(c);
+        *again = PQstatus(c) != CONNECTION_OK; /* it died while idle: nothing ran */
         tk_pg_release(s);
         return rc;
     }
@@ -351,11 +432,18 @@ static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         int inserted = ok && strcmp(PQcmdTuples(r), "1") == 0;
         if (!ok) {
-            char why[512];
-            snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
-            why[strcspn(why, "\n")] = '\0';
-            const char *kv[] = {"error", why};
-            tk_log_write(NULL, TK_LOG_ERROR, "postgres: recording a processed event failed", kv, 1);
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            /* under REPEATABLE READ / SERIALIZABLE a concurrent repeat fails here; a new
+             * snapshot sees it as a duplicate */
+            *again = state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
+            if (!*again) {
+                char why[512];
+                snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+                why[strcspn(why, "\n")] = '\0';
+                const char *kv[] = {"error", why};
+                tk_log_write(NULL, TK_LOG_ERROR, "postgres: recording a processed event failed", kv,
+                             1);
+            }
         }
         PQclear(r);
         if (!ok || !inserted) {
@@ -367,7 +455,13 @@ static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
         }
     }
     rc = fn(c, ud);
-    if (rc >= 0) {
+    if (rc >= 0 && PQtransactionStatus(c) == PQTRANS_IDLE) {
+        /* fn ended the transaction itself: what it did is not what we promised to commit */
+        tk_logf(NULL, TK_LOG_ERROR,
+                "postgres: a transaction function ran COMMIT or ROLLBACK "
+                "itself; it must return instead");
+        rc = TK_ESTATE;
+    } else if (rc >= 0) {
         /* COMMIT of a transaction in which a statement failed answers "ROLLBACK" */
         PGresult *r = PQexec(c, "COMMIT");
         int committed =
@@ -377,6 +471,19 @@ static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
             rc = failure(c);
     }
     tk_pg_release(s); /* rolls back whatever did not commit */
+    return rc;
+}
+
+static int run_tx(tk_pg_pool *p, const char *group, const char *event_id,
+                  int (*fn)(void *conn, void *ud), void *ud, int *duplicate)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int again = 0;
+        rc = run_tx_once(p, group, event_id, fn, ud, duplicate, &again);
+        if (!again)
+            break;
+    }
     return rc;
 }
 

@@ -27,7 +27,32 @@ static const tk_config_field kafka_fields[] = {
     {"partitions", TK_CFG_INT, 0, "6", NULL,
      "partitions of each topic the embedded cluster creates", NULL},
     {"topics", TK_CFG_STRING_LIST, 0, "[\"task-events\",\"user-events\",\"chat-events\"]", NULL,
-     "topics the embedded cluster creates", NULL},
+     "topics the embedded cluster creates (with their .dlq topics)", NULL},
+    {"librdkafka", TK_CFG_JSON, 0, "{}", NULL, "librdkafka properties for every client", NULL},
+    {"producer", TK_CFG_JSON, 0, "{}", NULL, "librdkafka properties for the producer", NULL},
+    {"consumer", TK_CFG_JSON, 0, "{}", NULL, "librdkafka properties for consumers", NULL},
+    {0}};
+
+static const tk_config_field outbox_fields[] = {
+    {"relay", TK_CFG_BOOL, 0, "true", NULL, "publish the outbox from this process", NULL},
+    {"batch", TK_CFG_INT, 0, "500", NULL, "events per relay round", NULL},
+    {"poll_ms", TK_CFG_INT, 0, "1000", NULL, "look for events at least this often", NULL},
+    {"retention_s", TK_CFG_INT, 0, "60", NULL, "keep published events this long", NULL},
+    {0}};
+
+static const tk_config_field retry_fields[] = {
+    {"attempts", TK_CFG_INT, 0, "3", NULL, "handler calls before the DLQ", NULL},
+    {"delay_ms", TK_CFG_INT, 0, "1000", NULL, "wait between calls", NULL},
+    {0}};
+
+static const tk_config_field consume_fields[] = {
+    {"topics", TK_CFG_STRING_LIST, 1, NULL, NULL, "topics to consume", NULL},
+    {"group", TK_CFG_STRING, 0, NULL, NULL, "consumer group (default taskora-<instance>)", NULL},
+    {"workers", TK_CFG_INT, 0, "4", NULL, "handler threads (partitions run in parallel)", NULL},
+    {"retry", TK_CFG_OBJECT, 0, NULL, NULL, "retry policy for RETRY answers", retry_fields},
+    {"dlq", TK_CFG_STRING, 0, NULL, NULL, "dead-letter topic (default <topic>.dlq)", NULL},
+    {"queue_max", TK_CFG_INT, 0, "1000", NULL, "queued messages per partition before pausing it",
+     NULL},
     {0}};
 
 static const tk_config_field http_fields[] = {
@@ -50,6 +75,7 @@ static const tk_config_field top_fields[] = {
     {"postgres", TK_CFG_OBJECT, 0, NULL, NULL, "the shared PostgreSQL database", postgres_fields},
     {"kafka", TK_CFG_OBJECT, 0, NULL, NULL, "Kafka", kafka_fields},
     {"http", TK_CFG_OBJECT, 0, NULL, NULL, "the HTTP server", http_fields},
+    {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
      "longest graceful shutdown before exiting anyway", NULL},
     {"plugins", TK_CFG_JSON, 0, "[]", NULL, "plugin instances, started in this order", NULL},
@@ -59,6 +85,8 @@ static const tk_config_field plugin_entry_fields[] = {
     {"name", TK_CFG_STRING, 1, NULL, NULL, "instance name, unique in the file", NULL},
     {"load", TK_CFG_STRING, 1, NULL, NULL, "plugin type (searched in plugin_dir) or a path", NULL},
     {"config", TK_CFG_JSON, 0, NULL, NULL, "the instance's config, checked by the plugin's schema",
+     NULL},
+    {"consume", TK_CFG_JSON, 0, NULL, NULL, "a consumer group for the instance's consume handler",
      NULL},
     {0}};
 
@@ -95,6 +123,22 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
         pc->name = json_string_value(json_object_get(entry, "name"));
         pc->load = json_string_value(json_object_get(entry, "load"));
         pc->config = json_object_get(entry, "config");
+        json_t *consume = json_object_get(entry, "consume");
+        if (consume && !json_is_null(consume)) {
+            char cpath[64];
+            snprintf(cpath, sizeof(cpath), "%s.consume", pc->jpath);
+            json_incref(consume);
+            rc = tk_config_validate(&consume, consume_fields, cpath, msg, sizeof(msg));
+            json_object_set(entry, "consume", consume);
+            json_decref(consume);
+            if (rc)
+                return fail(err, errlen, s->path, msg);
+            pc->consume = json_object_get(entry, "consume");
+            if (json_array_size(json_object_get(pc->consume, "topics")) == 0) {
+                snprintf(msg, sizeof(msg), "%s.topics: name at least one topic", cpath);
+                return fail(err, errlen, s->path, msg);
+            }
+        }
         if (!*pc->name || strchr(pc->name, '"') || strchr(pc->name, ' ')) {
             snprintf(msg, sizeof(msg), "%s.name: \"%s\" is not a usable instance name", pc->jpath,
                      pc->name);
@@ -152,6 +196,9 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         {"postgres.pool_size", 1, 1000},
         {"postgres.acquire_timeout_ms", 0, 3600000},
         {"postgres.connect_timeout_s", 1, 3600},
+        {"outbox.batch", 1, 100000},
+        {"outbox.poll_ms", 1, 3600000},
+        {"outbox.retention_s", 0, 86400 * 30},
         {"http.body_limit", 0, 1LL << 31},
         {"http.max_connections", 1, 100000},
         {"http.timeout_s", 1, 86400},
@@ -174,6 +221,20 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
     s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
     s->kafka_topics = tk_config_get(r, "kafka.topics");
+    const char *props[] = {"kafka.librdkafka", "kafka.producer", "kafka.consumer"};
+    json_t **slots[] = {&s->kafka_props, &s->kafka_producer_props, &s->kafka_consumer_props};
+    for (int i = 0; i < 3; i++) {
+        *slots[i] = tk_config_get(r, props[i]);
+        if (!json_is_object(*slots[i])) {
+            snprintf(msg, sizeof(msg), "%s: expected an object of librdkafka properties", props[i]);
+            fail(err, errlen, path, msg);
+            goto fail;
+        }
+    }
+    s->outbox_relay = json_is_true(tk_config_get(r, "outbox.relay"));
+    s->outbox_batch = (int)json_integer_value(tk_config_get(r, "outbox.batch"));
+    s->outbox_poll_ms = (int)json_integer_value(tk_config_get(r, "outbox.poll_ms"));
+    s->outbox_retention_s = (int)json_integer_value(tk_config_get(r, "outbox.retention_s"));
     s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
     s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
     s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));

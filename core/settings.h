@@ -12,6 +12,7 @@ typedef struct tk_plugin_conf {
     const char *name; /* instance name, unique */
     const char *load; /* plugin type: a name searched in plugin_dir, or a path */
     json_t *config;   /* the instance config as written (validated after loading) */
+    json_t *consume;  /* the validated consume section, or NULL */
     char jpath[32];   /* "plugins[3]" for messages */
 } tk_plugin_conf;
 
@@ -30,6 +31,8 @@ typedef struct tk_settings {
     const char *kafka_brokers;
     int kafka_partitions;
     json_t *kafka_topics;
+    json_t *kafka_props, *kafka_producer_props, *kafka_consumer_props;
+    int outbox_relay, outbox_batch, outbox_poll_ms, outbox_retention_s;
     int http_enabled;
     const char *http_listen;
     long long http_body_limit;

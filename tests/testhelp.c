@@ -249,11 +249,13 @@ int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int 
     if (!th_wait_file_contains(log_path, "taskorad ready", timeout_ms))
         return -1;
     char *log = th_read(log_path);
+    /* the listening line in either log format: "url":"http://..." or url=http://... */
     const char *p = strstr(log, "\"url\":\"");
+    const char *text = strstr(log, " url=http");
     int rc = -1;
-    if (p) {
-        p += 7;
-        const char *end = strchr(p, '"');
+    if (p || text) {
+        p = p ? p + 7 : text + 5;
+        const char *end = p + strcspn(p, "\" \n");
         if (end && (size_t)(end - p) < sizeof(d->url)) {
             memcpy(d->url, p, (size_t)(end - p));
             d->url[end - p] = '\0';
@@ -403,10 +405,17 @@ void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t u
     PQconninfoFree(opts);
 }
 
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 void th_pg_exec(const char *url, const char *sql)
 {
     PGconn *c = PQconnectdb(url);
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    PQsetNoticeProcessor(c, quiet, NULL);
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
     ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,

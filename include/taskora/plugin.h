@@ -21,9 +21,12 @@ extern "C" {
  *                    configuration, metrics and HTTP routes; tk_event.
  *   2026-11-29  1.1  host table: PostgreSQL pool (pg_acquire, pg_release,
  *                    pg_conn, pg_tx, pg_once).
+ *   2026-11-29  1.2  tk_event: the decoded event (id, type, source, time,
+ *                    subject, user_id, payload, data, traceparent, attempt,
+ *                    group); host table: outbox_append.
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 1
+#define TK_PLUGIN_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -147,6 +150,20 @@ typedef struct tk_event {
     size_t value_len;
     const tk_event_header *headers;
     size_t header_count;
+
+    /* 1.2: the decoded event, from a CloudEvent or a bare event object. Strings are
+     * NUL-terminated; NULL when the event does not carry the field. */
+    const char *id;          /* CloudEvents id = data.event_id: the deduplication key */
+    const char *type;        /* e.g. "task.created" */
+    const char *source;      /* the producing app id */
+    const char *time;        /* ISO 8601 */
+    const char *subject;     /* task or conversation id, where there is one */
+    const char *user_id;     /* data.user_id */
+    const char *payload;     /* data.payload as compact JSON ("{}" when absent) */
+    const char *data;        /* the whole data object as compact JSON */
+    const char *traceparent; /* W3C trace context from the Kafka headers */
+    uint32_t attempt;        /* 1 on the first call for this message, 2 on the first retry... */
+    const char *group;       /* the consumer group, for pg_once */
 } tk_event;
 
 /*
@@ -298,6 +315,20 @@ typedef struct tk_host {
      */
     int (*pg_once)(tk_instance *inst, const char *group, const char *event_id, tk_pg_fn fn,
                    void *ud, int *duplicate);
+
+    /* --- events (ABI 1.2) ---------------------------------------------- */
+    /*
+     * Appends an event to the outbox on `conn` (a PGconn * inside the
+     * caller's transaction, e.g. in a pg_tx function): it is published to
+     * `topic`, keyed by user_id, only if that transaction commits. The value
+     * is a CloudEvents 1.0 document whose data is {event_id, event_type,
+     * timestamp, user_id, payload}; `payload_json` must be a JSON object.
+     * `subject` and `traceparent` may be NULL. The event id goes to
+     * event_id_out (37 bytes) unless NULL. TK_EINVAL on bad arguments.
+     */
+    int (*outbox_append)(tk_instance *inst, void *conn, const char *topic, const char *type,
+                         const char *user_id, const char *subject, const char *payload_json,
+                         const char *traceparent, char *event_id_out);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */

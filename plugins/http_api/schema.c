@@ -3,7 +3,9 @@
  * Step 1 creates the existing Taskora service's tables, with its names,
  * columns and types, only where they are absent: pointed at an existing
  * Taskora database it changes nothing. Later steps only add (indexes, new
- * tables); no constraint is added that existing rows could violate. */
+ * tables); no constraint is added that existing rows could violate. (Unique
+ * emails, which the existing service relied on, get an index only where no
+ * unique index or constraint covers them yet.) */
 #include "schema.h"
 
 #include <stddef.h>
@@ -16,7 +18,14 @@ const char *const http_api_migrations[] = {
     " name VARCHAR NOT NULL,"
     " hashed_password VARCHAR NOT NULL,"
     " created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL DEFAULT (now() AT TIME ZONE 'utc'));"
-    "CREATE UNIQUE INDEX IF NOT EXISTS ix_users_email ON users (email);"
+    /* unique emails, unless the table already has a unique index or constraint on email */
+    "DO $$ BEGIN"
+    " IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a"
+    "  ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+    "  WHERE i.indrelid = 'users'::regclass AND i.indisunique AND i.indnatts = 1"
+    "  AND a.attname = 'email') THEN"
+    "  CREATE UNIQUE INDEX ix_users_email ON users (email);"
+    " END IF; END $$;"
     "CREATE TABLE IF NOT EXISTS tasks ("
     " id SERIAL PRIMARY KEY,"
     " title VARCHAR(255) NOT NULL,"

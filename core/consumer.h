@@ -1,0 +1,44 @@
+/* The consumer runtime: one Kafka consumer group per plugin instance with a `consume`
+ * section, at-least-once, per-partition order on a worker pool, retries and DLQ. */
+#ifndef TK_CORE_CONSUMER_H
+#define TK_CORE_CONSUMER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "metrics.h"
+#include "producer.h"
+#include "taskora/plugin.h"
+
+typedef struct tk_consumer tk_consumer;
+
+typedef struct tk_consumer_options {
+    const char *instance; /* for logs, metrics and the x-taskora-consumer header */
+    const char *group;
+    json_t *topics; /* array of strings */
+    int workers;
+    int attempts;    /* handler calls before the DLQ (RETRY answers) */
+    int delay_ms;    /* between attempts */
+    const char *dlq; /* DLQ topic; NULL: "<topic>.dlq" */
+    int queue_max;   /* messages queued per partition before it is paused */
+    const char *brokers;
+    json_t *const *props; /* librdkafka property objects, later ones win */
+    size_t nprops;
+} tk_consumer_options;
+
+/*
+ * Joins the group and starts handing messages to desc->consume(state, ev).
+ * The producer is used for DLQ messages. NULL + err on a bad option.
+ */
+tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *desc, void *state,
+                               tk_producer *producer, tk_metrics *metrics, char *err,
+                               size_t errlen);
+/*
+ * Stops: messages being handled finish (queued ones are left for
+ * redelivery), offsets of finished ones are committed, the group is left.
+ */
+void tk_consumer_stop(tk_consumer *c);
+/* Non-zero while a broker is up and the consumer is in its group. Any thread. */
+int tk_consumer_ready(tk_consumer *c);
+
+#endif

@@ -1,0 +1,93 @@
+/* Taskora events: CloudEvents 1.0 JSON (or bare event objects) to tk_event, and back. */
+#include "event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
+                    size_t whylen)
+{
+    memset(doc, 0, sizeof(*doc));
+    json_error_t je;
+    doc->root = value ? json_loadb(value, len, 0, &je) : NULL;
+    if (!doc->root) {
+        snprintf(why, whylen, "not JSON: %s", value ? je.text : "empty message");
+        return TK_EINVAL;
+    }
+    if (!json_is_object(doc->root)) {
+        snprintf(why, whylen, "not an event: the value is not a JSON object");
+        tk_event_doc_free(doc);
+        return TK_EINVAL;
+    }
+    json_t *ce = json_object_get(doc->root, "specversion") ? doc->root : NULL;
+    json_t *data = ce ? json_object_get(ce, "data") : doc->root;
+    if (data && !json_is_object(data))
+        data = NULL;
+    ev->id = ce ? str(ce, "id") : NULL;
+    ev->type = ce ? str(ce, "type") : NULL;
+    ev->source = ce ? str(ce, "source") : NULL;
+    ev->time = ce ? str(ce, "time") : NULL;
+    ev->subject = ce ? str(ce, "subject") : NULL;
+    if (!ev->id)
+        ev->id = str(data, "event_id");
+    if (!ev->type)
+        ev->type = str(data, "event_type");
+    if (!ev->time)
+        ev->time = str(data, "timestamp");
+    json_t *uid = json_object_get(data, "user_id");
+    if (json_is_string(uid))
+        ev->user_id = json_string_value(uid);
+    else if (json_is_integer(uid)) {
+        snprintf(doc->user_id, sizeof(doc->user_id), "%lld", (long long)json_integer_value(uid));
+        ev->user_id = doc->user_id;
+    }
+    if (!ev->id || !*ev->id || !ev->type || !*ev->type) {
+        snprintf(why, whylen, "not an event: no %s", !ev->id || !*ev->id ? "id" : "type");
+        tk_event_doc_free(doc);
+        return TK_EINVAL;
+    }
+    json_t *payload = json_object_get(data, "payload");
+    doc->payload = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    doc->data = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
+    if (!doc->payload || !doc->data) {
+        snprintf(why, whylen, "out of memory");
+        tk_event_doc_free(doc);
+        return TK_ENOMEM;
+    }
+    ev->payload = doc->payload;
+    ev->data = doc->data;
+    return 0;
+}
+
+void tk_event_doc_free(tk_event_doc *doc)
+{
+    json_decref(doc->root);
+    free(doc->payload);
+    free(doc->data);
+    memset(doc, 0, sizeof(*doc));
+}
+
+char *tk_event_encode(const char *source, const char *type, const char *user_id,
+                      const char *subject, json_t *payload, char id_out[37])
+{
+    char now[48];
+    tk_uuid4(id_out);
+    tk_time_iso8601(now, sizeof(now));
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s?,s:O}", "event_id", id_out, "event_type", type,
+                             "timestamp", now, "user_id", user_id, "payload", payload);
+    json_t *ce = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:o}", "specversion", "1.0", "id", id_out,
+                           "source", source, "type", type, "time", now, "datacontenttype",
+                           "application/json", "subject", subject, "data", data);
+    char *text = ce ? json_dumps(ce, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ce);
+    return text;
+}

@@ -1,0 +1,438 @@
+/* Events end to end over the Kafka protocol (librdkafka's mock cluster, owned by the test) and
+ * a real PostgreSQL: outbox, relay, consumer runtime, retries, DLQ, crashes, scale-out. */
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "testhelp.h"
+
+static char *dir;
+static char dbname[64], dburl[1024];
+static rd_kafka_t *mock_owner;
+static rd_kafka_mock_cluster_t *mc;
+static char bootstrap[256];
+
+#define PARTITIONS 4
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static long count(const char *sql)
+{
+    char *v = th_pg_query1(dburl, sql);
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* Waits until the query's count reaches want; returns the last count seen. */
+static long wait_count(const char *sql, long want, int timeout_s)
+{
+    double end = now_s() + timeout_s;
+    long n;
+    while ((n = count(sql)) < want && now_s() < end)
+        usleep(50000);
+    return n;
+}
+
+/* A config for one taskorad with the event_sink consumer; returns its path. */
+static char *write_config(const char *name, int relay, int slow_ms)
+{
+    char text[4096], file[64];
+    snprintf(text, sizeof(text),
+             "{\"app_id\": \"kafka-test\", \"log\": {\"format\": \"text\"},"
+             " \"postgres\": {\"url\": \"${TK_TEST_DB}\", \"pool_size\": 6},"
+             " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
+             "   \"heartbeat.interval.ms\": \"500\"}},"
+             " \"outbox\": {\"relay\": %s, \"poll_ms\": 200},"
+             " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"plugin_dir\": \"%s\","
+             " \"shutdown_timeout_ms\": 20000,"
+             " \"plugins\": [{\"name\": \"sink\", \"load\": \"event_sink\","
+             "   \"config\": {\"slow_ms\": %d, \"emit_route\": true},"
+             "   \"consume\": {\"topics\": [\"task-events\"], \"group\": \"sink-group\","
+             "     \"workers\": 4, \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
+             bootstrap, relay ? "true" : "false", th_plugin_dir(), slow_ms);
+    snprintf(file, sizeof(file), "%s.json", name);
+    return th_write(dir, file, text);
+}
+
+static void start_daemon(th_daemon *d, const char *cfg, const char *name)
+{
+    char logname[64];
+    snprintf(logname, sizeof(logname), "%s.log", name);
+    char *log = th_write(dir, logname, "");
+    int rc = th_daemon_start(d, cfg, log, 30000);
+    char *text = th_read(log);
+    ck_assert_msg(rc == 0, "%s did not start: %s", name, text);
+    free(text);
+    free(log);
+}
+
+static void stop_daemon(th_daemon *d)
+{
+    kill(d->pid, SIGTERM);
+    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
+    th_daemon_cleanup(d);
+}
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    snprintf(dbname, sizeof(dbname), "tk_kafka_%d", (int)getpid());
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
+    setenv("TK_TEST_DB", dburl, 1);
+    char *cfg = write_config("migrate", 0, 0);
+    const char *args[] = {"migrate", "-c", cfg, NULL};
+    char *err = NULL;
+    int rc = th_taskorad(args, NULL, &err, 60000);
+    ck_assert_msg(rc == 0, "migrate: %s", err);
+    free(err);
+    free(cfg);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(mock_owner);
+    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
+    ck_assert_ptr_nonnull(mc);
+    rd_kafka_mock_topic_create(mc, "task-events", PARTITIONS, 1);
+    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
+    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+}
+
+static void teardown(void)
+{
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mock_owner);
+    th_pg_drop_db(dbname);
+    th_rmtree(dir);
+    free(dir);
+}
+
+/* Produces n events straight to task-events (not through the outbox), keyed by user. */
+static void produce_events(int n, int users, const char *type, int seq_base)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    for (int i = 0; i < n; i++) {
+        char user[16], id[37], payload_text[64];
+        snprintf(user, sizeof(user), "u%d", i % users);
+        snprintf(payload_text, sizeof(payload_text), "{\"seq\": %d}", seq_base + i / users);
+        json_t *payload = json_loads(payload_text, 0, NULL);
+        char *value = tk_event_encode("test", type, user, NULL, payload, id);
+        json_decref(payload);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"),
+                                      RD_KAFKA_V_KEY(user, strlen(user)),
+                                      RD_KAFKA_V_VALUE(value, strlen(value)),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(p, 10);
+        ck_assert_int_eq(e, 0);
+        free(value);
+    }
+    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+    rd_kafka_destroy(p);
+}
+
+static void produce_raw(const char *value)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+    rd_kafka_destroy(p);
+}
+
+/* Messages ever written to a topic (sum of the partitions' high watermarks). */
+static long topic_messages(const char *topic, int partitions)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    long total = 0;
+    for (int i = 0; i < partitions; i++) {
+        int64_t lo = 0, hi = 0;
+        ck_assert_int_eq(rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000), 0);
+        total += (long)hi;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+static void emit(const th_daemon *d, int n, const char *user, const char *type, int rollback)
+{
+    char url[256], body[256];
+    snprintf(url, sizeof(url), "%s/sink/emit", d->url);
+    snprintf(body, sizeof(body),
+             "{\"count\": %d, \"user\": \"%s\", \"type\": \"%s\", \"rollback\": %s}", n, user, type,
+             rollback ? "true" : "false");
+    th_response r;
+    ck_assert_int_eq(th_http("POST", url, body, strlen(body), NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, rollback ? "{\"committed\":false}" : "{\"committed\":true}");
+    th_response_free(&r);
+}
+
+/* Per user, effects applied in arrival order must carry increasing seq. */
+static void assert_per_key_order(void)
+{
+    long bad =
+        count("SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY user_id ORDER BY n)"
+              " AS prev FROM sink_effects) x WHERE prev IS NOT NULL AND seq <= prev");
+    ck_assert_int_eq(bad, 0);
+}
+
+START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
+{
+    char *cfg = write_config("a", 1, 0);
+    th_daemon d;
+    start_daemon(&d, cfg, "a");
+    emit(&d, 5, "u1", "task.created", 0);
+    emit(&d, 3, "u1", "task.rolledback", 1);
+    emit(&d, 1, "u2", "task.updated", 0);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 6, 30), 6);
+    ck_assert_int_eq(count("SELECT count(*) FROM sink_effects WHERE type = 'task.rolledback'"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM sink_effects WHERE user_id = 'u1'"), 5);
+    /* the CloudEvent reached the handler decoded */
+    char *v = th_pg_query1(dburl, "SELECT type || ':' || user_id || ':' || seq FROM sink_effects"
+                                  " WHERE user_id = 'u2'");
+    ck_assert_str_eq(v, "task.updated:u2:0");
+    free(v);
+    ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 6);
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
+START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
+{
+    char *cfg = write_config("a", 1, 0);
+    th_daemon d;
+    start_daemon(&d, cfg, "a");
+    emit(&d, 1, "warmup", "task.created", 0);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1, 30), 1);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    /* requests keep succeeding while Kafka is down: the outbox grows */
+    for (int i = 0; i < 10; i++) {
+        char user[16];
+        snprintf(user, sizeof(user), "u%d", i);
+        emit(&d, 100, user, "task.created", 0);
+    }
+    ck_assert_int_ge(count("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 1000);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1001, 90), 1001);
+    assert_per_key_order();
+    ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 1001); /* none duplicated */
+    ck_assert_int_eq(count("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 0);
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
+START_TEST(test_consumer_killed_mid_stream_applies_every_event_exactly_once)
+{
+    produce_events(10000, 20, "task.created", 0);
+    char *cfg = write_config("a", 0, 0);
+    th_daemon d;
+    start_daemon(&d, cfg, "a");
+    long seen = wait_count("SELECT count(*) FROM sink_effects", 2000, 60);
+    ck_assert_int_ge(seen, 2000);
+    kill(d.pid, SIGKILL);
+    th_daemon_wait(&d, 10000);
+    th_daemon_cleanup(&d);
+    long at_kill = count("SELECT count(*) FROM sink_effects");
+    ck_assert_msg(at_kill < 10000, "all were done before the kill (%ld)", at_kill);
+    start_daemon(&d, cfg, "a2");
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 10000, 120), 10000);
+    ck_assert_int_eq(count("SELECT sum(n) FROM sink_counters"), 10000); /* applied once each */
+    ck_assert_int_eq(count("SELECT count(*) FROM taskora_processed_events"), 10000);
+    assert_per_key_order();
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
+START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
+{
+    char *cfg = write_config("a", 0, 0);
+    th_daemon a, b;
+    start_daemon(&a, cfg, "a");
+    char *alog = strdup(a.log_path);
+    ck_assert(th_wait_file_contains(alog, "assigned 4 partition(s)", 30000));
+    start_daemon(&b, cfg, "b");
+    ck_assert(th_wait_file_contains(b.log_path, "assigned 2 partition(s)", 60000));
+    ck_assert(th_wait_file_contains(alog, "assigned 2 partition(s)", 60000));
+    produce_events(1000, 10, "task.created", 0);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1000, 60), 1000);
+    ck_assert_int_gt(count("SELECT count(DISTINCT kafka_partition) FROM sink_effects"), 1);
+    stop_daemon(&b);
+    /* a takes all four back */
+    double end = now_s() + 60;
+    int back = 0;
+    while (!back && now_s() < end) {
+        char *log = th_read(alog);
+        char *last = NULL, *p = log;
+        while ((p = strstr(p, "assigned ")))
+            last = p++;
+        back = last && strncmp(last, "assigned 4 partition(s)", 23) == 0;
+        free(log);
+        if (!back)
+            usleep(100000);
+    }
+    ck_assert_msg(back, "the remaining consumer did not take every partition");
+    produce_events(1000, 10, "task.created", 1000);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 2000, 60), 2000);
+    ck_assert_int_eq(count("SELECT sum(n) FROM sink_counters"), 2000);
+    stop_daemon(&a);
+    free(alog);
+    free(cfg);
+}
+END_TEST
+
+/* What the test looks at in one DLQ message (copied: messages must be freed before their
+ * consumer is destroyed). */
+typedef struct dlq_msg {
+    size_t len;
+    char error[256], attempts[16], consumer[64], topic[64], partition[16], offset[32];
+} dlq_msg;
+
+static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t sz;
+    out[0] = '\0';
+    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
+        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
+}
+
+/* Reads up to n messages of task-events.dlq from the start; returns how many it got. */
+static int read_dlq(dlq_msg *out, int n)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "task-events.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int got = 0;
+    double end = now_s() + 30;
+    while (got < n && now_s() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m && !m->err) {
+            dlq_msg *d = &out[got++];
+            d->len = m->len;
+            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
+            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
+            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
+            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
+            copy_header(m, "x-taskora-original-partition", d->partition, sizeof(d->partition));
+            copy_header(m, "x-taskora-original-offset", d->offset, sizeof(d->offset));
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return got;
+}
+
+START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
+{
+    produce_raw("this is not json");
+    produce_events(1, 1, "test.retry", 0);
+    produce_events(1, 1, "test.fail", 0);
+    produce_events(20, 4, "task.created", 0);
+    char *cfg = write_config("a", 0, 0);
+    th_daemon d;
+    start_daemon(&d, cfg, "a");
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 20, 60), 20);
+    dlq_msg m[3];
+    ck_assert_int_eq(read_dlq(m, 3), 3);
+    int seen_poison = 0, seen_retry = 0, seen_fail = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(m[i].consumer, "sink");
+        ck_assert_str_eq(m[i].topic, "task-events");
+        ck_assert(*m[i].partition && *m[i].offset);
+        if (strstr(m[i].error, "not JSON")) {
+            seen_poison = 1;
+            ck_assert_str_eq(m[i].attempts, "0");
+            ck_assert_uint_eq(m[i].len, strlen("this is not json"));
+        } else if (strstr(m[i].error, "attempts exhausted")) {
+            seen_retry = 1;
+            ck_assert_str_eq(m[i].attempts, "2");
+        } else if (strstr(m[i].error, "handler failed")) {
+            seen_fail = 1;
+            ck_assert_str_eq(m[i].attempts, "1");
+        }
+    }
+    ck_assert(seen_poison && seen_retry && seen_fail);
+    /* the retried event was called exactly twice */
+    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls c JOIN sink_calls d USING (event_id)"
+                           " WHERE c.attempt = 2 AND d.attempt = 1"),
+                     1);
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
+START_TEST(test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered)
+{
+    produce_events(50, 5, "task.created", 0);
+    char *cfg = write_config("a", 0, 0);
+    th_daemon d;
+    start_daemon(&d, cfg, "a");
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 50, 60), 50);
+    stop_daemon(&d);
+    start_daemon(&d, cfg, "a2");
+    produce_events(1, 1, "task.created", 100);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 51, 60), 51);
+    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls"), 51); /* no second call for any */
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
+int main(void)
+{
+    if (!th_pg_admin_url()) {
+        fprintf(stderr, "check_kafka: TASKORA_TEST_DATABASE_URL is not set; the test command "
+                        "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
+        return 77;
+    }
+    Suite *s = suite_create("kafka");
+    TCase *tc = tcase_create("events");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_outbox_event_reaches_consumer_and_rollback_publishes_nothing);
+    tcase_add_test(tc, test_broker_outage_delays_events_without_losing_or_reordering);
+    tcase_add_test(tc, test_consumer_killed_mid_stream_applies_every_event_exactly_once);
+    tcase_add_test(tc, test_two_consumers_split_partitions_and_take_over_without_loss);
+    tcase_add_test(tc, test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on);
+    tcase_add_test(tc, test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered);
+    suite_add_tcase(s, tc);
+    return th_run_suite(s);
+}
