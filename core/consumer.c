@@ -19,6 +19,8 @@ typedef struct part {
     rd_kafka_message_t **q; /* ring buffer */
     size_t head, len, cap;
     int busy, revoked, paused, in_runq;
+    int64_t done;          /* offset after the last finished message, -1: none yet */
+    int64_t stored;        /* the last offset handed to rd_kafka_offsets_store */
     struct part *next;     /* in the consumer's list */
     struct part *run_next; /* in the run queue */
 } part;
@@ -42,7 +44,14 @@ struct tk_consumer {
     part *parts;
     part *runq_head, *runq_tail;
     tk_metric_family *m_consumed, *m_ok, *m_retried, *m_dlq, *m_rebalance, *m_lag;
+    /* hot-path counts, added to the metrics once a second (no registry lock per message) */
+    atomic_long n_consumed, n_ok, n_retried;
+    struct timespec last_store;
 };
+
+/* Messages a worker takes from one partition at a time (order is kept: one worker per
+ * partition). */
+#define BATCH 64
 
 static void count(tk_metric_family *f, const tk_consumer *c, const char *extra)
 {
@@ -171,7 +180,7 @@ static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *
 /* Handles m: 0 when it is finished (its offset may be stored), -1 when stop interrupted it. */
 static int handle(tk_consumer *c, const rd_kafka_message_t *m)
 {
-    count(c->m_consumed, c, NULL);
+    atomic_fetch_add(&c->n_consumed, 1);
     tk_event ev = {.struct_size = sizeof(tk_event),
                    .topic = rd_kafka_topic_name(m->rkt),
                    .partition = m->partition,
@@ -213,12 +222,12 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
         ev.attempt = (uint32_t)attempt;
         tk_consume_result r = c->desc->consume(c->state, &ev);
         if (r == TK_CONSUME_OK) {
-            count(c->m_ok, c, NULL);
+            atomic_fetch_add(&c->n_ok, 1);
             rc = 0;
             break;
         }
         if (r == TK_CONSUME_RETRY && attempt < c->o.attempts) {
-            count(c->m_retried, c, NULL);
+            atomic_fetch_add(&c->n_retried, 1);
             pthread_mutex_lock(&c->lock);
             struct timespec t = tk_deadline_ms(c->o.delay_ms);
             while (!atomic_load(&c->stop) && pthread_cond_timedwait(&c->sleep, &c->lock, &t) == 0)
@@ -241,22 +250,44 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
     return rc;
 }
 
-static void store_offset(tk_consumer *c, const rd_kafka_message_t *m)
+/* Adds the hot-path counts to the metrics. */
+static void publish_counts(tk_consumer *c)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
+    const char *v[] = {c->instance};
+    tk_metric_add(c->m_consumed, v, (double)atomic_exchange(&c->n_consumed, 0));
+    tk_metric_add(c->m_ok, v, (double)atomic_exchange(&c->n_ok, 0));
+    tk_metric_add(c->m_retried, v, (double)atomic_exchange(&c->n_retried, 0));
+}
+
+/*
+ * Hands librdkafka the offsets of finished messages (only of `revoked`
+ * partitions when only_revoked). Partitions run one message at a time, in
+ * order, so `done` is always the end of a contiguous finished run.
+ * Lock held.
+ */
+static void store_offsets(tk_consumer *c, int only_revoked)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (part *p = c->parts; p; p = p->next) {
+        if (p->done <= p->stored || (only_revoked && !p->revoked))
+            continue;
+        if (!l)
+            l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->done;
+        p->stored = p->done;
+    }
+    if (!l)
+        return;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
     if (e)
-        tk_logf(c->instance, TK_LOG_WARN, "storing offset %lld of %s[%d]: %s",
-                (long long)m->offset + 1, rd_kafka_topic_name(m->rkt), (int)m->partition,
-                rd_kafka_err2str(e));
+        tk_logf(c->instance, TK_LOG_WARN, "storing offsets: %s", rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void *worker_main(void *arg)
 {
     tk_consumer *c = arg;
+    rd_kafka_message_t *batch[BATCH];
     pthread_mutex_lock(&c->lock);
     for (;;) {
         part *p = NULL;
@@ -266,22 +297,32 @@ static void *worker_main(void *arg)
             break; /* queued messages are left unstored: redelivered after a restart */
         if (p->revoked || p->len == 0)
             continue;
-        rd_kafka_message_t *m = p->q[p->head];
-        p->head = (p->head + 1) % p->cap;
-        p->len--;
+        size_t n = 0;
+        while (n < BATCH && p->len) {
+            batch[n++] = p->q[p->head];
+            p->head = (p->head + 1) % p->cap;
+            p->len--;
+        }
         p->busy = 1;
         if (p->paused && p->len <= (size_t)c->o.queue_max / 2 && !p->revoked)
             set_paused(c, p, 0);
         pthread_mutex_unlock(&c->lock);
 
-        int finished = handle(c, m) == 0;
+        size_t finished = 0;
+        while (finished < n && handle(c, batch[finished]) == 0) {
+            pthread_mutex_lock(&c->lock);
+            p->done = batch[finished]->offset + 1;
+            pthread_mutex_unlock(&c->lock);
+            finished++;
+        }
 
         pthread_mutex_lock(&c->lock);
-        /* still assigned: a revoke waits for busy partitions before unassigning */
-        if (finished)
-            store_offset(c, m);
-        rd_kafka_message_destroy(m);
+        /* an interrupted batch: the rest stays unstored and comes again */
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(batch[i]);
         p->busy = 0;
+        if (finished < n)
+            drop_queue(p);
         runq_push(c, p);
         pthread_cond_broadcast(&c->idle);
     }
@@ -340,6 +381,7 @@ static void on_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
         }
         p->revoked = 0;
         p->paused = 0;
+        p->done = p->stored = -1;
     }
     pthread_mutex_unlock(&c->lock);
     tk_logf(c->instance, TK_LOG_INFO, "assigned %d partition(s) in group %s", parts->cnt, c->group);
@@ -373,6 +415,7 @@ static void on_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
             break;
         pthread_cond_wait(&c->idle, &c->lock);
     }
+    store_offsets(c, 1);
     /* unlink revoked partitions (none is busy or in the run queue now) */
     part **pp = &c->parts;
     while (*pp) {
@@ -463,6 +506,12 @@ static void *poll_main(void *arg)
 {
     tk_consumer *c = arg;
     while (!atomic_load(&c->stop)) {
+        if (tk_seconds_since(&c->last_store) >= 0.1) {
+            pthread_mutex_lock(&c->lock);
+            store_offsets(c, 0);
+            pthread_mutex_unlock(&c->lock);
+            clock_gettime(CLOCK_MONOTONIC, &c->last_store);
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
         if (!m)
             continue;
@@ -610,6 +659,10 @@ void tk_consumer_stop(tk_consumer *c)
     pthread_mutex_unlock(&c->lock);
     for (int i = 0; i < c->nworkers; i++)
         pthread_join(c->workers[i], NULL);
+    pthread_mutex_lock(&c->lock);
+    store_offsets(c, 0);
+    pthread_mutex_unlock(&c->lock);
+    publish_counts(c);
     /* leaves the group: the revoke commits the stored offsets */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)

@@ -149,6 +149,8 @@ static int relay_round(tk_relay *r, PGconn *c)
         PQclear(rows);
         return 0;
     }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     tk_delivery d;
     if (tk_delivery_init(&d, (size_t)n)) {
         PQclear(rows);
@@ -169,6 +171,7 @@ static int relay_round(tk_relay *r, PGconn *c)
         PQclear(rows);
         return -2;
     }
+    double t_acks = tk_seconds_since(&t0);
     /* delivered ones: sent; permanently refused ones: sent with the error, so the rest moves on */
     char *ids = malloc((size_t)n * 24 + 3), *failed = malloc((size_t)n * 24 + 3);
     size_t il = 0, fl = 0;
@@ -210,6 +213,10 @@ static int relay_round(tk_relay *r, PGconn *c)
         tk_metric_add(r->m_failed, NULL, refused);
     }
     tk_metric_add(r->m_published, NULL, published);
+    if (tk_log_enabled(TK_LOG_DEBUG))
+        tk_logf(NULL, TK_LOG_DEBUG,
+                "outbox relay: %d event(s): delivered in %.1f ms, marked in %.1f ms", n,
+                t_acks * 1000, (tk_seconds_since(&t0) - t_acks) * 1000);
     free(ids);
     free(failed);
     tk_delivery_free(&d);

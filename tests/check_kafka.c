@@ -219,6 +219,19 @@ START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
     ck_assert_str_eq(v, "task.updated:u2:0");
     free(v);
     ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 6);
+    /* the trace context travelled from the outbox row through Kafka to the handler */
+    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls WHERE traceparent ="
+                           " '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'"),
+                     6);
+    /* a consumer pod is ready while it is in its group and a broker is up */
+    char url[256];
+    snprintf(url, sizeof(url), "%s/ready", d.url);
+    th_response r;
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body,
+                     "{\"status\":\"ready\",\"database\":\"connected\",\"kafka\":\"connected\"}");
+    th_response_free(&r);
     stop_daemon(&d);
     free(cfg);
 }
@@ -363,13 +376,20 @@ static int read_dlq(dlq_msg *out, int n)
 START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
 {
     produce_raw("this is not json");
+    /* an event published without the CloudEvents wrapper is accepted too */
+    produce_raw("{\"event_id\": \"bare-1\", \"event_type\": \"task.deleted\", \"user_id\": 9,"
+                " \"payload\": {\"seq\": 0}}");
     produce_events(1, 1, "test.retry", 0);
     produce_events(1, 1, "test.fail", 0);
     produce_events(20, 4, "task.created", 0);
     char *cfg = write_config("a", 0, 0);
     th_daemon d;
     start_daemon(&d, cfg, "a");
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 20, 60), 20);
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 21, 60), 21);
+    char *bare = th_pg_query1(dburl, "SELECT type || ':' || user_id FROM sink_effects"
+                                     " WHERE event_id = 'bare-1'");
+    ck_assert_str_eq(bare, "task.deleted:9");
+    free(bare);
     dlq_msg m[3];
     ck_assert_int_eq(read_dlq(m, 3), 3);
     int seen_poison = 0, seen_retry = 0, seen_fail = 0;

@@ -225,6 +225,10 @@ int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path)
 {
     memset(d, 0, sizeof(*d));
     d->log_path = strdup(log_path);
+    /* empty it before the child starts, so a waiter never reads a previous run's lines */
+    int empty = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (empty >= 0)
+        close(empty);
     char bin[4096];
     snprintf(bin, sizeof(bin), "%s/taskorad", th_builddir());
     d->pid = fork();

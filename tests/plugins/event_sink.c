@@ -29,11 +29,11 @@ typedef struct call {
 static int record_call(void *conn, void *ud)
 {
     call *c = ud;
-    const char *p[] = {c->ev->id, c->attempt, c->partition, c->offset};
+    const char *p[] = {c->ev->id, c->attempt, c->partition, c->offset, c->ev->traceparent};
     return exec_params(conn,
-                       "INSERT INTO sink_calls (event_id, attempt, kafka_partition, kafka_offset)"
-                       " VALUES ($1, $2::int, $3::int, $4::bigint)",
-                       4, p);
+                       "INSERT INTO sink_calls (event_id, attempt, kafka_partition, kafka_offset,"
+                       " traceparent) VALUES ($1, $2::int, $3::int, $4::bigint, $5)",
+                       5, p);
 }
 
 static int apply(void *conn, void *ud)
@@ -151,7 +151,8 @@ static const tk_config_field config[] = {
 
 static const char *const migrations[] = {
     "CREATE TABLE sink_calls (id bigserial PRIMARY KEY, event_id text, attempt int,"
-    " kafka_partition int, kafka_offset bigint, at timestamptz DEFAULT clock_timestamp());"
+    " kafka_partition int, kafka_offset bigint, traceparent text,"
+    " at timestamptz DEFAULT clock_timestamp());"
     "CREATE TABLE sink_effects (n bigserial, event_id text PRIMARY KEY, type text, user_id text,"
     " seq int, kafka_partition int, kafka_offset bigint,"
     " at timestamptz DEFAULT clock_timestamp());"
