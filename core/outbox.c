@@ -279,7 +279,7 @@ static void *relay_main(void *arg)
         if (n == 0)
             wait_for_work(r, c, r->o.poll_ms);
         else if (n < 0)
-            wait_for_work(r, NULL, 200);
+            wait_for_work(r, NULL, r->o.poll_ms); /* e.g. not migrated yet: try again later */
     }
     PQfinish(c); /* ends the session: the lock goes to another relay */
     return NULL;

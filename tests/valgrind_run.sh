@@ -13,14 +13,16 @@ config="$TK_SRCDIR/examples/hello_consumer/hello.json"
 export TASKORA_PLUGIN_DIR="$TK_BUILDDIR/examples/hello_consumer/.libs"
 export TASKORA_HTTP_LISTEN=127.0.0.1:0 KAFKA_BROKERS=embedded
 if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
-    # with a database: the pool, /ready's probe and the http_api plugin too
+    # with a database: the pool, /ready's probe, the http_api plugin, the outbox relay and a
+    # consumer group on the embedded cluster too
     config="$work/taskora.json"
     export TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/http_api/.libs"
     cat >"$config" <<JSON
 {"log": {"format": "text"}, "plugin_dir": "\${TASKORA_PLUGIN_DIR}",
  "postgres": {"url": "\${TASKORA_TEST_DATABASE_URL}", "pool_size": 2},
  "kafka": {"brokers": "embedded"}, "http": {"listen": "\${TASKORA_HTTP_LISTEN}"},
- "plugins": [{"name": "api", "load": "http_api"}, {"name": "hello", "load": "hello_consumer"}]}
+ "plugins": [{"name": "api", "load": "http_api"},
+  {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}}]}
 JSON
 fi
 start_taskorad "$config" \
@@ -30,7 +32,13 @@ curl -fsS "$url/hello" >/dev/null || fail "GET /hello failed"
 curl -fsS "$url/metrics" >/dev/null || fail "GET /metrics failed"
 curl -sS -o /dev/null "$url/nope" || fail "GET /nope failed"
 if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
-    curl -fsS "$url/ready" | grep -q '"database":"connected"' || fail "GET /ready is not ready"
+    # ready once the consumer has joined its group (slow under valgrind)
+    i=0
+    until curl -fsS "$url/ready" 2>/dev/null | grep -q '"kafka":"connected"'; do
+        i=$((i + 1)); [ $i -lt 600 ] || fail "GET /ready did not become ready"
+        sleep 0.1
+    done
+    curl -fsS "$url/ready" | grep -q '"database":"connected"' || fail "GET /ready: no database"
     curl -fsS "$url/" | grep -q 'Welcome to Taskora API' || fail "GET / failed"
 fi
 stop_taskorad
