@@ -8,20 +8,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "producer.h"
 
 struct tk_broker {
     rd_kafka_t *rk; /* the handle that owns the cluster's threads */
     rd_kafka_mock_cluster_t *mc;
     char *bootstraps;
 };
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    tk_log_level l = level <= 3 ? TK_LOG_ERROR : level == 4 ? TK_LOG_WARN : TK_LOG_DEBUG;
-    const char *kv[] = {"source", "librdkafka", "facility", fac};
-    tk_log_write("broker", l, buf, kv, 2);
-}
 
 tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topics, size_t ntopics,
                            char *err, size_t errlen)
@@ -33,7 +26,7 @@ tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topi
     }
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, tk_kafka_log);
     /* the owning handle never connects anywhere; keep it quiet */
     rd_kafka_conf_set(conf, "log.connection.close", "false", NULL, 0);
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));

@@ -616,6 +616,7 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_log_cb(conf, tk_kafka_log);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);

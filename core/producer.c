@@ -63,12 +63,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     pthread_mutex_unlock(&d->lock);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+void tk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    (void)rk;
     tk_log_level l = level <= 3 ? TK_LOG_ERROR : level == 4 ? TK_LOG_WARN : TK_LOG_DEBUG;
-    const char *kv[] = {"source", "librdkafka", "facility", fac};
-    tk_log_write("kafka", l, buf, kv, 2);
+    const char *kv[] = {"source", "librdkafka", "facility", fac, "client", rd_kafka_name(rk)};
+    tk_log_write("kafka", l, buf, kv, 3);
 }
 
 static void *poll_main(void *arg)
@@ -98,7 +97,7 @@ tk_producer *tk_producer_new(const char *brokers, json_t *const *props, size_t n
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, tk_kafka_log);
     tk_producer *p = calloc(1, sizeof(*p));
     if (!p) {
         rd_kafka_conf_destroy(conf);

@@ -18,6 +18,9 @@ typedef struct tk_producer tk_producer;
 int tk_kafka_conf_apply(rd_kafka_conf_t *conf, json_t *const *props, size_t nprops, char *err,
                         size_t errlen);
 
+/* librdkafka's log callback for every client: its lines go through our log. */
+void tk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 /* Creates the producer (enable.idempotence=true) and its polling thread. */
 tk_producer *tk_producer_new(const char *brokers, json_t *const *props, size_t nprops, char *err,
                              size_t errlen);
