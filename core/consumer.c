@@ -220,7 +220,9 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
     int rc = -1;
     for (int attempt = 1;; attempt++) {
         ev.attempt = (uint32_t)attempt;
+        tk_log_context(NULL, ev.traceparent);
         tk_consume_result r = c->desc->consume(c->state, &ev);
+        tk_log_context(NULL, NULL);
         if (r == TK_CONSUME_OK) {
             atomic_fetch_add(&c->n_ok, 1);
             rc = 0;

@@ -467,7 +467,10 @@ static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
     tk_http_response resp = {0};
     resp.status = 200;
     tk_metric_add(srv->inflight, NULL, 1);
+    const char *tp = tk_http_req_header(req, "traceparent");
+    tk_log_context(req->request_id, tp && strlen(tp) == 55 ? tp : NULL);
     rc = rt->handler(rt->ud, req, &resp);
+    tk_log_context(NULL, NULL);
     tk_metric_add(srv->inflight, NULL, -1);
     if (rc < 0 && (!resp.body || resp.status < 400)) {
         char code[16];

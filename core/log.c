@@ -17,6 +17,18 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* What the current thread is working on: added to its log lines (see tk_log_context). */
+static _Thread_local const char *ctx_request_id;
+static _Thread_local const char *ctx_traceparent;
+
+void tk_log_context(const char *request_id, const char *traceparent)
+{
+    ctx_request_id = request_id;
+    ctx_traceparent = traceparent;
+}
+
+const char *tk_log_context_traceparent(void) { return ctx_traceparent; }
+
 void tk_log_setup(tk_log_level level, tk_log_format format, FILE *out)
 {
     g_level = level;
@@ -144,6 +156,19 @@ void tk_log_write(const char *plugin, tk_log_level level, const char *msg, const
             tk_buf_puts(&b, ",\"plugin\":\"");
             put_json_string(&b, plugin);
             tk_buf_puts(&b, "\"");
+        }
+        const char *ctx[] = {"request_id", ctx_request_id, "traceparent", ctx_traceparent};
+        for (size_t i = 0; i < 2; i++) {
+            int given = 0;
+            for (size_t j = 0; j < nkv && !given; j++)
+                given = kv[2 * j] && strcmp(kv[2 * j], ctx[2 * i]) == 0;
+            if (ctx[2 * i + 1] && !given) {
+                tk_buf_puts(&b, ",\"");
+                tk_buf_puts(&b, ctx[2 * i]);
+                tk_buf_puts(&b, "\":\"");
+                put_json_string(&b, ctx[2 * i + 1]);
+                tk_buf_puts(&b, "\"");
+            }
         }
         for (size_t i = 0; i < nkv; i++) {
             const char *k = kv[2 * i], *v = kv[2 * i + 1];

@@ -23,6 +23,15 @@ void tk_log_write(const char *plugin, tk_log_level level, const char *msg, const
 void tk_logf(const char *plugin, tk_log_level level, const char *fmt, ...) TK_PRINTF(3, 4);
 void tk_logv(const char *plugin, tk_log_level level, const char *fmt, va_list ap);
 
+/*
+ * Sets what the calling thread is working on (an HTTP request, a consumed
+ * event), or clears it with NULLs: its JSON log lines then carry
+ * request_id / traceparent, and outbox_append uses the traceparent when the
+ * caller gives none. The strings must outlive the context.
+ */
+void tk_log_context(const char *request_id, const char *traceparent);
+const char *tk_log_context_traceparent(void);
+
 /* Non-zero when a field of this name must never be printed. */
 int tk_log_key_is_secret(const char *key);
 

@@ -29,6 +29,8 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
         json_decref(payload);
         return TK_EINVAL;
     }
+    if (!traceparent)
+        traceparent = tk_log_context_traceparent(); /* the request or event being handled */
     char id[37];
     char *value = tk_event_encode(source, type, user_id, subject, payload, id);
     json_decref(payload);

@@ -187,7 +187,9 @@ static void emit(const th_daemon *d, int n, const char *user, const char *type, 
              "{\"count\": %d, \"user\": \"%s\", \"type\": \"%s\", \"rollback\": %s}", n, user, type,
              rollback ? "true" : "false");
     th_response r;
-    ck_assert_int_eq(th_http("POST", url, body, strlen(body), NULL, &r), 0);
+    const char *hdr[] = {"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                         NULL};
+    ck_assert_int_eq(th_http("POST", url, body, strlen(body), hdr, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, rollback ? "{\"committed\":false}" : "{\"committed\":true}");
     th_response_free(&r);
@@ -219,7 +221,8 @@ START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
     ck_assert_str_eq(v, "task.updated:u2:0");
     free(v);
     ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 6);
-    /* the trace context travelled from the outbox row through Kafka to the handler */
+    /* the trace context travelled from the HTTP request through the outbox row and Kafka to
+     * the handler */
     ck_assert_int_eq(count("SELECT count(*) FROM sink_calls WHERE traceparent ="
                            " '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'"),
                      6);

@@ -323,7 +323,8 @@ typedef struct tk_host {
      * `topic`, keyed by user_id, only if that transaction commits. The value
      * is a CloudEvents 1.0 document whose data is {event_id, event_type,
      * timestamp, user_id, payload}; `payload_json` must be a JSON object.
-     * `subject` and `traceparent` may be NULL. The event id goes to
+     * `subject` may be NULL; a NULL `traceparent` takes the one of the HTTP
+     * request or consumed event being handled on this thread. The event id goes to
      * event_id_out (37 bytes) unless NULL. TK_EINVAL on bad arguments.
      */
     int (*outbox_append)(tk_instance *inst, void *conn, const char *topic, const char *type,

@@ -99,9 +99,9 @@ static int emit_tx(void *conn, void *ud)
     for (int i = 0; i < n; i++) {
         char payload[64];
         snprintf(payload, sizeof(payload), "{\"seq\":%d}", i);
-        int rc = e->s->host->outbox_append(
-            e->s->inst, conn, topic ? topic : "task-events", type ? type : "task.created", user,
-            NULL, payload, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", NULL);
+        int rc = e->s->host->outbox_append(e->s->inst, conn, topic ? topic : "task-events",
+                                           type ? type : "task.created", user, NULL, payload, NULL,
+                                           /* taken from the request */ NULL);
         if (rc < 0)
             return rc;
     }
