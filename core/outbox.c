@@ -43,19 +43,17 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
     int rc = TK_ENOMEM;
     if (value && headers) {
         const char *params[] = {topic, user_id, value, headers};
+        /* one round trip; the notification reaches the relay when (and only if) the
+         * transaction commits */
         PGresult *r = PQexecParams(conn,
-                                   "INSERT INTO taskora_outbox (topic, key, value, headers)"
-                                   " VALUES ($1, $2, $3, $4::jsonb)",
+                                   "WITH added AS (INSERT INTO taskora_outbox (topic, key, value,"
+                                   " headers) VALUES ($1, $2, $3, $4::jsonb) RETURNING id)"
+                                   " SELECT pg_notify('taskora_outbox', '') FROM added",
                                    4, NULL, params, NULL, NULL, 0);
-        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : TK_ERR;
+        rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : TK_ERR;
         if (rc)
             tk_logf(NULL, TK_LOG_ERROR, "outbox: append failed: %s", PQresultErrorMessage(r));
         PQclear(r);
-        if (rc == 0) {
-            /* delivered to the relay when (and only if) the transaction commits */
-            r = PQexec(conn, "NOTIFY taskora_outbox");
-            PQclear(r);
-        }
     }
     if (rc == 0 && id_out)
         memcpy(id_out, id, 37);
