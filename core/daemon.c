@@ -317,8 +317,7 @@ int tk_daemon_run(const tk_settings *s)
         tk_relay_options ro = {.pg_url = s->pg_url,
                                .batch = s->outbox_batch,
                                .poll_ms = s->outbox_poll_ms,
-                               .retention_s = s->outbox_retention_s,
-                               .app_id = s->app_id};
+                               .retention_s = s->outbox_retention_s};
         relay = tk_relay_start(&ro, producer, metrics, err, sizeof(err));
         if (!relay) {
             tk_logf(NULL, TK_LOG_ERROR, "%s", err);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
@@ -64,7 +65,7 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
 
 struct tk_relay {
     tk_relay_options o;
-    char *pg_url, *app_id;
+    char *pg_url;
     tk_producer *producer;
     pthread_t thread;
     atomic_int stop;
@@ -123,6 +124,21 @@ static void update_backlog(tk_relay *r, PGconn *c)
     PQclear(res);
 }
 
+/* Marks the rows of an id array literal ("{1,2}") sent, with an error or none. 0 on success. */
+static int mark_sent(PGconn *c, const tk_buf *ids, const char *error)
+{
+    if (ids->oom)
+        return -1;
+    const char *params[] = {ids->p, error};
+    PGresult *u = PQexecParams(c,
+                               "UPDATE taskora_outbox SET sent_at = now(), last_error = $2"
+                               " WHERE id = ANY($1::bigint[])",
+                               2, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(u) == PGRES_COMMAND_OK;
+    PQclear(u);
+    return ok ? 0 : -1;
+}
+
 /*
  * One round: publish up to `batch` unsent rows in id order, wait for their
  * reports, mark the delivered ones sent. Returns rows published, or -1 when
@@ -173,43 +189,28 @@ static int relay_round(tk_relay *r, PGconn *c)
     }
     double t_acks = tk_seconds_since(&t0);
     /* delivered ones: sent; permanently refused ones: sent with the error, so the rest moves on */
-    char *ids = malloc((size_t)n * 24 + 3), *failed = malloc((size_t)n * 24 + 3);
-    size_t il = 0, fl = 0;
-    ids[il++] = '{';
-    failed[fl++] = '{';
+    tk_buf ids = {0}, failed = {0};
+    tk_buf_puts(&ids, "{");
+    tk_buf_puts(&failed, "{");
     int published = 0, refused = 0;
     for (int i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = d.errs[i];
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            il += (size_t)sprintf(ids + il, "%s%s", published ? "," : "", PQgetvalue(rows, i, 0));
-            published++;
+            tk_buf_printf(&ids, "%s%s", published++ ? "," : "", PQgetvalue(rows, i, 0));
             tk_metric_observe(r->m_latency, NULL, atof(PQgetvalue(rows, i, 5)));
         } else {
             tk_logf(NULL, TK_LOG_ERROR, "outbox relay: event row %s to %s refused: %s",
                     PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), rd_kafka_err2str(e));
-            fl += (size_t)sprintf(failed + fl, "%s%s", refused ? "," : "", PQgetvalue(rows, i, 0));
-            refused++;
+            tk_buf_printf(&failed, "%s%s", refused++ ? "," : "", PQgetvalue(rows, i, 0));
         }
     }
-    ids[il++] = '}';
-    ids[il] = '\0';
-    failed[fl++] = '}';
-    failed[fl] = '\0';
-    int rc = published;
-    const char *p1[] = {ids};
-    PGresult *u =
-        PQexecParams(c, "UPDATE taskora_outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", 1,
-                     NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(u) != PGRES_COMMAND_OK)
-        rc = -1; /* they were published; a later round publishes them again (at least once) */
-    PQclear(u);
+    tk_buf_puts(&ids, "}");
+    tk_buf_puts(&failed, "}");
+    /* a failed mark leaves rows that were published unsent: a later round publishes them
+     * again (at least once) */
+    int rc = mark_sent(c, &ids, NULL) ? -1 : published;
     if (refused) {
-        const char *p2[] = {failed};
-        PQclear(PQexecParams(
-            c,
-            "UPDATE taskora_outbox SET sent_at = now(), last_error = 'refused by Kafka'"
-            " WHERE id = ANY($1::bigint[])",
-            1, NULL, p2, NULL, NULL, 0));
+        mark_sent(c, &failed, "refused by Kafka");
         tk_metric_add(r->m_failed, NULL, refused);
     }
     tk_metric_add(r->m_published, NULL, published);
@@ -217,8 +218,8 @@ static int relay_round(tk_relay *r, PGconn *c)
         tk_logf(NULL, TK_LOG_DEBUG,
                 "outbox relay: %d event(s): delivered in %.1f ms, marked in %.1f ms", n,
                 t_acks * 1000, (tk_seconds_since(&t0) - t_acks) * 1000);
-    free(ids);
-    free(failed);
+    tk_buf_free(&ids);
+    tk_buf_free(&failed);
     tk_delivery_free(&d);
     PQclear(rows);
     return rc;
@@ -296,7 +297,6 @@ tk_relay *tk_relay_start(const tk_relay_options *o, tk_producer *producer, tk_me
     }
     r->o = *o;
     r->pg_url = strdup(o->pg_url);
-    r->app_id = strdup(o->app_id ? o->app_id : "");
     r->producer = producer;
     char e[256];
     static const double lat[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30};
@@ -319,11 +319,10 @@ tk_relay *tk_relay_start(const tk_relay_options *o, tk_producer *producer, tk_me
         tk_metrics_family(metrics, TK_METRIC_HISTOGRAM, "taskora_outbox_delivery_seconds",
                           "From the outbox row's insert to its delivery report", NULL, lat,
                           sizeof(lat) / sizeof(lat[0]), e, sizeof(e));
-    if (!r->pg_url || !r->app_id || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+    if (!r->pg_url || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         close(r->wake[0]);
         close(r->wake[1]);
         free(r->pg_url);
-        free(r->app_id);
         free(r);
         snprintf(err, errlen, "outbox relay: cannot start its thread");
         return NULL;
@@ -342,6 +341,5 @@ void tk_relay_stop(tk_relay *r)
     close(r->wake[0]);
     close(r->wake[1]);
     free(r->pg_url);
-    free(r->app_id);
     free(r);
 }

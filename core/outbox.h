@@ -21,7 +21,6 @@ typedef struct tk_relay_options {
     int batch;       /* rows per round */
     int poll_ms;     /* look for rows at least this often (LISTEN/NOTIFY wakes it sooner) */
     int retention_s; /* sent rows are deleted after this long */
-    const char *app_id;
 } tk_relay_options;
 
 /*
