@@ -2,8 +2,8 @@
 # Installs the Debian 12 packages Taskora needs to build, test and run, when any is missing.
 set -eu
 PACKAGES="gcc make autoconf automake libtool pkg-config libc6-dev \
-libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev check \
-postgresql curl valgrind binutils"
+libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev libcrypt-dev check \
+postgresql postgresql-contrib curl valgrind binutils kcat wrk"
 missing=
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

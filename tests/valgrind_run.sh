@@ -17,13 +17,22 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     # consumer group on the embedded cluster too
     config="$work/taskora.json"
     export TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/http_api/.libs"
+    # a database of its own, migrated (the URL names the server's admin database)
+    db="taskora_valgrind_$$"
+    psql -q "$TASKORA_TEST_DATABASE_URL" -c "CREATE DATABASE $db" >/dev/null || fail "createdb failed"
+    admin_url=$TASKORA_TEST_DATABASE_URL
+    trap 'cleanup; psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+    TASKORA_TEST_DATABASE_URL=$(printf '%s' "$admin_url" | sed "s#/[^/?]*\(?.*\)\{0,1\}\$#/$db\1#")
+    export TASKORA_TEST_DATABASE_URL
     cat >"$config" <<JSON
 {"log": {"format": "text"}, "plugin_dir": "\${TASKORA_PLUGIN_DIR}",
  "postgres": {"url": "\${TASKORA_TEST_DATABASE_URL}", "pool_size": 2},
  "kafka": {"brokers": "embedded"}, "http": {"listen": "\${TASKORA_HTTP_LISTEN}"},
- "plugins": [{"name": "api", "load": "http_api"},
+ "plugins": [{"name": "api", "load": "http_api",
+   "config": {"jwt_secret": "valgrind-secret-0123456789abcdef01234567", "bcrypt_cost": 4}},
   {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}}]}
 JSON
+    "$taskorad" migrate -c "$config" >/dev/null || fail "taskorad migrate failed"
 fi
 start_taskorad "$config" \
     "$VALGRIND" --quiet --leak-check=full --show-leak-kinds=definite,indirect \
@@ -40,6 +49,29 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     done
     curl -fsS "$url/ready" | grep -q '"database":"connected"' || fail "GET /ready: no database"
     curl -fsS "$url/" | grep -q 'Welcome to Taskora API' || fail "GET / failed"
+    # the API's paths: register, login, a tag, a recurring task completed, the list, errors
+    json='Content-Type: application/json'
+    email="vg$$@example.com"
+    curl -fsS -X POST "$url/api/auth/register" -H "$json" \
+        -d "{\"email\":\"$email\",\"name\":\"V\",\"password\":\"pw\"}" >/dev/null ||
+        fail "register failed"
+    token=$(curl -fsS -X POST "$url/api/auth/login" -H "$json" \
+        -d "{\"email\":\"$email\",\"password\":\"pw\"}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+    [ -n "$token" ] || fail "login failed"
+    auth="Authorization: Bearer $token"
+    tag=$(curl -fsS -X POST "$url/api/tags" -H "$auth" -H "$json" -d '{"name":"home"}' |
+        sed 's/^{"id":\([0-9]*\).*/\1/')
+    task=$(curl -fsS -X POST "$url/api/tasks" -H "$auth" -H "$json" \
+        -d "{\"title\":\"t\",\"is_recurring\":true,\"recurrence_rule\":\"daily\",\"tag_ids\":[$tag]}" |
+        sed 's/^{"id":\([0-9]*\).*/\1/')
+    curl -fsS -X PATCH "$url/api/tasks/$task/complete" -H "$auth" -H "$json" \
+        -d '{"completed":true}' | grep -q next_task || fail "complete failed"
+    curl -fsS "$url/api/tasks?sort_by=priority&tags=$tag&search=t" -H "$auth" | grep -q '"title"' ||
+        fail "list failed"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/api/tasks" -H "$auth" -H "$json" -d '{"title":')
+    [ "$code" = 422 ] || fail "malformed JSON gave $code"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$url/api/tasks" -H "Authorization: Bearer x.y.z")
+    [ "$code" = 401 ] || fail "bad token gave $code"
 fi
 stop_taskorad
 [ ! -s "$work/vg" ] || fail "valgrind reported something"

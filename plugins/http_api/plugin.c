@@ -2,23 +2,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <taskora/plugin.h>
-
+#include "api.h"
 #include "schema.h"
-
-typedef struct api {
-    const tk_host *host;
-    tk_instance *inst;
-} api;
 
 /* GET / : the service's greeting, as the existing front end expects. */
 static int route_root(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
-    api *a = ud;
     (void)req;
     static const char body[] = "{\"message\":\"Welcome to Taskora API\"}";
-    return a->host->http_set_body(resp, "application/json; charset=utf-8", body, sizeof(body) - 1);
+    return api_send_text(ud, resp, 200, body, sizeof(body) - 1);
 }
+
+static const tk_config_field config[] = {
+    {"jwt_secret", TK_CFG_STRING, 0, "\"\"", NULL,
+     "HS256 key of the access tokens (BETTER_AUTH_SECRET); required", NULL},
+    {"token_ttl_s", TK_CFG_INT, 0, "604800", NULL, "lifetime of an access token (7 days)", NULL},
+    {"bcrypt_cost", TK_CFG_INT, 0, "12", NULL, "bcrypt cost of new password hashes (4..16)", NULL},
+    {"task_topic", TK_CFG_STRING, 0, "\"task-events\"", NULL, "topic of task events", NULL},
+    {"user_topic", TK_CFG_STRING, 0, "\"user-events\"", NULL, "topic of user events", NULL},
+    {"chat_topic", TK_CFG_STRING, 0, "\"chat-events\"", NULL, "topic of chat events", NULL},
+    {0},
+};
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
@@ -27,23 +31,62 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         return TK_ENOMEM;
     a->host = host;
     a->inst = inst;
-    int rc = host->http_route(inst, "GET", "/", route_root, a);
-    if (rc < 0) {
-        free(a);
-        return rc;
+    a->jwt_secret = host->config_string(inst, "jwt_secret");
+    a->jwt_secret_len = a->jwt_secret ? strlen(a->jwt_secret) : 0;
+    a->token_ttl_s = host->config_int(inst, "token_ttl_s");
+    a->bcrypt_cost = (int)host->config_int(inst, "bcrypt_cost");
+    a->task_topic = host->config_string(inst, "task_topic");
+    a->user_topic = host->config_string(inst, "user_topic");
+    a->chat_topic = host->config_string(inst, "chat_topic");
+    int rc = TK_EINVAL;
+    if (a->jwt_secret_len == 0) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.jwt_secret is empty: set BETTER_AUTH_SECRET (the key that signs access "
+                  "tokens); the API does not start without it");
+        goto fail;
     }
+    if (a->jwt_secret_len < 32)
+        host->log(inst, TK_LOG_WARN,
+                  "config.jwt_secret is shorter than 32 bytes; use a long random secret");
+    if (a->token_ttl_s < 60) {
+        host->log(inst, TK_LOG_ERROR, "config.token_ttl_s must be at least 60 seconds");
+        goto fail;
+    }
+    if (a->bcrypt_cost < 4 || a->bcrypt_cost > 16) {
+        host->log(inst, TK_LOG_ERROR, "config.bcrypt_cost must be between 4 and 16");
+        goto fail;
+    }
+    rc = TK_ENOMEM;
+    if (!(a->dummy_hash = api_password_hash(a, "taskora-unknown-user")))
+        goto fail;
+    if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||
+        (rc = api_auth_routes(a)) < 0 || (rc = api_tag_routes(a)) < 0 ||
+        (rc = api_task_routes(a)) < 0 || (rc = api_conversation_routes(a)) < 0)
+        goto fail;
     *state = a;
     return TK_OK;
+fail:
+    free(a->dummy_hash);
+    free(a);
+    return rc;
 }
 
-static void destroy(void *state) { free(state); }
+static void destroy(void *state)
+{
+    api *a = state;
+    if (a)
+        free(a->dummy_hash);
+    free(a);
+}
 
 static const tk_plugin descriptor = {
     TK_PLUGIN_HEADER,
     .name = "http_api",
-    .version = "0.1.0",
-    .description = "Taskora's REST API and the domain tables it owns",
+    .version = "0.2.0",
+    .description =
+        "Taskora's REST API (auth, tags, tasks, reminders, conversations) and its tables",
     .capabilities = TK_PLUGIN_CAP_HTTP,
+    .config = config,
     .migrations = http_api_migrations,
     .init = init,
     .destroy = destroy,

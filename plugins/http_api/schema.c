@@ -77,5 +77,11 @@ const char *const http_api_migrations[] = {
     "CREATE INDEX IF NOT EXISTS ix_conversations_user_id ON conversations (user_id);"
     "CREATE INDEX IF NOT EXISTS ix_messages_conversation_created"
     " ON messages (conversation_id, created_at)",
+
+    /* 3: how the API writes a stored (UTC) timestamp: 2026-02-04T12:00:00.123456+00:00;
+     * a plain SQL function, which the planner inlines */
+    "CREATE OR REPLACE FUNCTION taskora_iso_utc(ts timestamp without time zone) RETURNS text"
+    " LANGUAGE sql STABLE PARALLEL SAFE"
+    " AS $$ SELECT to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') $$",
     NULL,
 };

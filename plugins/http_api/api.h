@@ -1,0 +1,157 @@
+/* The HTTP API plugin's shared state and helpers (not part of any ABI). */
+#ifndef HTTP_API_API_H
+#define HTTP_API_API_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <taskora/plugin.h>
+
+typedef struct api {
+    const tk_host *host;
+    tk_instance *inst;
+    const char *jwt_secret;
+    size_t jwt_secret_len;
+    int64_t token_ttl_s;
+    int bcrypt_cost;
+    const char *task_topic;
+    const char *user_topic;
+    const char *chat_topic;
+    char *dummy_hash; /* checked when an email is unknown, so login takes as long */
+} api;
+
+/* ---- responses (util.c) ---- */
+
+/* Sends a JSON value (stolen) with status. TK_OK or an error code. */
+int api_send_json(api *a, tk_http_response *resp, int status, json_t *body);
+/* Sends already-serialised JSON text. */
+int api_send_text(api *a, tk_http_response *resp, int status, const char *json, size_t len);
+/* {"detail": detail} with status. */
+int api_error(api *a, tk_http_response *resp, int status, const char *detail);
+/* {"detail": {"code": code, "message": message}} with status. */
+int api_error_code(api *a, tk_http_response *resp, int status, const char *code,
+                   const char *message);
+/* {"message": message}, 200. */
+int api_message(api *a, tk_http_response *resp, const char *message);
+
+/* ---- validation errors, the existing service's 422 shape (util.c) ---- */
+
+typedef struct api_errors {
+    json_t *list; /* [{"loc","msg","type"}] */
+} api_errors;
+
+void api_errors_init(api_errors *e);
+/* Adds one error; `where` is "body", "query" or "path". */
+void api_errors_add(api_errors *e, const char *where, const char *field, const char *msg,
+                    const char *type);
+int api_errors_any(const api_errors *e);
+/* Sends 422 with the collected errors and frees them. */
+int api_errors_send(api *a, tk_http_response *resp, api_errors *e);
+void api_errors_free(api_errors *e);
+
+/*
+ * Parses the request body as a JSON object. On malformed JSON or a non-object
+ * it sends 422 and returns NULL (*sent = 1).
+ */
+json_t *api_body_object(api *a, const tk_http_request *req, tk_http_response *resp, int *sent);
+
+/* Field readers for a body object: each records a 422 entry on a wrong type or range. */
+/* A string field: NULL when absent (or JSON null with *is_null = 1). */
+const char *api_field_string(api_errors *e, json_t *obj, const char *field, int required,
+                             size_t min_len, size_t max_len, int *present, int *is_null);
+/* A boolean field; returns 0/1, *present set. */
+int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
+
+/* Parses an integer path parameter; records int_parsing under ("path", name) on failure. */
+int64_t api_path_id(api_errors *e, const char *value, const char *name);
+
+/* ---- time (util.c) ---- */
+
+/*
+ * Parses ISO 8601 (date, date-time with optional fraction, Z/offset, naive =
+ * UTC) into a UTC timestamp string for PostgreSQL ("YYYY-MM-DD HH:MM:SS.ffffff").
+ * 0 ok, -1 invalid.
+ */
+int api_parse_time(const char *in, char out[32]);
+/* The SQL expression that renders a timestamp column (UTC) as the API's ISO form
+ * (function from migration step 3). */
+#define API_TS(col) "taskora_iso_utc(" col ")"
+
+/* One tag row (alias t) as the API's JSON. */
+#define API_TAG_JSON(t)                                                                            \
+    "json_build_object('id', " t ".id, 'name', " t ".name, 'color', " t ".color, 'user_id', " t    \
+    ".user_id, 'created_at', " API_TS(t ".created_at") ")"
+
+/* ---- PostgreSQL (util.c) ---- */
+
+/*
+ * Runs a parameterised statement (text parameters and results). Always
+ * returns its result (NULL only without memory) for the caller to PQclear;
+ * a failure other than a unique violation is logged. Test with api_ok.
+ */
+PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *const *params);
+/* The result of a statement that succeeded. */
+int api_ok(const PGresult *res);
+/* SQLSTATE of a failed result, or "". */
+const char *api_sqlstate(const PGresult *res);
+
+/*
+ * One request's database work and its answer. The work function (a
+ * tk_pg_fn whose ud is the api_call) sets status and body (or text); it
+ * returns < 0 to roll back, with or without an answer set (none: 500, or
+ * 503 when the database is unreachable).
+ */
+typedef struct api_call {
+    api *a;
+    char user[24];   /* the authenticated user id */
+    int status;      /* 0: no answer yet */
+    json_t *body;    /* the answer, or */
+    char *text;      /* an answer already serialised (malloc'd) */
+    long long total; /* X-Total-Count when >= 0 */
+    void *arg;       /* the route's own input */
+} api_call;
+
+void api_call_init(api_call *c, api *a, void *arg);
+/* Sets the answer {"detail": detail} with status and returns TK_ERR (roll back). */
+int api_fail(api_call *c, int status, const char *detail);
+/* Sets the answer {"detail": {"code","message"}} and returns TK_ERR. */
+int api_fail_code(api_call *c, int status, const char *code, const char *message);
+/* Sets a JSON answer (stolen) and returns TK_OK (TK_ENOMEM for NULL). */
+int api_answer(api_call *c, int status, json_t *body);
+/*
+ * Runs fn on a pooled connection, in a transaction when tx, then sends the
+ * answer. Returns what a handler returns.
+ */
+int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp);
+/* Answers a pool error: 503 (unreachable, busy) or 500. */
+int api_db_error(api *a, tk_http_response *resp, int rc);
+
+/* ---- auth (auth.c) ---- */
+
+/*
+ * Authenticates the request from its Bearer token (or, with allow_query,
+ * the `token` query argument). On success copies the user id (decimal) into
+ * user and returns 1; otherwise sends the 401 and returns 0.
+ */
+int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
+                     int allow_query);
+/* A new password hash (bcrypt of the SHA-256 hex digest); malloc'd or NULL. */
+char *api_password_hash(const api *a, const char *password);
+/* Issues a signed token for user id; malloc'd. */
+char *api_jwt_issue(api *a, const char *user_id);
+
+/* ---- route registration ---- */
+int api_auth_routes(api *a);
+int api_tag_routes(api *a);
+int api_task_routes(api *a);
+int api_conversation_routes(api *a);
+
+/* ---- events (util.c) ---- */
+
+/* Appends an event with payload (stolen) to topic inside the caller's transaction. */
+int api_event(api *a, PGconn *conn, const char *topic, const char *type, const char *user,
+              const char *subject, json_t *payload);
+
+#endif

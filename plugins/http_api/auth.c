@@ -1,0 +1,506 @@
+/*
+ * Authentication: HS256 JSON Web Tokens (OpenSSL HMAC), password hashes
+ * (bcrypt from libcrypt over the SHA-256 hex digest of the password, the
+ * existing service's scheme), and the /api/auth routes.
+ */
+#include <crypt.h>
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api.h"
+
+/* ---- base64url ------------------------------------------------------------ */
+
+static char *b64url_encode(const unsigned char *in, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    while (n > 0 && out[n - 1] == '=')
+        n--;
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    return out;
+}
+
+/* Decodes unpadded base64url; returns a malloc'd NUL-terminated buffer and its length. */
+static unsigned char *b64url_decode(const char *in, size_t len, size_t *outlen)
+{
+    if (len % 4 == 1)
+        return NULL;
+    size_t padded = (len + 3) / 4 * 4;
+    char *tmp = malloc(padded + 1);
+    unsigned char *out = malloc(padded / 4 * 3 + 1);
+    if (!tmp || !out) {
+        free(tmp);
+        free(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (!isalnum((unsigned char)c))
+            goto bad;
+        tmp[i] = c;
+    }
+    memset(tmp + len, '=', padded - len);
+    tmp[padded] = '\0';
+    int n = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)padded);
+    if (n < 0)
+        goto bad;
+    n -= (int)(padded - len); /* EVP_DecodeBlock counts padding as zero bytes */
+    out[n] = '\0';
+    *outlen = (size_t)n;
+    free(tmp);
+    return out;
+bad:
+    free(tmp);
+    free(out);
+    return NULL;
+}
+
+/* ---- JWT ------------------------------------------------------------------- */
+
+static void hs256(const api *a, const char *data, size_t len, unsigned char mac[32])
+{
+    unsigned int maclen = 32;
+    HMAC(EVP_sha256(), a->jwt_secret, (int)a->jwt_secret_len, (const unsigned char *)data, len, mac,
+         &maclen);
+}
+
+char *api_jwt_issue(api *a, const char *user_id)
+{
+    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char payload[96];
+    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld}", user_id,
+             (long long)time(NULL) + (long long)a->token_ttl_s);
+    char *h = b64url_encode((const unsigned char *)header, sizeof(header) - 1);
+    char *p = b64url_encode((const unsigned char *)payload, strlen(payload));
+    char *signing = NULL, *sig = NULL, *token = NULL;
+    if (h && p && (signing = malloc(strlen(h) + strlen(p) + 2))) {
+        sprintf(signing, "%s.%s", h, p);
+        unsigned char mac[32];
+        hs256(a, signing, strlen(signing), mac);
+        if ((sig = b64url_encode(mac, sizeof(mac))) &&
+            (token = malloc(strlen(signing) + strlen(sig) + 2)))
+            sprintf(token, "%s.%s", signing, sig);
+    }
+    free(h);
+    free(p);
+    free(signing);
+    free(sig);
+    return token;
+}
+
+typedef enum { JWT_OK, JWT_INVALID, JWT_EXPIRED } jwt_result;
+
+/* A user id claim: a positive integer, as a string or a number. */
+static int user_claim(json_t *v, char user[24])
+{
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        snprintf(user, 24, "%lld", (long long)json_integer_value(v));
+        return 1;
+    }
+    if (!json_is_string(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    if (n == 0 || n > 18 || s[0] == '0')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    memcpy(user, s, n + 1);
+    return 1;
+}
+
+static jwt_result jwt_verify(const api *a, const char *token, char user[24])
+{
+    const char *d1 = strchr(token, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d1 || !d2 || strchr(d2 + 1, '.'))
+        return JWT_INVALID;
+    jwt_result r = JWT_INVALID;
+    size_t hlen, plen, slen;
+    unsigned char *h = b64url_decode(token, (size_t)(d1 - token), &hlen);
+    unsigned char *p = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &plen);
+    unsigned char *s = b64url_decode(d2 + 1, strlen(d2 + 1), &slen);
+    json_t *header = h ? json_loadb((const char *)h, hlen, 0, NULL) : NULL;
+    json_t *claims = p ? json_loadb((const char *)p, plen, 0, NULL) : NULL;
+    if (!header || !claims || !s || slen != 32 || !json_is_object(claims))
+        goto out;
+    /* only HS256: "none" and every other algorithm are refused */
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    if (!alg || strcmp(alg, "HS256") != 0)
+        goto out;
+    unsigned char mac[32];
+    hs256(a, token, (size_t)(d2 - token), mac);
+    if (CRYPTO_memcmp(mac, s, 32) != 0)
+        goto out;
+    json_t *exp = json_object_get(claims, "exp");
+    if (!json_is_number(exp))
+        goto out;
+    if (json_number_value(exp) <= (double)time(NULL)) {
+        r = JWT_EXPIRED;
+        goto out;
+    }
+    json_t *sub = json_object_get(claims, "sub");
+    if (!sub)
+        sub = json_object_get(claims, "user_id");
+    if (user_claim(sub, user))
+        r = JWT_OK;
+out:
+    json_decref(header);
+    json_decref(claims);
+    free(h);
+    free(p);
+    free(s);
+    return r;
+}
+
+static int unauthorized(api *a, tk_http_response *resp, const char *detail)
+{
+    a->host->http_set_header(resp, "WWW-Authenticate", "Bearer");
+    return api_error(a, resp, 401, detail);
+}
+
+int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
+                     int allow_query)
+{
+    const char *h = a->host->http_header(req, "Authorization");
+    const char *token = NULL;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        token = h + 7;
+        while (*token == ' ')
+            token++;
+    } else if (allow_query) {
+        token = a->host->http_query(req, "token");
+    }
+    if (!token || !*token) {
+        unauthorized(a, resp, "Not authenticated");
+        return 0;
+    }
+    switch (jwt_verify(a, token, user)) {
+    case JWT_OK: return 1;
+    case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return 0;
+    default: unauthorized(a, resp, "Could not validate credentials"); return 0;
+    }
+}
+
+/* ---- passwords ------------------------------------------------------------- */
+
+/* The existing service hashes the SHA-256 hex digest of the password (so any length works). */
+static void prehash(const char *password, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)password, strlen(password), d);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        sprintf(hex + 2 * i, "%02x", d[i]);
+}
+
+/* A new bcrypt hash of the password; malloc'd or NULL. */
+char *api_password_hash(const api *a, const char *password)
+{
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE], hex[65];
+    if (!crypt_gensalt_rn("$2b$", (unsigned long)a->bcrypt_cost, NULL, 0, setting, sizeof(setting)))
+        return NULL;
+    prehash(password, hex);
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    char *out = NULL;
+    if (cd) {
+        const char *h = crypt_rn(hex, setting, cd, sizeof(*cd));
+        if (h && h[0] == '$')
+            out = strdup(h);
+    }
+    OPENSSL_cleanse(hex, sizeof(hex));
+    free(cd);
+    return out;
+}
+
+/* 1 when password matches hash; compares in constant time. */
+static int password_check(const char *password, const char *hash)
+{
+    char hex[65];
+    prehash(password, hex);
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    int ok = 0;
+    if (cd) {
+        const char *h = crypt_rn(hex, hash, cd, sizeof(*cd));
+        size_t n = strlen(hash);
+        ok = h && h[0] == '$' && strlen(h) == n && CRYPTO_memcmp(h, hash, n) == 0;
+    }
+    OPENSSL_cleanse(hex, sizeof(hex));
+    free(cd);
+    return ok;
+}
+
+/* ---- routes ---------------------------------------------------------------- */
+
+#define USER_JSON                                                                                  \
+    "json_build_object('id', id, 'email', email, 'name', name, 'created_at', " API_TS(             \
+        "created_at") ")::text"
+
+/* A plausible address: local@domain.tld, no spaces, sane lengths. */
+static int email_valid(const char *e)
+{
+    const char *at = strchr(e, '@');
+    size_t n = strlen(e);
+    if (!at || at == e || strchr(at + 1, '@') || n > 254 || (size_t)(at - e) > 64)
+        return 0;
+    const char *dot = strrchr(at + 1, '.');
+    if (!dot || dot == at + 1 || !dot[1] || dot[-1] == '.')
+        return 0;
+    for (const char *p = e; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == ',' || *p == ';')
+            return 0;
+    return 1;
+}
+
+typedef struct reg {
+    const char *email, *name;
+    char *hash;
+} reg;
+
+static int register_tx(void *conn, void *ud)
+{
+    api_call *c = ud;
+    reg *r = c->arg;
+    const char *p[] = {r->email, r->name, r->hash};
+    PGresult *res = api_exec(c->a, conn,
+                             "INSERT INTO users (email, name, hashed_password) VALUES ($1, $2, $3)"
+                             " RETURNING id::text, " USER_JSON,
+                             3, p);
+    int rc;
+    if (!api_ok(res)) {
+        rc = strcmp(api_sqlstate(res), "23505") == 0 ? api_fail(c, 409, "Email already registered")
+                                                     : TK_ERR;
+    } else {
+        rc = api_answer(c, 201, json_loads(PQgetvalue(res, 0, 1), 0, NULL));
+        if (rc == TK_OK)
+            rc = api_event(c->a, conn, c->a->user_topic, "user.registered", PQgetvalue(res, 0, 0),
+                           NULL, json_pack("{s:s,s:s}", "email", r->email, "name", r->name));
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int route_register(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    int sent;
+    json_t *body = api_body_object(a, req, resp, &sent);
+    if (!body)
+        return sent ? TK_OK : TK_ERR;
+    api_errors e;
+    api_errors_init(&e);
+    reg r = {0};
+    r.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
+    if (r.email && !email_valid(r.email)) {
+        api_errors_add(&e, "body", "email",
+                       "value is not a valid email address: An email address must have an @-sign "
+                       "and a domain",
+                       "value_error");
+        r.email = NULL;
+    }
+    r.name = api_field_string(&e, body, "name", 1, 1, 255, NULL, NULL);
+    const char *password = api_field_string(&e, body, "password", 1, 1, 1024, NULL, NULL);
+    if (api_errors_any(&e)) {
+        json_decref(body);
+        return api_errors_send(a, resp, &e);
+    }
+    api_errors_free(&e);
+    r.hash = api_password_hash(a, password);
+    int rc;
+    if (!r.hash) {
+        rc = TK_ERR;
+    } else {
+        api_call c;
+        api_call_init(&c, a, &r);
+        rc = api_run(&c, 1, register_tx, resp);
+    }
+    free(r.hash);
+    json_decref(body);
+    return rc;
+}
+
+typedef struct login {
+    const char *email;
+    char id[24];
+    char *hash;
+} login;
+
+static int login_lookup(void *conn, void *ud)
+{
+    api_call *c = ud;
+    login *l = c->arg;
+    const char *p[] = {l->email};
+    PGresult *res =
+        api_exec(c->a, conn, "SELECT id::text, hashed_password FROM users WHERE email = $1", 1, p);
+    int rc = api_ok(res) ? TK_OK : TK_ERR;
+    if (rc == TK_OK && PQntuples(res) == 1) {
+        snprintf(l->id, sizeof(l->id), "%s", PQgetvalue(res, 0, 0));
+        l->hash = strdup(PQgetvalue(res, 0, 1));
+        rc = l->hash ? TK_OK : TK_ENOMEM;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Writes a user-events event for c->user with an empty payload; answers c->arg's JSON. */
+static int user_event_tx(void *conn, void *ud)
+{
+    api_call *c = ud;
+    const char *type = c->arg;
+    return api_event(c->a, conn, c->a->user_topic, type, c->user, NULL, json_object());
+}
+
+static int route_login(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    int sent;
+    json_t *body = api_body_object(a, req, resp, &sent);
+    if (!body)
+        return sent ? TK_OK : TK_ERR;
+    api_errors e;
+    api_errors_init(&e);
+    login l = {0};
+    l.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
+    const char *password = api_field_string(&e, body, "password", 1, 0, 0, NULL, NULL);
+    if (api_errors_any(&e)) {
+        json_decref(body);
+        return api_errors_send(a, resp, &e);
+    }
+    api_errors_free(&e);
+    api_call c;
+    api_call_init(&c, a, &l);
+    tk_pg *pg = NULL;
+    int rc = a->host->pg_acquire(a->inst, -1, &pg);
+    if (rc == TK_OK) {
+        rc = login_lookup(a->host->pg_conn(pg), &c);
+        a->host->pg_release(pg);
+    }
+    if (rc < 0) {
+        json_decref(body);
+        return api_db_error(a, resp, rc);
+    }
+    /* an unknown email costs a hash check too, so timing does not tell which emails exist */
+    int ok = password_check(password, l.hash ? l.hash : a->dummy_hash) && l.hash;
+    json_decref(body);
+    free(l.hash);
+    if (!ok) {
+        a->host->http_set_header(resp, "WWW-Authenticate", "Bearer");
+        return api_error(a, resp, 401, "Incorrect email or password");
+    }
+    char *token = api_jwt_issue(a, l.id);
+    if (!token)
+        return TK_ENOMEM;
+    snprintf(c.user, sizeof(c.user), "%s", l.id);
+    c.arg = (void *)"user.login";
+    api_answer(&c, 200, json_pack("{s:s,s:s}", "access_token", token, "token_type", "bearer"));
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    return api_run(&c, 1, user_event_tx, resp);
+}
+
+static int route_logout(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    api_call c;
+    api_call_init(&c, a, (void *)"user.logout");
+    if (!api_authenticate(a, req, resp, c.user, 0))
+        return TK_OK;
+    api_answer(&c, 200, json_pack("{s:s}", "message", "Logged out successfully"));
+    return api_run(&c, 1, user_event_tx, resp);
+}
+
+static int me_fn(void *conn, void *ud)
+{
+    api_call *c = ud;
+    const char *p[] = {c->user};
+    PGresult *res =
+        api_exec(c->a, conn, "SELECT " USER_JSON " FROM users WHERE id = $1::int", 1, p);
+    int rc = TK_ERR;
+    if (api_ok(res))
+        rc = PQntuples(res) ? api_answer(c, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL))
+                            : api_fail(c, 404, "User not found");
+    PQclear(res);
+    return rc;
+}
+
+static int route_me(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    api_call c;
+    api_call_init(&c, a, NULL);
+    if (!api_authenticate(a, req, resp, c.user, 0))
+        return TK_OK;
+    return api_run(&c, 0, me_fn, resp);
+}
+
+static int delete_account_tx(void *conn, void *ud)
+{
+    api_call *c = ud;
+    const char *p[] = {c->user};
+    /* everything the user owns goes with the account (task_tags and messages cascade) */
+    static const char *const steps[] = {
+        "DELETE FROM tasks WHERE user_id = $1",
+        "DELETE FROM tags WHERE user_id = $1",
+        "DELETE FROM conversations WHERE user_id = $1",
+    };
+    PGresult *res = api_exec(c->a, conn, "DELETE FROM users WHERE id = $1::int", 1, p);
+    if (!api_ok(res)) {
+        PQclear(res);
+        return TK_ERR;
+    }
+    int gone = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (!gone)
+        return api_fail(c, 404, "User not found");
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        res = api_exec(c->a, conn, steps[i], 1, p);
+        int ok = api_ok(res);
+        PQclear(res);
+        if (!ok)
+            return TK_ERR;
+    }
+    int rc = api_event(c->a, conn, c->a->user_topic, "user.deleted", c->user, NULL, json_object());
+    if (rc < 0)
+        return rc;
+    return api_answer(c, 200, json_pack("{s:s}", "message", "Account deleted successfully"));
+}
+
+static int route_delete_account(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    api_call c;
+    api_call_init(&c, a, NULL);
+    if (!api_authenticate(a, req, resp, c.user, 0))
+        return TK_OK;
+    return api_run(&c, 1, delete_account_tx, resp);
+}
+
+int api_auth_routes(api *a)
+{
+    int rc;
+    if ((rc = a->host->http_route(a->inst, "POST", "/api/auth/register", route_register, a)) < 0 ||
+        (rc = a->host->http_route(a->inst, "POST", "/api/auth/login", route_login, a)) < 0 ||
+        (rc = a->host->http_route(a->inst, "POST", "/api/auth/logout", route_logout, a)) < 0 ||
+        (rc = a->host->http_route(a->inst, "DELETE", "/api/auth/delete-account",
+                                  route_delete_account, a)) < 0 ||
+        (rc = a->host->http_route(a->inst, "GET", "/api/auth/me", route_me, a)) < 0)
+        return rc;
+    return TK_OK;
+}

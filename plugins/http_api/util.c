@@ -1,0 +1,392 @@
+/* Responses, the 422 error shape, body field readers, ISO 8601 times, SQL and event helpers. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+int api_send_text(api *a, tk_http_response *resp, int status, const char *json, size_t len)
+{
+    a->host->http_status(resp, status);
+    return a->host->http_set_body(resp, JSON_TYPE, json, len);
+}
+
+int api_send_json(api *a, tk_http_response *resp, int status, json_t *body)
+{
+    if (!body)
+        return TK_ENOMEM;
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return TK_ENOMEM;
+    int rc = api_send_text(a, resp, status, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int api_error(api *a, tk_http_response *resp, int status, const char *detail)
+{
+    return api_send_json(a, resp, status, json_pack("{s:s}", "detail", detail));
+}
+
+int api_error_code(api *a, tk_http_response *resp, int status, const char *code,
+                   const char *message)
+{
+    return api_send_json(a, resp, status,
+                         json_pack("{s:{s:s,s:s}}", "detail", "code", code, "message", message));
+}
+
+int api_message(api *a, tk_http_response *resp, const char *message)
+{
+    return api_send_json(a, resp, 200, json_pack("{s:s}", "message", message));
+}
+
+/* ---- 422 ---------------------------------------------------------------- */
+
+void api_errors_init(api_errors *e) { e->list = json_array(); }
+
+void api_errors_add(api_errors *e, const char *where, const char *field, const char *msg,
+                    const char *type)
+{
+    if (!e->list)
+        return;
+    json_t *loc = field ? json_pack("[s,s]", where, field) : json_pack("[s]", where);
+    json_array_append_new(e->list,
+                          json_pack("{s:o,s:s,s:s}", "loc", loc, "msg", msg, "type", type));
+}
+
+int api_errors_any(const api_errors *e) { return e->list && json_array_size(e->list) > 0; }
+
+int api_errors_send(api *a, tk_http_response *resp, api_errors *e)
+{
+    json_t *list = e->list;
+    e->list = NULL;
+    if (!list)
+        return TK_ENOMEM;
+    return api_send_json(a, resp, 422, json_pack("{s:o}", "detail", list));
+}
+
+void api_errors_free(api_errors *e)
+{
+    json_decref(e->list);
+    e->list = NULL;
+}
+
+json_t *api_body_object(api *a, const tk_http_request *req, tk_http_response *resp, int *sent)
+{
+    size_t len = 0;
+    const char *body = a->host->http_body(req, &len);
+    json_error_t err;
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    *sent = 0;
+    if (obj && json_is_object(obj))
+        return obj;
+    api_errors e;
+    api_errors_init(&e);
+    if (!obj) {
+        json_array_append_new(e.list, json_pack("{s:[s,i],s:s,s:s}", "loc", "body",
+                                                (json_int_t)err.position, "msg",
+                                                "JSON decode error", "type", "json_invalid"));
+    } else {
+        api_errors_add(&e, "body", NULL, "Input should be a valid dictionary", "dict_type");
+        json_decref(obj);
+    }
+    api_errors_send(a, resp, &e);
+    *sent = 1;
+    return NULL;
+}
+
+/* Characters (code points) in a UTF-8 string. */
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+const char *api_field_string(api_errors *e, json_t *obj, const char *field, int required,
+                             size_t min_len, size_t max_len, int *present, int *is_null)
+{
+    json_t *v = json_object_get(obj, field);
+    if (present)
+        *present = v != NULL;
+    if (is_null)
+        *is_null = v && json_is_null(v);
+    if (!v) {
+        if (required)
+            api_errors_add(e, "body", field, "Field required", "missing");
+        return NULL;
+    }
+    if (json_is_null(v)) {
+        if (required)
+            api_errors_add(e, "body", field, "Input should be a valid string", "string_type");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        api_errors_add(e, "body", field, "Input should be a valid string", "string_type");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    size_t n = utf8_len(s);
+    char msg[96];
+    if (n < min_len) {
+        snprintf(msg, sizeof(msg), "String should have at least %zu character%s", min_len,
+                 min_len == 1 ? "" : "s");
+        api_errors_add(e, "body", field, msg, "string_too_short");
+        return NULL;
+    }
+    if (max_len && n > max_len) {
+        snprintf(msg, sizeof(msg), "String should have at most %zu characters", max_len);
+        api_errors_add(e, "body", field, msg, "string_too_long");
+        return NULL;
+    }
+    return s;
+}
+
+int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present)
+{
+    json_t *v = json_object_get(obj, field);
+    if (present)
+        *present = v != NULL;
+    if (!v) {
+        if (required)
+            api_errors_add(e, "body", field, "Field required", "missing");
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        api_errors_add(e, "body", field, "Input should be a valid boolean", "bool_type");
+        if (present)
+            *present = 0;
+        return 0;
+    }
+    return json_is_true(v);
+}
+
+int64_t api_path_id(api_errors *e, const char *value, const char *name)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = value && *value ? strtoll(value, &end, 10) : 0;
+    if (!value || !*value || *end || errno || v < -2147483648LL || v > 2147483647) {
+        api_errors_add(e, "path", name,
+                       "Input should be a valid integer, unable to parse string as an integer",
+                       "int_parsing");
+        return -1;
+    }
+    return v;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return d[m - 1];
+}
+
+int api_parse_time(const char *in, char out[32])
+{
+    const char *p = in;
+    int y, mo, d, h = 0, mi = 0, s = 0, us = 0, off = 0;
+    if (!p || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d))
+        return -1;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &s))
+                return -1;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int n = 0;
+                while (isdigit((unsigned char)*p)) {
+                    if (n < 6)
+                        us = us * 10 + (*p - '0');
+                    n++, p++;
+                }
+                if (n == 0 || n > 9)
+                    return -1;
+                for (; n < 6; n++)
+                    us *= 10;
+            }
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+            if (digits(&p, 2, &oh))
+                return -1;
+            if (*p == ':')
+                p++;
+            if (*p && digits(&p, 2, &om))
+                return -1;
+            if (oh > 23 || om > 59)
+                return -1;
+            off = sign * (oh * 3600 + om * 60);
+        }
+    }
+    if (*p || y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || s > 59)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
+    time_t t = timegm(&tm) - off;
+    struct tm u;
+    if (!gmtime_r(&t, &u) || u.tm_year + 1900 < 1 || u.tm_year + 1900 > 9999)
+        return -1;
+    char buf[80];
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%06d", u.tm_year + 1900, u.tm_mon + 1,
+             u.tm_mday, u.tm_hour, u.tm_min, u.tm_sec, us);
+    memcpy(out, buf, 27); /* always 26 characters and the NUL */
+    return 0;
+}
+
+/* ---- PostgreSQL ----------------------------------------------------------- */
+
+PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    if (a->host->log_enabled(a->inst, TK_LOG_DEBUG))
+        a->host->log(a->inst, TK_LOG_DEBUG, "sql: %s", sql); /* the text only, never parameters */
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (api_ok(res))
+        return res;
+    const char *state = api_sqlstate(res);
+    /* unique violations are answers the caller gives (409, 400), not failures */
+    if (strcmp(state, "23505") != 0)
+        a->host->log(a->inst, TK_LOG_ERROR, "query failed (%s): %s", state,
+                     res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    return res;
+}
+
+int api_ok(const PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+const char *api_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+/* ---- a request's database work ------------------------------------------- */
+
+void api_call_init(api_call *c, api *a, void *arg)
+{
+    memset(c, 0, sizeof(*c));
+    c->a = a;
+    c->total = -1;
+    c->arg = arg;
+}
+
+int api_answer(api_call *c, int status, json_t *body)
+{
+    json_decref(c->body);
+    c->body = body;
+    c->status = status;
+    return body ? TK_OK : TK_ENOMEM;
+}
+
+int api_fail(api_call *c, int status, const char *detail)
+{
+    api_answer(c, status, json_pack("{s:s}", "detail", detail));
+    return TK_ERR;
+}
+
+int api_fail_code(api_call *c, int status, const char *code, const char *message)
+{
+    api_answer(c, status, json_pack("{s:{s:s,s:s}}", "detail", "code", code, "message", message));
+    return TK_ERR;
+}
+
+int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
+{
+    api *a = c->a;
+    int rc;
+    if (tx) {
+        rc = a->host->pg_tx(a->inst, fn, c);
+    } else {
+        tk_pg *pg = NULL;
+        rc = a->host->pg_acquire(a->inst, -1, &pg);
+        if (rc == TK_OK) {
+            rc = fn(a->host->pg_conn(pg), c);
+            a->host->pg_release(pg);
+        }
+    }
+    int out;
+    if (c->status && (c->body || c->text)) {
+        if (c->total >= 0) {
+            char n[24];
+            snprintf(n, sizeof(n), "%lld", c->total);
+            a->host->http_set_header(resp, "X-Total-Count", n);
+        }
+        if (c->text)
+            out = api_send_text(a, resp, c->status, c->text, strlen(c->text));
+        else
+            out = api_send_json(a, resp, c->status, c->body), c->body = NULL;
+    } else {
+        out = api_db_error(a, resp, rc);
+    }
+    json_decref(c->body);
+    free(c->text);
+    c->body = NULL;
+    c->text = NULL;
+    return out;
+}
+
+int api_db_error(api *a, tk_http_response *resp, int rc)
+{
+    if (rc == TK_EUNAVAILABLE || rc == TK_ETIMEDOUT) {
+        a->host->http_set_header(resp, "Retry-After", "1");
+        return api_error(a, resp, 503, "Database unavailable");
+    }
+    return api_error(a, resp, 500, "Internal server error");
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+int api_event(api *a, PGconn *conn, const char *topic, const char *type, const char *user,
+              const char *subject, json_t *payload)
+{
+    if (!payload)
+        return TK_ENOMEM;
+    char *text = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    if (!text)
+        return TK_ENOMEM;
+    int rc = a->host->outbox_append(a->inst, conn, topic, type, user, subject, text, NULL, NULL);
+    free(text);
+    if (rc < 0)
+        a->host->log(a->inst, TK_LOG_ERROR, "outbox append of %s failed (%d)", type, rc);
+    return rc;
+}
