@@ -2261,6 +2261,58 @@ typedef struct shot {
     long status;
 } shot;
 
+START_TEST(test_priority_filter_with_repeated_names_is_a_set)
+{
+    user u = new_user("prioset");
+    int hi = mk_task_id(&u, "{\"title\":\"h\",\"priority\":\"high\"}");
+    mk_task_id(&u, "{\"title\":\"l\",\"priority\":\"low\"}");
+    const char *q = S("priority=%surgent,high", rep("urgent,", 40));
+    list_is(__LINE__, &u, q, S("%d", hi));
+    R r = GET("/health", NULL);
+    EXPECT(r, 200);
+}
+END_TEST
+
+START_TEST(test_reopen_and_complete_again_creates_no_second_instance)
+{
+    user u = new_user("reopen");
+    int id = mk_task_id(&u, "{\"title\":\"water plants\",\"is_recurring\":true,"
+                            "\"recurrence_rule\":\"weekly\",\"due_date\":\"2026-07-01\"}");
+    complete(&u, id, 1);
+    complete(&u, id, 0);
+    R r = PATCH(S("/api/tasks/%d/complete", id), u.token, "{\"completed\":true}");
+    EXPECT(r, 200);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE parent_task_id = %d", id)), 1);
+}
+END_TEST
+
+START_TEST(test_renaming_a_missing_or_foreign_tag_is_404)
+{
+    user a = new_user("tagren"), b = new_user("tagren2");
+    mk_tag(&a, "Home");
+    int foreign = mk_tag(&b, "Office");
+    R r = PUT("/api/tags/999999", a.token, "{\"name\":\"Home\"}");
+    DETAIL(r, 404, "Tag not found");
+    r = PUT(S("/api/tags/%d", foreign), a.token, "{\"name\":\"Home\"}");
+    DETAIL(r, 404, "Tag not found");
+}
+END_TEST
+
+START_TEST(test_token_of_a_deleted_account_creates_nothing)
+{
+    user u = new_user("ghost");
+    R r = DEL("/api/auth/delete-account", u.token);
+    EXPECT(r, 200);
+    r = POST("/api/tasks", u.token, "{\"title\":\"after\"}");
+    DETAIL(r, 401, "Could not validate credentials");
+    ck_assert_ptr_nonnull(header(&r, "www-authenticate"));
+    r = POST("/api/tags", u.token, "{\"name\":\"after\"}");
+    DETAIL(r, 401, "Could not validate credentials");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 0);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tags WHERE user_id = '%s'", u.ids)), 0);
+}
+END_TEST
+
 static void *fire(void *arg)
 {
     shot *s = arg;
@@ -2617,6 +2669,10 @@ int main(void)
     tcase_add_test(tc, test_concurrent_completions_create_one_next_instance);
     tcase_add_test(tc, test_concurrent_registrations_create_one_user);
     tcase_add_test(tc, test_concurrent_tag_creates_with_one_name_create_one_tag);
+    tcase_add_test(tc, test_priority_filter_with_repeated_names_is_a_set);
+    tcase_add_test(tc, test_reopen_and_complete_again_creates_no_second_instance);
+    tcase_add_test(tc, test_renaming_a_missing_or_foreign_tag_is_404);
+    tcase_add_test(tc, test_token_of_a_deleted_account_creates_nothing);
 
     tc = tcase(s, "events");
     tcase_add_test(tc, test_task_created_reaches_kafka_as_a_cloudevent);

@@ -105,12 +105,13 @@ const char *api_sqlstate(const PGresult *res);
  */
 typedef struct api_call {
     api *a;
-    char user[24];   /* the authenticated user id */
-    int status;      /* 0: no answer yet */
-    json_t *body;    /* the answer, or */
-    char *text;      /* an answer already serialised (malloc'd) */
-    long long total; /* X-Total-Count when >= 0 */
-    void *arg;       /* the route's own input */
+    char user[24];        /* the authenticated user id */
+    int status;           /* 0: no answer yet */
+    json_t *body;         /* the answer, or */
+    char *text;           /* an answer already serialised (malloc'd) */
+    long long total;      /* X-Total-Count when >= 0 */
+    void *arg;            /* the route's own input */
+    int www_authenticate; /* the answer is a 401 for the token */
 } api_call;
 
 void api_call_init(api_call *c, api *a, void *arg);
@@ -125,6 +126,13 @@ int api_answer(api_call *c, int status, json_t *body);
  * answer. Returns what a handler returns.
  */
 int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp);
+/*
+ * In a transaction that creates rows for the user: locks the user's row
+ * (FOR KEY SHARE, so a concurrent delete-account waits for this transaction
+ * and then deletes what it made). TK_OK; TK_ERR with a 401 answer when the
+ * account no longer exists (a token outliving its account creates nothing).
+ */
+int api_lock_user(api_call *c, PGconn *conn);
 /* Answers a pool error: 503 (unreachable, busy) or 500. */
 int api_db_error(api *a, tk_http_response *resp, int rc);
 
@@ -138,7 +146,7 @@ int api_db_error(api *a, tk_http_response *resp, int rc);
 int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
                      int allow_query);
 /* A new password hash (bcrypt of the SHA-256 hex digest); malloc'd or NULL. */
-char *api_password_hash(const api *a, const char *password);
+char *api_password_hash(int cost, const char *password);
 /* Issues a signed token for user id; malloc'd. */
 char *api_jwt_issue(api *a, const char *user_id);
 

@@ -212,10 +212,10 @@ static void prehash(const char *password, char hex[65])
 }
 
 /* A new bcrypt hash of the password; malloc'd or NULL. */
-char *api_password_hash(const api *a, const char *password)
+char *api_password_hash(int cost, const char *password)
 {
     char setting[CRYPT_GENSALT_OUTPUT_SIZE], hex[65];
-    if (!crypt_gensalt_rn("$2b$", (unsigned long)a->bcrypt_cost, NULL, 0, setting, sizeof(setting)))
+    if (!crypt_gensalt_rn("$2b$", (unsigned long)cost, NULL, 0, setting, sizeof(setting)))
         return NULL;
     prehash(password, hex);
     struct crypt_data *cd = calloc(1, sizeof(*cd));
@@ -322,7 +322,7 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
         return api_errors_send(a, resp, &e);
     }
     api_errors_free(&e);
-    r.hash = api_password_hash(a, password);
+    r.hash = api_password_hash(a->bcrypt_cost, password);
     int rc;
     if (!r.hash) {
         rc = TK_ERR;

@@ -57,7 +57,10 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         goto fail;
     }
     rc = TK_ENOMEM;
-    if (!(a->dummy_hash = api_password_hash(a, "taskora-unknown-user")))
+    /* at the cost of the existing service's hashes (and the default), so an unknown email
+     * takes as long as a stored user even where bcrypt_cost is set lower */
+    if (!(a->dummy_hash =
+              api_password_hash(a->bcrypt_cost > 12 ? a->bcrypt_cost : 12, "taskora-unknown-user")))
         goto fail;
     if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||
         (rc = api_auth_routes(a)) < 0 || (rc = api_tag_routes(a)) < 0 ||

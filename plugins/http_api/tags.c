@@ -98,6 +98,9 @@ static int create_fn(void *conn, void *ud)
 {
     api_call *c = ud;
     tag_in *t = c->arg;
+    int rc = api_lock_user(c, conn);
+    if (rc < 0)
+        return rc;
     int taken = name_taken(c, conn, t->name, NULL);
     if (taken < 0)
         return taken;
@@ -130,6 +133,16 @@ static int update_fn(void *conn, void *ud)
 {
     api_call *c = ud;
     tag_in *t = c->arg;
+    /* the tag first: someone else's or a missing tag is 404 whatever the new name */
+    const char *own[] = {t->id_text, c->user};
+    PGresult *res = api_exec(
+        c->a, conn, "SELECT 1 FROM tags WHERE id = $1::int AND user_id = $2 FOR UPDATE", 2, own);
+    int found = api_ok(res) ? PQntuples(res) == 1 : TK_ERR;
+    PQclear(res);
+    if (found < 0)
+        return found;
+    if (!found)
+        return api_fail(c, 404, "Tag not found");
     if (t->name) {
         int taken = name_taken(c, conn, t->name, t->id_text);
         if (taken < 0)

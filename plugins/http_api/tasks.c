@@ -12,42 +12,46 @@
 #include "api.h"
 
 /* One task row (alias t) as the API's JSON, tags included. */
-#define TASK_JSON(t)                                                                                                           \
-    "json_build_object('id', " t ".id, 'title', " t ".title, 'description', " t                                                \
-    ".description, 'completed', " t ".completed, 'priority', " t                                                               \
-    ".priority, 'due_date', " API_TS(t ".due_date") ", 'reminder_at', " API_TS(                                                \
-        t ".reminder_at") ", 'reminder_sent', " t ".reminder_sent, 'is_recurring', " t                                         \
-                          ".is_recurring, 'recurrence_rule', " t                                                               \
-                          ".recurrence_rule, 'recurrence_interval', " t                                                        \
-                          ".recurrence_interval, 'parent_task_id', " t                                                         \
-                          ".parent_task_id, 'user_id', " t ".user_id, 'created_at', " API_TS(t "."                             \
-                                                                                               "c"                             \
-                                                                                               "r"                             \
-                                                                                               "e"                             \
-                                                                                               "a"                             \
-                                                                                               "t"                             \
-                                                                                               "e"                             \
-                                                                                               "d"                             \
-                                                                                               "_"                             \
-                                                                                               "a"                             \
-                                                                                               "t") ", 'updated_at', " API_TS( \
-                              t ".updated_at") ", 'tags', (SELECT "                                                            \
-                                               "coalesce(json_agg(" API_TAG_JSON("g") " ORDER BY "                             \
-                                                                                      "lower(g."                               \
-                                                                                      "name), "                                \
-                                                                                      "g.id), "                                \
-                                                                                      "'[]') "                                 \
-                                                                                      "FROM "                                  \
-                                                                                      "task_tags "                             \
-                                                                                      "tt JOIN "                               \
-                                                                                      "tags g"                                 \
-                                                                                      " ON g.id "                              \
-                                                                                      "= "                                     \
-                                                                                      "tt.tag_id "                             \
-                                                                                      "WHERE "                                 \
-                                                                                      "tt.task_"                               \
-                                                                                      "id = " t                                \
-                                                                                      ".id))"
+#define TASK_JSON(t)                                                                               \
+    "json_build_object('id', " t ".id, 'title', " t ".title, 'description', " t                    \
+    ".description, 'completed', " t ".completed, 'priority', " t                                   \
+    ".priority, 'due_date', " API_TS(t ".due_date") ", 'reminder_at', " API_TS(                    \
+        t                                                                                          \
+        ".reminder_at") ", 'reminder_sent', " t ".reminder_sent, 'is_recurring', " t               \
+                        ".is_recurring, 'recurrence_rule', " t                                     \
+                        ".recurrence_rule, 'recurrence_interval', " t                              \
+                        ".recurrence_interval, 'parent_task_id', " t                               \
+                        ".parent_task_id, 'user_id', " t ".user_id, 'created_at', " API_TS(        \
+                            t                                                                      \
+                            "."                                                                    \
+                            "c"                                                                    \
+                            "r"                                                                    \
+                            "e"                                                                    \
+                            "a"                                                                    \
+                            "t"                                                                    \
+                            "e"                                                                    \
+                            "d"                                                                    \
+                            "_"                                                                    \
+                            "a"                                                                    \
+                            "t") ", 'updated_at', " API_TS(t ".updated_at") ", 'tags', (SELECT "   \
+                                                                            "coalesce(json_"       \
+                                                                            "agg(" API_TAG_JSON(   \
+                                                                                "g") " ORDER BY "  \
+                                                                                     "lower(g."    \
+                                                                                     "name), "     \
+                                                                                     "g.id), "     \
+                                                                                     "'[]') "      \
+                                                                                     "FROM "       \
+                                                                                     "task_tags "  \
+                                                                                     "tt JOIN "    \
+                                                                                     "tags g"      \
+                                                                                     " ON g.id "   \
+                                                                                     "= "          \
+                                                                                     "tt.tag_id "  \
+                                                                                     "WHERE "      \
+                                                                                     "tt.task_"    \
+                                                                                     "id = " t     \
+                                                                                     ".id))"
 
 #define NOW_UTC "(now() AT TIME ZONE 'utc')"
 
@@ -277,7 +281,7 @@ static json_t *tag_names(json_t *task)
 
 typedef struct list_in {
     const char *search, *status, *sort, *order;
-    char prio[64]; /* "{low,high}" or "" */
+    char prio[32]; /* "{low,high}" or "" */
     char *tags;    /* "{1,2}" or NULL */
     char before[32], after[32];
     int has_before, has_after, overdue;
@@ -344,10 +348,9 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
     if (!one_of(q->order, orders))
         enum_error(e, "query", "order", orders);
     if ((v = a->host->http_query(req, "priority")) && *v) {
-        /* a CSV of known names, so the array literal is safe to build */
+        /* a CSV of known names: kept as a set, so the array literal is short and safe */
+        unsigned set = 0;
         char *copy = strdup(v), *save = NULL, *tok;
-        size_t len = 1;
-        q->prio[0] = '{';
         for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
              tok = strtok_r(NULL, ",", &save)) {
             while (*tok == ' ')
@@ -355,15 +358,30 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
             char *end = tok + strlen(tok);
             while (end > tok && end[-1] == ' ')
                 *--end = '\0';
-            if (!one_of(tok, priorities)) {
+            unsigned bit = 0;
+            for (unsigned i = 0; priorities[i] && !bit; i++)
+                if (strcmp(tok, priorities[i]) == 0)
+                    bit = 1u << i;
+            if (!bit) {
                 enum_error(e, "query", "priority", priorities);
                 break;
             }
-            len += (size_t)snprintf(q->prio + len, sizeof(q->prio) - len, "%s%s",
-                                    len > 1 ? "," : "", tok);
+            set |= bit;
         }
-        snprintf(q->prio + len, sizeof(q->prio) - len, "}");
         free(copy);
+        /* at most "{low,medium,high,urgent}": 25 bytes */
+        size_t len = 0;
+        q->prio[len++] = '{';
+        for (unsigned i = 0; priorities[i]; i++) {
+            if (!(set & (1u << i)))
+                continue;
+            if (len > 1)
+                q->prio[len++] = ',';
+            memcpy(q->prio + len, priorities[i], strlen(priorities[i]));
+            len += strlen(priorities[i]);
+        }
+        q->prio[len++] = '}';
+        q->prio[len] = '\0';
     }
     if ((v = a->host->http_query(req, "tags")) && *v) {
         json_t *ids = json_array();
@@ -511,6 +529,9 @@ static int create_fn(void *conn, void *ud)
 {
     api_call *c = ud;
     task_in *t = c->arg;
+    int rc = api_lock_user(c, conn);
+    if (rc < 0)
+        return rc;
     const char *p[] = {
         t->title,
         t->has_description ? t->description : NULL,
@@ -548,7 +569,7 @@ static int create_fn(void *conn, void *ud)
         json_object_get(task, "due_date"), "reminder_at", json_object_get(task, "reminder_at"),
         "is_recurring", json_object_get(task, "is_recurring"), "recurrence_rule",
         json_object_get(task, "recurrence_rule"), "tags", tag_names(task));
-    int rc = task_event(c, conn, "task.created", task, payload);
+    rc = task_event(c, conn, "task.created", task, payload);
     if (rc < 0) {
         json_decref(task);
         return rc;
@@ -721,7 +742,17 @@ static int complete_fn(void *conn, void *ud)
         return api_answer(c, 200, task);
     }
     json_t *next = json_null();
-    if (!was_completed) {
+    /* one next instance per task, even across reopen and complete again */
+    const char *cp[] = {t->id_text};
+    PGresult *kids =
+        api_exec(c->a, conn, "SELECT 1 FROM tasks WHERE parent_task_id = $1::int LIMIT 1", 1, cp);
+    int has_next = api_ok(kids) ? PQntuples(kids) > 0 : -1;
+    PQclear(kids);
+    if (has_next < 0) {
+        json_decref(task);
+        return TK_ERR;
+    }
+    if (!was_completed && !has_next) {
         /* the next instance; PostgreSQL's month arithmetic clamps to the month's end */
         PGresult *res =
             api_exec(c->a, conn,

@@ -344,7 +344,14 @@ int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
         }
     }
     int out;
+    if (rc < 0 && c->status >= 200 && c->status < 300) {
+        /* the work succeeded but its transaction did not commit (e.g. the connection
+         * dropped at COMMIT): nothing happened, so no success is claimed */
+        c->status = 0;
+    }
     if (c->status && (c->body || c->text)) {
+        if (c->www_authenticate)
+            a->host->http_set_header(resp, "WWW-Authenticate", "Bearer");
         if (c->total >= 0) {
             char n[24];
             snprintf(n, sizeof(n), "%lld", c->total);
@@ -362,6 +369,20 @@ int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
     c->body = NULL;
     c->text = NULL;
     return out;
+}
+
+int api_lock_user(api_call *c, PGconn *conn)
+{
+    const char *p[] = {c->user};
+    PGresult *res =
+        api_exec(c->a, conn, "SELECT 1 FROM users WHERE id = $1::int FOR KEY SHARE", 1, p);
+    int rc = api_ok(res) ? PQntuples(res) == 1 : TK_ERR;
+    PQclear(res);
+    if (rc == 0) {
+        c->www_authenticate = 1;
+        return api_fail(c, 401, "Could not validate credentials");
+    }
+    return rc < 0 ? rc : TK_OK;
 }
 
 int api_db_error(api *a, tk_http_response *resp, int rc)
