@@ -1,11 +1,16 @@
 /* The embedded Kafka-protocol cluster (librdkafka's mock cluster) for development and tests. */
 #include "broker.h"
 
+#include <dirent.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "producer.h"
@@ -15,6 +20,52 @@ struct tk_broker {
     rd_kafka_mock_cluster_t *mc;
     char *bootstraps;
 };
+
+/* The port of a TCP socket's local address, or -1. */
+static int local_port(int fd)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    if (a.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&a)->sin_port);
+    if (a.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    return -1;
+}
+
+int tk_mock_nodelay(const char *bootstraps)
+{
+    int ports[16], nports = 0;
+    for (const char *p = bootstraps; p && *p && nports < 16;) {
+        const char *colon = strchr(p, ':'), *comma = strchr(p, ',');
+        if (!colon || (comma && comma < colon))
+            break;
+        ports[nports++] = atoi(colon + 1);
+        p = comma ? comma + 1 : NULL;
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int done = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name), listening = 0, one = 1;
+        socklen_t len = sizeof(listening);
+        struct stat st;
+        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+            continue;
+        int port = local_port(fd);
+        for (int i = 0; i < nports; i++)
+            if (port == ports[i] &&
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+                done++;
+    }
+    closedir(d);
+    return done;
+}
 
 tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topics, size_t ntopics,
                            char *err, size_t errlen)
@@ -58,6 +109,10 @@ tk_broker *tk_broker_start(int nbrokers, int partitions, const char *const *topi
         tk_broker_stop(b);
         return NULL;
     }
+    if (tk_mock_nodelay(b->bootstraps) != nbrokers)
+        tk_logf(NULL, TK_LOG_WARN,
+                "embedded broker: could not turn Nagle off on its listeners; responses may be "
+                "held back up to 40 ms");
     return b;
 }
 

@@ -598,7 +598,10 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     const char *fixed[][2] = {
         {"bootstrap.servers", o->brokers},     {"group.id", o->group},
         {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
-        {"auto.offset.reset", "earliest"},     {"statistics.interval.ms", "1000"}};
+        {"auto.offset.reset", "earliest"},     {"statistics.interval.ms", "1000"},
+        /* no Nagle: a fetch sent while another request is unacknowledged would wait for
+         * the broker's delayed ACK (the same default as the producer's; config may change it) */
+        {"socket.nagle.disable", "true"}};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], why, sizeof(why))) {
             snprintf(err, errlen, "consumer %s: %s", o->instance, why);

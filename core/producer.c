@@ -87,7 +87,10 @@ tk_producer *tk_producer_new(const char *brokers, json_t *const *props, size_t n
         rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof(why)) ||
         /* never give up on a message: an outage delays events, it does not lose them */
         rd_kafka_conf_set(conf, "message.timeout.ms", "0", why, sizeof(why)) ||
-        rd_kafka_conf_set(conf, "linger.ms", "2", why, sizeof(why))) {
+        rd_kafka_conf_set(conf, "linger.ms", "2", why, sizeof(why)) ||
+        /* small requests go out at once: with Nagle a request sent while another is
+         * unacknowledged waits for the peer's delayed ACK (about 40 ms on Linux) */
+        rd_kafka_conf_set(conf, "socket.nagle.disable", "true", why, sizeof(why))) {
         snprintf(err, errlen, "kafka producer: %s", why);
         rd_kafka_conf_destroy(conf);
         return NULL;

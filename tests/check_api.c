@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "testhelp.h"
 
 #define SECRET "test-secret-0123456789abcdef0123456789"
@@ -586,6 +587,7 @@ static void suite_up(void)
     rd_kafka_mock_topic_create(mc, "user-events", 3, 1);
     rd_kafka_mock_topic_create(mc, "chat-events", 3, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
 
     char *cfg = th_write(dir, "api.json", config_text(SECRET));
     const char *args[] = {"migrate", "-c", cfg, NULL};

@@ -1,6 +1,13 @@
 /* `taskorad broker` and the embedded cluster: real Kafka protocol on loopback. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "testhelp.h"
 
 /* Partition count of each topic the cluster reports, via a real metadata request. */
@@ -96,6 +104,56 @@ START_TEST(test_embedded_cluster_starts_with_configured_topics)
 }
 END_TEST
 
+/* The server side of a connection to port (not `except`, not a listener): its TCP_NODELAY, or -1.
+ */
+static int accepted_nodelay(int port, int except)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && found < 0) {
+        int fd = atoi(e->d_name), listening = 1, nodelay = 0;
+        socklen_t len = sizeof(int);
+        struct stat st;
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+        if (e->d_name[0] == '.' || fd == except || fd == dirfd(d) || fstat(fd, &st) != 0 ||
+            !S_ISSOCK(st.st_mode) || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) ||
+            listening || getsockname(fd, (struct sockaddr *)&a, &alen) || a.sin_family != AF_INET ||
+            ntohs(a.sin_port) != port)
+            continue;
+        len = sizeof(int);
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0)
+            found = nodelay != 0;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+START_TEST(test_embedded_broker_connections_have_nagle_off)
+{
+    /* with Nagle on, a response written behind an unacknowledged one waits ~40 ms */
+    const char *topics[] = {"t"};
+    char err[256];
+    tk_broker *b = tk_broker_start(1, 1, topics, 1, err, sizeof(err));
+    ck_assert_msg(b != NULL, "%s", err);
+    const char *boot = tk_broker_bootstraps(b);
+    int port = atoi(strrchr(boot, ':') + 1);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    int nodelay = -1;
+    for (int i = 0; i < 200 && (nodelay = accepted_nodelay(port, c)) < 0; i++)
+        usleep(10000); /* until the broker's thread has accepted it */
+    ck_assert_msg(nodelay == 1, "accepted connection: TCP_NODELAY %d (-1: never accepted)",
+                  nodelay);
+    close(c);
+    tk_broker_stop(b);
+}
+END_TEST
+
 START_TEST(test_bad_broker_options_exit_2)
 {
     const char *args[] = {"broker", "--partitions", "0", NULL};
@@ -114,6 +172,7 @@ int main(void)
     tcase_add_test(tc, test_standalone_broker_prints_bootstrap_and_serves_topics);
     tcase_add_test(tc, test_embedded_cluster_starts_with_configured_topics);
     tcase_add_test(tc, test_bad_broker_options_exit_2);
+    tcase_add_test(tc, test_embedded_broker_connections_have_nagle_off);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

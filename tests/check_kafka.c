@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "broker.h"
 #include "testhelp.h"
 
 static char *dir;
@@ -108,6 +109,7 @@ static void setup(void)
     rd_kafka_mock_topic_create(mc, "task-events", PARTITIONS, 1);
     rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
 }
 
 static void teardown(void)
