@@ -19,6 +19,7 @@
 
 #include "event.h"
 #include "outbox.h"
+#include "broker.h"
 #include "testhelp.h"
 
 static char bootstrap[256];
@@ -94,7 +95,7 @@ static double raw_rate(const char *topic, long n)
 /* GET url, returning the body (static buffer). */
 static const char *get(const char *url)
 {
-    static char body[4096];
+    static char body[65536];
     th_response r;
     body[0] = '\0';
     if (th_http("GET", url, NULL, 0, NULL, &r) == 0)
@@ -135,7 +136,7 @@ static char *config(const char *pg, const char *topic)
 {
     char text[4096];
     snprintf(text, sizeof(text),
-             "{\"log\": {\"level\": \"info\", \"format\": \"text\"}, %s%s%s"
+             "{\"log\": {\"level\": \"${BENCH_LOG_LEVEL:-info}\", \"format\": \"text\"}, %s%s%s"
              " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\", "
              "\"fetch.wait.max.ms\": \"10\","
              "  \"heartbeat.interval.ms\": \"500\"}},"
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
     rd_kafka_mock_topic_create(mc, "bench-consume", 6, 1);
     rd_kafka_mock_topic_create(mc, "task-events", 6, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
 
     /* 1. consumer pipeline vs raw */
     printf("== consumer: %ld messages, 6 partitions, one Kafka-protocol broker on loopback\n", n);
@@ -234,6 +236,22 @@ int main(int argc, char **argv)
     while (json_long(get(bench_url), "count") < total && now_s() < end)
         usleep(10000);
     printf("commit -> handler latency:      %s\n", get(bench_url));
+    {
+        /* the relay's share: insert -> delivery report, from its histogram */
+        char murl[300];
+        snprintf(murl, sizeof(murl), "%s/metrics", url);
+        char *m = strdup(get(murl)), *save = NULL;
+        printf("relay, insert -> delivery report (cumulative):");
+        for (char *line = strtok_r(m, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            if (strncmp(line, "taskora_outbox_delivery_seconds_bucket", 38) == 0) {
+                const char *le = strstr(line, "le=\"");
+                const char *v = strrchr(line, ' ');
+                if (le && v)
+                    printf(" <=%.*s:%s", (int)(strchr(le + 4, '"') - le - 4), le + 4, v + 1);
+            }
+        printf("\n");
+        free(m);
+    }
 
     long burst = 20000;
     printf("== outbox: a burst of %ld events committed at once\n", burst);
