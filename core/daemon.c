@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "producer.h"
+#include "resilience.h"
 #include "pg_pool.h"
 
 void tk_signals_block(sigset_t *set)
@@ -245,9 +246,15 @@ int tk_daemon_run(const tk_settings *s)
         return 1;
     }
     tk_metrics *metrics = tk_metrics_new();
-    tk_runtime rt = {.app_id = s->app_id, .metrics = metrics};
+    tk_runtime rt = {.app_id = s->app_id, .metrics = metrics, .loader = &loader};
     if (!metrics) {
         code = 1;
+        goto out;
+    }
+    rt.resilience = tk_resilience_new(s->resiliency, metrics, err, sizeof(err));
+    if (!rt.resilience) {
+        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+        code = 2;
         goto out;
     }
     tk_logf(NULL, TK_LOG_INFO, "taskorad %s starting (config %s, plugin ABI %d.%d)",
@@ -376,6 +383,7 @@ out:
     tk_loader_destroy(&loader);
     tk_http_free(http);
     tk_loader_close(&loader);
+    tk_resilience_free(rt.resilience);
     free(cs.c);
     tk_producer_free(producer, 2000);
     tk_broker_stop(broker);

@@ -155,6 +155,8 @@ static int load_type(tk_loader *l, const char *file, tk_plugin_type **out, char 
         why = "descriptor has no name";
     else if (!d->init)
         why = "descriptor has no init function";
+    else if ((d->capabilities & TK_PLUGIN_CAP_AI) && !tk_plugin_ai(d))
+        why = "declares the AI capability but has no ai->chat (or was built before ABI 1.3)";
     if (why) {
         snprintf(err, errlen, "%s: %s", real, why);
         dlclose(dl);
@@ -318,14 +320,33 @@ void tk_loader_close(tk_loader *l)
     memset(l, 0, sizeof(*l));
 }
 
+const tk_ai_provider *tk_plugin_ai(const tk_plugin *d)
+{
+    /* only descriptors built for 1.3 or later have the field */
+    if (d->abi_minor < 3 || d->struct_size < offsetof(tk_plugin, ai) + sizeof(d->ai) || !d->ai ||
+        d->ai->struct_size < offsetof(tk_ai_provider, chat) + sizeof(d->ai->chat) || !d->ai->chat)
+        return NULL;
+    return d->ai;
+}
+
+tk_instance *tk_loader_find(tk_loader *l, const char *name)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        if (strcmp(l->inst[i]->name, name) == 0)
+            return l->inst[i];
+    return NULL;
+}
+
 void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len)
 {
     size_t n = 0;
     buf[0] = '\0';
-    const char *names[4];
+    const char *names[5];
     int k = 0;
     if (d->capabilities & TK_PLUGIN_CAP_HTTP)
         names[k++] = "http";
+    if (tk_plugin_ai(d))
+        names[k++] = "ai";
     if (d->consume)
         names[k++] = "consume";
     if (d->migrations && d->migrations[0])

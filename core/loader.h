@@ -15,9 +15,11 @@
 typedef struct tk_runtime {
     const char *app_id;
     tk_metrics *metrics;
-    tk_http_server *http; /* NULL when HTTP is disabled */
-    tk_pg_pool *pg;       /* NULL when no database is configured */
-    int in_init;          /* routes and metrics may be registered */
+    tk_http_server *http;             /* NULL when HTTP is disabled */
+    tk_pg_pool *pg;                   /* NULL when no database is configured */
+    struct tk_resilience *resilience; /* NULL: calls are made once, no breaker */
+    struct tk_loader *loader;         /* the instances, for lookups by name (ai_chat) */
+    int in_init;                      /* routes and metrics may be registered */
 } tk_runtime;
 
 /* A loaded .so. Shared by every instance of that type. */
@@ -77,5 +79,9 @@ const tk_host *tk_host_table(void);
 
 /* "http,consume,migrations,config" for a descriptor. */
 void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len);
+/* The descriptor's AI provider functions, or NULL (none, or a descriptor older than 1.3). */
+const tk_ai_provider *tk_plugin_ai(const tk_plugin *d);
+/* The instance of that name, or NULL. */
+tk_instance *tk_loader_find(tk_loader *l, const char *name);
 
 #endif

@@ -1,6 +1,8 @@
 /* The host's own configuration: the schema of taskorad's config file and its values. */
 #include "settings.h"
 
+#include "resilience.h"
+
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,8 @@ static const tk_config_field top_fields[] = {
     {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
      "longest graceful shutdown before exiting anyway", NULL},
+    {"resiliency", TK_CFG_OBJECT, 0, NULL, NULL,
+     "retries and circuit breakers of remote calls (AI providers, webhooks)", tk_resilience_fields},
     {"plugins", TK_CFG_JSON, 0, "[]", NULL, "plugin instances, started in this order", NULL},
     {0}};
 
@@ -242,6 +246,16 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
     s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    s->resiliency = tk_config_get(r, "resiliency");
+    {
+        /* ranges and per-target overrides, checked here so check-config sees them */
+        tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, sizeof(msg));
+        if (!probe) {
+            fail(err, errlen, path, msg);
+            goto fail;
+        }
+        tk_resilience_free(probe);
+    }
     return s;
 fail:
     tk_settings_free(s);

@@ -40,6 +40,7 @@ typedef struct tk_settings {
     int http_max_connections;
     int http_timeout_s;
     int shutdown_timeout_ms;
+    json_t *resiliency; /* the validated "resiliency" section (borrowed from root) */
     tk_plugin_conf *plugins;
     size_t nplugins;
 } tk_settings;

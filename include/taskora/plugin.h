@@ -24,9 +24,12 @@ extern "C" {
  *   2026-11-29  1.2  tk_event: the decoded event (id, type, source, time,
  *                    subject, user_id, payload, data, traceparent, attempt,
  *                    group); host table: outbox_append.
+ *   2026-11-29  1.3  AI providers and resiliency: tk_failure, tk_ai_provider
+ *                    (descriptor field `ai`, capability TK_PLUGIN_CAP_AI);
+ *                    host table: resilient_call, ai_chat.
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 2
+#define TK_PLUGIN_ABI_MINOR 3
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -165,6 +168,78 @@ typedef struct tk_event {
     uint32_t attempt;        /* 1 on the first call for this message, 2 on the first retry... */
     const char *group;       /* the consumer group, for pg_once */
 } tk_event;
+
+/*
+ * How a call to something remote failed (ABI 1.3): filled by the code that
+ * made the attempt, read by the host's retry policy and circuit breaker
+ * (resilient_call, ai_chat) and by the caller.
+ */
+typedef enum tk_failure_kind {
+    TK_FAIL_NONE = 0,
+    TK_FAIL_AUTH = 1,         /* bad or missing credentials (401, 403, invalid key) */
+    TK_FAIL_RATE_LIMITED = 2, /* 429 / quota; see retry_after_ms and fail_fast */
+    TK_FAIL_UNAVAILABLE = 3,  /* 408, 5xx, connection refused/reset, circuit open */
+    TK_FAIL_BAD_REQUEST = 4,  /* 400, 404, 422: the request itself (or the model name) */
+    TK_FAIL_BLOCKED = 5,      /* the provider refused the content (safety) */
+    TK_FAIL_TIMEOUT = 6,      /* no complete answer within the attempt's time */
+} tk_failure_kind;
+
+typedef struct tk_failure {
+    tk_failure_kind kind;
+    int http_status;        /* the answer's status, 0 when there was none */
+    int64_t retry_after_ms; /* what the server asked for (Retry-After, retryDelay), or -1 */
+    int fail_fast;          /* 1: retrying cannot help (e.g. a daily quota is used up) */
+    char message[512];      /* for logs and errors; never a key or token */
+} tk_failure;
+
+/*
+ * One attempt of a remote call, for resilient_call. Return TK_OK on
+ * success; on failure return a negative code and fill *f (kind at least).
+ * Only TK_FAIL_RATE_LIMITED (without fail_fast), TK_FAIL_UNAVAILABLE and
+ * TK_FAIL_TIMEOUT are retried, and only those count towards opening the
+ * circuit: a provider that answers "bad request" is up.
+ */
+typedef int (*tk_attempt_fn)(void *ud, tk_failure *f);
+
+/*
+ * AI chat, normalised (ABI 1.3). Requests and responses are JSON text so
+ * the ABI stays small; providers translate to and from their wire format.
+ *
+ * Request:
+ *   {"system": "instructions",
+ *    "messages": [
+ *      {"role": "user", "content": "text"},
+ *      {"role": "assistant", "content": "text" | null,
+ *       "tool_calls": [{"id": "c1", "name": "add_task", "arguments": {...},
+ *                       "provider_data": <as the provider returned it, optional>}]},
+ *      {"role": "tool", "tool_call_id": "c1", "name": "add_task",
+ *       "content": {...}}             <- the tool's result, a JSON object
+ *    ],
+ *    "tools": [{"name": "...", "description": "...", "parameters": {JSON Schema}}],
+ *    "temperature": 0.2, "max_tokens": 1024}   <- optional; else the provider's config
+ *
+ * Response:
+ *   {"text": "answer text (\"\" when the turn is only tool calls)",
+ *    "tool_calls": [{"id": "...", "name": "...", "arguments": {...} | null,
+ *                    "arguments_error": "why they are not a JSON object" (only when null),
+ *                    "provider_data": <opaque, echoed back in the next request>}],
+ *    "finish_reason": "stop" | "tool_calls" | "max_tokens" | "<provider's own>",
+ *    "usage": {"input_tokens": 12, "output_tokens": 34},
+ *    "provider": "gemini", "model": "gemini-2.0-flash"}
+ * A call id the provider did not give is generated. Failures that come with
+ * HTTP 200 (Cohere's ERROR/TIMEOUT finish reasons, Gemini's blocked prompt)
+ * are failures, not responses.
+ */
+typedef struct tk_ai_provider {
+    uint32_t struct_size; /* sizeof(tk_ai_provider) at build time */
+    /*
+     * One attempt, no retries (the host retries and keeps the circuit
+     * breaker). Any thread, concurrently. On TK_OK *response_json is a
+     * malloc'd NUL-terminated string the host frees with free(); otherwise
+     * fill *f and return a negative code.
+     */
+    int (*chat)(void *state, const char *request_json, char **response_json, tk_failure *f);
+} tk_ai_provider;
 
 /*
  * An HTTP handler. Called on one of the HTTP server's threads, possibly
@@ -330,10 +405,37 @@ typedef struct tk_host {
     int (*outbox_append)(tk_instance *inst, void *conn, const char *topic, const char *type,
                          const char *user_id, const char *subject, const char *payload_json,
                          const char *traceparent, char *event_id_out);
+
+    /* --- resiliency and AI providers (ABI 1.3) -------------------------- */
+    /*
+     * Calls fn with the retry policy and circuit breaker of `target` (config
+     * "resiliency", per-target overrides under "targets"; one breaker per
+     * target name per process). Retries retryable failures with exponential
+     * backoff, waiting at least the server's retry_after_ms (a wait longer
+     * than retry.max_delay_ms, or past the policy's timeout_ms, is not
+     * made: the failure is returned). While the circuit is open fn is not
+     * called: TK_EUNAVAILABLE with f->kind = TK_FAIL_UNAVAILABLE and
+     * f->retry_after_ms = the time until it half-opens (and only then:
+     * a failed attempt returns TK_ETIMEDOUT for a timeout, else TK_ERR, with
+     * *f filled). Returns fn's result on success. f may not be NULL.
+     */
+    int (*resilient_call)(tk_instance *inst, const char *target, tk_attempt_fn fn, void *ud,
+                          tk_failure *f);
+    /*
+     * Chats with the AI provider instance named `provider` (its configured
+     * instance name), through resilient_call with target "ai.<provider>".
+     * TK_ENOTFOUND when no loaded instance of that name is a provider. The
+     * host counts requests, failures by kind, latency and tokens per
+     * provider and model. On TK_OK *response_json is malloc'd; the caller
+     * frees it with this table's `free`.
+     */
+    int (*ai_chat)(tk_instance *inst, const char *provider, const char *request_json,
+                   char **response_json, tk_failure *f);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
 #define TK_PLUGIN_CAP_HTTP 0x1u /* registers HTTP routes in init() */
+#define TK_PLUGIN_CAP_AI 0x2u   /* an AI provider: `ai` is set (ABI 1.3) */
 
 /*
  * The plugin descriptor: a const object the entry function returns. The host
@@ -383,6 +485,9 @@ typedef struct tk_plugin {
      * handled one at a time, in order. `ev` is borrowed.
      */
     tk_consume_result (*consume)(void *state, const tk_event *ev);
+
+    /* ABI 1.3: an AI provider's functions (with TK_PLUGIN_CAP_AI), or NULL. */
+    const tk_ai_provider *ai;
 } tk_plugin;
 
 /* The smallest descriptor the 1.0 host accepts (through `consume`). */
