@@ -1,0 +1,494 @@
+/*
+ * ai_cohere: an AI provider for Cohere's Chat API v2 (POST /v2/chat).
+ * Translates the normalised chat of plugin.h to Cohere's wire format and
+ * back; see docs/AI_PROVIDERS.md. Tool calls carry no provider_data.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <taskora/plugin.h>
+
+#include "../ai_common/aihttp.h"
+
+#define WHO "ai_cohere"
+#define PROVIDER "cohere"
+
+typedef struct cohere {
+    const tk_host *host;
+    tk_instance *inst;
+    const char *api_key; /* owned by the host */
+    const char *model;   /* owned by the host */
+    char *url;           /* {base_url}/v2/chat */
+    long timeout_ms;
+    double temperature;
+    int64_t max_tokens;
+} cohere;
+
+/* --- request ------------------------------------------------------------------ */
+
+/* A value as a JSON string: a string as is, anything else (null too) serialised. */
+static json_t *json_text(json_t *v)
+{
+    if (json_is_string(v))
+        return json_incref(v);
+    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *out = json_string(s ? s : "null");
+    free(s);
+    return out;
+}
+
+static json_t *message(const char *role, json_t *content)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "role", json_string(role));
+    if (content)
+        json_object_set_new(m, "content", content);
+    return m;
+}
+
+/*
+ * An assistant turn. With tool calls its text goes into tool_plan (Cohere's
+ * "what I am about to do"), and the arguments travel as a JSON string.
+ * NULL when there is nothing to send (no text, no calls); *why on bad input.
+ */
+static json_t *assistant(json_t *msg, const char **why)
+{
+    json_t *text = aihttp_content_text(json_object_get(msg, "content"));
+    json_t *calls = json_object_get(msg, "tool_calls");
+    if (json_array_size(calls) == 0) {
+        if (json_string_length(text) == 0) { /* Cohere refuses an empty content */
+            json_decref(text);
+            return NULL;
+        }
+        return message("assistant", text);
+    }
+    json_t *m = message("assistant", NULL);
+    json_t *wire = json_array();
+    json_object_set_new(m, "tool_calls", wire);
+    if (json_string_length(text) > 0)
+        json_object_set_new(m, "tool_plan", text);
+    else
+        json_decref(text);
+    size_t i;
+    json_t *call;
+    json_array_foreach(calls, i, call)
+    {
+        json_t *id = json_object_get(call, "id"), *name = json_object_get(call, "name");
+        if (!json_is_string(id) || !json_is_string(name)) {
+            *why = "a tool call has no string \"id\" or \"name\"";
+            json_decref(m);
+            return NULL;
+        }
+        /* always a JSON object in a string: arguments the model got wrong (null in our
+         * response, or an invalid string) go back as "{}", the tool result says why */
+        json_t *args = aihttp_arguments_object(json_object_get(call, "arguments"));
+        json_t *fn = json_object();
+        json_object_set(fn, "name", name);
+        json_object_set_new(fn, "arguments", json_text(args));
+        json_decref(args);
+        json_t *c = json_object();
+        json_object_set(c, "id", id);
+        json_object_set_new(c, "type", json_string("function"));
+        json_object_set_new(c, "function", fn);
+        json_array_append_new(wire, c);
+    }
+    return m;
+}
+
+static json_t *tools_wire(json_t *tools)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *fn = json_object();
+        json_object_set(fn, "name", json_object_get(t, "name"));
+        json_t *desc = json_object_get(t, "description");
+        if (json_is_string(desc))
+            json_object_set(fn, "description", desc);
+        json_t *params = json_object_get(t, "parameters");
+        if (json_is_object(params)) {
+            json_object_set(fn, "parameters", params);
+        } else { /* a function without parameters */
+            params = json_object();
+            json_object_set_new(params, "type", json_string("object"));
+            json_object_set_new(params, "properties", json_object());
+            json_object_set_new(fn, "parameters", params);
+        }
+        json_t *tool = json_object();
+        json_object_set_new(tool, "type", json_string("function"));
+        json_object_set_new(tool, "function", fn);
+        json_array_append_new(out, tool);
+    }
+    return out;
+}
+
+/* The /v2/chat body of a checked normalised request, or NULL with *why set. */
+static json_t *request_wire(const cohere *c, json_t *req, double temperature, int64_t max_tokens,
+                            const char **why)
+{
+    json_t *messages = json_array();
+    json_t *system = json_object_get(req, "system");
+    if (json_is_string(system) && json_string_length(system) > 0)
+        json_array_append_new(messages, message("system", json_incref(system)));
+    size_t i;
+    json_t *msg;
+    json_array_foreach(json_object_get(req, "messages"), i, msg)
+    {
+        const char *role = json_string_value(json_object_get(msg, "role"));
+        json_t *content = json_object_get(msg, "content");
+        if (strcmp(role, "system") == 0 || strcmp(role, "user") == 0) {
+            json_array_append_new(messages, message(role, aihttp_content_text(content)));
+        } else if (strcmp(role, "assistant") == 0) {
+            json_t *m = assistant(msg, why);
+            if (!m && *why)
+                goto fail;
+            if (m)
+                json_array_append_new(messages, m);
+        } else if (strcmp(role, "tool") == 0) {
+            json_t *id = json_object_get(msg, "tool_call_id");
+            if (!json_is_string(id)) {
+                *why = "a tool message has no string \"tool_call_id\"";
+                goto fail;
+            }
+            /* the result object as a JSON string (Cohere also takes a list of documents) */
+            json_t *m = message("tool", json_text(content));
+            json_object_set(m, "tool_call_id", id);
+            json_array_append_new(messages, m);
+        } else {
+            *why = "a message has an unknown role (system, user, assistant or tool)";
+            goto fail;
+        }
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "model", json_string(c->model));
+    json_object_set_new(body, "messages", messages);
+    json_t *tools = json_object_get(req, "tools");
+    if (json_array_size(tools) > 0)
+        json_object_set_new(body, "tools", tools_wire(tools));
+    json_object_set_new(body, "temperature", json_real(temperature));
+    json_object_set_new(body, "max_tokens", json_integer(max_tokens));
+    return body;
+fail:
+    json_decref(messages);
+    return NULL;
+}
+
+/* --- response ------------------------------------------------------------------- */
+
+/*
+ * HTTP errors, body {"id", "message"}. Cohere's own statuses: 402 (payment
+ * required) and 498 (invalid token) are auth failures, 499 (request
+ * cancelled) is unavailable. A 429 about a monthly trial limit fails fast.
+ */
+static int fail_http(const cohere *c, const aihttp_response *r, tk_failure *f)
+{
+    tk_failure_kind kind = aihttp_status_kind(r->status);
+    if (r->status == 402 || r->status == 498)
+        kind = TK_FAIL_AUTH;
+    else if (r->status == 499)
+        kind = TK_FAIL_UNAVAILABLE;
+    json_t *root = json_loads(r->body, 0, NULL);
+    const char *message = json_string_value(json_object_get(root, "message"));
+    char snippet[256];
+    if (!message)
+        aihttp_snippet(r->body, snippet, sizeof(snippet));
+    f->retry_after_ms = r->retry_after_ms;
+    if (kind == TK_FAIL_RATE_LIMITED && message && strstr(message, "month"))
+        f->fail_fast = 1;
+    int rc = aihttp_fail(f, kind, r->status, c->api_key, WHO ": HTTP %ld: %s", r->status,
+                         message ? message : snippet);
+    json_decref(root);
+    return rc;
+}
+
+/* One tool call of the response. function.arguments is a JSON string that may not parse. */
+static json_t *tool_call(json_t *wire)
+{
+    json_t *call = json_object();
+    json_t *id = json_object_get(wire, "id");
+    if (json_is_string(id) && json_string_length(id) > 0) {
+        json_object_set(call, "id", id);
+    } else {
+        char buf[32];
+        aihttp_call_id(buf, sizeof(buf));
+        json_object_set_new(call, "id", json_string(buf));
+    }
+    json_t *fn = json_object_get(wire, "function");
+    json_t *name = json_object_get(fn, "name");
+    json_object_set_new(call, "name", json_is_string(name) ? json_incref(name) : json_string(""));
+    json_t *args = json_object_get(fn, "arguments");
+    json_t *parsed = NULL;
+    char why[300] = "";
+    if (json_is_object(args)) {
+        parsed = json_incref(args);
+    } else if (!args || json_is_null(args) ||
+               (json_is_string(args) &&
+                strspn(json_string_value(args), " \t\r\n") == json_string_length(args))) {
+        parsed = json_object(); /* a call without arguments */
+    } else if (json_is_string(args)) {
+        json_error_t err;
+        parsed = json_loadb(json_string_value(args), json_string_length(args), 0, &err);
+        if (!parsed)
+            snprintf(why, sizeof(why), "invalid JSON arguments: %s", err.text);
+        else if (!json_is_object(parsed))
+            snprintf(why, sizeof(why), "arguments are not a JSON object");
+    } else {
+        snprintf(why, sizeof(why), "arguments are not a JSON object");
+    }
+    if (why[0]) {
+        json_decref(parsed);
+        json_object_set_new(call, "arguments", json_null());
+        json_object_set_new(call, "arguments_error", json_string(why));
+    } else {
+        json_object_set_new(call, "arguments", parsed);
+    }
+    return call;
+}
+
+/* Translates a 2xx /v2/chat answer into the normalised response. */
+static int parse_answer(const cohere *c, const aihttp_response *r, char **out, tk_failure *f)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(r->body, 0, &jerr);
+    json_t *msg = json_object_get(root, "message");
+    if (!json_is_object(root) || !json_is_object(msg)) {
+        char snippet[256];
+        aihttp_snippet(r->body, snippet, sizeof(snippet));
+        json_decref(root);
+        return aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, c->api_key,
+                           WHO ": answer is not a chat response (%s): %s",
+                           root ? "no \"message\" object" : jerr.text, snippet);
+    }
+
+    /* text: the "text" items of message.content (tool_plan is not the answer) */
+    size_t textlen = 0, i;
+    json_t *item;
+    json_t *content = json_object_get(msg, "content");
+    json_array_foreach(content, i, item)
+    {
+        const char *type = json_string_value(json_object_get(item, "type"));
+        if (type && strcmp(type, "text") == 0)
+            textlen += json_string_length(json_object_get(item, "text"));
+    }
+    char *text = malloc(textlen + 1);
+    if (!text) {
+        json_decref(root);
+        aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, NULL, WHO ": out of memory");
+        return TK_ENOMEM;
+    }
+    size_t n = 0;
+    json_array_foreach(content, i, item)
+    {
+        const char *type = json_string_value(json_object_get(item, "type"));
+        json_t *t = json_object_get(item, "text");
+        if (type && strcmp(type, "text") == 0 && json_is_string(t)) {
+            memcpy(text + n, json_string_value(t), json_string_length(t));
+            n += json_string_length(t);
+        }
+    }
+    if (json_is_string(content)) { /* tolerated: content as a plain string */
+        free(text);
+        text = strdup(json_string_value(content));
+        n = text ? strlen(text) : 0;
+    }
+
+    /* ERROR and TIMEOUT come with HTTP 200 but are failures */
+    const char *reason = json_string_value(json_object_get(root, "finish_reason"));
+    if (reason && (strcmp(reason, "ERROR") == 0 || strcmp(reason, "TIMEOUT") == 0)) {
+        int timeout = strcmp(reason, "TIMEOUT") == 0;
+        int rc = aihttp_fail(f, timeout ? TK_FAIL_TIMEOUT : TK_FAIL_UNAVAILABLE, r->status,
+                             c->api_key, WHO ": generation ended with finish_reason %s%s%.*s",
+                             reason, n ? ": " : "", (int)(n < 300 ? n : 300), text ? text : "");
+        free(text);
+        json_decref(root);
+        return rc;
+    }
+
+    json_t *resp = aihttp_response_new(PROVIDER, c->model);
+    json_object_set_new(resp, "text", json_stringn(text ? text : "", text ? n : 0));
+    free(text);
+    json_t *calls = json_object_get(resp, "tool_calls");
+    json_t *wire;
+    json_array_foreach(json_object_get(msg, "tool_calls"), i, wire)
+        json_array_append_new(calls, tool_call(wire));
+
+    const char *finish;
+    if (!reason || strcmp(reason, "COMPLETE") == 0 || strcmp(reason, "STOP_SEQUENCE") == 0)
+        finish = json_array_size(calls) > 0 ? "tool_calls" : "stop";
+    else if (strcmp(reason, "MAX_TOKENS") == 0)
+        finish = "max_tokens";
+    else if (strcmp(reason, "TOOL_CALL") == 0)
+        finish = "tool_calls";
+    else
+        finish = reason; /* Cohere's own */
+    json_object_set_new(resp, "finish_reason", json_string(finish));
+
+    /* billed_units is what is paid for; tokens (all tokens) when it is absent */
+    json_t *usage = json_object_get(root, "usage");
+    json_t *units = json_object_get(usage, "billed_units");
+    if (!json_is_object(units))
+        units = json_object_get(usage, "tokens");
+    aihttp_response_usage(resp, (int64_t)json_number_value(json_object_get(units, "input_tokens")),
+                          (int64_t)json_number_value(json_object_get(units, "output_tokens")));
+    json_decref(root);
+    return aihttp_response_dump(resp, out, WHO, f);
+}
+
+/* --- chat ------------------------------------------------------------------------ */
+
+static int attempt(const cohere *c, const char *request_json, char **out, tk_failure *f,
+                   long *status)
+{
+    if (!c->api_key[0])
+        return aihttp_fail(f, TK_FAIL_AUTH, 0, NULL, WHO ": api_key is empty (set COHERE_API_KEY)");
+    json_t *req;
+    double temperature = c->temperature;
+    int64_t max_tokens = c->max_tokens;
+    if (aihttp_parse_request(request_json, WHO, &req, &temperature, &max_tokens, f) < 0)
+        return TK_EINVAL;
+    const char *why = NULL;
+    json_t *body = request_wire(c, req, temperature, max_tokens, &why);
+    json_decref(req);
+    if (!body) {
+        aihttp_fail(f, TK_FAIL_BAD_REQUEST, 0, NULL, WHO ": %s", why ? why : "out of memory");
+        return TK_EINVAL;
+    }
+    /* 15 digits: a temperature of 0.7 goes out as 0.7, not 0.69999999999999996 */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(body);
+    if (!text) {
+        aihttp_fail(f, TK_FAIL_UNAVAILABLE, 0, NULL, WHO ": out of memory");
+        return TK_ENOMEM;
+    }
+    aihttp_request hreq = {.url = c->url,
+                           .body = text,
+                           .timeout_ms = c->timeout_ms,
+                           .key_header = "Authorization: Bearer ",
+                           .key = c->api_key};
+    aihttp_response hresp;
+    int rc = aihttp_post(&hreq, &hresp);
+    free(text);
+    *status = hresp.status;
+    if (rc < 0)
+        rc = aihttp_fail_transport(&hreq, &hresp, WHO, f);
+    else if (hresp.status < 200 || hresp.status >= 300)
+        rc = fail_http(c, &hresp, f);
+    else
+        rc = parse_answer(c, &hresp, out, f);
+    aihttp_response_free(&hresp);
+    return rc;
+}
+
+static int chat(void *state, const char *request_json, char **response_json, tk_failure *f)
+{
+    const cohere *c = state;
+    tk_failure local;
+    if (!f)
+        f = &local;
+    aihttp_failure_reset(f);
+    *response_json = NULL;
+    long status = 0;
+    int64_t t0 = aihttp_now_ms();
+    int rc = attempt(c, request_json, response_json, f, &status);
+    aihttp_log_call(c->host, c->inst, PROVIDER, c->model, status, aihttp_now_ms() - t0,
+                    rc == TK_OK ? NULL : f);
+    return rc;
+}
+
+/* --- the plugin -------------------------------------------------------------------- */
+
+static void destroy(void *state)
+{
+    cohere *c = state;
+    if (!c)
+        return;
+    free(c->url);
+    free(c);
+    aihttp_global_cleanup();
+}
+
+static int init(const tk_host *host, tk_instance *inst, void **state)
+{
+    if (aihttp_global_init() < 0) {
+        host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
+        return TK_ERR;
+    }
+    cohere *c = calloc(1, sizeof(*c));
+    if (!c) {
+        aihttp_global_cleanup();
+        return TK_ENOMEM;
+    }
+    c->host = host;
+    c->inst = inst;
+    c->api_key = aihttp_cfg_string(host, inst, "api_key", "");
+    c->model = aihttp_cfg_string(host, inst, "model", "command-r-plus-08-2024");
+    char *base =
+        aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", "https://api.cohere.com"));
+    int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
+    c->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
+    c->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);
+    int rc = TK_ENOMEM;
+    if (!base)
+        goto fail;
+    size_t n = strlen(base) + 16;
+    if (!(c->url = malloc(n)))
+        goto fail;
+    snprintf(c->url, n, "%s/v2/chat", base);
+    rc = TK_EINVAL;
+    if (!base[0] || !c->model[0]) {
+        host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
+        goto fail;
+    }
+    if (timeout <= 0 || timeout > 3600000 || c->max_tokens <= 0) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
+        goto fail;
+    }
+    c->timeout_ms = (long)timeout;
+    if (!c->api_key[0])
+        host->log(inst, TK_LOG_WARN,
+                  "config.api_key is empty (set COHERE_API_KEY): every chat will fail");
+    host->log(inst, TK_LOG_INFO, "Cohere model %s at %s", c->model, base);
+    free(base);
+    *state = c;
+    return TK_OK;
+fail:
+    free(base);
+    destroy(c);
+    return rc;
+}
+
+static const tk_config_field config[] = {
+    {"api_key", TK_CFG_STRING, 0, "\"\"", NULL,
+     "Cohere API key (COHERE_API_KEY); empty: every chat fails with auth", NULL},
+    {"model", TK_CFG_STRING, 0, "\"command-r-plus-08-2024\"", NULL, "model name", NULL},
+    {"base_url", TK_CFG_STRING, 0, "\"https://api.cohere.com\"", NULL, "API root, without /v2",
+     NULL},
+    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
+     "total time of one attempt (connect: at most 10 s)", NULL},
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL},
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL},
+    {0},
+};
+
+static const tk_ai_provider vtable = {.struct_size = sizeof(tk_ai_provider), .chat = chat};
+
+static const tk_plugin descriptor = {
+    TK_PLUGIN_HEADER,
+    .name = "ai_cohere",
+    .version = "0.1.0",
+    .description = "AI provider: Cohere (Chat API v2)",
+    .capabilities = TK_PLUGIN_CAP_AI,
+    .config = config,
+    .init = init,
+    .destroy = destroy,
+    .ai = &vtable,
+};
+
+TK_PLUGIN_EXPORT const tk_plugin *taskora_plugin_entry(void);
+const tk_plugin *taskora_plugin_entry(void) { return &descriptor; }
