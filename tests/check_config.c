@@ -176,8 +176,14 @@ START_TEST(test_shipped_configs_pass_check_config)
         snprintf(path, sizeof(path), "%s/%s", src, files[i]);
         /* the plugins are in the build tree */
         char plugdir[4096];
-        snprintf(plugdir, sizeof(plugdir), "%s/%s/.libs", th_builddir(),
-                 i == 0 ? "plugins/http_api" : "examples/hello_consumer");
+        const char *b = th_builddir();
+        if (i == 0)
+            snprintf(
+                plugdir, sizeof(plugdir),
+                "%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:%s/plugins/ai_cohere/.libs",
+                b, b, b);
+        else
+            snprintf(plugdir, sizeof(plugdir), "%s/examples/hello_consumer/.libs", b);
         setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
         const char *args[] = {"check-config", "-c", path, NULL};
         char *out = NULL, *errs = NULL;

@@ -52,9 +52,9 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     # the API's paths: register, login, a tag, a recurring task completed, the list, errors
     json='Content-Type: application/json'
     email="vg$$@example.com"
-    curl -fsS -X POST "$url/api/auth/register" -H "$json" \
-        -d "{\"email\":\"$email\",\"name\":\"V\",\"password\":\"pw\"}" >/dev/null ||
-        fail "register failed"
+    uid=$(curl -fsS -X POST "$url/api/auth/register" -H "$json" \
+        -d "{\"email\":\"$email\",\"name\":\"V\",\"password\":\"pw\"}" |
+        sed 's/^{"id":\([0-9]*\).*/\1/') || fail "register failed"
     token=$(curl -fsS -X POST "$url/api/auth/login" -H "$json" \
         -d "{\"email\":\"$email\",\"password\":\"pw\"}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
     [ -n "$token" ] || fail "login failed"
@@ -72,6 +72,10 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     [ "$code" = 422 ] || fail "malformed JSON gave $code"
     code=$(curl -sS -o /dev/null -w '%{http_code}' "$url/api/tasks" -H "Authorization: Bearer x.y.z")
     [ "$code" = 401 ] || fail "bad token gave $code"
+    # the chat with no provider configured: the question is stored, the answer is a 503
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/api/$uid/chat" -H "$auth" \
+        -H "$json" -d '{"message":"hello"}')
+    [ "$code" = 503 ] || fail "chat without a provider gave $code"
 fi
 stop_taskorad
 [ ! -s "$work/vg" ] || fail "valgrind reported something"

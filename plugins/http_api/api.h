@@ -19,7 +19,11 @@ typedef struct api {
     const char *task_topic;
     const char *user_topic;
     const char *chat_topic;
-    char *dummy_hash; /* checked when an email is unknown, so login takes as long */
+    char *dummy_hash;               /* checked when an email is unknown, so login takes as long */
+    const char *ai_provider;        /* the chat's provider instance ("" none) */
+    const char *chat_system_prompt; /* the assistant's instructions */
+    int chat_history;               /* messages of context */
+    int chat_max_rounds;            /* model <-> tool rounds per message */
 } api;
 
 /* ---- responses (util.c) ---- */
@@ -126,6 +130,9 @@ int api_answer(api_call *c, int status, json_t *body);
  * answer. Returns what a handler returns.
  */
 int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp);
+/* The two halves of api_run: the work (returns its code), then the answer. */
+int api_call_run(api_call *c, int tx, tk_pg_fn fn);
+int api_call_send(api_call *c, int rc, tk_http_response *resp);
 /*
  * In a transaction that creates rows for the user: locks the user's row
  * (FOR KEY SHARE, so a concurrent delete-account waits for this transaction
@@ -150,11 +157,20 @@ char *api_password_hash(int cost, const char *password);
 /* Issues a signed token for user id; malloc'd. */
 char *api_jwt_issue(api *a, const char *user_id);
 
+/*
+ * Runs one of the assistant's task tools (add_task, list_tasks,
+ * complete_task, delete_task, update_task) for user through the REST
+ * routes' own validation, transactions and events. Returns the result
+ * object; failures are {"error": "..."} for the model to read.
+ */
+json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args);
+
 /* ---- route registration ---- */
 int api_auth_routes(api *a);
 int api_tag_routes(api *a);
 int api_task_routes(api *a);
 int api_conversation_routes(api *a);
+int api_chat_routes(api *a);
 
 /* ---- events (util.c) ---- */
 

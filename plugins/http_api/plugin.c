@@ -21,6 +21,19 @@ static const tk_config_field config[] = {
     {"task_topic", TK_CFG_STRING, 0, "\"task-events\"", NULL, "topic of task events", NULL},
     {"user_topic", TK_CFG_STRING, 0, "\"user-events\"", NULL, "topic of user events", NULL},
     {"chat_topic", TK_CFG_STRING, 0, "\"chat-events\"", NULL, "topic of chat events", NULL},
+    {"ai_provider", TK_CFG_STRING, 0, "\"\"", NULL,
+     "the AI provider instance the chat uses (TASKORA_AI_PROVIDER)", NULL},
+    {"ai_fallback", TK_CFG_STRING_LIST, 0, "[]", NULL,
+     "provider instances tried in order while the first one's circuit is open", NULL},
+    {"chat_history", TK_CFG_INT, 0, "20", NULL, "messages of context sent with a chat message",
+     NULL},
+    {"chat_max_rounds", TK_CFG_INT, 0, "5", NULL, "model <-> tool rounds per chat message", NULL},
+    {"chat_system_prompt", TK_CFG_STRING, 0,
+     "\"You are Taskora's assistant. You manage the user's tasks with the tools you have: add, "
+     "list, complete, delete and update tasks. Use a tool whenever the user asks for a change or "
+     "about their tasks; never claim a change you did not make with a tool. Dates are ISO 8601 "
+     "in UTC. Answer briefly.\"",
+     NULL, "the assistant's instructions", NULL},
     {0},
 };
 
@@ -38,6 +51,10 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     a->task_topic = host->config_string(inst, "task_topic");
     a->user_topic = host->config_string(inst, "user_topic");
     a->chat_topic = host->config_string(inst, "chat_topic");
+    a->ai_provider = host->config_string(inst, "ai_provider");
+    a->chat_system_prompt = host->config_string(inst, "chat_system_prompt");
+    a->chat_history = (int)host->config_int(inst, "chat_history");
+    a->chat_max_rounds = (int)host->config_int(inst, "chat_max_rounds");
     int rc = TK_EINVAL;
     if (a->jwt_secret_len == 0) {
         host->log(inst, TK_LOG_ERROR,
@@ -52,6 +69,12 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         host->log(inst, TK_LOG_ERROR, "config.token_ttl_s must be at least 60 seconds");
         goto fail;
     }
+    if (a->chat_history < 1 || a->chat_history > 200 || a->chat_max_rounds < 1 ||
+        a->chat_max_rounds > 20) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.chat_history must be 1..200 and config.chat_max_rounds 1..20");
+        goto fail;
+    }
     if (a->bcrypt_cost < 4 || a->bcrypt_cost > 16) {
         host->log(inst, TK_LOG_ERROR, "config.bcrypt_cost must be between 4 and 16");
         goto fail;
@@ -64,7 +87,8 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         goto fail;
     if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||
         (rc = api_auth_routes(a)) < 0 || (rc = api_tag_routes(a)) < 0 ||
-        (rc = api_task_routes(a)) < 0 || (rc = api_conversation_routes(a)) < 0)
+        (rc = api_task_routes(a)) < 0 || (rc = api_conversation_routes(a)) < 0 ||
+        (rc = api_chat_routes(a)) < 0)
         goto fail;
     *state = a;
     return TK_OK;

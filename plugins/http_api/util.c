@@ -329,20 +329,23 @@ int api_fail_code(api_call *c, int status, const char *code, const char *message
     return TK_ERR;
 }
 
-int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
+int api_call_run(api_call *c, int tx, tk_pg_fn fn)
 {
     api *a = c->a;
-    int rc;
-    if (tx) {
-        rc = a->host->pg_tx(a->inst, fn, c);
-    } else {
-        tk_pg *pg = NULL;
-        rc = a->host->pg_acquire(a->inst, -1, &pg);
-        if (rc == TK_OK) {
-            rc = fn(a->host->pg_conn(pg), c);
-            a->host->pg_release(pg);
-        }
+    if (tx)
+        return a->host->pg_tx(a->inst, fn, c);
+    tk_pg *pg = NULL;
+    int rc = a->host->pg_acquire(a->inst, -1, &pg);
+    if (rc == TK_OK) {
+        rc = fn(a->host->pg_conn(pg), c);
+        a->host->pg_release(pg);
     }
+    return rc;
+}
+
+int api_call_send(api_call *c, int rc, tk_http_response *resp)
+{
+    api *a = c->a;
     int out;
     if (rc < 0 && c->status >= 200 && c->status < 300) {
         /* the work succeeded but its transaction did not commit (e.g. the connection
@@ -369,6 +372,11 @@ int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
     c->body = NULL;
     c->text = NULL;
     return out;
+}
+
+int api_run(api_call *c, int tx, tk_pg_fn fn, tk_http_response *resp)
+{
+    return api_call_send(c, api_call_run(c, tx, fn), resp);
 }
 
 int api_lock_user(api_call *c, PGconn *conn)

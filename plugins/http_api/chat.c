@@ -1,0 +1,369 @@
+/*
+ * POST /api/{user_id}/chat: the assistant. The user's message is stored
+ * (and its event written) before the provider is asked, so a provider
+ * failure loses nothing. Then at most chat_max_rounds model <-> tool rounds
+ * through the host's ai_chat (retries, circuit breaker); tools run through
+ * the REST routes' own code. The answer is stored with its tool calls.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+
+/* The tools the model may call, as JSON Schema. */
+static const char tools_json[] =
+    "["
+    "{\"name\":\"add_task\",\"description\":\"Create a task for the user.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"title\":{\"type\":\"string\",\"description\":\"what to do (1-255 characters)\"},"
+    "\"description\":{\"type\":\"string\"},"
+    "\"priority\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\",\"urgent\"]},"
+    "\"due_date\":{\"type\":\"string\",\"description\":\"ISO 8601 date-time, UTC\"}},"
+    "\"required\":[\"title\"]}},"
+    "{\"name\":\"list_tasks\",\"description\":\"List the user's tasks.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"status\":{\"type\":\"string\",\"enum\":[\"all\",\"pending\",\"completed\"]}}}},"
+    "{\"name\":\"complete_task\",\"description\":\"Mark a task as completed.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
+    "{\"name\":\"delete_task\",\"description\":\"Delete a task.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
+    "{\"name\":\"update_task\",\"description\":\"Change a task's title or description.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"},\"title\":{\"type\":\"string\"},"
+    "\"description\":{\"type\":\"string\"}},\"required\":[\"task_id\"]}}"
+    "]";
+
+typedef struct chat_in {
+    char cid[24]; /* "" : a new conversation */
+    const char *message;
+    /* filled along the way */
+    json_t *history; /* normalised messages, oldest first */
+    char *answer;
+    json_t *calls; /* [{tool, params, result}] */
+    const char *provider;
+    char model[128];
+    long long latency_ms;
+} chat_in;
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
+}
+
+/* Transaction 1: the conversation (found or made), the user's message, chat.message_sent. */
+static int store_question(void *conn, void *ud)
+{
+    api_call *c = ud;
+    chat_in *in = c->arg;
+    PGresult *res;
+    if (in->cid[0]) {
+        const char *p[] = {in->cid, c->user};
+        res = api_exec(
+            c->a, conn,
+            "SELECT id FROM conversations WHERE id = $1::int AND user_id = $2 FOR UPDATE", 2, p);
+        int found = api_ok(res) ? PQntuples(res) == 1 : -1;
+        PQclear(res);
+        if (found < 0)
+            return TK_ERR;
+        if (!found)
+            return api_fail_code(c, 404, "CONVERSATION_NOT_FOUND", "Conversation not found");
+    } else {
+        int rc = api_lock_user(c, conn);
+        if (rc < 0)
+            return rc;
+        const char *p[] = {c->user};
+        res = api_exec(c->a, conn, "INSERT INTO conversations (user_id) VALUES ($1) RETURNING id",
+                       1, p);
+        if (!api_ok(res)) {
+            PQclear(res);
+            return TK_ERR;
+        }
+        snprintf(in->cid, sizeof(in->cid), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    const char *p[] = {in->cid, c->user, in->message};
+    res = api_exec(c->a, conn,
+                   "WITH m AS (INSERT INTO messages (conversation_id, user_id, role, content)"
+                   " VALUES ($1::int, $2, 'user', $3) RETURNING conversation_id)"
+                   " UPDATE conversations SET updated_at = (now() AT TIME ZONE 'utc')"
+                   " WHERE id = (SELECT conversation_id FROM m)",
+                   3, p);
+    int ok = api_ok(res);
+    PQclear(res);
+    if (!ok)
+        return TK_ERR;
+    char preview[404];
+    snprintf(preview, sizeof(preview), "%s", in->message);
+    /* the first 100 characters, not bytes */
+    size_t chars = 0, i = 0;
+    for (; preview[i] && chars <= 100; i++)
+        if (((unsigned char)preview[i] & 0xC0) != 0x80 && ++chars > 100)
+            break;
+    preview[i] = '\0';
+    size_t len = 0;
+    for (const char *m = in->message; *m; m++)
+        len += ((unsigned char)*m & 0xC0) != 0x80;
+    int rc = api_event(c->a, conn, c->a->chat_topic, "chat.message_sent", c->user, in->cid,
+                       json_pack("{s:I,s:I,s:s}", "conversation_id", (json_int_t)atoll(in->cid),
+                                 "message_length", (json_int_t)len, "message_preview", preview));
+    return rc < 0 ? rc : TK_OK;
+}
+
+/* The conversation's last chat_history messages, oldest first, as normalised messages. */
+static int load_history(void *conn, void *ud)
+{
+    api_call *c = ud;
+    chat_in *in = c->arg;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", c->a->chat_history);
+    const char *p[] = {in->cid, limit};
+    PGresult *res = api_exec(c->a, conn,
+                             "SELECT role, content FROM (SELECT role, content, created_at, id"
+                             " FROM messages WHERE conversation_id = $1::int"
+                             " ORDER BY created_at DESC, id DESC LIMIT $2::int) m"
+                             " ORDER BY created_at, id",
+                             2, p);
+    if (!api_ok(res)) {
+        PQclear(res);
+        return TK_ERR;
+    }
+    in->history = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(
+            in->history,
+            json_pack("{s:s,s:s}", "role",
+                      strcmp(PQgetvalue(res, i, 0), "assistant") == 0 ? "assistant" : "user",
+                      "content", PQgetvalue(res, i, 1)));
+    PQclear(res);
+    return TK_OK;
+}
+
+/* Transaction 2: the answer with its tool calls, chat.response_received. */
+static int store_answer(void *conn, void *ud)
+{
+    api_call *c = ud;
+    chat_in *in = c->arg;
+    char *calls = json_array_size(in->calls) ? json_dumps(in->calls, JSON_COMPACT) : NULL;
+    const char *p[] = {in->cid, c->user, in->answer, calls};
+    PGresult *res =
+        api_exec(c->a, conn,
+                 "WITH m AS (INSERT INTO messages (conversation_id, user_id, role, content,"
+                 " tool_calls) VALUES ($1::int, $2, 'assistant', $3, $4) RETURNING conversation_id)"
+                 " UPDATE conversations SET updated_at = (now() AT TIME ZONE 'utc')"
+                 " WHERE id = (SELECT conversation_id FROM m)",
+                 4, p);
+    free(calls);
+    int ok = api_ok(res);
+    PQclear(res);
+    if (!ok)
+        return TK_ERR;
+    json_t *names = json_array(), *call;
+    size_t i;
+    json_array_foreach(in->calls, i, call) json_array_append(names, json_object_get(call, "tool"));
+    size_t len = 0;
+    for (const char *m = in->answer; *m; m++)
+        len += ((unsigned char)*m & 0xC0) != 0x80;
+    int rc = api_event(c->a, conn, c->a->chat_topic, "chat.response_received", c->user, in->cid,
+                       json_pack("{s:I,s:I,s:s,s:s,s:o,s:I}", "conversation_id",
+                                 (json_int_t)atoll(in->cid), "response_length", (json_int_t)len,
+                                 "provider", in->provider, "model", in->model, "tool_calls", names,
+                                 "latency_ms", (json_int_t)in->latency_ms));
+    if (rc < 0)
+        return rc;
+    return api_answer(c, 200,
+                      json_pack("{s:I,s:s,s:O}", "conversation_id", (json_int_t)atoll(in->cid),
+                                "response", in->answer, "tool_calls", in->calls));
+}
+
+/*
+ * Asks the configured provider, or while its circuit is open the fallbacks in
+ * order. TK_OK with *resp (parsed), or the failure.
+ */
+static int ask(api *a, chat_in *in, json_t *request, json_t **resp, tk_failure *f)
+{
+    char *text = json_dumps(request, JSON_COMPACT);
+    if (!text)
+        return TK_ENOMEM;
+    size_t nfallback = a->host->config_list_size(a->inst, "ai_fallback");
+    int rc = TK_ENOTFOUND;
+    for (size_t i = 0; i <= nfallback; i++) {
+        const char *provider =
+            i == 0 ? a->ai_provider : a->host->config_list_get(a->inst, "ai_fallback", i - 1);
+        if (!provider || !*provider)
+            continue;
+        char *out = NULL;
+        rc = a->host->ai_chat(a->inst, provider, text, &out, f);
+        if (rc == TK_OK) {
+            in->provider = provider;
+            *resp = json_loads(out, 0, NULL);
+            a->host->free(out);
+            rc = *resp ? TK_OK : TK_ERR;
+            if (!*resp) {
+                f->kind = TK_FAIL_UNAVAILABLE;
+                snprintf(f->message, sizeof(f->message), "provider %s answered invalid JSON",
+                         provider);
+            }
+            break;
+        }
+        /* only an open circuit (or a missing instance) moves on to the next provider */
+        if (rc != TK_EUNAVAILABLE && rc != TK_ENOTFOUND)
+            break;
+        if (i < nfallback)
+            a->host->log(a->inst, TK_LOG_INFO, "AI provider %s unavailable (%s); trying %s",
+                         provider, f->message, a->host->config_list_get(a->inst, "ai_fallback", i));
+    }
+    free(text);
+    if (rc == TK_ENOTFOUND && f->message[0] == '\0')
+        snprintf(f->message, sizeof(f->message), "no AI provider is configured (ai_provider)");
+    return rc;
+}
+
+/* The model <-> tools loop. TK_OK with in->answer set, or the provider's failure. */
+static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
+{
+    json_t *request = json_pack("{s:s,s:O,s:o}", "system", a->chat_system_prompt, "messages",
+                                in->history, "tools", json_loads(tools_json, 0, NULL));
+    json_t *messages = json_object_get(request, "messages");
+    double t0 = now_ms();
+    int rc = TK_OK;
+    const char *last_text = "";
+    json_t *resp = NULL;
+    for (int round = 0; round < a->chat_max_rounds; round++) {
+        json_decref(resp);
+        resp = NULL;
+        rc = ask(a, in, request, &resp, f);
+        if (rc < 0)
+            break;
+        const char *model = json_string_value(json_object_get(resp, "model"));
+        snprintf(in->model, sizeof(in->model), "%s", model ? model : "");
+        const char *text = json_string_value(json_object_get(resp, "text"));
+        last_text = text ? text : "";
+        json_t *calls = json_object_get(resp, "tool_calls");
+        if (!json_array_size(calls)) {
+            in->answer = strdup(last_text);
+            break;
+        }
+        /* the model's turn as it was, then one result per call */
+        json_array_append_new(messages, json_pack("{s:s,s:s,s:O}", "role", "assistant", "content",
+                                                  last_text, "tool_calls", calls));
+        json_t *call;
+        size_t i;
+        json_array_foreach(calls, i, call)
+        {
+            const char *name = json_string_value(json_object_get(call, "name"));
+            json_t *args = json_object_get(call, "arguments");
+            json_t *result;
+            if (!json_is_object(args)) {
+                const char *why = json_string_value(json_object_get(call, "arguments_error"));
+                char msg[300];
+                snprintf(msg, sizeof(msg), "invalid arguments: %s",
+                         why ? why : "not a JSON object");
+                result = json_pack("{s:s}", "error", msg);
+            } else {
+                result = api_task_tool(a, user, name ? name : "", args);
+            }
+            json_array_append_new(
+                in->calls, json_pack("{s:s,s:o,s:O}", "tool", name ? name : "", "params",
+                                     json_is_object(args) ? json_incref(args) : json_object(),
+                                     "result", result));
+            json_array_append_new(messages, json_pack("{s:s,s:O,s:s,s:o}", "role", "tool",
+                                                      "tool_call_id", json_object_get(call, "id"),
+                                                      "name", name ? name : "", "content", result));
+        }
+    }
+    if (rc >= 0 && !in->answer) /* rounds used up while the model still wanted tools */
+        in->answer = strdup(*last_text ? last_text
+                                       : "I could not finish that in the steps I am allowed; "
+                                         "please try a simpler request.");
+    in->latency_ms = (long long)(now_ms() - t0);
+    json_decref(resp);
+    json_decref(request);
+    if (rc >= 0 && !in->answer)
+        rc = TK_ENOMEM;
+    return rc;
+}
+
+static int route_chat(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    api *a = ud;
+    chat_in in;
+    memset(&in, 0, sizeof(in));
+    api_call c;
+    api_call_init(&c, a, &in);
+    if (!api_authenticate(a, req, resp, c.user, 0))
+        return TK_OK;
+    const char *path_user = a->host->http_param(req, "user_id");
+    if (!path_user || strcmp(path_user, c.user) != 0)
+        return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");
+    int sent;
+    json_t *body = api_body_object(a, req, resp, &sent);
+    if (!body)
+        return sent ? TK_OK : TK_ERR;
+    api_errors e;
+    api_errors_init(&e);
+    json_t *cid = json_object_get(body, "conversation_id");
+    if (cid && !json_is_null(cid)) {
+        if (json_is_integer(cid))
+            snprintf(in.cid, sizeof(in.cid), "%lld", (long long)json_integer_value(cid));
+        else
+            api_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",
+                           "int_type");
+    }
+    in.message = api_field_string(&e, body, "message", 1, 0, 2000, NULL, NULL);
+    if (api_errors_any(&e)) {
+        json_decref(body);
+        return api_errors_send(a, resp, &e);
+    }
+    api_errors_free(&e);
+    const char *m = in.message;
+    while (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r')
+        m++;
+    if (!*m) {
+        json_decref(body);
+        return api_error_code(a, resp, 400, "MESSAGE_REQUIRED", "Please enter a message");
+    }
+    int rc = api_call_run(&c, 1, store_question);
+    if (rc >= 0 && !c.status)
+        rc = api_call_run(&c, 0, load_history);
+    if (rc < 0 || c.status) { /* 404, 401, or the database */
+        json_decref(body);
+        json_decref(in.history);
+        return api_call_send(&c, rc, resp);
+    }
+    in.calls = json_array();
+    tk_failure f;
+    memset(&f, 0, sizeof(f));
+    rc = converse(a, c.user, &in, &f);
+    if (rc < 0) {
+        /* the question stays stored; the client may ask again */
+        long long secs = f.retry_after_ms > 0 ? (f.retry_after_ms + 999) / 1000 : 30;
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", secs);
+        a->host->http_set_header(resp, "Retry-After", ra);
+        char msg[700];
+        if (f.kind == TK_FAIL_AUTH || rc == TK_ENOTFOUND)
+            snprintf(msg, sizeof(msg), "The AI assistant is not available: %s", f.message);
+        else
+            snprintf(msg, sizeof(msg),
+                     "The AI assistant is temporarily unavailable; please try again later");
+        rc = api_error_code(a, resp, 503, "AI_UNAVAILABLE", msg);
+    } else {
+        rc = api_call_send(&c, api_call_run(&c, 1, store_answer), resp);
+    }
+    free(in.answer);
+    json_decref(in.calls);
+    json_decref(in.history);
+    json_decref(body);
+    return rc;
+}
+
+int api_chat_routes(api *a)
+{
+    return a->host->http_route(a->inst, "POST", "/api/{user_id}/chat", route_chat, a);
+}

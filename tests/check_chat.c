@@ -1,0 +1,507 @@
+/*
+ * The assistant end to end: taskorad with the http_api plugin and both provider plugins,
+ * talking over real HTTP to fake Gemini and Cohere servers (tests/fake_ai.c), a real
+ * PostgreSQL and the embedded Kafka-protocol cluster.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_ai.h"
+#include "testhelp.h"
+
+#define GEMINI_KEY "gk-test-4f1d9c7a2b"
+#define COHERE_KEY "ck-test-8e3a61f0c5"
+
+static char dbname[64], dburl[1024];
+static char *dir;
+
+/* Per test (each runs in its own process). */
+static fake_ai *gemini, *cohere;
+static th_daemon d;
+static char token[1024];
+static int uid;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    static char bufs[8][8192];
+    static int i;
+    char *b = bufs[i++ % 8];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b, sizeof(bufs[0]), f, ap);
+    va_end(ap);
+    return b;
+}
+
+static long count(const char *sql)
+{
+    char *v = th_pg_query1(dburl, sql);
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------- */
+
+typedef struct reply {
+    long status;
+    json_t *json;
+    char *retry_after;
+    char body[4096];
+} reply;
+
+static reply call(const char *method, const char *path, const char *body, const char *tok)
+{
+    char auth[1100];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
+    const char *h[] = {"Content-Type: application/json", tok ? auth : NULL, NULL};
+    th_response r;
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", d.url, path);
+    ck_assert_int_eq(th_http(method, url, body, body ? strlen(body) : 0, h, &r), 0);
+    reply out = {.status = r.status};
+    out.json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
+    out.retry_after = th_header(&r, "retry-after");
+    snprintf(out.body, sizeof(out.body), "%s", r.body ? r.body : "");
+    th_response_free(&r);
+    return out;
+}
+
+static reply chat(const char *body) { return call("POST", fmt("/api/%d/chat", uid), body, token); }
+
+static void reply_free(reply *r)
+{
+    json_decref(r->json);
+    free(r->retry_after);
+}
+
+/* ---- a taskorad with both providers ---------------------------------------------------------- */
+
+typedef struct setup {
+    const char *provider;   /* ai_provider */
+    const char *fallback;   /* JSON array text, e.g. "[\"cohere\"]" */
+    const char *gemini_key; /* "" for none */
+    int timeout_ms;         /* provider attempt timeout */
+    const char *resiliency; /* JSON object text */
+} setup;
+
+static void start(setup s)
+{
+    gemini = fake_ai_start(FAKE_GEMINI, GEMINI_KEY);
+    cohere = fake_ai_start(FAKE_COHERE, COHERE_KEY);
+    ck_assert(gemini && cohere);
+    setenv("TASKORA_AI_PROVIDER", s.provider, 1);
+    char *cfg = th_write(
+        dir, fmt("chat-%d.json", (int)getpid()),
+        fmt("{\"app_id\": \"chat-test\", \"log\": {\"format\": \"text\"},"
+            " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:"
+            "%s/plugins/ai_cohere/.libs\","
+            " \"postgres\": {\"url\": \"%s\", \"pool_size\": 4},"
+            " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2,"
+            "  \"topics\": [\"task-events\", \"user-events\", \"chat-events\"]},"
+            " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
+            " \"http\": {\"listen\": \"127.0.0.1:0\"},"
+            " \"resiliency\": %s,"
+            " \"plugins\": ["
+            "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
+            "   \"chat-secret-0123456789abcdef0123456789\", \"bcrypt_cost\": 4,"
+            "   \"ai_provider\": \"${TASKORA_AI_PROVIDER}\", \"ai_fallback\": %s}},"
+            "  {\"name\": \"gemini\", \"load\": \"ai_gemini\", \"config\": {\"api_key\": \"%s\","
+            "   \"base_url\": \"%s\", \"model\": \"gemini-test\", \"timeout_ms\": %d}},"
+            "  {\"name\": \"cohere\", \"load\": \"ai_cohere\", \"config\": {\"api_key\": \"%s\","
+            "   \"base_url\": \"%s\", \"model\": \"cohere-test\", \"timeout_ms\": %d}}]}",
+            th_builddir(), th_builddir(), th_builddir(), dburl,
+            s.resiliency ? s.resiliency
+                         : "{\"retry\": {\"attempts\": 3, \"delay_ms\": 50},"
+                           " \"circuit_breaker\": {\"failures\": 5, \"open_ms\": 60000}}",
+            s.fallback ? s.fallback : "[]", s.gemini_key ? s.gemini_key : GEMINI_KEY,
+            fake_ai_base_url(gemini), s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY,
+            fake_ai_base_url(cohere), s.timeout_ms ? s.timeout_ms : 5000));
+    char *log = th_write(dir, fmt("chat-%d.log", (int)getpid()), "");
+    int rc = th_daemon_start(&d, cfg, log, 30000);
+    if (rc != 0) {
+        char *text = th_read(log);
+        ck_abort_msg("taskorad did not start: %s", text);
+    }
+    free(cfg);
+    free(log);
+
+    /* a user of our own */
+    static int seq;
+    char email[128];
+    snprintf(email, sizeof(email), "chat-%d-%d@example.com", (int)getpid(), ++seq);
+    reply r = call("POST", "/api/auth/register",
+                   fmt("{\"email\":\"%s\",\"name\":\"C\",\"password\":\"pw\"}", email), NULL);
+    ck_assert_int_eq(r.status, 201);
+    uid = (int)json_integer_value(json_object_get(r.json, "id"));
+    reply_free(&r);
+    r = call("POST", "/api/auth/login", fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL);
+    ck_assert_int_eq(r.status, 200);
+    snprintf(token, sizeof(token), "%s",
+             json_string_value(json_object_get(r.json, "access_token")));
+    reply_free(&r);
+}
+
+static void stop(void)
+{
+    if (d.pid > 0) {
+        kill(d.pid, SIGTERM);
+        int code = th_daemon_wait(&d, 20000);
+        char *text = th_read(d.log_path);
+        /* the keys never reach the log */
+        ck_assert_msg(!strstr(text, GEMINI_KEY) && !strstr(text, COHERE_KEY),
+                      "an API key is in the log");
+        ck_assert_msg(code == 0, "taskorad exited %d: %s", code, text);
+        free(text);
+        th_daemon_cleanup(&d);
+        memset(&d, 0, sizeof(d));
+    }
+    fake_ai_stop(gemini);
+    fake_ai_stop(cohere);
+    gemini = cohere = NULL;
+}
+
+/* Waits until the outbox holds a published event of that type and subject. */
+static int event_published(const char *type, const char *subject, int timeout_s)
+{
+    double end = now_s() + timeout_s;
+    const char *sql = fmt("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NOT NULL"
+                          " AND value::jsonb->>'type' = '%s' AND value::jsonb->>'subject' = '%s'",
+                          type, subject);
+    while (now_s() < end) {
+        if (count(sql) > 0)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* ---- the round trip
+ * ------------------------------------------------------------------------------ */
+
+static void add_task_round_trip(const char *provider, fake_ai *fake)
+{
+    fake_ai_tool_calls(fake, "[{\"name\":\"add_task\",\"args\":{\"title\":\"buy milk\"}}]");
+    fake_ai_text(fake, "Done: I added \"buy milk\".");
+    reply r = chat("{\"message\":\"add a task called buy milk\"}");
+    ck_assert_msg(r.status == 200, "%s: %ld %s (violation: %s)", provider, r.status, r.body,
+                  fake_ai_last_violation(fake));
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "response")),
+                     "Done: I added \"buy milk\".");
+    json_t *calls = json_object_get(r.json, "tool_calls");
+    ck_assert_int_eq(json_array_size(calls), 1);
+    json_t *c0 = json_array_get(calls, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(c0, "tool")), "add_task");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c0, "params"), "title")),
+                     "buy milk");
+    json_int_t task_id = json_integer_value(json_object_get(json_object_get(c0, "result"), "id"));
+    ck_assert_int_gt(task_id, 0);
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    ck_assert_int_gt(cid, 0);
+
+    /* the task is the user's, made by the REST route's code: its event reached task-events */
+    ck_assert_int_eq(count(fmt("SELECT count(*) FROM tasks WHERE id = %lld AND user_id = '%d'"
+                               " AND title = 'buy milk'",
+                               (long long)task_id, uid)),
+                     1);
+    ck_assert(event_published("task.created", fmt("%lld", (long long)task_id), 10));
+    ck_assert(event_published("chat.message_sent", fmt("%d", cid), 10));
+    ck_assert(event_published("chat.response_received", fmt("%d", cid), 10));
+
+    /* stored: the question, and the answer with its tool call */
+    ck_assert_int_eq(count(fmt("SELECT count(*) FROM messages WHERE conversation_id = %d", cid)),
+                     2);
+    char *tc = th_pg_query1(dburl, fmt("SELECT tool_calls FROM messages WHERE conversation_id = %d"
+                                       " AND role = 'assistant'",
+                                       cid));
+    json_t *stored = json_loads(tc, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(stored, 0), "tool")),
+                     "add_task");
+    json_decref(stored);
+    free(tc);
+
+    /* the provider saw two well-formed requests: the question, then the tool's result */
+    ck_assert_int_eq(fake_ai_count(fake), 2);
+    ck_assert_msg(fake_ai_violation_count(fake) == 0, "%s", fake_ai_last_violation(fake));
+    ck_assert_ptr_nonnull(strstr(fake_ai_request_body(fake, 0), "add a task called buy milk"));
+    ck_assert_ptr_nonnull(strstr(fake_ai_request_body(fake, 0), "complete_task"));
+    ck_assert_ptr_nonnull(strstr(fake_ai_request_body(fake, 1), "buy milk"));
+    reply_free(&r);
+}
+
+START_TEST(test_add_task_round_trip_through_gemini)
+{
+    start((setup){.provider = "gemini"});
+    add_task_round_trip("gemini", gemini);
+    ck_assert_int_eq(fake_ai_count(cohere), 0);
+    stop();
+}
+END_TEST
+
+START_TEST(test_add_task_round_trip_through_cohere)
+{
+    start((setup){.provider = "cohere"});
+    add_task_round_trip("cohere", cohere);
+    ck_assert_int_eq(fake_ai_count(gemini), 0);
+    stop();
+}
+END_TEST
+
+START_TEST(test_conversation_continues_after_switching_provider_by_config)
+{
+    start((setup){.provider = "gemini"});
+    fake_ai_text(gemini, "Hello from the first provider");
+    reply r = chat("{\"message\":\"remember the word avocado\"}");
+    ck_assert_int_eq(r.status, 200);
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    reply_free(&r);
+    int user = uid;
+    char tok[1024];
+    snprintf(tok, sizeof(tok), "%s", token);
+    stop();
+
+    /* the same database and user, another process whose config says cohere */
+    start((setup){.provider = "cohere"});
+    uid = user;
+    snprintf(token, sizeof(token), "%s", tok);
+    fake_ai_text(cohere, "You said avocado");
+    r = chat(fmt("{\"conversation_id\":%d,\"message\":\"which word?\"}", cid));
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "response")), "You said avocado");
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "conversation_id")), cid);
+    /* the history went to the new provider: both earlier messages, then the new one */
+    const char *body = fake_ai_request_body(cohere, 0);
+    ck_assert_ptr_nonnull(body);
+    const char *a = strstr(body, "remember the word avocado");
+    const char *b = strstr(body, "Hello from the first provider");
+    const char *c = strstr(body, "which word?");
+    ck_assert_msg(a && b && c && a < b && b < c, "history not in order: %s", body);
+    ck_assert_int_eq(fake_ai_count(gemini), 0);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_retries_honour_the_servers_retry_delay)
+{
+    start((setup){.provider = "gemini"});
+    fake_ai_error(gemini, 429, 1.0); /* RetryInfo retryDelay "1s" */
+    fake_ai_text(gemini, "after the wait");
+    reply r = chat("{\"message\":\"hello\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(fake_ai_count(gemini), 2);
+    double gap = fake_ai_request_time(gemini, 1) - fake_ai_request_time(gemini, 0);
+    ck_assert_msg(gap >= 0.95, "retried after %.3f s; the server asked for 1 s", gap);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_five_failures_open_the_circuit_and_the_next_call_fails_fast)
+{
+    start((setup){.provider = "gemini"});
+    for (int i = 0; i < 8; i++)
+        fake_ai_error(gemini, 503, -1);
+    reply r = chat("{\"message\":\"one\"}"); /* 3 attempts */
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
+                     "AI_UNAVAILABLE");
+    ck_assert_ptr_nonnull(r.retry_after);
+    reply_free(&r);
+    r = chat("{\"message\":\"two\"}"); /* 2 attempts reach 5 failures: open */
+    ck_assert_int_eq(r.status, 503);
+    reply_free(&r);
+    ck_assert_int_eq(fake_ai_count(gemini), 5);
+
+    double t0 = now_s();
+    r = chat("{\"message\":\"three\"}");
+    double took = now_s() - t0;
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_eq(fake_ai_count(gemini), 5); /* the server was not touched */
+    ck_assert_msg(took < 0.5, "an open circuit still took %.3f s", took);
+    ck_assert_msg(r.retry_after && atoi(r.retry_after) >= 59 && atoi(r.retry_after) <= 60,
+                  "Retry-After %s", r.retry_after ? r.retry_after : "(none)");
+    reply_free(&r);
+    /* the user's messages were kept though the provider failed */
+    ck_assert_int_eq(count(fmt("SELECT count(*) FROM messages WHERE user_id = '%d'"
+                               " AND role = 'user'",
+                               uid)),
+                     3);
+    reply m = call("GET", "/metrics", NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(m.body, "taskora_circuit_state{target=\"ai.gemini\"} 2"));
+    reply_free(&m);
+    stop();
+}
+END_TEST
+
+START_TEST(test_fallback_provider_answers_while_the_circuit_is_open)
+{
+    start((setup){.provider = "gemini",
+                  .fallback = "[\"cohere\"]",
+                  .resiliency = "{\"retry\": {\"attempts\": 1},"
+                                " \"circuit_breaker\": {\"failures\": 1, \"open_ms\": 60000}}"});
+    fake_ai_error(gemini, 500, -1);
+    reply r = chat("{\"message\":\"first\"}"); /* fails and opens gemini's circuit */
+    ck_assert_int_eq(r.status, 503);
+    reply_free(&r);
+    fake_ai_text(cohere, "cohere here");
+    r = chat("{\"message\":\"second\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "response")), "cohere here");
+    ck_assert_int_eq(fake_ai_count(gemini), 1);
+    ck_assert_int_eq(fake_ai_count(cohere), 1);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_a_timeout_is_a_timeout_not_a_hang)
+{
+    start((setup){
+        .provider = "gemini", .timeout_ms = 700, .resiliency = "{\"retry\": {\"attempts\": 1}}"});
+    fake_ai_hang(gemini, 5000);
+    double t0 = now_s();
+    reply r = chat("{\"message\":\"are you there?\"}");
+    double took = now_s() - t0;
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(took >= 0.6 && took < 3.0, "answered after %.3f s (timeout 0.7 s)", took);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends)
+{
+    start((setup){.provider = "cohere"});
+    for (int i = 0; i < 8; i++)
+        fake_ai_tool_calls(cohere,
+                           "[{\"name\":\"add_task\",\"args\":{},\"raw_arguments\":\"{not json\"}]");
+    reply r = chat("{\"message\":\"add something\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(fake_ai_count(cohere), 5); /* the round limit */
+    ck_assert_msg(fake_ai_violation_count(cohere) == 0, "%s", fake_ai_last_violation(cohere));
+    /* the second request carries the error as the tool's result */
+    const char *second = fake_ai_request_body(cohere, 1);
+    ck_assert_msg(strstr(second, "invalid arguments"), "%s", second);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "tool_calls")), 5);
+    ck_assert_int_eq(count(fmt("SELECT count(*) FROM tasks WHERE user_id = '%d'", uid)), 0);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_without_an_api_key_chat_is_503_naming_the_key)
+{
+    start((setup){.provider = "gemini", .gemini_key = ""});
+    reply r = chat("{\"message\":\"hello\"}");
+    ck_assert_int_eq(r.status, 503);
+    json_t *detail = json_object_get(r.json, "detail");
+    ck_assert_str_eq(json_string_value(json_object_get(detail, "code")), "AI_UNAVAILABLE");
+    ck_assert_msg(strstr(json_string_value(json_object_get(detail, "message")), "GEMINI_API_KEY"),
+                  "%s", r.body);
+    ck_assert_int_eq(fake_ai_count(gemini), 0);
+    reply_free(&r);
+    /* the rest of the system runs */
+    r = call("GET", "/api/tasks", NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_chat_request_errors)
+{
+    start((setup){.provider = "gemini"});
+    reply r = chat("{\"message\":\"  \\n \"}");
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
+                     "MESSAGE_REQUIRED");
+    reply_free(&r);
+    char big[2100];
+    memset(big, 'x', 2001);
+    big[2001] = '\0';
+    r = chat(fmt("{\"message\":\"%s\"}", big));
+    ck_assert_int_eq(r.status, 422);
+    reply_free(&r);
+    r = call("POST", fmt("/api/%d/chat", uid + 1000), "{\"message\":\"hi\"}", token);
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
+                     "FORBIDDEN");
+    reply_free(&r);
+    r = chat("{\"conversation_id\":999999,\"message\":\"hi\"}");
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
+                     "CONVERSATION_NOT_FOUND");
+    reply_free(&r);
+    r = call("POST", fmt("/api/%d/chat", uid), "{\"message\":\"hi\"}", NULL);
+    ck_assert_int_eq(r.status, 401);
+    reply_free(&r);
+    ck_assert_int_eq(fake_ai_count(gemini), 0);
+    stop();
+}
+END_TEST
+
+static void suite_setup(void)
+{
+    dir = th_tmpdir();
+    snprintf(dbname, sizeof(dbname), "tk_chat_%d", (int)getpid());
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
+    char *cfg = th_write(dir, "migrate.json",
+                         fmt("{\"postgres\": {\"url\": \"%s\"}, \"plugin_dir\": "
+                             "\"%s/plugins/http_api/.libs\", \"plugins\": [{\"name\": \"api\","
+                             " \"load\": \"http_api\", \"config\": {\"jwt_secret\": \"x\"}}]}",
+                             dburl, th_builddir()));
+    const char *args[] = {"migrate", "-c", cfg, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = th_taskorad(args, &out, &err, 60000);
+    ck_assert_msg(rc == 0, "migrate: %s%s", out, err);
+    free(out);
+    free(err);
+    free(cfg);
+}
+
+static void suite_teardown(void)
+{
+    th_pg_drop_db(dbname);
+    th_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    if (!th_pg_admin_url()) {
+        printf("SKIP: set TASKORA_TEST_DATABASE_URL (scripts/test does)\n");
+        return 77;
+    }
+    Suite *s = suite_create("chat");
+    TCase *tc = tcase_create("chat");
+    tcase_set_timeout(tc, 90);
+    tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+    tcase_add_test(tc, test_add_task_round_trip_through_gemini);
+    tcase_add_test(tc, test_add_task_round_trip_through_cohere);
+    tcase_add_test(tc, test_conversation_continues_after_switching_provider_by_config);
+    tcase_add_test(tc, test_retries_honour_the_servers_retry_delay);
+    tcase_add_test(tc, test_five_failures_open_the_circuit_and_the_next_call_fails_fast);
+    tcase_add_test(tc, test_fallback_provider_answers_while_the_circuit_is_open);
+    tcase_add_test(tc, test_a_timeout_is_a_timeout_not_a_hang);
+    tcase_add_test(tc, test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends);
+    tcase_add_test(tc, test_without_an_api_key_chat_is_503_naming_the_key);
+    tcase_add_test(tc, test_chat_request_errors);
+    suite_add_tcase(s, tc);
+    return th_run_suite(s);
+}
