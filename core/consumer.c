@@ -3,6 +3,7 @@
 #include "consumer.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct tk_consumer {
     tk_consumer_options o;
     char *instance, *group, *dlq;
     const tk_plugin *desc;
+    /* the plugin's consume_batch (ABI 1.4), or NULL */
+    void (*batch)(void *state, const tk_event *const *events, size_t n, tk_consume_result *results);
     void *state;
     tk_producer *producer;
     rd_kafka_t *rk;
@@ -177,51 +180,83 @@ static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *
 
 /* ---- handling one message ------------------------------------------------ */
 
-/* Handles m: 0 when it is finished (its offset may be stored), -1 when stop interrupted it. */
-static int handle(tk_consumer *c, const rd_kafka_message_t *m)
-{
-    atomic_fetch_add(&c->n_consumed, 1);
-    tk_event ev = {.struct_size = sizeof(tk_event),
-                   .topic = rd_kafka_topic_name(m->rkt),
-                   .partition = m->partition,
-                   .offset = m->offset,
-                   .key = m->key,
-                   .key_len = m->key_len,
-                   .value = m->payload,
-                   .value_len = m->len,
-                   .group = c->group};
+/* What one message hands the plugin: the event and the storage its fields point into. */
+typedef struct event_slot {
+    tk_event ev;
     tk_event_header hdrs[32];
-    char traceparent[128] = "";
+    char traceparent[128];
+    tk_event_doc doc;
+    int decoded;
+} event_slot;
+
+/* Fills e from m; 0, or -1 with the reason in why when the value is not an event. */
+static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *e, char *why,
+                       size_t whylen)
+{
+    memset(&e->ev, 0, sizeof(e->ev));
+    e->ev = (tk_event){.struct_size = sizeof(tk_event),
+                       .topic = rd_kafka_topic_name(m->rkt),
+                       .partition = m->partition,
+                       .offset = m->offset,
+                       .key = m->key,
+                       .key_len = m->key_len,
+                       .value = m->payload,
+                       .value_len = m->len,
+                       .group = c->group};
+    e->traceparent[0] = '\0';
+    e->decoded = 0;
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char *name;
         const void *val;
         size_t sz;
         for (size_t i = 0; i < 32 && !rd_kafka_header_get_all(h, i, &name, &val, &sz); i++) {
-            hdrs[i] = (tk_event_header){name, val, sz};
-            ev.header_count = i + 1;
-            if (strcmp(name, "traceparent") == 0 && val && sz < sizeof(traceparent)) {
-                memcpy(traceparent, val, sz);
-                traceparent[sz] = '\0';
-                ev.traceparent = traceparent;
+            e->hdrs[i] = (tk_event_header){name, val, sz};
+            e->ev.header_count = i + 1;
+            if (strcmp(name, "traceparent") == 0 && val && sz < sizeof(e->traceparent)) {
+                memcpy(e->traceparent, val, sz);
+                e->traceparent[sz] = '\0';
+                e->ev.traceparent = e->traceparent;
             }
         }
-        ev.headers = hdrs;
+        e->ev.headers = e->hdrs;
     }
-    tk_event_doc doc;
+    if (tk_event_decode(m->payload, m->len, &e->ev, &e->doc, why, whylen) != 0)
+        return -1;
+    e->decoded = 1;
+    return 0;
+}
+
+/* One event through the plugin: consume, or consume_batch with n = 1. */
+static tk_consume_result call_one(tk_consumer *c, const tk_event *ev)
+{
+    if (c->desc->consume)
+        return c->desc->consume(c->state, ev);
+    tk_consume_result r = TK_CONSUME_RETRY;
+    c->batch(c->state, &ev, 1, &r);
+    return r;
+}
+
+/* Handles m: 0 when it is finished (its offset may be stored), -1 when stop interrupted it. */
+static int handle(tk_consumer *c, const rd_kafka_message_t *m)
+{
+    atomic_fetch_add(&c->n_consumed, 1);
+    event_slot slot;
     char why[512];
-    if (tk_event_decode(m->payload, m->len, &ev, &doc, why, sizeof(why)) != 0) {
+    if (build_event(c, m, &slot, why, sizeof(why)) != 0) {
         /* a poison message: no handler call can help it */
         if (dead_letter(c, m, why, 0))
             return -1;
         count(c->m_dlq, c, "undecodable");
         return 0;
     }
+    tk_event ev = slot.ev;
+    tk_event_doc doc = slot.doc;
     int rc = -1;
     for (int attempt = 1;; attempt++) {
         ev.attempt = (uint32_t)attempt;
         tk_log_context(NULL, ev.traceparent);
-        tk_consume_result r = c->desc->consume(c->state, &ev);
+        tk_consume_result r = call_one(c, &ev);
         tk_log_context(NULL, NULL);
         if (r == TK_CONSUME_OK) {
             atomic_fetch_add(&c->n_ok, 1);
@@ -286,10 +321,45 @@ static void store_offsets(tk_consumer *c, int only_revoked)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/*
+ * Decodes n messages and hands the decodable ones to consume_batch at once.
+ * results[i] is meaningful where slots[i].decoded. Returns n.
+ */
+static size_t run_batch(tk_consumer *c, rd_kafka_message_t **msgs, size_t n, event_slot *slots,
+                        tk_consume_result *results)
+{
+    const tk_event *evs[BATCH];
+    size_t idx[BATCH], k = 0;
+    char why[512];
+    for (size_t i = 0; i < n; i++) {
+        results[i] = TK_CONSUME_RETRY;
+        if (build_event(c, msgs[i], &slots[i], why, sizeof(why)) == 0) {
+            slots[i].ev.attempt = 1;
+            evs[k] = &slots[i].ev;
+            idx[k++] = i;
+        }
+    }
+    if (k > 0) {
+        tk_consume_result r[BATCH];
+        for (size_t j = 0; j < k; j++)
+            r[j] = TK_CONSUME_RETRY;
+        c->batch(c->state, evs, k, r);
+        for (size_t j = 0; j < k; j++) {
+            results[idx[j]] = r[j];
+            if (r[j] == TK_CONSUME_OK) {
+                atomic_fetch_add(&c->n_consumed, 1);
+                atomic_fetch_add(&c->n_ok, 1);
+            }
+        }
+    }
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     tk_consumer *c = arg;
     rd_kafka_message_t *batch[BATCH];
+    event_slot *slots = c->batch ? calloc(BATCH, sizeof(*slots)) : NULL;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         part *p = NULL;
@@ -310,13 +380,24 @@ static void *worker_main(void *arg)
             set_paused(c, p, 0);
         pthread_mutex_unlock(&c->lock);
 
+        /* with consume_batch: the decodable messages in one call first; what it did not
+         * finish (and undecodable ones) then go one by one through handle() */
+        tk_consume_result results[BATCH];
+        size_t batched = c->batch && n > 1 && slots ? run_batch(c, batch, n, slots, results) : 0;
         size_t finished = 0;
-        while (finished < n && handle(c, batch[finished]) == 0) {
+        while (finished < n) {
+            int ok =
+                finished < batched && slots[finished].decoded && results[finished] == TK_CONSUME_OK;
+            if (!ok && handle(c, batch[finished]) != 0)
+                break;
             pthread_mutex_lock(&c->lock);
             p->done = batch[finished]->offset + 1;
             pthread_mutex_unlock(&c->lock);
             finished++;
         }
+        for (size_t i = 0; i < batched; i++)
+            if (slots[i].decoded)
+                tk_event_doc_free(&slots[i].doc);
 
         pthread_mutex_lock(&c->lock);
         /* an interrupted batch: the rest stays unstored and comes again */
@@ -329,6 +410,7 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&c->idle);
     }
     pthread_mutex_unlock(&c->lock);
+    free(slots);
     return NULL;
 }
 
@@ -565,6 +647,9 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     c->group = strdup(o->group);
     c->dlq = o->dlq && *o->dlq ? strdup(o->dlq) : NULL;
     c->desc = desc;
+    if (desc->abi_minor >= 4 &&
+        desc->struct_size >= offsetof(tk_plugin, consume_batch) + sizeof(desc->consume_batch))
+        c->batch = desc->consume_batch;
     c->state = state;
     c->producer = producer;
     pthread_mutex_init(&c->lock, NULL);
@@ -596,9 +681,12 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[512];
     const char *fixed[][2] = {
-        {"bootstrap.servers", o->brokers},     {"group.id", o->group},
-        {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
-        {"auto.offset.reset", "earliest"},     {"statistics.interval.ms", "1000"},
+        {"bootstrap.servers", o->brokers},
+        {"group.id", o->group},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"auto.offset.reset", "earliest"},
+        {"statistics.interval.ms", "1000"},
         /* no Nagle: a fetch sent while another request is unacknowledged would wait for
          * the broker's delayed ACK (the same default as the producer's; config may change it) */
         {"socket.nagle.disable", "true"}};
@@ -617,6 +705,11 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     }
     /* what at-least-once rests on is not up to the config */
     rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", why, sizeof(why));
+    if (o->broadcast) {
+        /* a group of this process alone: it starts at the end and has nothing to resume */
+        rd_kafka_conf_set(conf, "auto.offset.reset", "latest", why, sizeof(why));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof(why));
+    }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);

@@ -21,6 +21,7 @@ typedef struct tk_consumer_options {
     int delay_ms;    /* between attempts */
     const char *dlq; /* DLQ topic; NULL: "<topic>.dlq" */
     int queue_max;   /* messages queued per partition before it is paused */
+    int broadcast;   /* a group of this process alone, from the latest offsets, no commits */
     const char *brokers;
     json_t *const *props; /* librdkafka property objects, later ones win */
     size_t nprops;

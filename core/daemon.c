@@ -12,7 +12,9 @@
 #include "broker.h"
 #include "clock.h"
 #include "consumer.h"
+#include "dapr.h"
 #include "http_server.h"
+#include "ids.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -165,6 +167,15 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         snprintf(group, sizeof(group), "%s", g ? g : "");
         if (!g)
             snprintf(group, sizeof(group), "taskora-%s", inst->name);
+        int broadcast = json_is_true(json_object_get(inst->consume, "broadcast"));
+        if (broadcast) {
+            /* a group no other process shares: each one sees every event */
+            char host[64] = "host", id[37];
+            gethostname(host, sizeof(host) - 1);
+            tk_uuid4(id);
+            size_t n = strlen(group);
+            snprintf(group + n, sizeof(group) - n, "-%s-%d-%.8s", host, (int)getpid(), id);
+        }
         json_t *retry = json_object_get(inst->consume, "retry");
         tk_consumer_options o = {
             .instance = inst->name,
@@ -175,6 +186,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
             .delay_ms = (int)json_integer_value(json_object_get(retry, "delay_ms")),
             .dlq = json_string_value(json_object_get(inst->consume, "dlq")),
             .queue_max = (int)json_integer_value(json_object_get(inst->consume, "queue_max")),
+            .broadcast = broadcast,
             .brokers = brokers,
             .props = props,
             .nprops = 2};
@@ -266,7 +278,8 @@ int tk_daemon_run(const tk_settings *s)
                                .body_limit = s->http_body_limit,
                                .cors_origins = s->http_cors_origins,
                                .max_connections = s->http_max_connections,
-                               .timeout_s = s->http_timeout_s};
+                               .timeout_s = s->http_timeout_s,
+                               .sse_keepalive_ms = s->http_sse_keepalive_s * 1000};
         http = tk_http_new(&opt, metrics, err, sizeof(err));
         if (!http) {
             tk_logf(NULL, TK_LOG_ERROR, "%s", err);
@@ -324,7 +337,8 @@ int tk_daemon_run(const tk_settings *s)
         tk_relay_options ro = {.pg_url = s->pg_url,
                                .batch = s->outbox_batch,
                                .poll_ms = s->outbox_poll_ms,
-                               .retention_s = s->outbox_retention_s};
+                               .retention_s = s->outbox_retention_s,
+                               .topics = s->kafka_topics};
         relay = tk_relay_start(&ro, producer, metrics, err, sizeof(err));
         if (!relay) {
             tk_logf(NULL, TK_LOG_ERROR, "%s", err);
@@ -347,6 +361,12 @@ int tk_daemon_run(const tk_settings *s)
     if (!stop_requested(&sc) &&
         start_consumers(s, &loader, brokers, producer, metrics, &cs, err, sizeof(err))) {
         tk_logf(NULL, TK_LOG_ERROR, "%s", err);
+        code = 2;
+        goto out;
+    }
+    if (http && s->dapr_enabled &&
+        tk_dapr_routes(http, &loader, s->dapr_pubsub, s->dapr_app_token) < 0) {
+        tk_logf(NULL, TK_LOG_ERROR, "dapr: cannot register its routes (taken by a plugin?)");
         code = 2;
         goto out;
     }
@@ -382,6 +402,7 @@ out:
     tk_relay_stop(relay);
     tk_loader_destroy(&loader);
     tk_http_free(http);
+    tk_dapr_free();
     tk_loader_close(&loader);
     tk_resilience_free(rt.resilience);
     free(cs.c);

@@ -390,6 +390,24 @@ static int h_ai_chat(tk_instance *inst, const char *provider, const char *reques
     return TK_OK;
 }
 
+/* ---- users (ABI 1.4) ------------------------------------------------------------ */
+
+static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void *ud)
+{
+    if (!fn)
+        return TK_EINVAL;
+    if (!inst->rt->http)
+        return TK_EUNAVAILABLE;
+    if (!inst->rt->in_init)
+        return TK_ESTATE;
+    int rc = tk_http_set_authenticator(inst->rt->http, fn, ud);
+    if (rc == TK_EEXIST)
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "another plugin already authenticates this process's "
+                "requests");
+    return rc;
+}
+
 static const tk_host host_table = {
     .struct_size = sizeof(tk_host),
     .abi_major = TK_PLUGIN_ABI_MAJOR,
@@ -433,6 +451,13 @@ static const tk_host host_table = {
     .outbox_append = h_outbox_append,
     .resilient_call = h_resilient_call,
     .ai_chat = h_ai_chat,
+    .http_set_authenticator = h_http_set_authenticator,
+    .http_authenticate = tk_http_authenticate,
+    .sse_open = tk_sse_open,
+    .sse_send = tk_sse_send,
+    .sse_comment = tk_sse_comment,
+    .sse_close = tk_sse_close,
+    .sse_release = tk_sse_release,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

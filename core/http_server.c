@@ -2,6 +2,7 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -44,9 +45,15 @@ struct tk_http_server {
     int nprobes;
     const char *_Atomic not_ready_reason;
     char url[96];
+    tk_http_auth_fn auth; /* the process's authenticator (set during init), or NULL */
+    void *auth_ud;
+    pthread_mutex_t sse_lock; /* guards the list of open event streams */
+    struct tk_sse *streams;
+    int sse_keepalive_ms;
 };
 
 struct tk_http_request {
+    tk_http_server *srv;
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
@@ -64,6 +71,7 @@ typedef struct resp_header {
 } resp_header;
 
 struct tk_http_response {
+    struct tk_sse *sse; /* set by tk_sse_open: the response is an event stream */
     int status;
     char *content_type;
     char *body;
@@ -264,6 +272,8 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->routes = tk_routes_new();
     pthread_mutex_init(&srv->active_lock, NULL);
     tk_cond_init_monotonic(&srv->active_cond);
+    pthread_mutex_init(&srv->sse_lock, NULL);
+    srv->sse_keepalive_ms = opt->sse_keepalive_ms > 0 ? opt->sse_keepalive_ms : 30000;
     atomic_store(&srv->not_ready_reason, "starting");
     if (!srv->listen || !srv->app_id || !srv->routes) {
         snprintf(err, errlen, "out of memory");
@@ -300,6 +310,7 @@ void tk_http_free(tk_http_server *srv)
     tk_http_stop(srv, 0);
     tk_routes_free(srv->routes);
     pthread_mutex_destroy(&srv->active_lock);
+    pthread_mutex_destroy(&srv->sse_lock);
     pthread_cond_destroy(&srv->active_cond);
     free(srv->listen);
     free(srv->app_id);
@@ -420,6 +431,242 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     return ok;
 }
 
+/* ---- server-sent event streams ------------------------------------------------
+ * A stream is a queue of bytes the connection's thread reads through
+ * MHD's content-reader callback (thread-per-connection: it may block). Two
+ * owners: the connection (until MHD frees the response) and the plugin (until
+ * tk_sse_release). on_close runs once, when the connection ends.
+ */
+#define SSE_MAX_QUEUED (64 * 1024)
+
+struct tk_sse {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *buf;
+    size_t len, cap;
+    int closed;     /* no more data: the reader ends the response */
+    int close_told; /* on_close was called */
+    int refs;
+    void (*on_close)(void *ud);
+    void *ud;
+    tk_http_server *srv;
+    struct tk_sse *next;
+};
+
+static void sse_unref(tk_sse *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->lock);
+    if (left > 0)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s->buf);
+    free(s);
+}
+
+/* Appends under the lock; closes a stream whose reader fell too far behind. */
+static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c);
+    if (s->closed)
+        return TK_ESTATE;
+    if (s->len + n > SSE_MAX_QUEUED) {
+        tk_logf(NULL, TK_LOG_WARN, "event stream: client too slow (%zu bytes queued); closing it",
+                s->len);
+        s->closed = 1;
+        pthread_cond_broadcast(&s->cond);
+        return TK_ESTATE;
+    }
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 1024;
+        while (s->len + n + 1 > cap)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            return TK_ENOMEM;
+        s->buf = nb;
+        s->cap = cap;
+    }
+    s->len += (size_t)sprintf(s->buf + s->len, "%s%s%s", a, b, c);
+    pthread_cond_broadcast(&s->cond);
+    return TK_OK;
+}
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    tk_sse *s = cls;
+    (void)pos;
+    pthread_mutex_lock(&s->lock);
+    struct timespec deadline = tk_deadline_ms(s->srv->sse_keepalive_ms);
+    while (s->len == 0 && !s->closed)
+        if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT && s->len == 0)
+            sse_put(s, ": keepalive\n\n", "", "");
+    if (s->len == 0) { /* closed and drained */
+        pthread_mutex_unlock(&s->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = s->len < max ? s->len : max;
+    memcpy(out, s->buf, n);
+    memmove(s->buf, s->buf + n, s->len - n);
+    s->len -= n;
+    pthread_mutex_unlock(&s->lock);
+    return (ssize_t)n;
+}
+
+/* The connection is done with the stream (client gone, stream ended, server stopping). */
+static void sse_connection_done(void *cls)
+{
+    tk_sse *s = cls;
+    tk_http_server *srv = s->srv;
+    pthread_mutex_lock(&srv->sse_lock);
+    for (tk_sse **pp = &srv->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&srv->sse_lock);
+    pthread_mutex_lock(&s->lock);
+    s->closed = 1;
+    int tell = !s->close_told;
+    s->close_told = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (tell && s->on_close)
+        s->on_close(s->ud);
+    sse_unref(s);
+}
+
+tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*on_close)(void *),
+                    void *ud)
+{
+    if (!req || !resp || resp->sse || !req->srv)
+        return NULL;
+    tk_sse *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    tk_cond_init_monotonic(&s->cond);
+    s->refs = 2; /* the connection's and the plugin's */
+    s->on_close = on_close;
+    s->ud = ud;
+    s->srv = req->srv;
+    resp->sse = s;
+    resp->status = 200;
+    pthread_mutex_lock(&s->srv->sse_lock);
+    s->next = s->srv->streams;
+    s->srv->streams = s;
+    pthread_mutex_unlock(&s->srv->sse_lock);
+    return s;
+}
+
+int tk_sse_send(tk_sse *s, const char *event, const char *data)
+{
+    if (!s || !data || strchr(data, '\n') || strchr(data, '\r') ||
+        (event && (strchr(event, '\n') || strchr(event, '\r'))))
+        return TK_EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int rc = event ? sse_put(s, "event: ", event, "\n") : TK_OK;
+    if (rc == TK_OK)
+        rc = sse_put(s, "data: ", data, "\n\n");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int tk_sse_comment(tk_sse *s, const char *text)
+{
+    if (!s || !text || strchr(text, '\n') || strchr(text, '\r'))
+        return TK_EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int rc = sse_put(s, ": ", text, "\n\n");
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void tk_sse_close(tk_sse *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->closed = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tk_sse_release(tk_sse *s)
+{
+    if (s)
+        sse_unref(s);
+}
+
+int tk_http_set_authenticator(tk_http_server *srv, tk_http_auth_fn fn, void *ud)
+{
+    if (atomic_load(&srv->started))
+        return TK_ESTATE;
+    if (srv->auth)
+        return TK_EEXIST;
+    srv->auth = fn;
+    srv->auth_ud = ud;
+    return TK_OK;
+}
+
+int tk_http_authenticate(const tk_http_request *req, tk_http_response *resp, char *user, size_t len,
+                         int allow_query_token)
+{
+    tk_http_server *srv = req ? req->srv : NULL;
+    if (!srv || !srv->auth) {
+        tk_http_resp_error(resp, 503, "No authenticator is loaded");
+        return 0;
+    }
+    return srv->auth(srv->auth_ud, req, resp, user, len, allow_query_token) == 1;
+}
+
+/* Ends every open stream (their readers finish; on_close follows from MHD). */
+static void sse_close_all(tk_http_server *srv)
+{
+    pthread_mutex_lock(&srv->sse_lock);
+    for (tk_sse *s = srv->streams; s; s = s->next)
+        tk_sse_close(s);
+    pthread_mutex_unlock(&srv->sse_lock);
+}
+
+/* Queues the response of a handler that opened a stream. */
+static enum MHD_Result send_stream(tk_http_server *srv, tk_http_request *req,
+                                   tk_http_response *resp, const char *route_label)
+{
+    tk_sse *s = resp->sse;
+    resp->sse = NULL;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_reader,
+                                                               s, sse_connection_done);
+    if (!r) {
+        sse_connection_done(s);
+        resp_clear(resp);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
+    for (size_t i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    MHD_add_response_header(r, "X-Request-ID", req->request_id);
+    const char *origin = tk_http_req_header(req, "Origin");
+    int allowed = origin ? origin_allowed(srv, origin) : 0;
+    if (allowed) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", allowed == 1 ? origin : "*");
+        if (allowed == 1)
+            MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    }
+    enum MHD_Result ok = MHD_queue_response(req->conn, 200, r);
+    MHD_destroy_response(r);
+    req->responded = 1;
+    const char *kv[] = {"method",     req->method,    "path",      req->path, "status",
+                        "200",        "route",        route_label, "stream",  "text/event-stream",
+                        "request_id", req->request_id};
+    tk_log_write(NULL, TK_LOG_INFO, "http request", kv, sizeof(kv) / sizeof(kv[0]) / 2);
+    resp_clear(resp);
+    return ok;
+}
+
 static enum MHD_Result send_error(tk_http_server *srv, tk_http_request *req, int status,
                                   const char *detail, const char *route_label)
 {
@@ -472,6 +719,14 @@ static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
     rc = rt->handler(rt->ud, req, &resp);
     tk_log_context(NULL, NULL);
     tk_metric_add(srv->inflight, NULL, -1);
+    if (resp.sse) {
+        if (rc >= 0)
+            return send_stream(srv, req, &resp, rt->pattern);
+        tk_sse *s = resp.sse; /* the handler failed after opening it: no stream */
+        resp.sse = NULL;
+        tk_sse_close(s);
+        sse_connection_done(s);
+    }
     if (rc < 0 && (!resp.body || resp.status < 400)) {
         char code[16];
         snprintf(code, sizeof(code), "%d", rc);
@@ -500,6 +755,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         srv->active++;
         pthread_mutex_unlock(&srv->active_lock);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
+        req->srv = srv;
         req->conn = conn;
         req->method = method;
         req->path = url;
@@ -659,8 +915,9 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
 {
     if (!srv || !srv->mhd)
         return;
-    /* stop accepting, then let requests in progress finish and send their responses */
+    /* stop accepting, end event streams, then let requests in progress finish */
     MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+    sse_close_all(srv);
     struct timespec deadline = tk_deadline_ms(drain_ms);
     pthread_mutex_lock(&srv->active_lock);
     while (srv->active > 0 &&

@@ -17,6 +17,7 @@ typedef struct tk_http_options {
     json_t *cors_origins; /* array of strings (borrowed), "*" allows any */
     int max_connections;
     int timeout_s;
+    int sse_keepalive_ms; /* ": keepalive" on idle event streams (0: 30 s) */
 } tk_http_options;
 
 /* Creates a stopped server and registers the core routes. NULL with a reason in err. */
@@ -62,5 +63,18 @@ int tk_http_resp_header(tk_http_response *resp, const char *name, const char *va
 int tk_http_resp_body(tk_http_response *resp, const char *content_type, const void *body,
                       size_t len);
 int tk_http_resp_error(tk_http_response *resp, int status, const char *detail);
+
+/* The process's authenticator (see plugin.h): set before start; TK_EEXIST when set. */
+int tk_http_set_authenticator(tk_http_server *srv, tk_http_auth_fn fn, void *ud);
+int tk_http_authenticate(const tk_http_request *req, tk_http_response *resp, char *user, size_t len,
+                         int allow_query_token);
+
+/* Server-sent event streams (the host table's sse_*; see plugin.h). */
+tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*on_close)(void *),
+                    void *ud);
+int tk_sse_send(tk_sse *s, const char *event, const char *data);
+int tk_sse_comment(tk_sse *s, const char *text);
+void tk_sse_close(tk_sse *s);
+void tk_sse_release(tk_sse *s);
 
 #endif

@@ -209,7 +209,7 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         inst->type = t;
         inst->rt = rt;
         inst->consume = pc->consume;
-        if (pc->consume && !t->desc->consume) {
+        if (pc->consume && !t->desc->consume && !tk_plugin_consume_batch(t->desc)) {
             snprintf(err, errlen, "%s: %s.consume: plugin %s has no consume handler", s->path,
                      pc->jpath, t->desc->name);
             l->inst[l->n++] = inst;
@@ -329,6 +329,14 @@ const tk_ai_provider *tk_plugin_ai(const tk_plugin *d)
     return d->ai;
 }
 
+tk_consume_batch_fn tk_plugin_consume_batch(const tk_plugin *d)
+{
+    if (d->abi_minor < 4 ||
+        d->struct_size < offsetof(tk_plugin, consume_batch) + sizeof(d->consume_batch))
+        return NULL;
+    return d->consume_batch;
+}
+
 tk_instance *tk_loader_find(tk_loader *l, const char *name)
 {
     for (size_t i = 0; l && i < l->n; i++)
@@ -347,7 +355,7 @@ void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len)
         names[k++] = "http";
     if (tk_plugin_ai(d))
         names[k++] = "ai";
-    if (d->consume)
+    if (d->consume || tk_plugin_consume_batch(d))
         names[k++] = "consume";
     if (d->migrations && d->migrations[0])
         names[k++] = "migrations";

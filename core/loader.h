@@ -81,6 +81,10 @@ const tk_host *tk_host_table(void);
 void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len);
 /* The descriptor's AI provider functions, or NULL (none, or a descriptor older than 1.3). */
 const tk_ai_provider *tk_plugin_ai(const tk_plugin *d);
+/* The descriptor's batch handler, or NULL (none, or a descriptor older than 1.4). */
+typedef void (*tk_consume_batch_fn)(void *state, const tk_event *const *events, size_t n,
+                                    tk_consume_result *results);
+tk_consume_batch_fn tk_plugin_consume_batch(const tk_plugin *d);
 /* The instance of that name, or NULL. */
 tk_instance *tk_loader_find(tk_loader *l, const char *name);
 

@@ -228,6 +228,8 @@ static int relay_round(tk_relay *r, PGconn *c)
 static void *relay_main(void *arg)
 {
     tk_relay *r = arg;
+    /* the first event to each topic then goes out at once, not after a topic scan */
+    tk_producer_warm(r->producer, r->o.topics, 2000);
     PGconn *c = NULL;
     int leader = 0, backoff_ms = 200;
     struct timespec last_prune = {0}, last_backlog = {0};

@@ -3,6 +3,8 @@
 #ifndef TK_CORE_OUTBOX_H
 #define TK_CORE_OUTBOX_H
 
+#include <jansson.h>
+
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -21,6 +23,7 @@ typedef struct tk_relay_options {
     int batch;       /* rows per round */
     int poll_ms;     /* look for rows at least this often (LISTEN/NOTIFY wakes it sooner) */
     int retention_s; /* sent rows are deleted after this long */
+    json_t *topics;  /* topics to learn about before the first round (array of strings), or NULL */
 } tk_relay_options;
 
 /*

@@ -17,6 +17,9 @@ struct tk_producer {
     rd_kafka_t *rk;
     pthread_t poller;
     atomic_int stop;
+    pthread_mutex_t warm_lock;
+    rd_kafka_topic_t *warm[32]; /* topics learnt by tk_producer_warm */
+    size_t nwarm;
 };
 
 int tk_kafka_conf_apply(rd_kafka_conf_t *conf, json_t *const *props, size_t nprops, char *err,
@@ -114,6 +117,7 @@ tk_producer *tk_producer_new(const char *brokers, json_t *const *props, size_t n
         free(p);
         return NULL;
     }
+    pthread_mutex_init(&p->warm_lock, NULL);
     if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
         rd_kafka_destroy(p->rk);
         free(p);
@@ -129,6 +133,30 @@ void tk_producer_purge(tk_producer *p)
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
+void tk_producer_warm(tk_producer *p, json_t *topics, int timeout_ms)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(topics, i, t)
+    {
+        if (!json_is_string(t))
+            continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, json_string_value(t), NULL);
+        if (!rkt)
+            continue;
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
+        /* kept until the producer goes, so librdkafka keeps the topic's metadata fresh */
+        pthread_mutex_lock(&p->warm_lock);
+        if (p->nwarm < sizeof(p->warm) / sizeof(p->warm[0]))
+            p->warm[p->nwarm++] = rkt;
+        else
+            rd_kafka_topic_destroy(rkt);
+        pthread_mutex_unlock(&p->warm_lock);
+    }
+}
+
 void tk_producer_free(tk_producer *p, int timeout_ms)
 {
     if (!p)
@@ -141,6 +169,9 @@ void tk_producer_free(tk_producer *p, int timeout_ms)
     }
     atomic_store(&p->stop, 1);
     pthread_join(p->poller, NULL);
+    for (size_t i = 0; i < p->nwarm; i++)
+        rd_kafka_topic_destroy(p->warm[i]);
+    pthread_mutex_destroy(&p->warm_lock);
     rd_kafka_destroy(p->rk);
     free(p);
 }

@@ -54,5 +54,11 @@ rd_kafka_resp_err_t tk_produce(tk_producer *p, const char *topic, const char *ke
 int tk_delivery_wait(tk_delivery *d, atomic_int *stop);
 /* Withdraws messages not yet sent (at shutdown), so their reports come now. */
 void tk_producer_purge(tk_producer *p);
+/*
+ * Learns the topics' partitions and leaders now (each waits up to
+ * timeout_ms), so the first event to a topic is not held back until
+ * librdkafka's next topic scan (about a second). Any thread.
+ */
+void tk_producer_warm(tk_producer *p, json_t *topics, int timeout_ms);
 
 #endif

@@ -55,6 +55,10 @@ static const tk_config_field consume_fields[] = {
     {"dlq", TK_CFG_STRING, 0, NULL, NULL, "dead-letter topic (default <topic>.dlq)", NULL},
     {"queue_max", TK_CFG_INT, 0, "1000", NULL, "queued messages per partition before pausing it",
      NULL},
+    {"broadcast", TK_CFG_BOOL, 0, "false", NULL,
+     "every process sees every event: a group of its own, from the latest offsets", NULL},
+    {"dapr_route", TK_CFG_STRING, 0, NULL, NULL,
+     "where Dapr delivers these topics (listed by GET /dapr/subscribe)", NULL},
     {0}};
 
 static const tk_config_field http_fields[] = {
@@ -66,6 +70,16 @@ static const tk_config_field http_fields[] = {
     {"cors_origins", TK_CFG_STRING_LIST, 0, "[]", NULL, "allowed CORS origins, or \"*\"", NULL},
     {"max_connections", TK_CFG_INT, 0, "512", NULL, "concurrent connections", NULL},
     {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL},
+    {"sse_keepalive_s", TK_CFG_INT, 0, "30", NULL,
+     "a \": keepalive\" line on event streams idle this long", NULL},
+    {0}};
+
+static const tk_config_field dapr_fields[] = {
+    {"enabled", TK_CFG_BOOL, 0, "false", NULL,
+     "serve GET /dapr/subscribe and POST /dapr/events/{instance}", NULL},
+    {"pubsub", TK_CFG_STRING, 0, "\"pubsub\"", NULL, "the Dapr pub/sub component's name", NULL},
+    {"app_token", TK_CFG_STRING, 0, "\"\"", NULL,
+     "when set, deliveries must carry it in dapr-api-token (APP_API_TOKEN)", NULL},
     {0}};
 
 static const tk_config_field top_fields[] = {
@@ -80,6 +94,7 @@ static const tk_config_field top_fields[] = {
     {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
      "longest graceful shutdown before exiting anyway", NULL},
+    {"dapr", TK_CFG_OBJECT, 0, NULL, NULL, "interop with a Dapr sidecar", dapr_fields},
     {"resiliency", TK_CFG_OBJECT, 0, NULL, NULL,
      "retries and circuit breakers of remote calls (AI providers, webhooks)", tk_resilience_fields},
     {"plugins", TK_CFG_JSON, 0, "[]", NULL, "plugin instances, started in this order", NULL},
@@ -206,6 +221,7 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         {"http.body_limit", 0, 1LL << 31},
         {"http.max_connections", 1, 100000},
         {"http.timeout_s", 1, 86400},
+        {"http.sse_keepalive_s", 1, 3600},
         {"shutdown_timeout_ms", 1, 3600000},
     };
     /* checked as written, before narrowing to int */
@@ -246,7 +262,11 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
     s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
     s->resiliency = tk_config_get(r, "resiliency");
+    s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
+    s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));
+    s->dapr_app_token = json_string_value(tk_config_get(r, "dapr.app_token"));
     {
         /* ranges and per-target overrides, checked here so check-config sees them */
         tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, sizeof(msg));

@@ -39,8 +39,11 @@ typedef struct tk_settings {
     json_t *http_cors_origins;
     int http_max_connections;
     int http_timeout_s;
+    int http_sse_keepalive_s;
     int shutdown_timeout_ms;
     json_t *resiliency; /* the validated "resiliency" section (borrowed from root) */
+    int dapr_enabled;
+    const char *dapr_pubsub, *dapr_app_token;
     tk_plugin_conf *plugins;
     size_t nplugins;
 } tk_settings;

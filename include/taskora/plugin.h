@@ -27,9 +27,13 @@ extern "C" {
  *   2026-11-29  1.3  AI providers and resiliency: tk_failure, tk_ai_provider
  *                    (descriptor field `ai`, capability TK_PLUGIN_CAP_AI);
  *                    host table: resilient_call, ai_chat.
+ *   2026-11-29  1.4  descriptor: consume_batch; host table: users
+ *                    (http_set_authenticator, http_authenticate) and
+ *                    server-sent events (sse_open, sse_send, sse_comment,
+ *                    sse_close, sse_release).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 3
+#define TK_PLUGIN_ABI_MINOR 4
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -242,6 +246,20 @@ typedef struct tk_ai_provider {
 } tk_ai_provider;
 
 /*
+ * Who is calling (ABI 1.4). The plugin that owns accounts (http_api)
+ * registers the process's authenticator; any plugin's route asks it through
+ * http_authenticate. Returns 1 with the user id (a decimal string) in
+ * `user` (size `len`), or 0 after answering the request itself (401 with
+ * WWW-Authenticate). With `allow_query_token` the token may also come as
+ * the `token` query argument (for EventSource, which cannot set headers).
+ */
+typedef int (*tk_http_auth_fn)(void *ud, const tk_http_request *req, tk_http_response *resp,
+                               char *user, size_t len, int allow_query_token);
+
+/* A server-sent event stream (ABI 1.4): see sse_open. */
+typedef struct tk_sse tk_sse;
+
+/*
  * An HTTP handler. Called on one of the HTTP server's threads, possibly
  * concurrently with itself; `ud` is the pointer given at registration.
  * Fill `resp` through the host functions. Return TK_OK, or a negative code
@@ -431,6 +449,44 @@ typedef struct tk_host {
      */
     int (*ai_chat)(tk_instance *inst, const char *provider, const char *request_json,
                    char **response_json, tk_failure *f);
+
+    /* --- users (ABI 1.4) -------------------------------------------------- */
+    /* Registers the process's authenticator (from init). TK_EEXIST when another is set. */
+    int (*http_set_authenticator)(tk_instance *inst, tk_http_auth_fn fn, void *ud);
+    /*
+     * Asks the authenticator (see tk_http_auth_fn). Without one it answers
+     * 503 {"detail":"No authenticator is loaded"} and returns 0.
+     */
+    int (*http_authenticate)(const tk_http_request *req, tk_http_response *resp, char *user,
+                             size_t len, int allow_query_token);
+
+    /* --- server-sent events (ABI 1.4) ---------------------------------------
+     * A route handler turns its response into an event stream that stays
+     * open after the handler returns: status 200, text/event-stream, no
+     * buffering. The host writes ": keepalive" every 30 s while nothing else
+     * is sent, and ends every stream when the server stops.
+     *
+     * Lifetime: the handle has two owners, the connection and the plugin.
+     * When the connection ends (client gone, server stopping, sse_close),
+     * on_close(ud) is called once, on any thread; the plugin then stops
+     * sending and calls sse_release (it may do so inside on_close). Sending
+     * on a closed stream is harmless (TK_ESTATE) until the plugin released it.
+     */
+    tk_sse *(*sse_open)(const tk_http_request *req, tk_http_response *resp,
+                        void (*on_close)(void *ud), void *ud);
+    /*
+     * Queues "event: <event>\ndata: <data>\n\n" (event may be NULL: no event
+     * line; data must not contain a newline, e.g. compact JSON). Any thread;
+     * never blocks: a client that does not read fast enough (64 KiB queued)
+     * is disconnected. TK_ESTATE once closed, TK_EINVAL on a newline.
+     */
+    int (*sse_send)(tk_sse *s, const char *event, const char *data);
+    /* Queues a comment line ": text". */
+    int (*sse_comment)(tk_sse *s, const char *text);
+    /* Ends the stream from the server side (on_close follows). */
+    void (*sse_close)(tk_sse *s);
+    /* The plugin gives up its handle (after on_close, or instead of waiting for it). */
+    void (*sse_release)(tk_sse *s);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
@@ -488,6 +544,17 @@ typedef struct tk_plugin {
 
     /* ABI 1.3: an AI provider's functions (with TK_PLUGIN_CAP_AI), or NULL. */
     const tk_ai_provider *ai;
+
+    /*
+     * ABI 1.4, optional: handles up to 64 consumed events of one partition
+     * at once (e.g. one database transaction for all), in their order, and
+     * sets results[i] for each. Events whose result is not OK are then
+     * handled one by one with the retry policy (through `consume` when set,
+     * else consume_batch with n = 1), after the others of the batch. Takes
+     * the place of `consume` for instances with a `consume` section.
+     */
+    void (*consume_batch)(void *state, const tk_event *const *events, size_t n,
+                          tk_consume_result *results);
 } tk_plugin;
 
 /* The smallest descriptor the 1.0 host accepts (through `consume`). */

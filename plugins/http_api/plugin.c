@@ -1,4 +1,5 @@
 /* The HTTP API plugin: Taskora's REST contract (API.md) and the domain tables it owns. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,18 @@ static int route_root(void *ud, const tk_http_request *req, tk_http_response *re
     (void)req;
     static const char body[] = "{\"message\":\"Welcome to Taskora API\"}";
     return api_send_text(ud, resp, 200, body, sizeof(body) - 1);
+}
+
+/* The process's authenticator: other plugins' routes (notifications, analytics, realtime)
+ * learn who is calling through host->http_authenticate. */
+static int authenticate(void *ud, const tk_http_request *req, tk_http_response *resp, char *user,
+                        size_t len, int allow_query_token)
+{
+    char id[24];
+    if (!api_authenticate(ud, req, resp, id, allow_query_token))
+        return 0;
+    snprintf(user, len, "%s", id);
+    return 1;
 }
 
 static const tk_config_field config[] = {
@@ -84,6 +97,9 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
      * takes as long as a stored user even where bcrypt_cost is set lower */
     if (!(a->dummy_hash =
               api_password_hash(a->bcrypt_cost > 12 ? a->bcrypt_cost : 12, "taskora-unknown-user")))
+        goto fail;
+    rc = host->http_set_authenticator(inst, authenticate, a);
+    if (rc < 0 && rc != TK_EUNAVAILABLE) /* (no HTTP server in this process: nothing to do) */
         goto fail;
     if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||
         (rc = api_auth_routes(a)) < 0 || (rc = api_tag_routes(a)) < 0 ||

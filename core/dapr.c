@@ -1,0 +1,138 @@
+/*
+ * Dapr interop. Deployments that keep a Dapr sidecar can subscribe through
+ * it instead of a Kafka consumer group: GET /dapr/subscribe tells the
+ * sidecar which topics the loaded consumer plugins want and where to push
+ * them; a pushed event reaches the same consume handler as one read from
+ * Kafka, and the answer tells Dapr to ack, retry or drop it.
+ */
+#include "dapr.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "log.h"
+
+typedef struct dapr {
+    tk_loader *loader;
+    char *pubsub, *token;
+} dapr;
+
+static dapr g_dapr; /* one per process, like the HTTP server */
+
+static int json_answer(tk_http_response *resp, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return TK_ENOMEM;
+    tk_http_resp_status(resp, status);
+    int rc = tk_http_resp_body(resp, "application/json; charset=utf-8", text, strlen(text));
+    free(text);
+    return rc;
+}
+
+/* The sidecar's token, when one is configured (compared in constant time). */
+static int token_ok(const dapr *d, const tk_http_request *req)
+{
+    if (!d->token || !*d->token)
+        return 1;
+    const char *got = tk_http_req_header(req, "dapr-api-token");
+    size_t n = strlen(d->token);
+    if (!got || strlen(got) != n)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(got[i] ^ d->token[i]);
+    return diff == 0;
+}
+
+static int route_subscribe(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    dapr *d = ud;
+    (void)req;
+    json_t *list = json_array();
+    for (size_t i = 0; i < d->loader->n; i++) {
+        tk_instance *inst = d->loader->inst[i];
+        if (!inst->consume)
+            continue;
+        const char *route = json_string_value(json_object_get(inst->consume, "dapr_route"));
+        char def[300];
+        snprintf(def, sizeof(def), "/dapr/events/%s", inst->name);
+        json_t *t;
+        size_t k;
+        json_array_foreach(json_object_get(inst->consume, "topics"), k, t)
+            json_array_append_new(list, json_pack("{s:s,s:O,s:s}", "pubsubname", d->pubsub, "topic",
+                                                  t, "route", route ? route : def));
+    }
+    return json_answer(resp, 200, list);
+}
+
+static int route_event(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    dapr *d = ud;
+    if (!token_ok(d, req))
+        return tk_http_resp_error(resp, 401, "Invalid dapr-api-token");
+    const char *name = tk_http_req_param(req, "instance");
+    tk_instance *inst = name ? tk_loader_find(d->loader, name) : NULL;
+    if (!inst || !inst->consume)
+        return tk_http_resp_error(resp, 404, "No consumer instance of that name");
+    size_t len = 0;
+    const char *body = tk_http_req_body(req, &len);
+    tk_event ev = {.struct_size = sizeof(tk_event),
+                   .value = body,
+                   .value_len = len,
+                   .partition = -1,
+                   .offset = -1,
+                   .attempt = 1};
+    const char *group = json_string_value(json_object_get(inst->consume, "group"));
+    char defgroup[300];
+    snprintf(defgroup, sizeof(defgroup), "taskora-%s", inst->name);
+    ev.group = group ? group : defgroup;
+    json_t *t0 = json_array_get(json_object_get(inst->consume, "topics"), 0);
+    ev.topic = json_string_value(t0);
+    ev.traceparent = tk_http_req_header(req, "traceparent");
+    tk_event_doc doc;
+    char why[512];
+    if (tk_event_decode(body, len, &ev, &doc, why, sizeof(why)) != 0) {
+        tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
+        return json_answer(resp, 200, json_pack("{s:s}", "status", "DROP"));
+    }
+    const tk_plugin *desc = inst->type->desc;
+    tk_consume_batch_fn batch = tk_plugin_consume_batch(desc);
+    tk_consume_result r = TK_CONSUME_RETRY;
+    const tk_event *evp = &ev;
+    if (desc->consume)
+        r = desc->consume(inst->state, &ev);
+    else if (batch)
+        batch(inst->state, &evp, 1, &r);
+    tk_event_doc_free(&doc);
+    return json_answer(resp, 200,
+                       json_pack("{s:s}", "status",
+                                 r == TK_CONSUME_OK      ? "SUCCESS"
+                                 : r == TK_CONSUME_RETRY ? "RETRY"
+                                                         : "DROP"));
+}
+
+int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
+                   const char *app_token)
+{
+    free(g_dapr.pubsub);
+    free(g_dapr.token);
+    g_dapr.loader = loader;
+    g_dapr.pubsub = strdup(pubsub && *pubsub ? pubsub : "pubsub");
+    g_dapr.token = app_token ? strdup(app_token) : NULL;
+    int rc = tk_http_route(http, "GET", "/dapr/subscribe", route_subscribe, &g_dapr, "core");
+    if (rc == 0)
+        rc = tk_http_route(http, "POST", "/dapr/events/{instance}", route_event, &g_dapr, "core");
+    return rc;
+}
+
+void tk_dapr_free(void)
+{
+    free(g_dapr.pubsub);
+    free(g_dapr.token);
+    memset(&g_dapr, 0, sizeof(g_dapr));
+}
