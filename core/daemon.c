@@ -385,6 +385,7 @@ int tk_daemon_run(const tk_settings *s)
     int sig = wait_for_stop(&sc);
     tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
             strsignal(sig), s->shutdown_timeout_ms);
+    tk_resilience_stop(rt.resilience); /* no request or worker waits out a retry delay now */
     if (http) {
         tk_http_set_ready(http, 0, "stopping");
         /* no new requests; those in progress get half the shutdown time to finish */

@@ -10,7 +10,6 @@
  */
 #include "resilience.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -75,6 +74,8 @@ typedef struct target {
 
 struct tk_resilience {
     pthread_mutex_t lock;
+    pthread_cond_t wake; /* retry waits end here early when the process stops */
+    int stopping;
     tk_resilience_policy base;
     json_t *overrides; /* {"target": {validated keys}} */
     target *targets;
@@ -124,6 +125,7 @@ tk_resilience *tk_resilience_new(json_t *section, tk_metrics *metrics, char *err
         return NULL;
     }
     pthread_mutex_init(&r->lock, NULL);
+    tk_cond_init_monotonic(&r->wake);
     r->base = (tk_resilience_policy){.attempts = 3,
                                      .delay_ms = 1000,
                                      .backoff = 2.0,
@@ -190,6 +192,7 @@ void tk_resilience_free(tk_resilience *r)
         free(t);
     }
     json_decref(r->overrides);
+    pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -300,11 +303,26 @@ static int retryable(const tk_failure *f)
            f->kind == TK_FAIL_TIMEOUT;
 }
 
-static void sleep_ms(int64_t ms)
+/* Waits ms, or less when the process stops; 0 when the whole wait passed. */
+static int pause_ms(tk_resilience *r, int64_t ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    struct timespec deadline = tk_deadline_ms((int)ms);
+    pthread_mutex_lock(&r->lock);
+    while (!r->stopping && pthread_cond_timedwait(&r->wake, &r->lock, &deadline) == 0)
+        ;
+    int stopped = r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    return stopped ? -1 : 0;
+}
+
+void tk_resilience_stop(tk_resilience *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = 1;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
 }
 
 int tk_resilient_call(tk_resilience *r, const char *name, tk_attempt_fn fn, void *ud, tk_failure *f)
@@ -380,7 +398,8 @@ int tk_resilient_call(tk_resilience *r, const char *name, tk_attempt_fn fn, void
                 attempt, p.attempts, f->message, wait);
         if (r->m_retries)
             tk_metric_add(r->m_retries, v, 1);
-        sleep_ms((int64_t)wait);
+        if (pause_ms(r, (int64_t)wait) != 0)
+            break; /* stopping: the last failure is the answer */
     }
     return rc;
 }

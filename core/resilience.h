@@ -41,6 +41,9 @@ tk_resilience_policy tk_resilience_policy_for(tk_resilience *r, const char *targ
 int tk_resilient_call(tk_resilience *r, const char *target, tk_attempt_fn fn, void *ud,
                       tk_failure *f);
 
+/* Shutdown: retry waits end now and no new ones start (calls return their last failure). */
+void tk_resilience_stop(tk_resilience *r);
+
 /* "closed", "open" or "half-open" (for tests and logs). */
 const char *tk_resilience_state(tk_resilience *r, const char *target);
 

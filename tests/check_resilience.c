@@ -1,5 +1,6 @@
 /* Retries and circuit breakers of remote calls (core/resilience.c), with scripted attempts. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,33 @@ START_TEST(test_per_target_overrides_and_bad_config)
 }
 END_TEST
 
+static void *stop_soon(void *arg)
+{
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    tk_resilience_stop(arg);
+    return NULL;
+}
+
+START_TEST(test_stopping_ends_a_retry_wait_at_once)
+{
+    tk_resilience *r = policy("{\"retry\": {\"attempts\": 3, \"delay_ms\": 20000}}", NULL);
+    script s = {0};
+    fail_with(&s, TK_FAIL_UNAVAILABLE, 3);
+    pthread_t t;
+    pthread_create(&t, NULL, stop_soon, r);
+    tk_failure f;
+    double t0 = now_s();
+    ck_assert_int_lt(tk_resilient_call(r, "t", play, &s, &f), 0);
+    double took = now_s() - t0;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s.calls, 1); /* no retry after the stop */
+    ck_assert_int_eq(f.kind, TK_FAIL_UNAVAILABLE);
+    ck_assert_msg(took < 5, "a stopping process still waited %.3f s", took);
+    tk_resilience_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("resilience");
@@ -276,6 +304,7 @@ int main(void)
     tcase_add_test(tc, test_circuit_opens_after_consecutive_failures_and_fails_fast);
     tcase_add_test(tc, test_half_open_trial_closes_or_reopens_the_circuit);
     tcase_add_test(tc, test_per_target_overrides_and_bad_config);
+    tcase_add_test(tc, test_stopping_ends_a_retry_wait_at_once);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }
