@@ -1,0 +1,743 @@
+/*
+ * analytics: per-user, per-day task and chat statistics from the event stream, and
+ * GET /api/analytics/summary?days=30 for the authenticated user.
+ *
+ * Consumes task-events, user-events and chat-events (whatever its `consume` section names).
+ * A batch of up to 64 events of one partition costs ONE transaction:
+ *   1. the batch's event ids go into the core's taskora_processed_events with the consumer
+ *      group (INSERT ... ON CONFLICT DO NOTHING RETURNING event_id): only the ids it returns
+ *      are new; redelivered events (and repeats inside the batch) change nothing;
+ *   2. the new events are aggregated in memory per (user, UTC day of the event time) and
+ *      written with one multi-row upsert into analytics_daily;
+ *   3. task.created records the task's creation time (analytics_task_created); a completion
+ *      of a task whose creation was seen stores its duration (analytics_completions), from
+ *      which the summary takes an exact median; task.deleted forgets the creation time.
+ * On any database error every event of the batch answers RETRY (the runtime then retries
+ * them one by one, and gives up on an event through its DLQ).
+ *
+ * Mapping: task.created -> created; task.completed with status_change "completed" (or,
+ * without status_change, completed:true) -> completed (+ duration), with "reopened" /
+ * completed:false -> reopened; task.deleted -> deleted; chat.message_sent -> chat_messages.
+ * Other types, and events without a user id, are recorded as processed and otherwise
+ * ignored. An event without a parseable time counts on the day it is processed.
+ *
+ * Summary: completion_rate = completed / created over the window (0 when nothing was
+ * created; it may exceed 1 when tasks created before the window are completed in it);
+ * median_time_to_complete_s is the median of the durations of the completions in the
+ * window (null when there is none, or none of a task whose creation was seen).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <taskora/plugin.h>
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define MAX_USER_LEN 255
+
+/* What an event counts as. */
+enum { K_CREATED, K_COMPLETED, K_REOPENED, K_DELETED, K_CHAT, K_COUNT, K_NONE = -1 };
+
+static const char *const kind_column[K_COUNT] = {"created", "completed", "reopened", "deleted",
+                                                 "chat_messages"};
+
+typedef struct analytics {
+    const tk_host *host;
+    tk_instance *inst;
+    tk_metric *applied;    /* taskora_analytics_events_applied_total */
+    tk_metric *duplicates; /* taskora_analytics_duplicates_skipped_total */
+    tk_metric *ignored;    /* taskora_analytics_events_ignored_total */
+    tk_metric *batches;    /* taskora_analytics_batches_total */
+} analytics;
+
+/* One event of a batch, classified before the transaction. */
+typedef struct item {
+    const tk_event *ev;
+    int kind;         /* K_* */
+    char day[11];     /* YYYY-MM-DD (UTC) */
+    char ts[40];      /* the event time in UTC, as PostgreSQL reads it */
+    char task_id[40]; /* "" when the payload has none */
+} item;
+
+/* The work of one batch, shared with the transaction function. */
+typedef struct batch {
+    analytics *a;
+    const char *group;
+    item *items;
+    size_t n;
+    char *ids_json; /* the distinct event ids, sorted, as a JSON array */
+    /* results of the last (committed) run */
+    long applied, duplicates, ignored;
+    char error[256];
+} batch;
+
+/* ---- time ------------------------------------------------------------------ */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+static void civil_from_days(long long z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long yy = (long long)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/*
+ * Parses an ISO 8601 / RFC 3339 time ("2026-02-04T12:00:00.123456+00:00", "...Z", a space
+ * instead of T; no offset means UTC) into microseconds since the epoch. 0 ok, -1 not a time.
+ */
+static int parse_time(const char *s, long long *us)
+{
+    int y, mo, d, h, mi, sec, frac = 0;
+    if (!s)
+        return -1;
+    const char *p = s;
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return -1;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+        digits(&p, 2, &sec))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    if (*p == '.' || *p == ',') {
+        p++;
+        int n = 0;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9') {
+            if (n < 6) {
+                frac = frac * 10 + (*p - '0');
+                n++;
+            }
+            p++;
+        }
+        while (n++ < 6)
+            frac *= 10;
+    }
+    long long offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (digits(&p, 2, &oh))
+            return -1;
+        if (*p == ':')
+            p++;
+        if (*p && digits(&p, 2, &om))
+            return -1;
+        if (oh > 23 || om > 59)
+            return -1;
+        offset_s = sign * (oh * 3600LL + om * 60LL);
+    }
+    if (*p)
+        return -1;
+    long long days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    long long secs = days * 86400 + h * 3600LL + mi * 60LL + sec - offset_s;
+    *us = secs * 1000000LL + frac;
+    return 0;
+}
+
+/* The UTC day and a PostgreSQL timestamptz literal of a time in microseconds. */
+static void format_time(long long us, char day[11], char ts[40])
+{
+    long long secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    long long frac = us - secs * 1000000;
+    long long days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    long long rem = secs - days * 86400;
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    unsigned yy = (unsigned)(y < 0 ? 0 : y > 9999 ? 9999 : y);
+    m %= 100;
+    d %= 100;
+    snprintf(day, 11, "%04u-%02u-%02u", yy, m, d);
+    snprintf(ts, 40, "%04u-%02u-%02u %02u:%02u:%02u.%06u+00", yy, m, d, (unsigned)(rem / 3600),
+             (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), (unsigned)frac);
+}
+
+static long long now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
+}
+
+/* ---- classification -------------------------------------------------------- */
+
+/* A payload field that identifies a task (integer or string) as text; "" when absent. */
+static void task_id_of(json_t *payload, char *out, size_t len)
+{
+    json_t *v = json_object_get(payload, "task_id");
+    out[0] = '\0';
+    if (json_is_integer(v))
+        snprintf(out, len, "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v) && json_string_length(v) < len)
+        snprintf(out, len, "%s", json_string_value(v));
+}
+
+/* What ev counts as, filling it; K_NONE when it does not count. */
+static int classify(const tk_event *ev, item *it)
+{
+    memset(it, 0, sizeof(*it));
+    it->ev = ev;
+    it->kind = K_NONE;
+    if (!ev->id || !*ev->id || !ev->type || !ev->user_id || !*ev->user_id ||
+        strlen(ev->user_id) > MAX_USER_LEN)
+        return K_NONE;
+    int kind = K_NONE;
+    json_t *payload = NULL;
+    if (strcmp(ev->type, "task.created") == 0 || strcmp(ev->type, "task.deleted") == 0 ||
+        strcmp(ev->type, "task.completed") == 0) {
+        payload = ev->payload ? json_loads(ev->payload, 0, NULL) : NULL;
+        task_id_of(payload, it->task_id, sizeof(it->task_id));
+        if (strcmp(ev->type, "task.created") == 0)
+            kind = K_CREATED;
+        else if (strcmp(ev->type, "task.deleted") == 0)
+            kind = K_DELETED;
+        else {
+            const char *change = json_string_value(json_object_get(payload, "status_change"));
+            json_t *done = json_object_get(payload, "completed");
+            if (change ? strcmp(change, "completed") == 0 : json_is_true(done))
+                kind = K_COMPLETED;
+            else if (change ? strcmp(change, "reopened") == 0 : json_is_false(done))
+                kind = K_REOPENED;
+        }
+        json_decref(payload);
+    } else if (strcmp(ev->type, "chat.message_sent") == 0) {
+        kind = K_CHAT;
+    }
+    if (kind == K_NONE)
+        return K_NONE;
+    long long us;
+    if (parse_time(ev->time, &us) != 0)
+        us = now_us();
+    format_time(us, it->day, it->ts);
+    it->kind = kind;
+    return kind;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* ---- the transaction ------------------------------------------------------- */
+
+static int set_error(batch *b, PGconn *c, PGresult *r, const char *what)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+    snprintf(b->error, sizeof(b->error), "%s: %s", what, msg && *msg ? msg : "failed");
+    b->error[strcspn(b->error, "\n")] = '\0';
+    PQclear(r);
+    return PQstatus(c) == CONNECTION_OK ? TK_ERR : TK_EUNAVAILABLE;
+}
+
+/* Runs a statement with one JSON parameter (and optionally the group first). */
+static int exec_json(batch *b, PGconn *c, const char *what, const char *sql, const char *json)
+{
+    const char *params[] = {json};
+    PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        return set_error(b, c, r, what);
+    PQclear(r);
+    return 0;
+}
+
+/* Appends json's compact text to a JSON array being built; NULL json is an error. */
+static char *dump_new(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+typedef struct day_row {
+    const char *user;
+    const char *day;
+    long count[K_COUNT];
+} day_row;
+
+static int cmp_day_row(const void *x, const void *y)
+{
+    const day_row *a = x, *b = y;
+    int c = strcmp(a->user, b->user);
+    return c ? c : strcmp(a->day, b->day);
+}
+
+static int batch_fn(void *conn, void *ud)
+{
+    batch *b = ud;
+    PGconn *c = conn;
+    b->applied = b->duplicates = b->ignored = 0;
+
+    /* 1. which of the batch's events are new */
+    const char *params[] = {b->group, b->ids_json};
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO taskora_processed_events (consumer_group, event_id)"
+                               " SELECT $1, e FROM jsonb_array_elements_text($2::jsonb) e"
+                               " ON CONFLICT DO NOTHING RETURNING event_id",
+                               2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return set_error(b, c, r, "recording processed events");
+    int nnew = PQntuples(r);
+    /* fresh[i]: the returned id, cleared once an event of the batch used it */
+    const char *fresh[64];
+    int nfresh = nnew < 64 ? nnew : 64;
+    for (int i = 0; i < nfresh; i++)
+        fresh[i] = PQgetvalue(r, i, 0);
+
+    day_row rows[64];
+    size_t nrows = 0;
+    json_t *created = json_array(), *completions = json_array(), *deletions = json_array();
+    int rc = 0;
+    if (!created || !completions || !deletions) {
+        rc = TK_ENOMEM;
+        snprintf(b->error, sizeof(b->error), "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        int is_new = 0;
+        for (int k = 0; it->ev->id && k < nfresh; k++)
+            if (fresh[k] && strcmp(fresh[k], it->ev->id) == 0) {
+                fresh[k] = NULL;
+                is_new = 1;
+                break;
+            }
+        if (!is_new) {
+            b->duplicates++;
+            continue;
+        }
+        if (it->kind == K_NONE) {
+            b->ignored++;
+            continue;
+        }
+        b->applied++;
+        size_t k = 0;
+        while (k < nrows &&
+               (strcmp(rows[k].user, it->ev->user_id) != 0 || strcmp(rows[k].day, it->day) != 0))
+            k++;
+        if (k == nrows) {
+            memset(&rows[k], 0, sizeof(rows[k]));
+            rows[k].user = it->ev->user_id;
+            rows[k].day = it->day;
+            nrows++;
+        }
+        rows[k].count[it->kind]++;
+        if (!it->task_id[0])
+            continue;
+        json_t *o = NULL, *arr = NULL;
+        if (it->kind == K_CREATED) {
+            o = json_pack("{s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
+                          it->ts);
+            arr = created;
+        } else if (it->kind == K_COMPLETED) {
+            o = json_pack("{s:s,s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id,
+                          "at", it->ts, "day", it->day);
+            arr = completions;
+        } else if (it->kind == K_DELETED) {
+            o = json_pack("{s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id);
+            arr = deletions;
+        }
+        if (arr && (!o || json_array_append_new(arr, o) != 0)) {
+            rc = TK_ENOMEM;
+            snprintf(b->error, sizeof(b->error), "out of memory");
+            goto out;
+        }
+    }
+
+    /* 2. the counters: one upsert for every (user, day) of the batch, in key order */
+    if (nrows) {
+        qsort(rows, nrows, sizeof(rows[0]), cmp_day_row);
+        json_t *list = json_array();
+        for (size_t k = 0; list && k < nrows; k++) {
+            json_t *o = json_pack("{s:s,s:s}", "user_id", rows[k].user, "day", rows[k].day);
+            for (int j = 0; o && j < K_COUNT; j++)
+                json_object_set_new(o, kind_column[j], json_integer(rows[k].count[j]));
+            if (!o || json_array_append_new(list, o) != 0) {
+                json_decref(list);
+                list = NULL;
+            }
+        }
+        char *text = dump_new(list);
+        if (!text) {
+            rc = TK_ENOMEM;
+            snprintf(b->error, sizeof(b->error), "out of memory");
+            goto out;
+        }
+        rc = exec_json(
+            b, c, "updating the daily counters",
+            "INSERT INTO analytics_daily AS d"
+            " (user_id, day, created, completed, reopened, deleted, chat_messages)"
+            " SELECT x.user_id, x.day, x.created, x.completed, x.reopened, x.deleted,"
+            " x.chat_messages FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, day date,"
+            " created int, completed int, reopened int, deleted int, chat_messages int)"
+            " ORDER BY x.user_id, x.day"
+            " ON CONFLICT (user_id, day) DO UPDATE SET"
+            " created = d.created + EXCLUDED.created,"
+            " completed = d.completed + EXCLUDED.completed,"
+            " reopened = d.reopened + EXCLUDED.reopened,"
+            " deleted = d.deleted + EXCLUDED.deleted,"
+            " chat_messages = d.chat_messages + EXCLUDED.chat_messages,"
+            " updated_at = now()",
+            text);
+        free(text);
+        if (rc)
+            goto out;
+    }
+
+    /* 3. time to complete: creations first, so a task created and completed in one batch
+     * has its duration */
+    if (json_array_size(created)) {
+        char *text = dump_new(json_incref(created));
+        rc = text
+                 ? exec_json(b, c, "recording task creations",
+                             "INSERT INTO analytics_task_created (user_id, task_id, created_at)"
+                             " SELECT x.user_id, x.task_id, x.at FROM jsonb_to_recordset($1::jsonb)"
+                             " AS x(user_id text, task_id text, at timestamptz)"
+                             " ORDER BY x.user_id, x.task_id"
+                             " ON CONFLICT (user_id, task_id) DO NOTHING",
+                             text)
+                 : TK_ENOMEM;
+        free(text);
+        if (rc)
+            goto out;
+    }
+    if (json_array_size(completions)) {
+        char *text = dump_new(json_incref(completions));
+        rc = text
+                 ? exec_json(b, c, "recording completion times",
+                             "INSERT INTO analytics_completions (user_id, day, task_id, duration_s)"
+                             " SELECT x.user_id, x.day, x.task_id,"
+                             " greatest(0, extract(epoch FROM x.at - t.created_at))::float8"
+                             " FROM jsonb_to_recordset($1::jsonb)"
+                             " AS x(user_id text, task_id text, at timestamptz, day date)"
+                             " JOIN analytics_task_created t"
+                             " ON t.user_id = x.user_id AND t.task_id = x.task_id",
+                             text)
+                 : TK_ENOMEM;
+        free(text);
+        if (rc)
+            goto out;
+    }
+    if (json_array_size(deletions)) {
+        char *text = dump_new(json_incref(deletions));
+        rc = text ? exec_json(b, c, "forgetting deleted tasks",
+                              "DELETE FROM analytics_task_created t USING"
+                              " jsonb_to_recordset($1::jsonb) AS x(user_id text, task_id text)"
+                              " WHERE t.user_id = x.user_id AND t.task_id = x.task_id",
+                              text)
+                  : TK_ENOMEM;
+        free(text);
+        if (rc)
+            goto out;
+    }
+out:
+    json_decref(created);
+    json_decref(completions);
+    json_decref(deletions);
+    PQclear(r); /* the fresh ids pointed into it */
+    return rc;
+}
+
+static void consume_batch(void *state, const tk_event *const *events, size_t n,
+                          tk_consume_result *results)
+{
+    analytics *a = state;
+    item items[64];
+    batch b;
+    memset(&b, 0, sizeof(b));
+    b.a = a;
+    b.items = items;
+    /* the runtime sends at most 64; more are handled 64 at a time all the same */
+    for (size_t start = 0; start < n; start += 64) {
+        size_t m = n - start < 64 ? n - start : 64;
+        const char *ids[64];
+        size_t nids = 0;
+        b.n = 0;
+        b.group = NULL;
+        for (size_t i = 0; i < m; i++) {
+            const tk_event *ev = events[start + i];
+            results[start + i] = TK_CONSUME_OK;
+            if (!ev->id || !*ev->id) /* the runtime never sends one: nothing to dedupe on */
+                continue;
+            if (!b.group && ev->group)
+                b.group = ev->group;
+            classify(ev, &items[b.n++]);
+            ids[nids++] = ev->id;
+        }
+        if (!b.n)
+            continue;
+        if (!b.group || !*b.group) {
+            a->host->log(a->inst, TK_LOG_ERROR,
+                         "events without a consumer group: configure a consume section");
+            for (size_t i = 0; i < m; i++)
+                results[start + i] = TK_CONSUME_FAIL;
+            continue;
+        }
+        qsort(ids, nids, sizeof(ids[0]), cmp_str); /* a stable lock order */
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < nids; i++)
+            if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) &&
+                json_array_append_new(arr, json_string(ids[i])) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        b.ids_json = dump_new(arr);
+        b.error[0] = '\0';
+        int rc = b.ids_json ? a->host->pg_tx(a->inst, batch_fn, &b) : TK_ENOMEM;
+        free(b.ids_json);
+        b.ids_json = NULL;
+        if (rc < 0) {
+            a->host->log_kv(a->inst, TK_LOG_WARN, "batch not applied; retrying its events", "error",
+                            b.error[0] ? b.error : tk_strerror(rc), NULL);
+            for (size_t i = 0; i < m; i++)
+                results[start + i] = TK_CONSUME_RETRY;
+            continue;
+        }
+        a->host->metric_add(a->batches, NULL, 1);
+        if (b.applied)
+            a->host->metric_add(a->applied, NULL, (double)b.applied);
+        if (b.duplicates)
+            a->host->metric_add(a->duplicates, NULL, (double)b.duplicates);
+        if (b.ignored)
+            a->host->metric_add(a->ignored, NULL, (double)b.ignored);
+    }
+}
+
+static tk_consume_result consume(void *state, const tk_event *ev)
+{
+    tk_consume_result result = TK_CONSUME_OK;
+    const tk_event *one[] = {ev};
+    consume_batch(state, one, 1, &result);
+    return result;
+}
+
+/* ---- GET /api/analytics/summary -------------------------------------------- */
+
+static int send_json(analytics *a, tk_http_response *resp, int status, const char *text)
+{
+    a->host->http_status(resp, status);
+    return a->host->http_set_body(resp, JSON_TYPE, text, strlen(text));
+}
+
+static int send_422(analytics *a, tk_http_response *resp, const char *msg, const char *type)
+{
+    json_t *body = json_pack("{s:[{s:[s,s],s:s,s:s}]}", "detail", "loc", "query", "days", "msg",
+                             msg, "type", type);
+    char *text = dump_new(body);
+    if (!text)
+        return TK_ENOMEM;
+    int rc = send_json(a, resp, 422, text);
+    free(text);
+    return rc;
+}
+
+static const char summary_sql[] =
+    "WITH w AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today, $2::int AS n),"
+    " d AS (SELECT (w.today - g)::date AS day FROM w, generate_series(0, w.n - 1) g),"
+    " r AS (SELECT d.day, coalesce(a.created, 0) AS created,"
+    "  coalesce(a.completed, 0) AS completed, coalesce(a.reopened, 0) AS reopened,"
+    "  coalesce(a.deleted, 0) AS deleted, coalesce(a.chat_messages, 0) AS chat_messages"
+    "  FROM d LEFT JOIN analytics_daily a ON a.user_id = $1 AND a.day = d.day),"
+    " t AS (SELECT sum(created)::bigint AS created, sum(completed)::bigint AS completed,"
+    "  sum(reopened)::bigint AS reopened, sum(deleted)::bigint AS deleted,"
+    "  sum(chat_messages)::bigint AS chat_messages FROM r)"
+    " SELECT json_build_object("
+    "  'days', (SELECT json_agg(json_build_object('date', to_char(day, 'YYYY-MM-DD'),"
+    "   'created', created, 'completed', completed, 'reopened', reopened,"
+    "   'deleted', deleted, 'chat_messages', chat_messages) ORDER BY day) FROM r),"
+    "  'totals', (SELECT json_build_object('created', created, 'completed', completed,"
+    "   'reopened', reopened, 'deleted', deleted, 'chat_messages', chat_messages) FROM t),"
+    "  'completion_rate', (SELECT CASE WHEN created = 0 THEN 0::float8"
+    "   ELSE completed::float8 / created END FROM t),"
+    "  'median_time_to_complete_s', (SELECT percentile_cont(0.5) WITHIN GROUP"
+    "   (ORDER BY c.duration_s) FROM analytics_completions c, w"
+    "   WHERE c.user_id = $1 AND c.day BETWEEN w.today - (w.n - 1) AND w.today)"
+    " )::text";
+
+static int route_summary(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    analytics *a = ud;
+    const tk_host *h = a->host;
+    char user[64];
+    if (h->struct_size < offsetof(tk_host, http_authenticate) + sizeof(h->http_authenticate) ||
+        !h->http_authenticate) {
+        return send_json(a, resp, 503, "{\"detail\":\"No authenticator is loaded\"}");
+    }
+    if (!h->http_authenticate(req, resp, user, sizeof(user), 0))
+        return TK_OK; /* answered (401) */
+
+    long days = 30;
+    const char *v = h->http_query(req, "days");
+    if (v) {
+        char *end;
+        days = strtol(v, &end, 10);
+        if (!*v || *end)
+            return send_422(a, resp,
+                            "Input should be a valid integer, unable to parse string as an integer",
+                            "int_parsing");
+        if (days < 1)
+            return send_422(a, resp, "Input should be greater than or equal to 1",
+                            "greater_than_equal");
+        if (days > 365)
+            return send_422(a, resp, "Input should be less than or equal to 365",
+                            "less_than_equal");
+    }
+    char ndays[16];
+    snprintf(ndays, sizeof(ndays), "%ld", days);
+
+    tk_pg *pg;
+    int rc = h->pg_acquire(a->inst, -1, &pg);
+    if (rc < 0) {
+        h->http_set_header(resp, "Retry-After", "1");
+        return h->http_error(resp, 503, "Database unavailable");
+    }
+    PGconn *c = h->pg_conn(pg);
+    const char *params[] = {user, ndays};
+    PGresult *r = PQexecParams(c, summary_sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+        why[strcspn(why, "\n")] = '\0';
+        int down = PQstatus(c) != CONNECTION_OK;
+        PQclear(r);
+        h->pg_release(pg);
+        h->log_kv(a->inst, TK_LOG_ERROR, "summary query failed", "error", why, NULL);
+        if (down) {
+            h->http_set_header(resp, "Retry-After", "1");
+            return h->http_error(resp, 503, "Database unavailable");
+        }
+        return TK_ERR;
+    }
+    rc = send_json(a, resp, 200, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    h->pg_release(pg);
+    return rc;
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+static int init(const tk_host *host, tk_instance *inst, void **state)
+{
+    analytics *a = calloc(1, sizeof(*a));
+    if (!a)
+        return TK_ENOMEM;
+    a->host = host;
+    a->inst = inst;
+    a->applied = host->metric_counter(inst, "taskora_analytics_events_applied_total",
+                                      "Events counted in the daily aggregates", NULL);
+    a->duplicates = host->metric_counter(inst, "taskora_analytics_duplicates_skipped_total",
+                                         "Redelivered events skipped (already processed)", NULL);
+    a->ignored =
+        host->metric_counter(inst, "taskora_analytics_events_ignored_total",
+                             "New events that count for nothing (other types, no user)", NULL);
+    a->batches = host->metric_counter(inst, "taskora_analytics_batches_total",
+                                      "Batches applied, one transaction each", NULL);
+    if (!a->applied || !a->duplicates || !a->ignored || !a->batches) {
+        free(a);
+        return TK_ERR;
+    }
+    if (host->config_bool(inst, "routes")) {
+        int rc = host->http_route(inst, "GET", "/api/analytics/summary", route_summary, a);
+        if (rc == TK_EUNAVAILABLE) {
+            host->log(inst, TK_LOG_INFO, "HTTP is disabled: no summary route in this process");
+        } else if (rc < 0) {
+            free(a);
+            return rc;
+        }
+    }
+    *state = a;
+    return TK_OK;
+}
+
+static void destroy(void *state) { free(state); }
+
+static const tk_config_field config[] = {
+    {"routes", TK_CFG_BOOL, 0, "true", NULL,
+     "serve GET /api/analytics/summary (when HTTP is enabled in the process)", NULL},
+    {0},
+};
+
+/* Tables this plugin owns. Append only: a shipped step never changes. */
+static const char *const migrations[] = {
+    /* 1: per-user, per-day counters; what time to complete needs */
+    "CREATE TABLE IF NOT EXISTS analytics_daily ("
+    " user_id varchar(255) NOT NULL,"
+    " day date NOT NULL,"
+    " created integer NOT NULL DEFAULT 0,"
+    " completed integer NOT NULL DEFAULT 0,"
+    " reopened integer NOT NULL DEFAULT 0,"
+    " deleted integer NOT NULL DEFAULT 0,"
+    " chat_messages integer NOT NULL DEFAULT 0,"
+    " updated_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (user_id, day));"
+    "CREATE TABLE IF NOT EXISTS analytics_task_created ("
+    " user_id varchar(255) NOT NULL,"
+    " task_id text NOT NULL,"
+    " created_at timestamptz NOT NULL,"
+    " PRIMARY KEY (user_id, task_id));"
+    "CREATE TABLE IF NOT EXISTS analytics_completions ("
+    " id bigserial PRIMARY KEY,"
+    " user_id varchar(255) NOT NULL,"
+    " day date NOT NULL,"
+    " task_id text NOT NULL,"
+    " duration_s double precision NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS analytics_completions_user_day"
+    " ON analytics_completions (user_id, day, duration_s)",
+    NULL,
+};
+
+static const tk_plugin descriptor = {
+    TK_PLUGIN_HEADER,
+    .name = "analytics",
+    .version = "1.0.0",
+    .description = "per-user daily task and chat statistics from the event stream",
+    .capabilities = TK_PLUGIN_CAP_HTTP,
+    .config = config,
+    .migrations = migrations,
+    .init = init,
+    .destroy = destroy,
+    .consume = consume,
+    .consume_batch = consume_batch,
+};
+
+TK_PLUGIN_EXPORT const tk_plugin *taskora_plugin_entry(void);
+const tk_plugin *taskora_plugin_entry(void) { return &descriptor; }

@@ -1,0 +1,820 @@
+/*
+ * The notifications plugin end to end: an API taskorad (http_api + notifications routes) and
+ * notification workers (scheduler + webhook sender) on a real PostgreSQL and a Kafka-protocol
+ * cluster owned by the test, with a webhook receiver of our own (libmicrohttpd) that checks
+ * every signature.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "testhelp.h"
+
+#define SECRET "whsec-test-6b1f0c9e27d4"
+#define JWT_SECRET "notif-secret-0123456789abcdef0123456789"
+
+static char *dir;
+static char dbname[64], dburl[1024];
+static rd_kafka_t *mock_owner;
+static rd_kafka_mock_cluster_t *mc;
+static char bootstrap[256];
+static th_daemon api;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    static char bufs[8][8192];
+    static int i;
+    char *b = bufs[i++ % 8];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b, sizeof(bufs[0]), f, ap);
+    va_end(ap);
+    return b;
+}
+
+static long count(const char *sql)
+{
+    char *v = th_pg_query1(dburl, sql);
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* Waits until the query's count reaches want; returns the last count seen. */
+static long wait_count(const char *sql, long want, int timeout_s)
+{
+    double end = now_s() + timeout_s;
+    long n;
+    while ((n = count(sql)) < want && now_s() < end)
+        usleep(50000);
+    return n;
+}
+
+/* ---- the webhook receiver -------------------------------------------------------------------- */
+
+typedef struct hook_req {
+    char *body;
+    char signature[128], event_id[64], type[64];
+    int status; /* what we answered */
+} hook_req;
+
+static struct {
+    struct MHD_Daemon *d;
+    pthread_mutex_t lock;
+    hook_req reqs[256];
+    int n;
+    int fail_first; /* answer 503 to this many requests first */
+    char url[64];
+} hook;
+
+typedef struct upload {
+    char *data;
+    size_t len;
+} upload;
+
+static enum MHD_Result hook_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)cls, (void)url, (void)method, (void)version;
+    upload *u = *con_cls;
+    if (!u) {
+        if (!(u = calloc(1, sizeof(*u))))
+            return MHD_NO;
+        *con_cls = u;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        char *nd = realloc(u->data, u->len + *upload_size + 1);
+        if (!nd)
+            return MHD_NO;
+        u->data = nd;
+        memcpy(u->data + u->len, upload_data, *upload_size);
+        u->len += *upload_size;
+        u->data[u->len] = '\0';
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Signature");
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Event-Id");
+    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    pthread_mutex_lock(&hook.lock);
+    int status = 200;
+    if (hook.fail_first > 0) {
+        hook.fail_first--;
+        status = 503;
+    }
+    if (hook.n < (int)(sizeof(hook.reqs) / sizeof(hook.reqs[0]))) {
+        hook_req *r = &hook.reqs[hook.n++];
+        r->body = strdup(u->data ? u->data : "");
+        snprintf(r->signature, sizeof(r->signature), "%s", sig ? sig : "");
+        snprintf(r->event_id, sizeof(r->event_id), "%s", id ? id : "");
+        snprintf(r->type, sizeof(r->type), "%s", type ? type : "");
+        r->status = status;
+    }
+    pthread_mutex_unlock(&hook.lock);
+    static const char ok[] = "{\"ok\":true}", busy[] = "{\"error\":\"busy\"}";
+    const char *body = status == 200 ? ok : busy;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static void hook_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    upload *u = *con_cls;
+    if (u) {
+        free(u->data);
+        free(u);
+        *con_cls = NULL;
+    }
+}
+
+static void hook_start(void)
+{
+    pthread_mutex_init(&hook.lock, NULL);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    hook.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                  MHD_USE_POLL | MHD_USE_ITC,
+                              0, NULL, NULL, hook_request, NULL, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, hook_completed,
+                              NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(hook.d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(hook.d, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert(info && info->port);
+    snprintf(hook.url, sizeof(hook.url), "http://127.0.0.1:%u/hooks/taskora", (unsigned)info->port);
+}
+
+static void hook_stop(void)
+{
+    if (hook.d)
+        MHD_stop_daemon(hook.d);
+    for (int i = 0; i < hook.n; i++)
+        free(hook.reqs[i].body);
+    pthread_mutex_destroy(&hook.lock);
+    memset(&hook, 0, sizeof(hook));
+}
+
+/* Whether the request carries sha256=<hex HMAC-SHA256(SECRET, body)>. */
+static int signature_valid(const hook_req *r)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)r->body, strlen(r->body),
+         mac, &len);
+    char want[80] = "sha256=";
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+    return strlen(r->signature) == strlen(want) &&
+           CRYPTO_memcmp(r->signature, want, strlen(want)) == 0;
+}
+
+/* Requests the receiver got whose body is the event of task `task_id`; `answered_ok` of them
+ * were answered 200. Every one must be signed correctly and carry its event id. */
+static int hook_requests_for(long task_id, int *answered_ok)
+{
+    int total = 0, ok = 0;
+    pthread_mutex_lock(&hook.lock);
+    for (int i = 0; i < hook.n; i++) {
+        hook_req *r = &hook.reqs[i];
+        json_t *ev = json_loads(r->body, 0, NULL);
+        json_t *payload = json_object_get(json_object_get(ev, "data"), "payload");
+        if (json_integer_value(json_object_get(payload, "task_id")) == task_id) {
+            total++;
+            ok += r->status == 200;
+            ck_assert_msg(signature_valid(r), "bad signature %s for %s", r->signature, r->body);
+            ck_assert_str_eq(json_string_value(json_object_get(ev, "type")), "task.reminder");
+            ck_assert_str_eq(json_string_value(json_object_get(ev, "id")), r->event_id);
+            ck_assert_str_eq(json_string_value(json_object_get(payload, "reminder_type")),
+                             "custom");
+            ck_assert_str_eq(r->type, "application/json");
+        }
+        json_decref(ev);
+    }
+    pthread_mutex_unlock(&hook.lock);
+    if (answered_ok)
+        *answered_ok = ok;
+    return total;
+}
+
+static int hook_count(void)
+{
+    pthread_mutex_lock(&hook.lock);
+    int n = hook.n;
+    pthread_mutex_unlock(&hook.lock);
+    return n;
+}
+
+/* ---- processes ------------------------------------------------------------------------------- */
+
+static const char *common_config(void)
+{
+    return fmt("\"app_id\": \"notif-test\", \"log\": {\"format\": \"text\"},"
+               " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/notifications/.libs\","
+               " \"postgres\": {\"url\": \"${TK_TEST_DB}\", \"pool_size\": 4,"
+               "  \"acquire_timeout_ms\": 2000, \"connect_timeout_s\": 2},"
+               " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
+               "  \"heartbeat.interval.ms\": \"500\", \"fetch.wait.max.ms\": \"10\"}},"
+               " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
+               " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"shutdown_timeout_ms\": 20000",
+               th_builddir(), th_builddir(), bootstrap);
+}
+
+/* The API pod: http_api, and notifications for its routes only. */
+static char *api_config(void)
+{
+    return th_write(dir, "api.json",
+                    fmt("{%s, \"plugins\": ["
+                        " {\"name\": \"api\", \"load\": \"http_api\", \"config\":"
+                        "  {\"jwt_secret\": \"" JWT_SECRET "\", \"bcrypt_cost\": 4}},"
+                        " {\"name\": \"notif\", \"load\": \"notifications\","
+                        "  \"config\": {\"scheduler\": false}}]}",
+                        common_config()));
+}
+
+/* A notification worker: scheduler, webhook sender, consumer of task-events. */
+static char *worker_config(const char *name, int poll_ms)
+{
+    return th_write(
+        dir, fmt("%s.json", name),
+        fmt("{%s,"
+            " \"resiliency\": {\"targets\": {\"webhook.notif\": {\"retry\": {\"attempts\": 3,"
+            "  \"delay_ms\": 100, \"max_delay_ms\": 1000}, \"circuit_breaker\": {\"failures\": "
+            "50}}}},"
+            " \"plugins\": [{\"name\": \"notif\", \"load\": \"notifications\","
+            "  \"config\": {\"routes\": false, \"poll_ms\": %d, \"webhook_url\": \"%s\","
+            "   \"webhook_secret\": \"" SECRET "\", \"webhook_timeout_ms\": 2000},"
+            "  \"consume\": {\"topics\": [\"task-events\"], \"workers\": 2,"
+            "   \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
+            common_config(), poll_ms, hook.url));
+}
+
+static void start_daemon(th_daemon *d, const char *cfg, const char *name)
+{
+    char *log = th_write(dir, fmt("%s.log", name), "");
+    int rc = th_daemon_start(d, cfg, log, 30000);
+    if (rc != 0) {
+        char *text = th_read(log);
+        ck_abort_msg("%s did not start: %s", name, text);
+    }
+    free(log);
+}
+
+static void start_worker(th_daemon *d, const char *name, int poll_ms)
+{
+    char *cfg = worker_config(name, poll_ms);
+    start_daemon(d, cfg, name);
+    free(cfg);
+}
+
+/* SIGTERM: the process must exit 0 (threads joined, nothing left running). */
+static void stop_daemon(th_daemon *d)
+{
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGTERM);
+    int code = th_daemon_wait(d, 30000);
+    char *text = th_read(d->log_path);
+    ck_assert_msg(code == 0, "taskorad exited %d: %s", code, text);
+    free(text);
+    th_daemon_cleanup(d);
+    memset(d, 0, sizeof(*d));
+}
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    snprintf(dbname, sizeof(dbname), "tk_notif_%d", (int)getpid());
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
+    setenv("TK_TEST_DB", dburl, 1);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(mock_owner);
+    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
+    ck_assert_ptr_nonnull(mc);
+    rd_kafka_mock_topic_create(mc, "task-events", 2, 1);
+    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
+    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap);
+    hook_start();
+    /* migrate core, http_api and notifications, then start the API pod */
+    char *cfg = api_config();
+    const char *args[] = {"migrate", "-c", cfg, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = th_taskorad(args, &out, &err, 60000);
+    ck_assert_msg(rc == 0, "migrate: %s", err);
+    ck_assert_msg(strstr(out, "notifications"), "no notifications step applied: %s", out);
+    free(out);
+    free(err);
+    start_daemon(&api, cfg, "api");
+    free(cfg);
+}
+
+static void teardown(void)
+{
+    stop_daemon(&api);
+    hook_stop();
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mock_owner);
+    th_pg_drop_db(dbname);
+    th_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the REST API ---------------------------------------------------------------------------- */
+
+typedef struct reply {
+    long status;
+    json_t *json;
+    char body[8192];
+} reply;
+
+static reply call(const char *method, const char *path, const char *body, const char *tok)
+{
+    char auth[1100];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
+    const char *h[] = {"Content-Type: application/json", tok ? auth : NULL, NULL};
+    th_response r;
+    ck_assert_int_eq(
+        th_http(method, fmt("%s%s", api.url, path), body, body ? strlen(body) : 0, h, &r), 0);
+    reply out = {.status = r.status};
+    out.json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
+    snprintf(out.body, sizeof(out.body), "%s", r.body ? r.body : "");
+    th_response_free(&r);
+    return out;
+}
+
+typedef struct user {
+    char token[1024];
+    char id[24];
+} user;
+
+static user new_user(const char *tag)
+{
+    user u;
+    const char *email = fmt("%s-%d@example.com", tag, (int)getpid());
+    reply r = call("POST", "/api/auth/register",
+                   fmt("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"pw\"}", email), NULL);
+    ck_assert_msg(r.status == 201, "register: %ld %s", r.status, r.body);
+    snprintf(u.id, sizeof(u.id), "%lld",
+             (long long)json_integer_value(json_object_get(r.json, "id")));
+    json_decref(r.json);
+    r = call("POST", "/api/auth/login", fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL);
+    ck_assert_int_eq(r.status, 200);
+    snprintf(u.token, sizeof(u.token), "%s",
+             json_string_value(json_object_get(r.json, "access_token")));
+    json_decref(r.json);
+    return u;
+}
+
+/* UTC ISO 8601 of now + secs. */
+static const char *iso_in(int secs)
+{
+    time_t t = time(NULL) + secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[40];
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return fmt("%s", buf);
+}
+
+/* Creates a task through POST /api/tasks with a reminder `secs` from now; its id. */
+static long task_with_reminder(const user *u, const char *title, int secs)
+{
+    reply r = call("POST", "/api/tasks",
+                   fmt("{\"title\":\"%s\",\"due_date\":\"2030-01-02T09:30:00Z\","
+                       "\"reminder_at\":\"%s\"}",
+                       title, iso_in(secs)),
+                   u->token);
+    ck_assert_msg(r.status == 201, "create: %ld %s", r.status, r.body);
+    long id = (long)json_integer_value(json_object_get(r.json, "id"));
+    json_decref(r.json);
+    return id;
+}
+
+static long notifications_of_task(long task_id)
+{
+    return count(fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id));
+}
+
+/* Waits until the task's reminder is in the in-app list its owner sees. */
+static int wait_notified(long task_id, int timeout_s)
+{
+    return wait_count(fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id), 1,
+                      timeout_s) >= 1;
+}
+
+static const char *reminder_events(long task_id)
+{
+    return fmt("SELECT count(*) FROM taskora_outbox WHERE value::jsonb->>'type' = 'task.reminder'"
+               " AND sent_at IS NOT NULL AND value::jsonb->>'subject' = '%ld'"
+               " AND (value::jsonb->'data'->'payload'->>'task_id')::int = %ld"
+               " AND value::jsonb->'data'->'payload'->>'reminder_type' = 'custom'",
+               task_id, task_id);
+}
+
+static char *metrics_of(const th_daemon *d)
+{
+    th_response r;
+    ck_assert_int_eq(th_http("GET", fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
+    char *text = strdup(r.body ? r.body : "");
+    th_response_free(&r);
+    return text;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
+{
+    th_daemon w1, w2;
+    start_worker(&w1, "w1", 200); /* both poll fast: they race for every due reminder */
+    start_worker(&w2, "w2", 200);
+    user u = new_user("race");
+    enum { N = 8 };
+    long ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = task_with_reminder(&u, fmt("call the bank %d", i), 2);
+    /* a completed and a deleted task: their reminders must never fire */
+    long done = task_with_reminder(&u, "completed before its reminder", 2);
+    reply r = call("PATCH", fmt("/api/tasks/%ld/complete", done), "{\"completed\":true}", u.token);
+    ck_assert_int_eq(r.status, 200);
+    json_decref(r.json);
+    long gone = task_with_reminder(&u, "deleted before its reminder", 2);
+    r = call("DELETE", fmt("/api/tasks/%ld", gone), NULL, u.token);
+    ck_assert_int_eq(r.status, 200);
+    json_decref(r.json);
+    /* due after all the others: once it fired, the schedulers have been past their times */
+    long later = task_with_reminder(&u, "later one", 4);
+
+    ck_assert_msg(wait_notified(later, 30), "the later reminder did not fire");
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(notifications_of_task(ids[i]), 1);
+    ck_assert_int_eq(notifications_of_task(done), 0);
+    ck_assert_int_eq(notifications_of_task(gone), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM notifications"), N + 1);
+    /* never early, and the task says it was sent */
+    ck_assert_int_eq(count("SELECT count(*) FROM notifications n JOIN tasks t ON t.id = n.task_id"
+                           " WHERE n.created_at < t.reminder_at OR NOT t.reminder_sent"),
+                     0);
+    ck_assert_int_eq(count("SELECT count(*) FROM tasks WHERE reminder_sent"), N + 1);
+
+    /* the user sees them, newest first, in the API's shape */
+    r = call("GET", "/api/notifications", NULL, u.token);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(json_array_size(r.json), N + 1);
+    json_t *first = json_array_get(r.json, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(first, "task_id")), later);
+    ck_assert_str_eq(json_string_value(json_object_get(first, "type")), "reminder");
+    ck_assert_str_eq(json_string_value(json_object_get(first, "title")), "later one");
+    ck_assert_str_eq(json_string_value(json_object_get(first, "message")),
+                     "Reminder: later one (due 2030-01-02 09:30 UTC)");
+    ck_assert(json_is_null(json_object_get(first, "read_at")));
+    ck_assert(json_is_integer(json_object_get(first, "id")));
+    const char *created = json_string_value(json_object_get(first, "created_at"));
+    ck_assert_msg(created && strlen(created) == 32 && strcmp(created + 26, "+00:00") == 0,
+                  "created_at %s", created ? created : "(null)");
+    ck_assert_int_eq(json_object_size(first), 7);
+    for (size_t i = 1; i < json_array_size(r.json); i++) {
+        const char *a = json_string_value(
+                       json_object_get(json_array_get(r.json, i - 1), "created_at")),
+                   *b = json_string_value(json_object_get(json_array_get(r.json, i), "created_at"));
+        ck_assert_msg(strcmp(a, b) >= 0, "not newest first: %s before %s", a, b);
+    }
+    json_decref(r.json);
+
+    /* one task.reminder each reached Kafka */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(wait_count(reminder_events(ids[i]), 1, 20), 1);
+    ck_assert_int_eq(wait_count(reminder_events(later), 1, 20), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM taskora_outbox"
+                           " WHERE value::jsonb->>'type' = 'task.reminder'"),
+                     N + 1);
+    ck_assert_int_eq(count(fmt("SELECT count(*) FROM taskora_outbox"
+                               " WHERE value::jsonb->>'type' = 'task.reminder'"
+                               " AND key = '%s' AND value::jsonb->'data'->>'user_id' = '%s'",
+                               u.id, u.id)),
+                     N + 1);
+
+    /* the webhook got each exactly once, signed, the same event as on Kafka */
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM notification_webhooks"
+                                " WHERE delivered_at IS NOT NULL",
+                                N + 1, 30),
+                     N + 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(hook_requests_for(ids[i], NULL), 1);
+    ck_assert_int_eq(hook_requests_for(later, NULL), 1);
+    ck_assert_int_eq(hook_requests_for(done, NULL) + hook_requests_for(gone, NULL), 0);
+    ck_assert_int_eq(hook_count(), N + 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM notification_webhooks w JOIN taskora_outbox o"
+                           " ON o.value = w.body"),
+                     N + 1);
+
+    /* both schedulers counted what they fired: N + 1 together */
+    long fired = 0;
+    th_daemon *ws[] = {&w1, &w2};
+    for (int i = 0; i < 2; i++) {
+        char *m = metrics_of(ws[i]);
+        const char *p = strstr(m, "taskora_notifications_reminders_fired_total{plugin=\"notif\"} ");
+        if (p)
+            fired += atol(p + strlen("taskora_notifications_reminders_fired_total{plugin="
+                                     "\"notif\"} "));
+        free(m);
+    }
+    ck_assert_int_eq(fired, N + 1);
+    stop_daemon(&w1);
+    stop_daemon(&w2);
+}
+END_TEST
+
+START_TEST(test_read_marks_one_notification_and_other_users_get_404)
+{
+    user a = new_user("reader"), b = new_user("other");
+    /* set while no scheduler runs: the worker finds it in the database when it starts */
+    long t1 = task_with_reminder(&a, "water the plants", 1);
+    ck_assert_int_eq(wait_count(fmt("SELECT count(*) FROM tasks WHERE id = %ld"
+                                    " AND reminder_at < now() AT TIME ZONE 'utc'",
+                                    t1),
+                                1, 10),
+                     1);
+    th_daemon w;
+    start_worker(&w, "w", 60000); /* a long poll: only the task events wake it up */
+    ck_assert_msg(wait_notified(t1, 20), "the overdue reminder did not fire at start");
+    long t2 = task_with_reminder(&a, "feed the cat", 2);
+    ck_assert_msg(wait_notified(t2, 20), "the task event did not wake the scheduler");
+
+    reply r = call("GET", "/api/notifications?unread=true", NULL, a.token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_array_size(r.json), 2);
+    json_int_t newest = json_integer_value(json_object_get(json_array_get(r.json, 0), "id"));
+    json_int_t oldest = json_integer_value(json_object_get(json_array_get(r.json, 1), "id"));
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(r.json, 0), "task_id")), t2);
+    json_decref(r.json);
+
+    /* another user: not found, exactly like a missing one, and it stays unread */
+    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, b.token);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(r.body, "{\"detail\":\"Notification not found\"}");
+    json_decref(r.json);
+    r = call("GET", "/api/notifications", NULL, b.token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "[]");
+    json_decref(r.json);
+    r = call("POST", "/api/notifications/999999/read", NULL, a.token);
+    ck_assert_int_eq(r.status, 404);
+    json_decref(r.json);
+
+    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "id")), oldest);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "task_id")), t1);
+    const char *read_at = json_string_value(json_object_get(r.json, "read_at"));
+    ck_assert_ptr_nonnull(read_at);
+    char first_read[64];
+    snprintf(first_read, sizeof(first_read), "%s", read_at);
+    json_decref(r.json);
+    /* reading again keeps the first time */
+    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "read_at")), first_read);
+    json_decref(r.json);
+
+    r = call("GET", "/api/notifications?unread=true", NULL, a.token);
+    ck_assert_int_eq(json_array_size(r.json), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(r.json, 0), "id")), newest);
+    json_decref(r.json);
+    r = call("GET", "/api/notifications", NULL, a.token);
+    ck_assert_int_eq(json_array_size(r.json), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r.json, 1), "read_at")),
+                     first_read);
+    json_decref(r.json);
+
+    /* the contract's errors */
+    r = call("GET", "/api/notifications", NULL, NULL);
+    ck_assert_int_eq(r.status, 401);
+    json_decref(r.json);
+    r = call("GET", "/api/notifications?unread=maybe", NULL, a.token);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(r.json, "detail"), 0), "type")),
+                     "bool_parsing");
+    json_decref(r.json);
+    r = call("POST", "/api/notifications/abc/read", NULL, a.token);
+    ck_assert_int_eq(r.status, 422);
+    json_decref(r.json);
+    stop_daemon(&w);
+}
+END_TEST
+
+/* Reads up to n messages of task-events.dlq; copies the headers the test looks at. */
+typedef struct dlq_msg {
+    size_t len;
+    char error[256], consumer[64], topic[64], attempts[16];
+} dlq_msg;
+
+static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t sz;
+    out[0] = '\0';
+    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
+        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
+}
+
+static int read_dlq(dlq_msg *out, int n, int timeout_s)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "task-events.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int got = 0;
+    double end = now_s() + timeout_s;
+    while (got < n && now_s() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m && !m->err) {
+            dlq_msg *d = &out[got++];
+            d->len = m->len;
+            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
+            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
+            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
+            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return got;
+}
+
+START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    static const char poison[] = "{this is not json";
+    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE((void *)poison, strlen(poison)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+    rd_kafka_destroy(p);
+    dlq_msg m[1];
+    ck_assert_int_eq(read_dlq(m, 1, 30), 1);
+    ck_assert_uint_eq(m[0].len, strlen(poison));
+    ck_assert_str_eq(m[0].consumer, "notif");
+    ck_assert_str_eq(m[0].topic, "task-events");
+    ck_assert_msg(strstr(m[0].error, "not JSON"), "x-taskora-error: %s", m[0].error);
+    /* the worker goes on: a reminder set now fires, woken by its task event */
+    user u = new_user("poison");
+    long t = task_with_reminder(&u, "after the poison", 1);
+    ck_assert_msg(wait_notified(t, 20), "no reminder after the poison event");
+    ck_assert_int_eq(wait_count(reminder_events(t), 1, 20), 1);
+    stop_daemon(&w);
+}
+END_TEST
+
+/* Cuts the test database off: no new connections, every backend terminated. */
+static void database_down(int down)
+{
+    th_pg_exec(th_pg_admin_url(),
+               fmt("ALTER DATABASE %s ALLOW_CONNECTIONS %s", dbname, down ? "false" : "true"));
+    if (down) {
+        const char *sql = fmt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE datname = '%s' AND pid <> pg_backend_pid()",
+                              dbname);
+        char *v = th_pg_query1(th_pg_admin_url(), sql);
+        free(v);
+        double end = now_s() + 10;
+        long left = 1;
+        while (left > 0 && now_s() < end) {
+            v = th_pg_query1(
+                th_pg_admin_url(),
+                fmt("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'", dbname));
+            left = atol(v);
+            free(v);
+            if (left > 0)
+                usleep(20000);
+        }
+        ck_assert_int_eq(left, 0);
+    }
+}
+
+START_TEST(test_scheduler_survives_a_database_outage_and_fires_what_came_due)
+{
+    th_daemon w;
+    start_worker(&w, "w", 1000);
+    user u = new_user("outage");
+    time_t due = time(NULL) + 2;
+    long during = task_with_reminder(&u, "due during the outage", 2);
+    database_down(1);
+    ck_assert_msg(th_wait_file_contains(w.log_path, "scheduler: ", 20000),
+                  "the scheduler never met the outage");
+    while (time(NULL) <= due) /* the reminder comes due while the database is away */
+        usleep(50000);
+    database_down(0);
+    ck_assert_msg(wait_notified(during, 30), "the reminder due during the outage did not fire");
+    long after = task_with_reminder(&u, "set after recovery", 2);
+    ck_assert_msg(wait_notified(after, 30), "a reminder set after recovery did not fire");
+    ck_assert_int_eq(notifications_of_task(during), 1);
+    ck_assert_int_eq(wait_count(reminder_events(during), 1, 20), 1);
+    ck_assert_int_eq(wait_count(reminder_events(after), 1, 20), 1);
+    char *m = metrics_of(&w);
+    ck_assert_msg(strstr(m, "taskora_notifications_errors_total{plugin=\"notif\",stage="
+                            "\"scheduler\"}"),
+                  "%s", m);
+    free(m);
+    stop_daemon(&w);
+}
+END_TEST
+
+START_TEST(test_webhook_down_is_retried_and_delivered_once)
+{
+    pthread_mutex_lock(&hook.lock);
+    hook.fail_first = 4; /* more than one round of the policy's 3 attempts */
+    pthread_mutex_unlock(&hook.lock);
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user u = new_user("hook");
+    long t = task_with_reminder(&u, "ping the webhook", 1);
+    /* the consumer is not held up by the failing webhook: the in-app notification is there */
+    ck_assert_msg(wait_notified(t, 20), "the reminder did not fire");
+    ck_assert_int_eq(wait_count("SELECT count(*) FROM notification_webhooks"
+                                " WHERE delivered_at IS NOT NULL",
+                                1, 30),
+                     1);
+    int ok = 0;
+    ck_assert_int_eq(hook_requests_for(t, &ok), 5);
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(count("SELECT attempts FROM notification_webhooks"), 5);
+    char *m = metrics_of(&w);
+    ck_assert_msg(strstr(m, "taskora_notifications_webhook_deliveries_total{plugin=\"notif\","
+                            "outcome=\"failed\"} 1"),
+                  "%s", m);
+    ck_assert_msg(strstr(m, "taskora_notifications_webhook_deliveries_total{plugin=\"notif\","
+                            "outcome=\"delivered\"} 1"),
+                  "%s", m);
+    free(m);
+    stop_daemon(&w);
+}
+END_TEST
+
+int main(void)
+{
+    if (!th_pg_admin_url()) {
+        fprintf(stderr, "check_notifications: TASKORA_TEST_DATABASE_URL is not set; the test "
+                        "command (scripts/test) starts a throwaway PostgreSQL and sets it\n");
+        return 77;
+    }
+    Suite *s = suite_create("notifications");
+    TCase *tc = tcase_create("reminders");
+    tcase_set_timeout(tc, 180);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_due_reminders_fire_once_across_two_schedulers_on_every_channel);
+    tcase_add_test(tc, test_read_marks_one_notification_and_other_users_get_404);
+    tcase_add_test(tc, test_poison_event_goes_to_the_dlq_and_reminders_keep_firing);
+    tcase_add_test(tc, test_scheduler_survives_a_database_outage_and_fires_what_came_due);
+    tcase_add_test(tc, test_webhook_down_is_retried_and_delivered_once);
+    suite_add_tcase(s, tc);
+    return th_run_suite(s);
+}
