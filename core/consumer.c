@@ -589,7 +589,14 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 static void *poll_main(void *arg)
 {
     tk_consumer *c = arg;
+    struct timespec last_publish;
+    clock_gettime(CLOCK_MONOTONIC, &last_publish);
     while (!atomic_load(&c->stop)) {
+        if (tk_seconds_since(&last_publish) >= 1.0) {
+            /* the hot-path counts reach /metrics once a second */
+            publish_counts(c);
+            clock_gettime(CLOCK_MONOTONIC, &last_publish);
+        }
         if (tk_seconds_since(&c->last_store) >= 0.1) {
             pthread_mutex_lock(&c->lock);
             store_offsets(c, 0);
