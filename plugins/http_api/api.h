@@ -68,6 +68,10 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
 /* A boolean field; returns 0/1, *present set. */
 int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
 
+/* Reads an integer query argument in [min, max] (absent: dflt) into out; a 422 entry when not. */
+void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
+                   char out[16]);
+
 /* Parses an integer path parameter; records int_parsing under ("path", name) on failure. */
 int64_t api_path_id(api_errors *e, const char *value, const char *name);
 

@@ -13,33 +13,6 @@ typedef struct conv_in {
     char limit[16], offset[16];
 } conv_in;
 
-/* Reads an integer query argument within [min, max]; 0 ok, -1 with a 422 entry. */
-static int query_range(api_errors *e, const char *v, const char *name, long min, long max,
-                       long dflt, char out[16])
-{
-    long n = dflt;
-    if (v) {
-        char *end;
-        n = strtol(v, &end, 10);
-        if (!*v || *end) {
-            api_errors_add(e, "query", name,
-                           "Input should be a valid integer, unable to parse string as an integer",
-                           "int_parsing");
-            return -1;
-        }
-        char msg[64];
-        if (n < min || n > max) {
-            snprintf(msg, sizeof(msg), "Input should be %s than or equal to %ld",
-                     n < min ? "greater" : "less", n < min ? min : max);
-            api_errors_add(e, "query", name, msg,
-                           n < min ? "greater_than_equal" : "less_than_equal");
-            return -1;
-        }
-    }
-    snprintf(out, 16, "%ld", n);
-    return 0;
-}
-
 /* Is the conversation the user's? 1 yes, 0 no (answer set), < 0 error. */
 static int own_conversation(api_call *c, PGconn *conn, const char *cid)
 {
@@ -181,10 +154,10 @@ static int conv_route(api *a, const tk_http_request *req, tk_http_response *resp
         snprintf(q.cid, sizeof(q.cid), "%lld", (long long)id);
     }
     if (list) {
-        query_range(&e, a->host->http_query(req, "limit"), "limit", 1, 100, 20, q.limit);
-        query_range(&e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q.offset);
+        api_query_int(&e, a->host->http_query(req, "limit"), "limit", 1, 100, 20, q.limit);
+        api_query_int(&e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q.offset);
     } else if (with_id) {
-        query_range(&e, a->host->http_query(req, "limit"), "limit", 1, 200, 50, q.limit);
+        api_query_int(&e, a->host->http_query(req, "limit"), "limit", 1, 200, 50, q.limit);
     }
     if (api_errors_any(&e))
         return api_errors_send(a, resp, &e);

@@ -301,34 +301,6 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-static void query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
-                      char out[16])
-{
-    long n = dflt;
-    if (v) {
-        char *end;
-        n = strtol(v, &end, 10);
-        if (!*v || *end) {
-            api_errors_add(e, "query", name,
-                           "Input should be a valid integer, unable to parse string as an integer",
-                           "int_parsing");
-            return;
-        }
-        char msg[64];
-        if (n < min) {
-            snprintf(msg, sizeof(msg), "Input should be greater than or equal to %ld", min);
-            api_errors_add(e, "query", name, msg, "greater_than_equal");
-            return;
-        }
-        if (n > max) {
-            snprintf(msg, sizeof(msg), "Input should be less than or equal to %ld", max);
-            api_errors_add(e, "query", name, msg, "less_than_equal");
-            return;
-        }
-    }
-    snprintf(out, 16, "%ld", n);
-}
-
 static void read_list_query(api *a, const tk_http_request *req, api_errors *e, list_in *q)
 {
     static const char *const statuses[] = {"all", "pending", "completed", NULL};
@@ -422,8 +394,8 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         api_errors_add(e, "query", "overdue",
                        "Input should be a valid boolean, unable to interpret input",
                        "bool_parsing");
-    query_int(e, a->host->http_query(req, "limit"), "limit", 1, 1000, 500, q->limit);
-    query_int(e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q->offset);
+    api_query_int(e, a->host->http_query(req, "limit"), "limit", 1, 1000, 500, q->limit);
+    api_query_int(e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q->offset);
 }
 
 /* The WHERE clause of a list query. */
@@ -797,9 +769,12 @@ static int complete_fn(void *conn, void *ud)
 
 /* ---- reminders ------------------------------------------------------------------------------ */
 
-static int reminder_fn(void *conn, void *ud)
+/*
+ * PATCH .../reminder (sent = 0: set or clear reminder_at, sent flag reset) and POST
+ * .../reminder/sent (sent = 1): the change, then task.updated naming it.
+ */
+static int reminder_change(api_call *c, PGconn *conn, int sent)
 {
-    api_call *c = ud;
     task_in *t = c->arg;
     int found = lock_task(c, conn, t->id_text, NULL);
     if (found < 0)
@@ -808,18 +783,23 @@ static int reminder_fn(void *conn, void *ud)
         return api_fail(c, 404, "Task not found");
     const char *p[] = {t->id_text, t->reminder_null ? NULL : t->reminder};
     if (run(c, conn,
-            "UPDATE tasks SET reminder_at = $2::timestamp, reminder_sent = false,"
-            " updated_at = " NOW_UTC " WHERE id = $1::int",
-            2, p) < 0)
+            sent ? "UPDATE tasks SET reminder_sent = true, updated_at = " NOW_UTC
+                   " WHERE id = $1::int"
+                 : "UPDATE tasks SET reminder_at = $2::timestamp, reminder_sent = false,"
+                   " updated_at = " NOW_UTC " WHERE id = $1::int",
+            sent ? 1 : 2, p) < 0)
         return TK_ERR;
     int err;
     json_t *task = load_task(c, conn, t->id_text, &err);
     if (!task)
         return TK_ERR;
-    int rc = task_event(c, conn, "task.updated", task,
-                        json_pack("{s:O,s:O,s:O,s:[s]}", "task_id", json_object_get(task, "id"),
-                                  "title", json_object_get(task, "title"), "reminder_at",
-                                  json_object_get(task, "reminder_at"), "changes", "reminder_at"));
+    json_t *payload =
+        sent ? json_pack("{s:O,s:b,s:[s]}", "task_id", json_object_get(task, "id"), "reminder_sent",
+                         1, "changes", "reminder_sent")
+             : json_pack("{s:O,s:O,s:O,s:[s]}", "task_id", json_object_get(task, "id"), "title",
+                         json_object_get(task, "title"), "reminder_at",
+                         json_object_get(task, "reminder_at"), "changes", "reminder_at");
+    int rc = task_event(c, conn, "task.updated", task, payload);
     if (rc < 0) {
         json_decref(task);
         return rc;
@@ -827,33 +807,8 @@ static int reminder_fn(void *conn, void *ud)
     return api_answer(c, 200, task);
 }
 
-static int reminder_sent_fn(void *conn, void *ud)
-{
-    api_call *c = ud;
-    task_in *t = c->arg;
-    int found = lock_task(c, conn, t->id_text, NULL);
-    if (found < 0)
-        return found;
-    if (!found)
-        return api_fail(c, 404, "Task not found");
-    const char *p[] = {t->id_text};
-    if (run(c, conn,
-            "UPDATE tasks SET reminder_sent = true, updated_at = " NOW_UTC " WHERE id = $1::int", 1,
-            p) < 0)
-        return TK_ERR;
-    int err;
-    json_t *task = load_task(c, conn, t->id_text, &err);
-    if (!task)
-        return TK_ERR;
-    int rc = task_event(c, conn, "task.updated", task,
-                        json_pack("{s:O,s:b,s:[s]}", "task_id", json_object_get(task, "id"),
-                                  "reminder_sent", 1, "changes", "reminder_sent"));
-    if (rc < 0) {
-        json_decref(task);
-        return rc;
-    }
-    return api_answer(c, 200, task);
-}
+static int reminder_fn(void *conn, void *ud) { return reminder_change(ud, conn, 0); }
+static int reminder_sent_fn(void *conn, void *ud) { return reminder_change(ud, conn, 1); }
 
 static int reminders_fn(void *conn, void *ud)
 {

@@ -183,6 +183,31 @@ int64_t api_path_id(api_errors *e, const char *value, const char *name)
     return v;
 }
 
+void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
+                   char out[16])
+{
+    long n = dflt;
+    if (v) {
+        char *end;
+        n = strtol(v, &end, 10);
+        if (!*v || *end) {
+            api_errors_add(e, "query", name,
+                           "Input should be a valid integer, unable to parse string as an integer",
+                           "int_parsing");
+            return;
+        }
+        char msg[64];
+        if (n < min || n > max) {
+            snprintf(msg, sizeof(msg), "Input should be %s than or equal to %ld",
+                     n < min ? "greater" : "less", n < min ? min : max);
+            api_errors_add(e, "query", name, msg,
+                           n < min ? "greater_than_equal" : "less_than_equal");
+            return;
+        }
+    }
+    snprintf(out, 16, "%ld", n);
+}
+
 /* ---- time --------------------------------------------------------------- */
 
 static int digits(const char **p, int n, int *out)
