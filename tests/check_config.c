@@ -170,21 +170,21 @@ END_TEST
 START_TEST(test_shipped_configs_pass_check_config)
 {
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
-    const char *files[] = {"config/taskora.json", "examples/hello_consumer/hello.json"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *files[] = {"config/taskora.json", "examples/hello_consumer/hello.json",
+                           "examples/hello_consumer/hello-db.json"};
+    /* every plugin of the build tree, wherever its .so is */
+    static const char *const dirs[] = {
+        "plugins/http_api",      "plugins/ai_gemini", "plugins/ai_cohere",      "plugins/realtime",
+        "plugins/notifications", "plugins/analytics", "examples/hello_consumer"};
+    char plugdir[8192] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        n += (size_t)snprintf(plugdir + n, sizeof(plugdir) - n, "%s%s/%s/.libs", i ? ":" : "",
+                              th_builddir(), dirs[i]);
+    setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", src, files[i]);
-        /* the plugins are in the build tree */
-        char plugdir[4096];
-        const char *b = th_builddir();
-        if (i == 0)
-            snprintf(
-                plugdir, sizeof(plugdir),
-                "%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:%s/plugins/ai_cohere/.libs",
-                b, b, b);
-        else
-            snprintf(plugdir, sizeof(plugdir), "%s/examples/hello_consumer/.libs", b);
-        setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
         const char *args[] = {"check-config", "-c", path, NULL};
         char *out = NULL, *errs = NULL;
         int rc = th_taskorad(args, &out, &errs, 10000);

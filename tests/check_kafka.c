@@ -441,6 +441,73 @@ START_TEST(test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered)
 }
 END_TEST
 
+/* The tutorial consumer (examples/hello_consumer) counting into its own table: redelivered
+ * events count once. */
+START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "{\"log\": {\"format\": \"text\"}, \"postgres\": {\"url\": \"${TK_TEST_DB}\"},"
+             " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
+             "   \"heartbeat.interval.ms\": \"500\"}},"
+             " \"outbox\": {\"relay\": false}, \"http\": {\"listen\": \"127.0.0.1:0\"},"
+             " \"plugin_dir\": \"%s/examples/hello_consumer/.libs\","
+             " \"plugins\": [{\"name\": \"hello\", \"load\": \"hello_consumer\","
+             "   \"config\": {\"persist\": true},"
+             "   \"consume\": {\"topics\": [\"task-events\"], \"group\": \"hello-test\"}}]}",
+             bootstrap, th_builddir());
+    char *cfg = th_write(dir, "hello.json", text);
+    const char *margs[] = {"migrate", "-c", cfg, NULL};
+    char *err = NULL;
+    ck_assert_msg(th_taskorad(margs, NULL, &err, 60000) == 0, "migrate: %s", err);
+    free(err);
+    th_daemon d;
+    start_daemon(&d, cfg, "hello");
+    produce_events(3, 3, "task.created", 0);
+    produce_events(1, 1, "task.deleted", 0);
+    /* one event delivered twice (as after a consumer crash): same id, same value */
+    char id[37];
+    json_t *payload = json_pack("{s:i}", "task_id", 9);
+    char *value = tk_event_encode("test", "task.created", "u9", NULL, payload, id);
+    json_decref(payload);
+    produce_raw(value);
+    produce_raw(value);
+    free(value);
+    ck_assert_int_eq(wait_count("SELECT coalesce(sum(count), 0) FROM hello_event_counts", 5, 30),
+                     5);
+    /* wait until the runtime handled all six messages, then the numbers are final */
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", d.url);
+    double end = now_s() + 30;
+    int handled = 0;
+    char last[512] = "";
+    while (!handled && now_s() < end) {
+        th_response r;
+        ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+        const char *c = strstr(r.body, "taskora_consumer_");
+        snprintf(last, sizeof(last), "%s", c ? c : r.body);
+        const char *m = strstr(r.body, "taskora_consumer_succeeded_total{plugin=\"hello\"} ");
+        handled = m && atoi(m + strlen("taskora_consumer_succeeded_total{plugin=\"hello\"} ")) == 6;
+        th_response_free(&r);
+        if (!handled)
+            usleep(100000);
+    }
+    ck_assert_msg(handled, "the six messages were not all handled: %s", last);
+    ck_assert_int_eq(
+        count("SELECT count FROM hello_event_counts WHERE event_type = 'task.created'"), 4);
+    ck_assert_int_eq(
+        count("SELECT count FROM hello_event_counts WHERE event_type = 'task.deleted'"), 1);
+    snprintf(url, sizeof(url), "%s/hello", d.url);
+    th_response r;
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_msg(strstr(r.body, "\"events\":{\"task.created\":4,\"task.deleted\":1}"), "%s",
+                  r.body);
+    th_response_free(&r);
+    stop_daemon(&d);
+    free(cfg);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url()) {
@@ -458,6 +525,7 @@ int main(void)
     tcase_add_test(tc, test_two_consumers_split_partitions_and_take_over_without_loss);
     tcase_add_test(tc, test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on);
     tcase_add_test(tc, test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered);
+    tcase_add_test(tc, test_tutorial_consumer_counts_each_event_once_in_its_table);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

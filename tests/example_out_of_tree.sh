@@ -20,8 +20,10 @@ pcdir=$(find "$dest" -name taskora-plugin.pc -printf '%h\n' | head -n 1)
 cp -r "$TK_SRCDIR/examples/hello_consumer" "$work/hello"
 chmod -R u+w "$work/hello"
 rm -rf "$work/hello/.libs" "$work/hello"/*.o "$work/hello"/*.lo "$work/hello"/*.la
+# (the sysroot maps taskora's paths into DESTDIR; libpq is the system's, outside it)
 PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" \
-    make -s -C "$work/hello" CFLAGS="-O1 -g" >"$work/build.log" 2>&1 ||
+    make -s -C "$work/hello" CFLAGS="-O1 -g" PQ_CFLAGS="$(pkg-config --cflags libpq)" \
+    PQ_LIBS="$(pkg-config --libs libpq)" >"$work/build.log" 2>&1 ||
     { cat "$work/build.log" >&2; fail "out-of-tree build failed"; }
 [ -f "$work/hello/hello_consumer.so" ] || fail "no hello_consumer.so"
 exported=$(nm -D --defined-only "$work/hello/hello_consumer.so" | awk '$2 == "T" {print $3}')
@@ -32,7 +34,7 @@ export TASKORA_PLUGIN_DIR="$work/hello" TASKORA_HTTP_LISTEN=127.0.0.1:0 KAFKA_BR
     { cat "$work/plugins.out" >&2; fail "taskorad plugins refused the example"; }
 abi=$(sed -n 's/^#define TK_PLUGIN_ABI_MAJOR \([0-9]*\)$/\1/p' "$dest$prefix/include/taskora/plugin.h").$(
     sed -n 's/^#define TK_PLUGIN_ABI_MINOR \([0-9]*\)$/\1/p' "$dest$prefix/include/taskora/plugin.h")
-grep -q "^hello  *hello_consumer  *0.1.0  *$abi  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
+grep -q "^hello  *hello_consumer  *0.2.0  *$abi  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
     "$work/plugins.out" || { cat "$work/plugins.out" >&2; fail "unexpected plugins listing"; }
 
 # Run it: the route answers over HTTP, and SIGTERM ends it with status 0.
