@@ -416,6 +416,37 @@ START_TEST(test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on)
 }
 END_TEST
 
+START_TEST(test_pushing_goes_on_after_the_database_drops_every_connection)
+{
+    sse_client s;
+    sse_connect(&s, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    ck_assert(sse_wait(&s, "event: connected", 5));
+    /* as during a database restart: every connection of both processes is cut */
+    char *n =
+        th_pg_query1(dburl, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    ck_assert_int_gt(atoi(n), 0);
+    free(n);
+    /* the pool replaces dead connections (a request may see 503 while it does) */
+    int t = 0;
+    double end = now_s() + 20;
+    while (!t && now_s() < end) {
+        json_t *j = NULL;
+        long st = http(&b, "POST", "/api/tasks", "{\"title\":\"after the restart\"}", u1.token, &j);
+        if (st == 201)
+            t = (int)json_integer_value(json_object_get(j, "id"));
+        else
+            ck_assert_msg(st == 503, "POST /api/tasks answered %ld during the outage", st);
+        json_decref(j);
+        if (!t)
+            usleep(100000);
+    }
+    ck_assert_msg(t > 0, "the API did not recover");
+    ck_assert_msg(sse_wait(&s, fmt("\"task_id\":%d", t), 10), "%s", s.buf);
+    sse_disconnect(&s);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url()) {
@@ -431,6 +462,7 @@ int main(void)
     tcase_add_test(tc, test_idle_streams_get_keepalives_and_closing_a_client_is_noticed);
     tcase_add_test(tc, test_dapr_subscription_and_delivery);
     tcase_add_test(tc, test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on);
+    tcase_add_test(tc, test_pushing_goes_on_after_the_database_drops_every_connection);
     suite_add_tcase(s, tc);
     tcases_left = 1;
     int rc = th_run_suite(s);
