@@ -147,8 +147,10 @@ typedef struct consumers {
 static int probe_kafka(void *arg)
 {
     consumers *cs = arg;
+    /* broadcast groups (real-time push in API pods) do not decide readiness: an API pod keeps
+     * serving while Kafka is down, its events wait in the outbox */
     for (size_t i = 0; i < cs->n; i++)
-        if (cs->c[i] && !tk_consumer_ready(cs->c[i]))
+        if (cs->c[i] && !tk_consumer_broadcast(cs->c[i]) && !tk_consumer_ready(cs->c[i]))
             return 0;
     return 1;
 }
@@ -322,7 +324,8 @@ int tk_daemon_run(const tk_settings *s)
     const char *brokers = broker ? tk_broker_bootstraps(broker) : s->kafka_brokers;
     size_t nconsume = 0;
     for (size_t i = 0; i < loader.n; i++)
-        nconsume += loader.inst[i]->consume != NULL;
+        nconsume += loader.inst[i]->consume != NULL &&
+                    !json_is_true(json_object_get(loader.inst[i]->consume, "broadcast"));
     int relay_wanted = pool && s->outbox_relay;
     if (relay_wanted || nconsume) {
         json_t *const props[] = {s->kafka_props, s->kafka_producer_props};

@@ -183,21 +183,30 @@ static char *config(const char *name)
             name, dburl, bootstrap, th_builddir(), th_builddir()));
 }
 
-/* Waits until the process is ready, its consumer in its group included. */
+/* Waits until the process is ready and its broadcast consumer has its partitions. */
 static void wait_ready(const th_daemon *d)
 {
     double end = now_s() + 30;
     json_t *j = NULL;
     long st = 0;
+    int assigned = 0;
     while (now_s() < end) {
         st = http(d, "GET", "/ready", NULL, NULL, &j);
-        int kafka = json_is_string(json_object_get(j, "kafka"));
+        /* a broadcast group does not take part in /ready: an API pod serves while Kafka is
+         * down */
+        int kafka_probe = json_object_get(j, "kafka") != NULL;
         json_decref(j);
-        if (st == 200 && kafka)
+        th_response r;
+        ck_assert_int_eq(th_http("GET", fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
+        assigned = strstr(r.body, "taskora_consumer_rebalances_total{plugin=\"realtime\","
+                                  "kind=\"assign\"} 1") != NULL;
+        th_response_free(&r);
+        ck_assert_msg(!kafka_probe, "/ready of an API pod waits for Kafka");
+        if (st == 200 && assigned)
             return;
         usleep(50000);
     }
-    ck_abort_msg("%s never became ready (last status %ld)", d->url, st);
+    ck_abort_msg("%s never became ready (last status %ld, assigned %d)", d->url, st, assigned);
 }
 
 static void start(th_daemon *d, const char *name)
