@@ -170,7 +170,11 @@ END_TEST
 START_TEST(test_shipped_configs_pass_check_config)
 {
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
-    const char *files[] = {"config/taskora.json", "examples/hello_consumer/hello.json",
+    const char *files[] = {"config/taskora.json",
+                           "config/api.json",
+                           "config/worker-notifications.json",
+                           "config/worker-analytics.json",
+                           "examples/hello_consumer/hello.json",
                            "examples/hello_consumer/hello-db.json"};
     /* every plugin of the build tree, wherever its .so is */
     static const char *const dirs[] = {

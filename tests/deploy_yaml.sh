@@ -1,0 +1,181 @@
+#!/bin/sh
+# The deployment YAML: yamllint on the Dapr components and the chart's plain YAML; the chart
+# rendered (helm when installed, else tests/helm_render.sh) with its default values and with the
+# optional parts switched on, each rendering linted; and what the rendering says checked against
+# the repository: only config files that exist in config/, only environment variables those
+# configs read, probes, rolling updates, resources, grace periods, the migration hook.
+# Skips (77) only when yamllint is missing.
+set -eu
+src=${TK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+command -v yamllint >/dev/null 2>&1 || { echo "SKIP: yamllint is not installed (apt-get install yamllint)"; exit 77; }
+work=$(mktemp -d /tmp/taskora-deploy-yaml-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+chart="$src/deploy/helm/taskora"
+lint() { yamllint -s -c "$src/deploy/.yamllint" "$@" || fail "yamllint: $*"; }
+
+# 1. plain YAML
+lint "$src"/deploy/dapr/*.yaml "$chart/Chart.yaml" "$chart/values.yaml"
+for f in "$src"/deploy/dapr/*.yaml; do
+    grep -q '^apiVersion: dapr.io/v1alpha1$' "$f" || fail "$f: not a dapr.io/v1alpha1 resource"
+done
+grep -q '^  type: pubsub.kafka$' "$src/deploy/dapr/pubsub-kafka.yaml" || fail "no pubsub.kafka component"
+grep -q '^  type: state.postgresql$' "$src/deploy/dapr/statestore-postgresql.yaml" || fail "no state.postgresql component"
+grep -q '^kind: Resiliency$' "$src/deploy/dapr/resiliency.yaml" || fail "no Resiliency"
+
+# 2. render: helm when it is there (and helm lint), else the subset renderer
+render() { # render OUT [--set k=v]...
+    out=$1; shift
+    if command -v helm >/dev/null 2>&1; then
+        helm template taskora "$chart" "$@" >"$out" 2>"$work/render.err" ||
+            { cat "$work/render.err" >&2; fail "helm template $*"; }
+    else
+        sh "$src/tests/helm_render.sh" "$@" "$chart" >"$out" 2>"$work/render.err" ||
+            { cat "$work/render.err" >&2; fail "tests/helm_render.sh $*"; }
+    fi
+    ! grep -n '{{\|}}\|<no value>' "$out" || fail "unrendered template text in $out"
+    lint "$out"
+}
+if command -v helm >/dev/null 2>&1; then helm lint "$chart" >"$work/helm-lint.out" 2>&1 ||
+    { cat "$work/helm-lint.out" >&2; fail "helm lint"; }; fi
+render "$work/default.yaml"
+render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabled=true \
+    --set secrets.existingSecret=taskora-prod --set serviceAccount.create=false \
+    --set dapr.enabled=true --set ingress.tls.enabled=true --set ingress.frontend.serviceName=web \
+    --set networkPolicy.apiEgressHttps=false
+render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
+    --set migrations.enabled=false
+sh "$src/tests/helm_render.sh" --notes "$chart" >"$work/notes.txt" || fail "NOTES.txt does not render"
+
+# 3. facts from a rendering, one per line:
+#   doc KIND NAME | config DOC FILE | env DOC NAME | envfrom DOC CONFIGMAP | secretref DOC SECRET KEY
+#   data DOC KEY VALUE (ConfigMap data, Secret stringData) | probe DOC liveness|readiness PATH
+#   res DOC requests|limits cpu|memory VALUE | field DOC KEY VALUE (replicas, maxSurge, ...)
+#   hook DOC VALUE
+facts() {
+    awk '
+    function ind(s) { match(s, /^ */); return RLENGTH }
+    function val(s) { sub(/^[^:]*: */, "", s); gsub(/^"|"$/, "", s); return s }
+    /^---$/ { kind = ""; doc = ""; envind = -1; sect = ""; next }
+    /^#/ || /^ *$/ { next }
+    /^kind: / { kind = val($0) }
+    /^  name: / && doc == "" { doc = val($0); print "doc", kind, doc }
+    /^(data|stringData):$/ { sect = "data"; next }
+    /^[a-zA-Z]/ { sect = "" }
+    sect == "data" && /^  [A-Za-z_][A-Za-z0-9_]*: / { k = $1; sub(/:$/, "", k); print "data", doc, k, val($0); next }
+    /args: \[.*\/etc\/taskora\// { c = $0; sub(/.*\/etc\/taskora\//, "/etc/taskora/", c); sub(/".*/, "", c); print "config", doc, c }
+    { i = ind($0) }
+    envind >= 0 && i <= envind { envind = -1 }
+    /^ *env:$/ { envind = i; next }
+    envind >= 0 && i == envind + 2 && /^ *- name: / { print "env", doc, val($0) }
+    /secretKeyRef:$/ { sk = 1; skname = ""; next }
+    sk && /^ *name: / { skname = val($0); next }
+    sk && /^ *key: / { print "secretref", doc, skname, val($0); sk = 0; next }
+    /configMapRef:$/ { cm = 1; next }
+    cm && /^ *name: / { print "envfrom", doc, val($0); cm = 0; next }
+    /^ *livenessProbe:$/ { probe = "liveness"; next }
+    /^ *readinessProbe:$/ { probe = "readiness"; next }
+    probe != "" && /^ *path: / { print "probe", doc, probe, val($0); probe = ""; next }
+    /^ *resources:$/ { resind = i; rkind = ""; next }
+    resind > 0 && i <= resind { resind = 0 }
+    resind > 0 && /^ *(requests|limits):$/ { rkind = $1; sub(/:$/, "", rkind); next }
+    resind > 0 && rkind != "" && /^ *(cpu|memory): / { k = $1; sub(/:$/, "", k); print "res", doc, rkind, k, val($0); next }
+    /^ *(replicas|maxSurge|maxUnavailable|terminationGracePeriodSeconds|minReplicas|maxReplicas|averageUtilization): / {
+        k = $1; sub(/:$/, "", k); print "field", doc, k, val($0) }
+    /^ *helm.sh\/hook: / { print "hook", doc, val($0) }
+    ' "$1"
+}
+facts "$work/default.yaml" >"$work/default.facts"
+facts "$work/optional.yaml" >"$work/optional.facts"
+has() { grep -qx "$1" "$2" || fail "expected \"$1\" in the rendering ($2)"; }
+F="$work/default.facts"
+for d in "Deployment taskora-api" "Deployment taskora-worker-notifications" \
+    "Deployment taskora-worker-analytics" "Service taskora-api" "Ingress taskora" \
+    "Job taskora-migrate" "Secret taskora-secrets" "ConfigMap taskora-settings" \
+    "ServiceAccount taskora" "NetworkPolicy taskora-api" "NetworkPolicy taskora-workers" \
+    "PodDisruptionBudget taskora-api"; do
+    has "doc $d" "$F"
+done
+! grep -q '^doc \(StatefulSet\|HorizontalPodAutoscaler\) ' "$F" || fail "optional parts rendered by default"
+has "doc StatefulSet taskora-redpanda" "$work/optional.facts"
+has "doc HorizontalPodAutoscaler taskora-api" "$work/optional.facts"
+has "field taskora-api minReplicas 2" "$work/optional.facts"
+has "field taskora-api maxReplicas 10" "$work/optional.facts"
+has "field taskora-api averageUtilization 70" "$work/optional.facts"
+! grep -q '^field taskora-api replicas ' "$work/optional.facts" || fail "replicas set while the HPA scales the API"
+has "data taskora-settings KAFKA_BROKERS taskora-redpanda-0.taskora-redpanda.default.svc.cluster.local:9092" \
+    "$work/optional.facts"
+! grep -q '^doc Secret ' "$work/optional.facts" || fail "a Secret is created although existingSecret is set"
+! grep -q '^secretref [^ ]* taskora-secrets ' "$work/optional.facts" || fail "existingSecret is not used everywhere"
+has "field taskora-api replicas 2" "$F"
+has "hook taskora-migrate pre-install,pre-upgrade" "$F"
+has "config taskora-migrate /etc/taskora/api.json" "$F"
+grep -q 'args: \["migrate", "-c", "/etc/taskora/api.json"\]' "$work/default.yaml" || fail "the hook Job does not migrate"
+has "res taskora-api requests cpu 200m" "$F"
+has "res taskora-api limits cpu 500m" "$F"
+has "res taskora-api requests memory 256Mi" "$F"
+has "res taskora-api limits memory 512Mi" "$F"
+
+shutdown_ms=$(awk '$1 == "data" && $3 == "TASKORA_SHUTDOWN_TIMEOUT_MS" { print $4 }' "$F")
+[ -n "$shutdown_ms" ] || fail "the ConfigMap sets no TASKORA_SHUTDOWN_TIMEOUT_MS"
+awk '$1 == "doc" && $2 == "Deployment" { print $3 }' "$F" >"$work/deployments"
+while read -r dep; do
+    has "field $dep maxSurge 1" "$F"
+    has "field $dep maxUnavailable 0" "$F"
+    has "probe $dep liveness /health" "$F"
+    has "probe $dep readiness /ready" "$F"
+    has "envfrom $dep taskora-settings" "$F"
+    grace=$(awk -v d="$dep" '$1 == "field" && $2 == d && $3 == "terminationGracePeriodSeconds" { print $4 }' "$F")
+    if [ -z "$grace" ] || [ $((grace * 1000)) -le "$shutdown_ms" ]; then
+        fail "$dep: terminationGracePeriodSeconds ${grace:-unset} is not longer than $shutdown_ms ms"
+    fi
+    for k in "requests cpu" "requests memory" "limits cpu" "limits memory"; do
+        grep -q "^res $dep $k " "$F" || fail "$dep: no resources $k"
+    done
+    grep -q "^config $dep /etc/taskora/" "$F" || fail "$dep runs no config of /etc/taskora"
+done <"$work/deployments"
+# workers ask for less than the API
+for w in taskora-worker-notifications taskora-worker-analytics; do
+    for k in "requests cpu" "limits cpu" "requests memory" "limits memory"; do
+        api=$(awk -v k="$k" '$1 == "res" && $2 == "taskora-api" && $3 " " $4 == k { print $5 }' "$F")
+        wv=$(awk -v w="$w" -v k="$k" '$1 == "res" && $2 == w && $3 " " $4 == k { print $5 }' "$F")
+        to_n() { case $1 in *m) echo "${1%m}" ;; *Mi) echo "${1%Mi}" ;; *Gi) echo $((${1%Gi} * 1024)) ;; *) echo $(($1 * 1000)) ;; esac; }
+        [ "$(to_n "$wv")" -le "$(to_n "$api")" ] || fail "$w asks for more $k ($wv) than the API ($api)"
+    done
+done
+
+# 4. the configs and environment variables the chart uses exist
+for f in "$work/default.yaml" "$work/optional.yaml" "$work/minimal.yaml" "$chart/values.yaml" "$src/deploy/Dockerfile"; do
+    grep -o '/etc/taskora/[A-Za-z0-9_.-]*\.json' "$f" | sort -u | while read -r c; do
+        [ -f "$src/config/${c#/etc/taskora/}" ] || fail "$f refers to $c, but there is no config/${c#/etc/taskora/}"
+    done
+done
+reads() { grep -q "\${$1[:}]" "$2"; }   # does config file $2 read the variable $1?
+for facts_file in "$work/default.facts" "$work/optional.facts"; do
+    # every ConfigMap key is read by some config
+    awk '$1 == "data" && $2 ~ /-settings$/ { print $3 }' "$facts_file" | while read -r k; do
+        found=0
+        for c in "$src"/config/*.json; do reads "$k" "$c" && found=1; done
+        [ $found -eq 1 ] || fail "the ConfigMap sets $k, which no config in config/ reads"
+    done
+    # every env a container sets is read by the config that container runs
+    awk '$1 == "config" { print $2, $3 }' "$facts_file" | while read -r doc cfg; do
+        cfile="$src/config/${cfg#/etc/taskora/}"
+        awk -v d="$doc" '$1 == "env" && $2 == d { print $3 }' "$facts_file" | while read -r e; do
+            reads "$e" "$cfile" || fail "$doc sets $e, which ${cfg#/etc/taskora/} does not read"
+        done
+        awk -v d="$doc" '$1 == "env" && $2 == d { print $3 }' "$facts_file" | grep -qx DATABASE_URL ||
+            fail "$doc gets no DATABASE_URL"
+    done
+done
+awk '$1 == "env" && $2 == "taskora-api" { print $3 }' "$F" | grep -qx BETTER_AUTH_SECRET || fail "the API gets no BETTER_AUTH_SECRET"
+has "data taskora-settings KAFKA_BROKERS kafka:9092" "$F"
+# every Secret key the pods use is in the chart's Secret
+awk '$1 == "secretref" { print $4 }' "$F" | sort -u | while read -r k; do
+    grep -q "^data taskora-secrets $k " "$F" || fail "pods read $k from the Secret, which does not have it"
+done
+for k in DATABASE_URL BETTER_AUTH_SECRET GEMINI_API_KEY COHERE_API_KEY; do
+    grep -q "^data taskora-secrets $k " "$F" || fail "the Secret has no $k"
+done
+
+echo "deploy YAML: plain files and 3 renderings linted; configs, env names, probes, updates, resources checked"
