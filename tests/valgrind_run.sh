@@ -13,10 +13,14 @@ config="$TK_SRCDIR/examples/hello_consumer/hello.json"
 export TASKORA_PLUGIN_DIR="$TK_BUILDDIR/examples/hello_consumer/.libs"
 export TASKORA_HTTP_LISTEN=127.0.0.1:0 KAFKA_BROKERS=embedded
 if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
-    # with a database: the pool, /ready's probe, the http_api plugin, the outbox relay and a
-    # consumer group on the embedded cluster too
+    # with a database: the pool, /ready's probe, every domain plugin (the API, the AI
+    # providers, real-time push, notifications with its scheduler, analytics in batches), the
+    # outbox relay and consumer groups on the embedded cluster too
     config="$work/taskora.json"
-    export TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/http_api/.libs"
+    for p in http_api ai_gemini ai_cohere realtime notifications analytics; do
+        TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/$p/.libs"
+    done
+    export TASKORA_PLUGIN_DIR
     # a database of its own, migrated (the URL names the server's admin database)
     db="taskora_valgrind_$$"
     psql -q "$TASKORA_TEST_DATABASE_URL" -c "CREATE DATABASE $db" >/dev/null || fail "createdb failed"
@@ -28,8 +32,18 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
 {"log": {"format": "text"}, "plugin_dir": "\${TASKORA_PLUGIN_DIR}",
  "postgres": {"url": "\${TASKORA_TEST_DATABASE_URL}", "pool_size": 2},
  "kafka": {"brokers": "embedded"}, "http": {"listen": "\${TASKORA_HTTP_LISTEN}"},
+ "resiliency": {"retry": {"attempts": 2, "delay_ms": 10}},
  "plugins": [{"name": "api", "load": "http_api",
-   "config": {"jwt_secret": "valgrind-secret-0123456789abcdef01234567", "bcrypt_cost": 4}},
+   "config": {"jwt_secret": "valgrind-secret-0123456789abcdef01234567", "bcrypt_cost": 4,
+              "ai_provider": "gemini"}},
+  {"name": "gemini", "load": "ai_gemini",
+   "config": {"api_key": "valgrind-key", "base_url": "http://127.0.0.1:1"}},
+  {"name": "cohere", "load": "ai_cohere"},
+  {"name": "realtime", "load": "realtime", "consume": {"topics": ["task-events"], "broadcast": true}},
+  {"name": "notifications", "load": "notifications", "config": {"poll_ms": 200},
+   "consume": {"topics": ["task-events"], "workers": 2}},
+  {"name": "analytics", "load": "analytics",
+   "consume": {"topics": ["task-events", "user-events", "chat-events"], "workers": 2}},
   {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}}]}
 JSON
     "$taskorad" migrate -c "$config" >/dev/null || fail "taskorad migrate failed"
@@ -72,10 +86,26 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     [ "$code" = 422 ] || fail "malformed JSON gave $code"
     code=$(curl -sS -o /dev/null -w '%{http_code}' "$url/api/tasks" -H "Authorization: Bearer x.y.z")
     [ "$code" = 401 ] || fail "bad token gave $code"
-    # the chat with no provider configured: the question is stored, the answer is a 503
+    # the chat with its provider unreachable: the question is stored, the answer is a 503
     code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/api/$uid/chat" -H "$auth" \
         -H "$json" -d '{"message":"hello"}')
-    [ "$code" = 503 ] || fail "chat without a provider gave $code"
+    [ "$code" = 503 ] || fail "chat with an unreachable provider gave $code"
+    # a reminder due now: fired by the scheduler, listed; an event stream; the analytics
+    curl -fsS -X POST "$url/api/tasks" -H "$auth" -H "$json" \
+        -d '{"title":"remind me","reminder_at":"2020-01-01T00:00:00Z"}' >/dev/null ||
+        fail "task with a reminder failed"
+    i=0
+    until curl -fsS "$url/api/notifications" -H "$auth" | grep -q 'remind me'; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "the reminder did not fire"
+        sleep 0.1
+    done
+    curl -sS --max-time 3 "$url/api/events/stream?token=$token" >"$work/stream" 2>/dev/null || true
+    grep -q 'event: connected' "$work/stream" || fail "no event stream"
+    i=0
+    until curl -fsS "$url/api/analytics/summary?days=1" -H "$auth" | grep -q '"created" : 2'; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "analytics did not count the tasks"
+        sleep 0.1
+    done
 fi
 stop_taskorad
 [ ! -s "$work/vg" ] || fail "valgrind reported something"
