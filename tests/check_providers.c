@@ -453,6 +453,9 @@ START_TEST(test_one_tool_call)
         json_t *props = json_object_get(params, "properties");
         ck_assert_str_eq(sget(json_object_get(props, "title"), "type"), "string");
         ck_assert_str_eq(sget(json_object_get(props, "due"), "format"), "date-time");
+        /* a const keeps its meaning as a one-value enum */
+        ck_assert_msg(jeq(json_object_get(json_object_get(props, "kind"), "enum"), "[\"task\"]"),
+                      "const became %s", jdump(json_object_get(props, "kind")));
         ck_assert_msg(jeq(json_object_get(params, "required"), "[\"title\"]"), "required kept");
         json_t *item = json_object_get(json_object_get(props, "tags"), "items");
         ck_assert_str_eq(sget(json_object_get(json_object_get(item, "properties"), "name"), "type"),

@@ -41,7 +41,8 @@ static int unsupported_keyword(const char *k)
 }
 
 /*
- * A copy of a JSON Schema without unsupported keywords, at any depth. The
+ * A copy of a JSON Schema without unsupported keywords, at any depth (a
+ * string "const" becomes a one-value "enum"). The
  * keys of "properties" are parameter names, not keywords: a parameter may
  * well be called "const". An empty "properties" is dropped (Gemini: "should
  * be non-empty for OBJECT type").
@@ -62,6 +63,11 @@ static json_t *clean_schema(json_t *s)
     json_t *v;
     json_object_foreach(s, k, v)
     {
+        if (strcmp(k, "const") == 0 && json_is_string(v) && !json_object_get(s, "enum")) {
+            /* the constraint survives as the one-value enum Gemini understands */
+            json_object_set_new(out, "enum", json_pack("[O]", v));
+            continue;
+        }
         if (unsupported_keyword(k))
             continue;
         if (strcmp(k, "properties") == 0 && json_is_object(v)) {
