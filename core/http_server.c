@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "ids.h"
 #include "log.h"
@@ -442,8 +443,7 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
 struct tk_sse {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *buf;
-    size_t len, cap;
+    tk_buf q;       /* bytes not yet read by the connection */
     int closed;     /* no more data: the reader ends the response */
     int close_told; /* on_close was called */
     int refs;
@@ -462,7 +462,7 @@ static void sse_unref(tk_sse *s)
         return;
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
-    free(s->buf);
+    tk_buf_free(&s->q);
     free(s);
 }
 
@@ -472,24 +472,15 @@ static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
     size_t n = strlen(a) + strlen(b) + strlen(c);
     if (s->closed)
         return TK_ESTATE;
-    if (s->len + n > SSE_MAX_QUEUED) {
+    if (s->q.len + n > SSE_MAX_QUEUED) {
         tk_logf(NULL, TK_LOG_WARN, "event stream: client too slow (%zu bytes queued); closing it",
-                s->len);
+                s->q.len);
         s->closed = 1;
         pthread_cond_broadcast(&s->cond);
         return TK_ESTATE;
     }
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (s->len + n + 1 > cap)
-            cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb)
-            return TK_ENOMEM;
-        s->buf = nb;
-        s->cap = cap;
-    }
-    s->len += (size_t)sprintf(s->buf + s->len, "%s%s%s", a, b, c);
+    if (tk_buf_puts(&s->q, a) || tk_buf_puts(&s->q, b) || tk_buf_puts(&s->q, c))
+        return TK_ENOMEM;
     pthread_cond_broadcast(&s->cond);
     return TK_OK;
 }
@@ -500,17 +491,17 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     pthread_mutex_lock(&s->lock);
     struct timespec deadline = tk_deadline_ms(s->srv->sse_keepalive_ms);
-    while (s->len == 0 && !s->closed)
-        if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT && s->len == 0)
+    while (s->q.len == 0 && !s->closed)
+        if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT && s->q.len == 0)
             sse_put(s, ": keepalive\n\n", "", "");
-    if (s->len == 0) { /* closed and drained */
+    if (s->q.len == 0) { /* closed and drained */
         pthread_mutex_unlock(&s->lock);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    size_t n = s->len < max ? s->len : max;
-    memcpy(out, s->buf, n);
-    memmove(s->buf, s->buf + n, s->len - n);
-    s->len -= n;
+    size_t n = s->q.len < max ? s->q.len : max;
+    memcpy(out, s->q.p, n);
+    memmove(s->q.p, s->q.p + n, s->q.len - n);
+    s->q.len -= n;
     pthread_mutex_unlock(&s->lock);
     return (ssize_t)n;
 }
