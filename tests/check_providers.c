@@ -1,5 +1,5 @@
-/* The AI provider plugins (ai_gemini, ai_cohere), each loaded alone with the fake host table and
- * talking with its real HTTP code to a fake server that speaks the provider's wire format
+/* The AI provider plugins (ai_gemini, ai_cohere, ai_openai), each loaded alone with the fake host
+ * table and talking with its real HTTP code to a fake server that speaks the provider's wire format
  * (fake_ai.h). Loop tests run once per provider: _i indexes P[]. */
 #include <check.h>
 #include <dlfcn.h>
@@ -25,8 +25,9 @@ static const struct provider {
 } P[] = {
     {"plugins/ai_gemini/.libs/ai_gemini.so", FAKE_GEMINI, "gemini", "GEMINI_API_KEY"},
     {"plugins/ai_cohere/.libs/ai_cohere.so", FAKE_COHERE, "cohere", "COHERE_API_KEY"},
+    {"plugins/ai_openai/.libs/ai_openai.so", FAKE_OPENAI, "openai", "OPENAI_API_KEY"},
 };
-enum { GEMINI = 0, COHERE = 1 };
+enum { GEMINI = 0, COHERE = 1, OPENAI = 2, NPROVIDERS = 3 };
 
 /* The plugin and fake of the running test. */
 static struct {
@@ -88,14 +89,15 @@ static void apply_defaults(json_t *cfg)
 }
 
 /*
- * Loads provider p, starts its fake (accepting KEY) and creates an instance whose config is
+ * Loads provider p, starts its fake (accepting fake_key only; FAKE_OPENAI with NULL: no key
+ * checked) and creates an instance whose config is
  * {"api_key":KEY,"base_url":<fake>,"model":"m","timeout_ms":500} updated with extra (a JSON
  * object, may be NULL), schema defaults filled in. Returns init's code.
  */
-static int start_cfg(int p, const char *extra)
+static int start_fake_key(int p, const char *fake_key, const char *extra)
 {
     load(p);
-    C.fake = fake_ai_start(P[p].kind, KEY);
+    C.fake = fake_ai_start(P[p].kind, fake_key);
     ck_assert_ptr_nonnull(C.fake);
     json_t *cfg = json_pack("{s:s, s:s, s:s, s:i}", "api_key", KEY, "base_url",
                             fake_ai_base_url(C.fake), "model", "m", "timeout_ms", 500);
@@ -115,6 +117,8 @@ static int start_cfg(int p, const char *extra)
     C.inited = rc == TK_OK;
     return rc;
 }
+
+static int start_cfg(int p, const char *extra) { return start_fake_key(p, KEY, extra); }
 
 static void start(int p, const char *extra)
 {
@@ -343,7 +347,7 @@ START_TEST(test_plain_text)
         json_t *parts = json_object_get(json_array_get(contents, 0), "parts");
         ck_assert_int_eq(json_array_size(parts), 1);
         ck_assert_str_eq(sget(json_array_get(parts, 0), "text"), "hi");
-    } else {
+    } else if (_i == COHERE) {
         ck_assert_str_eq(fake_ai_request_path(C.fake, 0), "/v2/chat");
         ck_assert_str_eq(sget(h, "authorization"), "Bearer " KEY);
         ck_assert_str_eq(sget(b, "model"), "m");
@@ -355,6 +359,19 @@ START_TEST(test_plain_text)
         ck_assert_str_eq(sget(json_array_get(msgs, 1), "role"), "user");
         ck_assert_str_eq(cohere_text(json_object_get(json_array_get(msgs, 1), "content")), "hi");
         ck_assert_msg(!json_is_true(json_object_get(b, "stream")), "must not stream");
+    } else {
+        ck_assert_str_eq(fake_ai_request_path(C.fake, 0), "/v1/chat/completions");
+        ck_assert_str_eq(sget(h, "authorization"), "Bearer " KEY);
+        ck_assert_str_eq(sget(b, "model"), "m");
+        json_t *msgs = json_object_get(b, "messages");
+        ck_assert_int_eq(json_array_size(msgs), 2);
+        ck_assert_str_eq(sget(json_array_get(msgs, 0), "role"), "system");
+        ck_assert_str_eq(sget(json_array_get(msgs, 0), "content"), "Be brief.");
+        ck_assert_str_eq(sget(json_array_get(msgs, 1), "role"), "user");
+        ck_assert_str_eq(sget(json_array_get(msgs, 1), "content"), "hi");
+        ck_assert_msg(json_is_false(json_object_get(b, "stream")), "must send stream false");
+        ck_assert_msg(!json_object_get(b, "tools") && !json_object_get(b, "tool_choice"),
+                      "no tools: neither tools nor tool_choice");
     }
     ck_assert_msg(
         strstr(sget(h, "content-type") ? sget(h, "content-type") : "", "application/json") != NULL,
@@ -366,7 +383,7 @@ END_TEST
 START_TEST(test_max_tokens_finish)
 {
     start(_i, NULL);
-    fake_ai_text_finish(C.fake, "Once upon a", "MAX_TOKENS");
+    fake_ai_text_finish(C.fake, "Once upon a", _i == OPENAI ? "length" : "MAX_TOKENS");
     chat_result r = chat("{\"messages\": [{\"role\": \"user\", \"content\": \"a long story\"}]}");
     assert_ok(r);
     assert_sent(1);
@@ -476,6 +493,8 @@ START_TEST(test_one_tool_call)
             sget(json_object_get(json_object_get(params, "properties"), "title"), "type"),
             "string");
         ck_assert_msg(jeq(json_object_get(params, "required"), "[\"title\"]"), "required kept");
+        if (_i == OPENAI)
+            ck_assert_str_eq(sget(b, "tool_choice"), "auto");
     }
     result_free(&r);
 }
@@ -869,6 +888,12 @@ START_TEST(test_key_never_in_message)
                     "{\"error\": {\"code\": 400, \"message\": \"API key " KEY
                     " is not valid for this project\", \"status\": \"INVALID_ARGUMENT\"}}");
         fake_ai_raw(C.fake, 502, NULL, "<html>bad gateway for key=" KEY "</html>");
+    } else if (_i == OPENAI) {
+        fake_ai_raw(C.fake, 400, NULL,
+                    "{\"error\": {\"message\": \"invalid request: token " KEY
+                    " ...\", \"type\": \"invalid_request_error\", \"param\": null,"
+                    " \"code\": null}}");
+        fake_ai_raw(C.fake, 502, NULL, "<html>bad gateway for key=" KEY "</html>");
     } else {
         fake_ai_raw(C.fake, 400, NULL,
                     "{\"id\": \"x\", \"message\": \"invalid request: token " KEY " ...\"}");
@@ -934,8 +959,10 @@ START_TEST(test_base_url_trailing_slash)
     ck_assert_msg(r.rc == TK_OK, "base_url with a trailing slash: %s (fake: %s)", r.f.message,
                   fake_ai_last_violation(probe) ? fake_ai_last_violation(probe) : "-");
     ck_assert_int_eq(fake_ai_count(probe), 1);
-    ck_assert_str_eq(fake_ai_request_path(probe, 0),
-                     _i == GEMINI ? "/v1beta/models/m:generateContent" : "/v2/chat");
+    ck_assert_str_eq(fake_ai_request_path(probe, 0), _i == GEMINI
+                                                         ? "/v1beta/models/m:generateContent"
+                                                     : _i == COHERE ? "/v2/chat"
+                                                                    : "/v1/chat/completions");
     result_free(&r);
     C.desc->destroy(C.state);
     C.inited = 0;
@@ -1138,6 +1165,277 @@ START_TEST(test_cohere_round_after_invalid_arguments)
 }
 END_TEST
 
+/* ---- OpenAI-compatible specifics -------------------------------------------------------- */
+
+START_TEST(test_openai_no_key)
+{
+    /* a local server: no key configured, none wanted */
+    int rc = start_fake_key(OPENAI, NULL, "{\"api_key\": \"\"}");
+    ck_assert_msg(rc == TK_OK, "init with an empty api_key failed: %d", rc);
+    fake_ai_text(C.fake, "local hello");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    assert_sent(1);
+    ck_assert_str_eq(sget(r.resp, "text"), "local hello");
+    json_t *h = fake_ai_request_headers(C.fake, 0);
+    ck_assert_msg(json_object_get(h, "authorization") == NULL,
+                  "an empty key must send no Authorization header, sent \"%s\"",
+                  sget(h, "authorization"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_openai_no_key_but_server_wants_one)
+{
+    int rc = start_cfg(OPENAI, "{\"api_key\": \"\"}");
+    ck_assert_msg(rc == TK_OK, "init with an empty api_key failed: %d", rc);
+    chat_result r = chat(HI);
+    assert_failed(r, TK_FAIL_AUTH);
+    ck_assert_int_eq(r.f.http_status, 401);
+    ck_assert_msg(strstr(r.f.message, "api_key") != NULL, "the message does not name api_key: %s",
+                  r.f.message);
+    ck_assert_int_eq(fake_ai_count(C.fake), 1); /* the server decides, not the plugin */
+}
+END_TEST
+
+START_TEST(test_openai_default_config)
+{
+    load(OPENAI);
+    const tk_config_field *fl = field("base_url");
+    ck_assert_str_eq(fl->default_json, "\"http://127.0.0.1:8080\"");
+    ck_assert_str_eq(field("model")->default_json, "\"llama3.1\"");
+    ck_assert_str_eq(field("api_key")->default_json, "\"\"");
+    ck_assert_str_eq(field("timeout_ms")->default_json, "30000");
+    ck_assert_str_eq(field("temperature")->default_json, "0.7");
+    ck_assert_str_eq(field("max_tokens")->default_json, "1024");
+}
+END_TEST
+
+START_TEST(test_openai_arguments_object)
+{
+    start(OPENAI, NULL);
+    fake_ai_tool_calls(C.fake, "[{\"name\": \"add_task\", \"args\": {\"title\": \"milk\"},"
+                               "  \"object_arguments\": true}]");
+    chat_result r = chat(ASK_TOOLS);
+    assert_ok(r);
+    json_t *c = json_array_get(json_object_get(r.resp, "tool_calls"), 0);
+    ck_assert_str_eq(sget(c, "name"), "add_task");
+    ck_assert_msg(jeq(json_object_get(c, "arguments"), "{\"title\": \"milk\"}"),
+                  "arguments sent as an object: %s", jdump(json_object_get(c, "arguments")));
+    ck_assert_ptr_null(json_object_get(c, "arguments_error"));
+    /* the next turn sends them back as a string, as the real API wants */
+    fake_ai_text(C.fake, "Added.");
+    static const char *const results[] = {"{\"id\": 1}"};
+    char *req = tool_round_request(r.resp, results);
+    chat_result r2 = chat(req);
+    free(req);
+    assert_ok(r2);
+    assert_sent(2);
+    json_t *tc = json_array_get(
+        json_object_get(json_array_get(json_object_get(fake_ai_request(C.fake, 1), "messages"), 2),
+                        "tool_calls"),
+        0);
+    json_t *args = json_loads(sget(json_object_get(tc, "function"), "arguments"), 0, NULL);
+    ck_assert_msg(jeq(args, "{\"title\": \"milk\"}"), "arguments string");
+    json_decref(args);
+    result_free(&r);
+    result_free(&r2);
+}
+END_TEST
+
+START_TEST(test_openai_missing_ids_generated)
+{
+    start(OPENAI, NULL);
+    fake_ai_tool_calls(C.fake, "[{\"name\": \"add_task\", \"args\": {\"title\": \"a\"},"
+                               "  \"no_id\": true},"
+                               " {\"name\": \"add_task\", \"args\": {\"title\": \"b\"},"
+                               "  \"no_id\": true},"
+                               " {\"id\": \"dup\", \"name\": \"list_tasks\", \"args\": {}},"
+                               " {\"id\": \"dup\", \"name\": \"list_tasks\", \"args\": {}}]");
+    fake_ai_text(C.fake, "Done.");
+    chat_result r = chat(ASK_TOOLS);
+    assert_ok(r);
+    json_t *calls = json_object_get(r.resp, "tool_calls");
+    ck_assert_int_eq(json_array_size(calls), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const char *id = sget(json_array_get(calls, i), "id");
+        ck_assert_msg(id && id[0], "call %zu has no id", i);
+        for (size_t k = 0; k < i; k++)
+            ck_assert_msg(strcmp(id, sget(json_array_get(calls, k), "id")) != 0,
+                          "calls %zu and %zu share the id %s", k, i, id);
+    }
+    ck_assert_str_eq(sget(json_array_get(calls, 2), "id"), "dup"); /* a given id is kept */
+    /* the generated ids go back with the results, and the fake accepts the pairing */
+    static const char *const results[] = {"{\"id\": 1}", "{\"id\": 2}", "{\"tasks\": []}",
+                                          "{\"tasks\": []}"};
+    char *req = tool_round_request(r.resp, results);
+    chat_result r2 = chat(req);
+    free(req);
+    assert_ok(r2);
+    assert_sent(2);
+    result_free(&r);
+    result_free(&r2);
+}
+END_TEST
+
+START_TEST(test_openai_calls_under_finish_stop)
+{
+    start(OPENAI, NULL);
+    /* llama.cpp and Ollama say "stop" beside tool calls */
+    fake_ai_tool_calls_finish(C.fake, "[{\"name\": \"list_tasks\", \"args\": {}}]", "stop");
+    chat_result r = chat(ASK_TOOLS);
+    assert_ok(r);
+    ck_assert_str_eq(sget(r.resp, "finish_reason"), "tool_calls");
+    ck_assert_int_eq(json_array_size(json_object_get(r.resp, "tool_calls")), 1);
+    ck_assert_str_eq(sget(r.resp, "text"), ""); /* content null */
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_openai_invalid_arguments)
+{
+    start(OPENAI, NULL);
+    fake_ai_tool_calls(C.fake, "[{\"name\": \"add_task\", \"raw_arguments\": \"{not json\"},"
+                               " {\"name\": \"add_task\", \"raw_arguments\": \"[1, 2]\"},"
+                               " {\"name\": \"list_tasks\", \"raw_arguments\": \"\"}]");
+    fake_ai_text(C.fake, "Sorry, let me retry.");
+    chat_result r = chat(ASK_TOOLS);
+    assert_ok(r);
+    json_t *calls = json_object_get(r.resp, "tool_calls");
+    ck_assert_int_eq(json_array_size(calls), 3);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *c = json_array_get(calls, i);
+        ck_assert_msg(json_is_null(json_object_get(c, "arguments")),
+                      "call %zu: invalid arguments must read \"arguments\": null", i);
+        ck_assert_msg(sget(c, "arguments_error") && sget(c, "arguments_error")[0],
+                      "call %zu: no arguments_error", i);
+    }
+    ck_assert_msg(jeq(json_object_get(json_array_get(calls, 2), "arguments"), "{}"),
+                  "empty arguments are no arguments");
+    /* the caller answers the broken calls with errors; the round trip is valid */
+    static const char *const results[] = {"{\"error\": \"arguments are not valid JSON\"}",
+                                          "{\"error\": \"arguments are not an object\"}",
+                                          "{\"tasks\": []}"};
+    char *req = tool_round_request(r.resp, results);
+    chat_result r2 = chat(req);
+    free(req);
+    assert_ok(r2);
+    assert_sent(2);
+    result_free(&r);
+    result_free(&r2);
+}
+END_TEST
+
+START_TEST(test_openai_string_error_body)
+{
+    start(OPENAI, NULL);
+    /* Ollama: {"error": "text"} */
+    fake_ai_raw(C.fake, 404, NULL,
+                "{\"error\": \"model \\\"m\\\" not found, try pulling it first\"}");
+    /* vLLM: {"object": "error", "message", "type", "code"} */
+    fake_ai_raw(C.fake, 400, NULL,
+                "{\"object\": \"error\", \"message\": \"This model's maximum context length is "
+                "8192 tokens\", \"type\": \"BadRequestError\", \"param\": null, \"code\": 400}");
+    /* llama.cpp: numeric code */
+    fake_ai_error(C.fake, 503, -1);
+    chat_result r = chat(HI);
+    assert_failed(r, TK_FAIL_BAD_REQUEST);
+    ck_assert_int_eq(r.f.http_status, 404);
+    ck_assert_msg(strstr(r.f.message, "try pulling it first") != NULL,
+                  "the server's message is not kept: %s", r.f.message);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_BAD_REQUEST);
+    ck_assert_msg(strstr(r.f.message, "maximum context length") != NULL, "%s", r.f.message);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_UNAVAILABLE);
+    ck_assert_int_eq(r.f.http_status, 503);
+    ck_assert_msg(strstr(r.f.message, "Loading model") != NULL, "%s", r.f.message);
+    assert_sent(3);
+}
+END_TEST
+
+START_TEST(test_openai_status_mapping)
+{
+    start(OPENAI, NULL);
+    fake_ai_error(C.fake, 422, -1);
+    fake_ai_error(C.fake, 403, -1);
+    fake_ai_error(C.fake, 401, -1);
+    fake_ai_raw(C.fake, 408, NULL, "{\"error\": {\"message\": \"request timeout\"}}");
+    chat_result r = chat(HI);
+    assert_failed(r, TK_FAIL_BAD_REQUEST);
+    ck_assert_int_eq(r.f.http_status, 422);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_AUTH);
+    ck_assert_int_eq(r.f.http_status, 403);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_AUTH);
+    /* OpenAI quotes the key back masked: not kept */
+    ck_assert_msg(strstr(r.f.message, "sk-fa") == NULL, "a masked key is kept: %s", r.f.message);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_UNAVAILABLE);
+    ck_assert_int_eq(r.f.http_status, 408);
+    assert_sent(4);
+}
+END_TEST
+
+START_TEST(test_openai_insufficient_quota_fails_fast)
+{
+    start(OPENAI, NULL);
+    fake_ai_daily_quota(C.fake);
+    chat_result r = chat(HI);
+    assert_failed(r, TK_FAIL_RATE_LIMITED);
+    ck_assert_int_eq(r.f.http_status, 429);
+    ck_assert_int_eq(r.f.fail_fast, 1);
+    assert_sent(1);
+}
+END_TEST
+
+START_TEST(test_openai_reasoning_not_in_text)
+{
+    start(OPENAI, NULL);
+    fake_ai_thought(C.fake, "The answer is 4.");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_str_eq(sget(r.resp, "text"), "The answer is 4.");
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_openai_content_filter_and_error_200)
+{
+    start(OPENAI, NULL);
+    fake_ai_blocked(C.fake);
+    fake_ai_finish_error(C.fake);
+    chat_result r = chat(HI);
+    assert_failed(r, TK_FAIL_BLOCKED);
+    r = chat(HI);
+    assert_failed(r, TK_FAIL_UNAVAILABLE);
+    ck_assert_int_eq(r.f.http_status, 200);
+    ck_assert_msg(strstr(r.f.message, "crashed") != NULL, "%s", r.f.message);
+    assert_sent(2);
+}
+END_TEST
+
+START_TEST(test_openai_content_parts_and_usage)
+{
+    start(OPENAI, NULL);
+    fake_ai_raw(C.fake, 200, NULL,
+                "{\"id\": \"x\", \"object\": \"chat.completion\", \"choices\": [{\"index\": 0,"
+                " \"message\": {\"role\": \"assistant\", \"content\": [{\"type\": \"text\","
+                " \"text\": \"Hel\"}, {\"type\": \"text\", \"text\": \"lo\"}]},"
+                " \"finish_reason\": null}], \"usage\": {\"prompt_tokens\": 3,"
+                " \"completion_tokens\": 2, \"total_tokens\": 5}}");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_str_eq(sget(r.resp, "text"), "Hello");
+    ck_assert_str_eq(sget(r.resp, "finish_reason"), "stop");
+    ck_assert_msg(
+        jeq(json_object_get(r.resp, "usage"), "{\"input_tokens\": 3, \"output_tokens\": 2}"),
+        "usage %s", jdump(json_object_get(r.resp, "usage")));
+    result_free(&r);
+}
+END_TEST
+
 /* ---- the fake itself: it refuses what the real service refuses ----------------------------- */
 
 static long post(const char *path, const char *const *headers, const char *body, char **out)
@@ -1318,6 +1616,127 @@ START_TEST(test_fake_cohere_validates)
 }
 END_TEST
 
+static const char *const OH[] = {"Authorization: Bearer " KEY, "Content-Type: application/json",
+                                 NULL};
+#define OPATH "/v1/chat/completions"
+
+START_TEST(test_fake_openai_validates)
+{
+    C.fake = fake_ai_start(FAKE_OPENAI, KEY);
+    ck_assert_ptr_nonnull(C.fake);
+    const char *hi =
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}";
+    char *out;
+    ck_assert_int_eq(post(OPATH, OH, hi, &out), 200);
+    json_t *j = jparse(out);
+    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
+    ck_assert_str_eq(sget(choice, "finish_reason"), "stop");
+    ck_assert_str_eq(sget(json_object_get(choice, "message"), "content"), "ok");
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")),
+        FAKE_AI_IN_TOKENS);
+    json_decref(j);
+    free(out);
+    static const char *const wrong[] = {"Authorization: Bearer nope-nope-nope", NULL};
+    ck_assert_int_eq(post(OPATH, wrong, hi, &out), 401);
+    ck_assert_msg(strstr(out, "invalid_api_key") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(post(OPATH, NULL, hi, NULL), 401);
+    ck_assert_int_eq(post("/v1/completions", OH, hi, NULL), 404);
+    static const char *const bad[] = {
+        "not json",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
+        "{\"model\": \"m\", \"messages\": []}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"model\", \"content\": \"hi\"}]}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+        " \"stream\": true}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+        " \"max_output_tokens\": 5}",
+        /* arguments as an object */
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+        " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+        "  \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {}}}]},"
+        " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"1\"}]}",
+        /* a result for a call that was not made */
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+        " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+        "  \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]},"
+        " {\"role\": \"tool\", \"tool_call_id\": \"c2\", \"content\": \"1\"}]}",
+        /* a call left without a result */
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+        " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+        "  \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]},"
+        " {\"role\": \"user\", \"content\": \"and?\"}]}",
+        /* tool content an object, not a string */
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+        " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+        "  \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]},"
+        " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": {\"a\": 1}}]}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+        " \"tools\": [{\"type\": \"fn\", \"function\": {\"name\": \"f\"}}]}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+        " \"tool_choice\": \"auto\"}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+        " \"temperature\": 3}",
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"assistant\"}]}",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        int before = fake_ai_violation_count(C.fake);
+        ck_assert_msg(post(OPATH, OH, bad[k], &out) == 400, "accepted: %s", bad[k]);
+        j = jparse(out);
+        ck_assert_msg(sget(json_object_get(j, "error"), "message"), "not OpenAI's shape: %s", out);
+        json_decref(j);
+        ck_assert_int_eq(fake_ai_violation_count(C.fake), before + 1);
+        free(out);
+    }
+    const char *round =
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+        " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+        "  \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]},"
+        " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"{\\\"a\\\": 1}\"}],"
+        " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\","
+        " \"parameters\": {\"type\": \"object\", \"properties\": {}}}}], \"tool_choice\": "
+        "\"auto\"}";
+    ck_assert_int_eq(post(OPATH, OH, round, NULL), 200);
+    fake_ai_tool_calls(C.fake, "[{\"name\": \"f\", \"args\": {\"a\": 1}}]");
+    ck_assert_int_eq(post(OPATH, OH, hi, &out), 200);
+    j = jparse(out);
+    choice = json_array_get(json_object_get(j, "choices"), 0);
+    ck_assert_str_eq(sget(choice, "finish_reason"), "tool_calls");
+    json_t *tc =
+        json_array_get(json_object_get(json_object_get(choice, "message"), "tool_calls"), 0);
+    ck_assert_msg(sget(tc, "id") != NULL, "a call has an id");
+    ck_assert_str_eq(sget(json_object_get(tc, "function"), "arguments"), "{\"a\":1}");
+    json_decref(j);
+    free(out);
+    /* errors in the real shape, Retry-After in whole seconds */
+    fake_ai_error(C.fake, 429, 1.2);
+    th_response r;
+    char url[256];
+    snprintf(url, sizeof(url), "%s" OPATH, fake_ai_base_url(C.fake));
+    ck_assert_int_eq(th_http("POST", url, hi, strlen(hi), OH, &r), 0);
+    ck_assert_int_eq(r.status, 429);
+    char *ra = th_header(&r, "retry-after");
+    ck_assert_str_eq(ra ? ra : "(none)", "2");
+    free(ra);
+    ck_assert_msg(strstr(r.body, "rate_limit_exceeded") != NULL, "%s", r.body);
+    th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_fake_openai_keyless)
+{
+    C.fake = fake_ai_start(FAKE_OPENAI, NULL);
+    ck_assert_ptr_nonnull(C.fake);
+    const char *hi =
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}";
+    static const char *const plain[] = {"Content-Type: application/json", NULL};
+    ck_assert_int_eq(post(OPATH, plain, hi, NULL), 200);
+    ck_assert_int_eq(post(OPATH, OH, hi, NULL), 200); /* any key is fine too */
+    ck_assert_int_eq(fake_ai_violation_count(C.fake), 0);
+}
+END_TEST
+
 static void *hanging_post(void *arg)
 {
     const char *body =
@@ -1358,31 +1777,32 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("providers");
-    TCase *both = tcase_create("both providers");
+    TCase *both = tcase_create("every provider");
     tcase_set_timeout(both, 30);
     tcase_add_checked_fixture(both, setup, teardown);
-    tcase_add_loop_test(both, test_descriptor, 0, 2);
-    tcase_add_loop_test(both, test_plain_text, 0, 2);
-    tcase_add_loop_test(both, test_max_tokens_finish, 0, 2);
-    tcase_add_loop_test(both, test_one_tool_call, 0, 2);
-    tcase_add_loop_test(both, test_several_tool_calls, 0, 2);
-    tcase_add_loop_test(both, test_tool_round, 0, 2);
-    tcase_add_loop_test(both, test_settings_from_config_and_request, 0, 2);
-    tcase_add_loop_test(both, test_rate_limited_with_delay, 0, 2);
-    tcase_add_loop_test(both, test_rate_limited_without_delay, 0, 2);
-    tcase_add_loop_test(both, test_unavailable, 0, 2);
-    tcase_add_loop_test(both, test_bad_request, 0, 2);
-    tcase_add_loop_test(both, test_timeout, 0, 2);
-    tcase_add_loop_test(both, test_connection_refused, 0, 2);
-    tcase_add_loop_test(both, test_bad_key, 0, 2);
-    tcase_add_loop_test(both, test_forbidden, 0, 2);
-    tcase_add_loop_test(both, test_empty_key, 0, 2);
-    tcase_add_loop_test(both, test_malformed_request, 0, 2);
-    tcase_add_loop_test(both, test_garbage_answer, 0, 2);
-    tcase_add_loop_test(both, test_concurrent_calls, 0, 2);
-    tcase_add_loop_test(both, test_key_never_in_message, 0, 2);
-    tcase_add_loop_test(both, test_conversation_turns, 0, 2);
-    tcase_add_loop_test(both, test_base_url_trailing_slash, 0, 2);
+    tcase_add_loop_test(both, test_descriptor, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_plain_text, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_max_tokens_finish, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_one_tool_call, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_several_tool_calls, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_tool_round, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_settings_from_config_and_request, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_rate_limited_with_delay, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_rate_limited_without_delay, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_unavailable, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_bad_request, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_timeout, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_connection_refused, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_bad_key, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_forbidden, 0, NPROVIDERS);
+    /* OpenAI-compatible: an empty key is no error (test_openai_no_key) */
+    tcase_add_loop_test(both, test_empty_key, 0, OPENAI);
+    tcase_add_loop_test(both, test_malformed_request, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_garbage_answer, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_concurrent_calls, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_key_never_in_message, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_conversation_turns, 0, NPROVIDERS);
+    tcase_add_loop_test(both, test_base_url_trailing_slash, 0, NPROVIDERS);
     suite_add_tcase(s, both);
 
     TCase *g = tcase_create("gemini");
@@ -1407,11 +1827,31 @@ int main(void)
     tcase_add_test(c, test_cohere_trial_limit);
     suite_add_tcase(s, c);
 
+    TCase *o = tcase_create("openai");
+    tcase_set_timeout(o, 30);
+    tcase_add_checked_fixture(o, setup, teardown);
+    tcase_add_test(o, test_openai_no_key);
+    tcase_add_test(o, test_openai_no_key_but_server_wants_one);
+    tcase_add_test(o, test_openai_default_config);
+    tcase_add_test(o, test_openai_arguments_object);
+    tcase_add_test(o, test_openai_missing_ids_generated);
+    tcase_add_test(o, test_openai_calls_under_finish_stop);
+    tcase_add_test(o, test_openai_invalid_arguments);
+    tcase_add_test(o, test_openai_string_error_body);
+    tcase_add_test(o, test_openai_status_mapping);
+    tcase_add_test(o, test_openai_insufficient_quota_fails_fast);
+    tcase_add_test(o, test_openai_reasoning_not_in_text);
+    tcase_add_test(o, test_openai_content_filter_and_error_200);
+    tcase_add_test(o, test_openai_content_parts_and_usage);
+    suite_add_tcase(s, o);
+
     TCase *f = tcase_create("fake servers");
     tcase_set_timeout(f, 30);
     tcase_add_checked_fixture(f, setup, teardown);
     tcase_add_test(f, test_fake_gemini_validates);
     tcase_add_test(f, test_fake_cohere_validates);
+    tcase_add_test(f, test_fake_openai_validates);
+    tcase_add_test(f, test_fake_openai_keyless);
     tcase_add_test(f, test_fake_records_and_stops_hanging);
     suite_add_tcase(s, f);
     return th_run_suite(s);

@@ -1,4 +1,5 @@
-/* Fake AI provider servers (Gemini v1beta generateContent, Cohere v2 chat); see fake_ai.h. */
+/* Fake AI provider servers (Gemini v1beta generateContent, Cohere v2 chat, OpenAI-compatible
+ * v1 chat/completions); see fake_ai.h. */
 #include "fake_ai.h"
 
 #include <ctype.h>
@@ -59,6 +60,7 @@ typedef struct sent_call {
 struct fake_ai {
     fake_ai_kind kind;
     char *key;
+    int keyless; /* FAKE_OPENAI started with a NULL key: no key is checked */
     char url[64];
     struct MHD_Daemon *daemon;
     pthread_mutex_t mu;
@@ -140,6 +142,11 @@ void fake_ai_text_finish(fake_ai *f, const char *text, const char *finish_reason
 
 void fake_ai_tool_calls(fake_ai *f, const char *calls_json)
 {
+    fake_ai_tool_calls_finish(f, calls_json, NULL);
+}
+
+void fake_ai_tool_calls_finish(fake_ai *f, const char *calls_json, const char *finish_reason)
+{
     json_error_t e;
     json_t *calls = json_loads(calls_json, 0, &e);
     if (!json_is_array(calls)) {
@@ -148,6 +155,7 @@ void fake_ai_tool_calls(fake_ai *f, const char *calls_json)
     }
     reply *r = new_reply(R_CALLS);
     r->calls = calls;
+    r->finish = xstrdup(finish_reason);
     enqueue(f, r);
 }
 
@@ -1135,6 +1143,289 @@ static int cohere_validate(json_t *b, verr *e)
     return 0;
 }
 
+/* ---- OpenAI-compatible ------------------------------------------------------------ */
+
+/* Content of a system/user/tool message: a string or an array of {type:"text",text}. */
+static int o_content(json_t *content, const char *where, verr *e)
+{
+    if (json_is_string(content))
+        return 0;
+    if (!json_is_array(content))
+        return fail(e, "Invalid type for '%s.content': expected a string or an array of objects",
+                    where);
+    size_t i;
+    json_t *p;
+    json_array_foreach(content, i, p)
+    {
+        if (strcmp(str_or(json_object_get(p, "type"), ""), "text") != 0 ||
+            !json_is_string(json_object_get(p, "text")))
+            return fail(e,
+                        "Invalid value: '%s.content[%zu]': expected {\"type\": \"text\", "
+                        "\"text\": string}",
+                        where, i);
+    }
+    return 0;
+}
+
+/* One tool call of an assistant message; records its id in pending and calls_of_turn. */
+static int o_call(json_t *c, const char *cw, json_t *pending, json_t *calls_of_turn, verr *e)
+{
+    static const char *const ck[] = {"id", "type", "function", NULL};
+    static const char *const fk[] = {"name", "arguments", NULL};
+    if (!json_is_object(c))
+        return fail(e, "Invalid type for '%s': expected an object", cw);
+    if (known_keys(c, ck, 0, cw, e))
+        return -1;
+    json_t *id = json_object_get(c, "id");
+    if (!json_is_string(id) || !json_string_length(id))
+        return fail(e, "Missing required parameter: '%s.id'.", cw);
+    if (strcmp(str_or(json_object_get(c, "type"), ""), "function") != 0)
+        return fail(e, "Invalid value for '%s.type': expected 'function'.", cw);
+    json_t *fn = json_object_get(c, "function");
+    if (!json_is_object(fn))
+        return fail(e, "Missing required parameter: '%s.function'.", cw);
+    if (known_keys(fn, fk, 0, cw, e))
+        return -1;
+    if (!json_is_string(json_object_get(fn, "name")))
+        return fail(e, "Missing required parameter: '%s.function.name'.", cw);
+    if (!json_is_string(json_object_get(fn, "arguments")))
+        return fail(e,
+                    "Invalid type for '%s.function.arguments': expected a string (JSON text), "
+                    "but got %s instead.",
+                    cw, json_is_object(json_object_get(fn, "arguments")) ? "an object" : "none");
+    if (json_object_get(calls_of_turn, json_string_value(id)))
+        return fail(e, "Invalid value: '%s.id': duplicate tool call id %s.", cw,
+                    json_string_value(id));
+    json_object_set_new(pending, json_string_value(id), json_true());
+    json_object_set_new(calls_of_turn, json_string_value(id), json_true());
+    return 0;
+}
+
+static int o_messages(json_t *msgs, verr *e)
+{
+    if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+        return fail(e, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                       "but got an empty array instead.");
+    json_t *pending = json_object();       /* calls of the last assistant turn not answered */
+    json_t *calls_of_turn = json_object(); /* every call of the last assistant turn */
+    size_t i;
+    json_t *m;
+    int rc = 0;
+    json_array_foreach(msgs, i, m)
+    {
+        char w[64];
+        snprintf(w, sizeof(w), "messages[%zu]", i);
+        if (!json_is_object(m)) {
+            rc = fail(e, "Invalid type for '%s': expected an object", w);
+            break;
+        }
+        const char *role = str_or(json_object_get(m, "role"), "");
+        static const char *const sys_keys[] = {"role", "content", "name", NULL};
+        static const char *const asst_keys[] = {"role",       "content", "name",
+                                                "tool_calls", "refusal", NULL};
+        static const char *const tool_keys[] = {"role", "tool_call_id", "content", NULL};
+        if (strcmp(role, "tool") != 0 && json_object_size(pending)) {
+            const char *id;
+            json_t *x;
+            json_object_foreach(pending, id, x) break;
+            rc = fail(e,
+                      "An assistant message with 'tool_calls' must be followed by tool messages "
+                      "responding to each 'tool_call_id'. The following tool_call_ids did not "
+                      "have response messages: %s",
+                      id);
+            break;
+        }
+        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0 ||
+            strcmp(role, "user") == 0) {
+            if (known_keys(m, sys_keys, 0, w, e) ||
+                (!json_object_get(m, "content") &&
+                 fail(e, "Missing required parameter: '%s.content'.", w)) ||
+                o_content(json_object_get(m, "content"), w, e)) {
+                rc = -1;
+                break;
+            }
+            json_object_clear(calls_of_turn);
+        } else if (strcmp(role, "assistant") == 0) {
+            if (known_keys(m, asst_keys, 0, w, e)) {
+                rc = -1;
+                break;
+            }
+            json_t *content = json_object_get(m, "content");
+            json_t *calls = json_object_get(m, "tool_calls");
+            if (calls && (!json_is_array(calls) || json_array_size(calls) == 0)) {
+                rc = fail(e, "Invalid '%s.tool_calls': expected a non-empty array.", w);
+                break;
+            }
+            if ((!content || json_is_null(content)) && !calls) {
+                rc = fail(e, "Missing required parameter: '%s.content'.", w);
+                break;
+            }
+            if (content && !json_is_null(content) && o_content(content, w, e)) {
+                rc = -1;
+                break;
+            }
+            json_object_clear(pending);
+            json_object_clear(calls_of_turn);
+            size_t k;
+            json_t *c;
+            json_array_foreach(calls, k, c)
+            {
+                char cw[128];
+                snprintf(cw, sizeof(cw), "%s.tool_calls[%zu]", w, k);
+                if ((rc = o_call(c, cw, pending, calls_of_turn, e)))
+                    break;
+            }
+            if (rc)
+                break;
+        } else if (strcmp(role, "tool") == 0) {
+            if (known_keys(m, tool_keys, 0, w, e)) {
+                rc = -1;
+                break;
+            }
+            const char *id = str_or(json_object_get(m, "tool_call_id"), NULL);
+            if (!id) {
+                rc = fail(e, "Missing required parameter: '%s.tool_call_id'.", w);
+                break;
+            }
+            if (!json_object_get(calls_of_turn, id)) {
+                rc = fail(e,
+                          "Invalid parameter: messages with role 'tool' must be a response to a "
+                          "preceeding message with 'tool_calls' (%s: tool_call_id %s).",
+                          w, id);
+                break;
+            }
+            if (!json_object_get(pending, id)) {
+                rc =
+                    fail(e, "Invalid parameter: '%s': tool call %s already has a response.", w, id);
+                break;
+            }
+            json_object_del(pending, id);
+            if (!json_object_get(m, "content")) {
+                rc = fail(e, "Missing required parameter: '%s.content'.", w);
+                break;
+            }
+            if (o_content(json_object_get(m, "content"), w, e)) {
+                rc = -1;
+                break;
+            }
+        } else {
+            rc = fail(e,
+                      "Invalid value: '%s'. Supported values are: 'system', 'assistant', 'user', "
+                      "'tool', 'function', and 'developer'. (%s.role)",
+                      role, w);
+            break;
+        }
+    }
+    if (!rc && json_object_size(pending))
+        rc = fail(e, "An assistant message with 'tool_calls' must be followed by tool messages "
+                     "responding to each 'tool_call_id'.");
+    json_decref(pending);
+    json_decref(calls_of_turn);
+    return rc;
+}
+
+static int openai_validate(json_t *b, verr *e)
+{
+    static const char *const top[] = {"model",
+                                      "messages",
+                                      "tools",
+                                      "tool_choice",
+                                      "parallel_tool_calls",
+                                      "temperature",
+                                      "top_p",
+                                      "n",
+                                      "stream",
+                                      "stream_options",
+                                      "stop",
+                                      "max_tokens",
+                                      "max_completion_tokens",
+                                      "presence_penalty",
+                                      "frequency_penalty",
+                                      "logit_bias",
+                                      "logprobs",
+                                      "top_logprobs",
+                                      "response_format",
+                                      "seed",
+                                      "user",
+                                      NULL};
+    if (!json_is_object(b))
+        return fail(e, "Invalid type for request body: expected an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(b, key, v)
+    {
+        int ok = 0;
+        for (int i = 0; top[i] && !ok; i++)
+            ok = strcmp(key, top[i]) == 0;
+        if (!ok)
+            return fail(e, "Unrecognized request argument supplied: %s", key);
+    }
+    json_t *model = json_object_get(b, "model");
+    if (!json_is_string(model) || !json_string_length(model))
+        return fail(e, "you must provide a model parameter");
+    json_t *stream = json_object_get(b, "stream");
+    if (stream && !json_is_false(stream))
+        return fail(e, "stream must be false: this server answers one JSON body");
+    if (o_messages(json_object_get(b, "messages"), e))
+        return -1;
+    json_t *tools = json_object_get(b, "tools");
+    size_t i;
+    json_t *t;
+    if (tools && !json_is_array(tools))
+        return fail(e, "Invalid type for 'tools': expected an array");
+    json_array_foreach(tools, i, t)
+    {
+        static const char *const tk[] = {"type", "function", NULL};
+        static const char *const fk[] = {"name", "description", "parameters", "strict", NULL};
+        char w[64];
+        snprintf(w, sizeof(w), "tools[%zu]", i);
+        if (!json_is_object(t))
+            return fail(e, "Invalid type for '%s': expected an object", w);
+        if (known_keys(t, tk, 0, w, e))
+            return -1;
+        if (strcmp(str_or(json_object_get(t, "type"), ""), "function") != 0)
+            return fail(e, "Invalid value for '%s.type': expected 'function'.", w);
+        json_t *fn = json_object_get(t, "function");
+        if (!json_is_object(fn))
+            return fail(e, "Missing required parameter: '%s.function'.", w);
+        if (known_keys(fn, fk, 0, w, e))
+            return -1;
+        json_t *name = json_object_get(fn, "name");
+        if (!json_is_string(name) || !valid_fn_name(json_string_value(name)))
+            return fail(e,
+                        "Invalid '%s.function.name': string does not match pattern "
+                        "'^[a-zA-Z0-9_-]{1,64}$'.",
+                        w);
+        json_t *params = json_object_get(fn, "parameters");
+        if (params && !json_is_object(params))
+            return fail(e, "Invalid type for '%s.function.parameters': expected an object", w);
+    }
+    json_t *choice = json_object_get(b, "tool_choice");
+    if (choice) {
+        if (!json_array_size(tools))
+            return fail(e, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                           "'tools' are specified.");
+        const char *c = json_string_value(choice);
+        int ok =
+            c && (strcmp(c, "none") == 0 || strcmp(c, "auto") == 0 || strcmp(c, "required") == 0);
+        if (!c)
+            ok = json_is_object(choice) &&
+                 strcmp(str_or(json_object_get(choice, "type"), ""), "function") == 0 &&
+                 json_is_string(json_object_get(json_object_get(choice, "function"), "name"));
+        if (!ok)
+            return fail(e, "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' "
+                           "or a named function.");
+    }
+    json_t *temp = json_object_get(b, "temperature");
+    if (temp &&
+        (!json_is_number(temp) || json_number_value(temp) < 0 || json_number_value(temp) > 2))
+        return fail(e, "Invalid 'temperature': expected a number between 0 and 2.");
+    json_t *mt = json_object_get(b, "max_tokens");
+    if (mt && (!json_is_integer(mt) || json_integer_value(mt) <= 0))
+        return fail(e, "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1.");
+    return 0;
+}
+
 /* ---- answers ------------------------------------------------------------------------ */
 
 typedef struct answer {
@@ -1293,21 +1584,141 @@ static void c_success(fake_ai *f, answer *a, const char *finish, json_t *message
                        message, "usage", c_usage()));
 }
 
+static void o_error_full(answer *a, int status, const char *message, const char *type,
+                         const char *code)
+{
+    set_json(a, status,
+             json_pack("{s:{s:s, s:s, s:n, s:o}}", "error", "message", message, "type", type,
+                       "param", "code", code ? json_string(code) : json_null()));
+}
+
+static void o_error(answer *a, int status)
+{
+    switch (status) {
+    case 400:
+        o_error_full(a, 400, "The request is not valid.", "invalid_request_error", NULL);
+        break;
+    case 401:
+        o_error_full(a, 401,
+                     "Incorrect API key provided: sk-fa***************1234. You can find your "
+                     "API key at https://platform.openai.com/account/api-keys.",
+                     "invalid_request_error", "invalid_api_key");
+        break;
+    case 403:
+        o_error_full(a, 403, "Project does not have access to model `m`.", "invalid_request_error",
+                     "model_not_found");
+        break;
+    case 404:
+        o_error_full(a, 404, "The model `m` does not exist or you do not have access to it.",
+                     "invalid_request_error", "model_not_found");
+        break;
+    case 422:
+        o_error_full(a, 422, "Unprocessable entity: messages: field required",
+                     "invalid_request_error", NULL);
+        break;
+    case 429:
+        o_error_full(a, 429,
+                     "Rate limit reached for m on requests per min (RPM): Limit 3, Used 3, "
+                     "Requested 1. Please try again in 20s.",
+                     "requests", "rate_limit_exceeded");
+        break;
+    case 503: /* llama.cpp while its model loads */
+        set_json(a, 503,
+                 json_pack("{s:{s:i, s:s, s:s}}", "error", "code", 503, "message", "Loading model",
+                           "type", "unavailable_error"));
+        break;
+    default:
+        o_error_full(a, status,
+                     "The server had an error while processing your request. Sorry about that!",
+                     "server_error", NULL);
+        break;
+    }
+}
+
+/* A chat.completion with one choice. message is taken. */
+static void o_success(fake_ai *f, answer *a, const char *finish, json_t *message, const char *model)
+{
+    char id[64];
+    pthread_mutex_lock(&f->mu);
+    snprintf(id, sizeof(id), "chatcmpl-fake%lu", ++f->seq);
+    pthread_mutex_unlock(&f->mu);
+    set_json(a, 200,
+             json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:o, s:n, s:s}], s:{s:i, s:i, s:i}, s:s}",
+                       "id", id, "object", "chat.completion", "created", 1735689600, "model", model,
+                       "choices", "index", 0, "message", message, "logprobs", "finish_reason",
+                       finish, "usage", "prompt_tokens", FAKE_AI_IN_TOKENS, "completion_tokens",
+                       FAKE_AI_OUT_TOKENS, "total_tokens", FAKE_AI_IN_TOKENS + FAKE_AI_OUT_TOKENS,
+                       "system_fingerprint", "fp_fake"));
+}
+
 static void text_answer(fake_ai *f, answer *a, const char *text, const char *finish,
                         const char *model)
 {
     if (f->kind == FAKE_GEMINI)
         g_success(f, a, json_pack("[{s:s}]", "text", text), finish ? finish : "STOP", model, 0);
+    else if (f->kind == FAKE_OPENAI)
+        o_success(f, a, finish ? finish : "stop",
+                  json_pack("{s:s, s:s, s:n}", "role", "assistant", "content", text, "refusal"),
+                  model);
     else
         c_success(f, a, finish ? finish : "COMPLETE",
                   json_pack("{s:s, s:[{s:s, s:s}]}", "role", "assistant", "content", "type", "text",
                             "text", text));
 }
 
-static void calls_answer(fake_ai *f, answer *a, json_t *calls, const char *model)
+/* OpenAI: content null, tool_calls with arguments as JSON strings (or as the item asks). */
+static void o_calls_answer(fake_ai *f, answer *a, json_t *calls, const char *finish,
+                           const char *model)
+{
+    json_t *tcs = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        const char *name = str_or(json_object_get(c, "name"), "tool");
+        json_t *args = json_object_get(c, "args");
+        if (!args)
+            args = json_object_get(c, "arguments");
+        json_t *fn = json_pack("{s:s}", "name", name);
+        const char *raw = str_or(json_object_get(c, "raw_arguments"), NULL);
+        if (raw) {
+            json_object_set_new(fn, "arguments", json_string(raw));
+        } else if (json_is_true(json_object_get(c, "object_arguments"))) {
+            json_object_set_new(fn, "arguments", args ? json_deep_copy(args) : json_object());
+        } else {
+            char *argstr = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+            json_object_set_new(fn, "arguments", json_string(argstr ? argstr : "{}"));
+            free(argstr);
+        }
+        json_t *tc = json_pack("{s:s, s:o}", "type", "function", "function", fn);
+        if (!json_is_true(json_object_get(c, "no_id"))) {
+            char gen[64];
+            const char *id = str_or(json_object_get(c, "id"), NULL);
+            if (!id) {
+                pthread_mutex_lock(&f->mu);
+                snprintf(gen, sizeof(gen), "call_fake%lu", ++f->seq);
+                pthread_mutex_unlock(&f->mu);
+                id = gen;
+            }
+            json_object_set_new(tc, "id", json_string(id));
+        }
+        json_array_append_new(tcs, tc);
+    }
+    o_success(f, a, finish ? finish : "tool_calls",
+              json_pack("{s:s, s:n, s:o, s:n}", "role", "assistant", "content", "tool_calls", tcs,
+                        "refusal"),
+              model);
+}
+
+static void calls_answer(fake_ai *f, answer *a, json_t *calls, const char *finish,
+                         const char *model)
 {
     size_t i;
     json_t *c;
+    if (f->kind == FAKE_OPENAI) {
+        o_calls_answer(f, a, calls, finish, model);
+        return;
+    }
     if (f->kind == FAKE_GEMINI) {
         json_t *parts = json_array();
         json_array_foreach(calls, i, c)
@@ -1344,7 +1755,7 @@ static void calls_answer(fake_ai *f, answer *a, json_t *calls, const char *model
             json_decref(args);
             json_array_append_new(parts, part);
         }
-        g_success(f, a, parts, "STOP", model, 0);
+        g_success(f, a, parts, finish ? finish : "STOP", model, 0);
         return;
     }
     json_t *tcs = json_array();
@@ -1386,7 +1797,7 @@ static void calls_answer(fake_ai *f, answer *a, json_t *calls, const char *model
     size_t n = strlen(plan);
     snprintf(plan + n, sizeof(plan) - n, ".");
     c_success(
-        f, a, "TOOL_CALL",
+        f, a, finish ? finish : "TOOL_CALL",
         json_pack("{s:s, s:s, s:o}", "role", "assistant", "tool_plan", plan, "tool_calls", tcs));
 }
 
@@ -1425,7 +1836,7 @@ static void scripted(fake_ai *f, answer *a, const char *model)
     }
     switch (r->kind) {
     case R_TEXT: text_answer(f, a, r->text, r->finish, model); break;
-    case R_CALLS: calls_answer(f, a, r->calls, model); break;
+    case R_CALLS: calls_answer(f, a, r->calls, r->finish, model); break;
     case R_ERROR:
         if (f->kind == FAKE_GEMINI) {
             json_t *details = NULL;
@@ -1436,7 +1847,10 @@ static void scripted(fake_ai *f, answer *a, const char *model)
                     r->retry_s);
             g_error(a, r->status, NULL, details);
         } else {
-            c_error(f, a, r->status, c_message(r->status));
+            if (f->kind == FAKE_OPENAI)
+                o_error(a, r->status);
+            else
+                c_error(f, a, r->status, c_message(r->status));
             if (r->status == 429 && r->retry_s >= 0) {
                 snprintf(a->hname, sizeof(a->hname), "Retry-After");
                 snprintf(a->hvalue, sizeof(a->hvalue), "%.0f", ceil(r->retry_s));
@@ -1450,6 +1864,12 @@ static void scripted(fake_ai *f, answer *a, const char *model)
                         "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
                         "generativelanguage.googleapis.com/generate_content_free_tier_requests",
                         30));
+        else if (f->kind == FAKE_OPENAI)
+            o_error_full(a, 429,
+                         "You exceeded your current quota, please check your plan and billing "
+                         "details. For more information on this error, read the docs: "
+                         "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                         "insufficient_quota", "insufficient_quota");
         else
             c_error(f, a, 429,
                     "You are using a Trial key, which is limited to 1000 API calls / month. You "
@@ -1468,6 +1888,10 @@ static void scripted(fake_ai *f, answer *a, const char *model)
                                "HARM_CATEGORY_DANGEROUS_CONTENT", "probability", "HIGH",
                                "usageMetadata", "promptTokenCount", FAKE_AI_IN_TOKENS,
                                "totalTokenCount", FAKE_AI_IN_TOKENS, "modelVersion", model));
+        else if (f->kind == FAKE_OPENAI)
+            o_success(f, a, "content_filter",
+                      json_pack("{s:s, s:n, s:n}", "role", "assistant", "content", "refusal"),
+                      model);
         else
             text_answer(f, a, "", "ERROR", model);
         break;
@@ -1476,6 +1900,9 @@ static void scripted(fake_ai *f, answer *a, const char *model)
             set_json(a, 200,
                      json_pack("{s:[{s:s, s:i}], s:o, s:s}", "candidates", "finishReason", "OTHER",
                                "index", 0, "usageMetadata", g_usage(0), "modelVersion", model));
+        else if (f->kind == FAKE_OPENAI)
+            o_error_full(a, 200, "upstream model server crashed while generating", "server_error",
+                         NULL);
         else
             c_success(f, a, "ERROR", json_pack("{s:s, s:[]}", "role", "assistant", "content"));
         break;
@@ -1486,6 +1913,12 @@ static void scripted(fake_ai *f, answer *a, const char *model)
                                 "**Thinking** The user wants a short answer; I will reply.",
                                 "thought", 1, "text", r->text),
                       "STOP", model, 7);
+        else if (f->kind == FAKE_OPENAI)
+            o_success(f, a, "stop",
+                      json_pack("{s:s, s:s, s:s}", "role", "assistant", "reasoning_content",
+                                "**Thinking** The user wants a short answer; I will reply.",
+                                "content", r->text),
+                      model);
         else
             text_answer(f, a, r->text, NULL, model);
         break;
@@ -1566,6 +1999,46 @@ static void handle(fake_ai *f, struct MHD_Connection *conn, const char *url, con
             g_error(a, 400, e.msg, NULL);
             return;
         }
+    } else if (f->kind == FAKE_OPENAI) {
+        if (strcmp(method, "POST") != 0 || strcmp(url, "/v1/chat/completions") != 0) {
+            snprintf(e.msg, sizeof(e.msg), "not found: %s %s", method, url);
+            add_violation(f, e.msg);
+            o_error_full(a, 404, "Not Found", "invalid_request_error", NULL);
+            return;
+        }
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        if (!f->keyless && (!auth || !auth[0])) {
+            add_violation(f, "no Authorization header");
+            o_error_full(a, 401,
+                         "You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                         "YOUR_KEY).",
+                         "invalid_request_error", NULL);
+            return;
+        }
+        if (!f->keyless && (strncmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, f->key) != 0)) {
+            /* the real service quotes the key given, masked */
+            const char *given = strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : auth;
+            size_t n = strlen(given);
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "Incorrect API key provided: %.*s****%s. You can find your API key at "
+                     "https://platform.openai.com/account/api-keys.",
+                     n > 8 ? 3 : 0, given, n > 8 ? given + n - 4 : "");
+            add_violation(f, "wrong API key or not a Bearer token");
+            o_error_full(a, 401, msg, "invalid_request_error", "invalid_api_key");
+            return;
+        }
+        if (!rec->json || openai_validate(rec->json, &e)) {
+            if (!rec->json)
+                snprintf(e.msg, sizeof(e.msg),
+                         "We could not parse the JSON body of your request. (HINT: This likely "
+                         "means you aren't using your HTTP library correctly.)");
+            add_violation(f, e.msg);
+            o_error_full(a, 400, e.msg, "invalid_request_error", NULL);
+            return;
+        }
+        snprintf(model, sizeof(model), "%s", str_or(json_object_get(rec->json, "model"), ""));
     } else {
         if (strcmp(method, "POST") != 0 || strcmp(url, "/v2/chat") != 0) {
             snprintf(e.msg, sizeof(e.msg), "not found: %s %s", method, url);
@@ -1679,6 +2152,7 @@ fake_ai *fake_ai_start(fake_ai_kind kind, const char *api_key)
         return NULL;
     f->kind = kind;
     f->key = strdup(api_key ? api_key : "");
+    f->keyless = kind == FAKE_OPENAI && !api_key;
     pthread_mutex_init(&f->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
