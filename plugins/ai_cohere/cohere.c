@@ -16,16 +16,8 @@
 #define WHO "ai_cohere"
 #define PROVIDER "cohere"
 
-typedef struct cohere {
-    const tk_host *host;
-    tk_instance *inst;
-    const char *api_key; /* owned by the host */
-    const char *model;   /* owned by the host */
-    char *url;           /* {base_url}/v2/chat */
-    long timeout_ms;
-    double temperature;
-    int64_t max_tokens;
-} cohere;
+/* The settings every provider has (aihttp.h); nothing of its own. */
+typedef aihttp_provider cohere;
 
 /* --- request ------------------------------------------------------------------ */
 
@@ -341,126 +333,38 @@ static int parse_answer(const cohere *c, const aihttp_response *r, char **out, t
 
 /* --- chat ------------------------------------------------------------------------ */
 
-static int attempt(const cohere *c, const char *request_json, char **out, tk_failure *f,
-                   long *status)
-{
-    if (!c->api_key[0])
-        return aihttp_fail(f, TK_FAIL_AUTH, 0, NULL, WHO ": api_key is empty (set COHERE_API_KEY)");
-    json_t *req;
-    double temperature = c->temperature;
-    int64_t max_tokens = c->max_tokens;
-    if (aihttp_parse_request(request_json, WHO, &req, &temperature, &max_tokens, f) < 0)
-        return TK_EINVAL;
-    const char *why = NULL;
-    json_t *body = request_wire(c, req, temperature, max_tokens, &why);
-    json_decref(req);
-    if (!body) {
-        aihttp_fail(f, TK_FAIL_BAD_REQUEST, 0, NULL, WHO ": %s", why ? why : "out of memory");
-        return TK_EINVAL;
-    }
-    /* 15 digits: a temperature of 0.7 goes out as 0.7, not 0.69999999999999996 */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(body);
-    if (!text) {
-        aihttp_fail(f, TK_FAIL_UNAVAILABLE, 0, NULL, WHO ": out of memory");
-        return TK_ENOMEM;
-    }
-    aihttp_request hreq = {.url = c->url,
-                           .body = text,
-                           .timeout_ms = c->timeout_ms,
-                           .key_header = "Authorization: Bearer ",
-                           .key = c->api_key};
-    aihttp_response hresp;
-    int rc = aihttp_post(&hreq, &hresp);
-    free(text);
-    *status = hresp.status;
-    if (rc < 0)
-        rc = aihttp_fail_transport(&hreq, &hresp, WHO, f);
-    else if (hresp.status < 200 || hresp.status >= 300)
-        rc = fail_http(c, &hresp, f);
-    else
-        rc = parse_answer(c, &hresp, out, f);
-    aihttp_response_free(&hresp);
-    return rc;
-}
+static const aihttp_wire wire = {.who = WHO,
+                                 .provider = PROVIDER,
+                                 .key_header = "Authorization: Bearer ",
+                                 .key_env = "COHERE_API_KEY",
+                                 .request = request_wire,
+                                 .fail_http = fail_http,
+                                 .parse_answer = parse_answer};
 
 static int chat(void *state, const char *request_json, char **response_json, tk_failure *f)
 {
-    const cohere *c = state;
-    tk_failure local;
-    if (!f)
-        f = &local;
-    aihttp_failure_reset(f);
-    *response_json = NULL;
-    long status = 0;
-    int64_t t0 = aihttp_now_ms();
-    int rc = attempt(c, request_json, response_json, f, &status);
-    aihttp_log_call(c->host, c->inst, PROVIDER, c->model, status, aihttp_now_ms() - t0,
-                    rc == TK_OK ? NULL : f);
-    return rc;
+    return aihttp_chat(state, &wire, request_json, response_json, f);
 }
 
 /* --- the plugin -------------------------------------------------------------------- */
 
-static void destroy(void *state)
-{
-    cohere *c = state;
-    if (!c)
-        return;
-    free(c->url);
-    free(c);
-    aihttp_global_cleanup();
-}
+static void destroy(void *state) { aihttp_provider_free(state); }
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
-    if (aihttp_global_init() < 0) {
-        host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
-        return TK_ERR;
-    }
-    cohere *c = calloc(1, sizeof(*c));
-    if (!c) {
-        aihttp_global_cleanup();
-        return TK_ENOMEM;
-    }
-    c->host = host;
-    c->inst = inst;
-    c->api_key = aihttp_cfg_string(host, inst, "api_key", "");
-    c->model = aihttp_cfg_string(host, inst, "model", "command-r-plus-08-2024");
-    char *base =
-        aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", "https://api.cohere.com"));
-    int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
-    c->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
-    c->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);
-    int rc = TK_ENOMEM;
-    if (!base)
-        goto fail;
-    size_t n = strlen(base) + 16;
-    if (!(c->url = malloc(n)))
-        goto fail;
-    snprintf(c->url, n, "%s/v2/chat", base);
-    rc = TK_EINVAL;
-    if (!base[0] || !c->model[0]) {
-        host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
-        goto fail;
-    }
-    if (timeout <= 0 || timeout > 3600000 || c->max_tokens <= 0) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
-        goto fail;
-    }
-    c->timeout_ms = (long)timeout;
-    if (!c->api_key[0])
+    aihttp_provider *p;
+    char *base;
+    int rc = aihttp_provider_new(host, inst, "command-r-plus-08-2024", "https://api.cohere.com",
+                                 NULL, "/v2/chat", &p, &base);
+    if (rc < 0)
+        return rc;
+    if (!p->api_key[0])
         host->log(inst, TK_LOG_WARN,
                   "config.api_key is empty (set COHERE_API_KEY): every chat will fail");
-    host->log(inst, TK_LOG_INFO, "Cohere model %s at %s", c->model, base);
+    host->log(inst, TK_LOG_INFO, "Cohere model %s at %s", p->model, base);
     free(base);
-    *state = c;
+    *state = p;
     return TK_OK;
-fail:
-    free(base);
-    destroy(c);
-    return rc;
 }
 
 static const tk_config_field config[] = {

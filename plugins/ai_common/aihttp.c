@@ -534,3 +534,133 @@ int aihttp_response_dump(json_t *resp, char **out, const char *who, tk_failure *
     }
     return TK_OK;
 }
+
+/* --- the provider skeleton -------------------------------------------------------- */
+
+void aihttp_provider_free(aihttp_provider *p)
+{
+    if (!p)
+        return;
+    free(p->url);
+    free(p);
+    aihttp_global_cleanup();
+}
+
+int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *default_model,
+                        const char *default_base, const char *strip_prefix, const char *path_fmt,
+                        aihttp_provider **out, char **base_out)
+{
+    *out = NULL;
+    if (base_out)
+        *base_out = NULL;
+    if (aihttp_global_init() < 0) {
+        host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
+        return TK_ERR;
+    }
+    aihttp_provider *p = calloc(1, sizeof(*p));
+    if (!p) {
+        aihttp_global_cleanup();
+        return TK_ENOMEM;
+    }
+    p->host = host;
+    p->inst = inst;
+    p->api_key = aihttp_cfg_string(host, inst, "api_key", "");
+    p->model = aihttp_cfg_string(host, inst, "model", default_model);
+    if (strip_prefix && strncmp(p->model, strip_prefix, strlen(strip_prefix)) == 0)
+        p->model += strlen(strip_prefix);
+    char *base = aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", default_base));
+    int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
+    p->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
+    p->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);
+    int rc = TK_ENOMEM;
+    if (!base)
+        goto fail;
+    size_t n = strlen(base) + strlen(path_fmt) + strlen(p->model) + 1;
+    if (!(p->url = malloc(n)))
+        goto fail;
+    snprintf(p->url, n, "%s", base);
+    snprintf(p->url + strlen(base), n - strlen(base), path_fmt, p->model);
+    rc = TK_EINVAL;
+    if (!base[0] || !p->model[0]) {
+        host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
+        goto fail;
+    }
+    if (timeout <= 0 || timeout > 3600000 || p->max_tokens <= 0) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
+        goto fail;
+    }
+    p->timeout_ms = (long)timeout;
+    if (base_out)
+        *base_out = base;
+    else
+        free(base);
+    *out = p;
+    return TK_OK;
+fail:
+    free(base);
+    aihttp_provider_free(p);
+    return rc;
+}
+
+/* One attempt: the request in the provider's format, the POST, the answer or the failure. */
+static int attempt(const aihttp_provider *p, const aihttp_wire *w, const char *request_json,
+                   char **out, tk_failure *f, long *status)
+{
+    if (w->key_env && !p->api_key[0])
+        return aihttp_fail(f, TK_FAIL_AUTH, 0, NULL, "%s: api_key is empty (set %s)", w->who,
+                           w->key_env);
+    json_t *req;
+    double temperature = p->temperature;
+    int64_t max_tokens = p->max_tokens;
+    if (aihttp_parse_request(request_json, w->who, &req, &temperature, &max_tokens, f) < 0)
+        return TK_EINVAL;
+    const char *why = NULL;
+    json_t *body = w->request(p, req, temperature, max_tokens, &why);
+    json_decref(req);
+    if (!body) {
+        aihttp_fail(f, TK_FAIL_BAD_REQUEST, 0, NULL, "%s: %s", w->who, why ? why : "out of memory");
+        return TK_EINVAL;
+    }
+    /* 15 digits: a temperature of 0.7 goes out as 0.7, not 0.69999999999999996 */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(body);
+    if (!text) {
+        aihttp_fail(f, TK_FAIL_UNAVAILABLE, 0, NULL, "%s: out of memory", w->who);
+        return TK_ENOMEM;
+    }
+    int keyed = p->api_key[0] != '\0'; /* an optional key that is not set is not sent */
+    aihttp_request hreq = {.url = p->url,
+                           .body = text,
+                           .timeout_ms = p->timeout_ms,
+                           .key_header = keyed ? w->key_header : NULL,
+                           .key = keyed ? p->api_key : NULL};
+    aihttp_response hresp;
+    int rc = aihttp_post(&hreq, &hresp);
+    free(text);
+    *status = hresp.status;
+    if (rc < 0)
+        rc = aihttp_fail_transport(&hreq, &hresp, w->who, f);
+    else if (hresp.status < 200 || hresp.status >= 300)
+        rc = w->fail_http(p, &hresp, f);
+    else
+        rc = w->parse_answer(p, &hresp, out, f);
+    aihttp_response_free(&hresp);
+    return rc;
+}
+
+int aihttp_chat(const aihttp_provider *p, const aihttp_wire *w, const char *request_json,
+                char **response_json, tk_failure *f)
+{
+    tk_failure local;
+    if (!f)
+        f = &local;
+    aihttp_failure_reset(f);
+    *response_json = NULL;
+    long status = 0;
+    int64_t t0 = aihttp_now_ms();
+    int rc = attempt(p, w, request_json, response_json, f, &status);
+    aihttp_log_call(p->host, p->inst, w->provider, p->model, status, aihttp_now_ms() - t0,
+                    rc == TK_OK ? NULL : f);
+    return rc;
+}

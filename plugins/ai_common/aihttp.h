@@ -163,4 +163,56 @@ void aihttp_response_usage(json_t *resp, int64_t input_tokens, int64_t output_to
  */
 int aihttp_response_dump(json_t *resp, char **out, const char *who, tk_failure *f);
 
+/* --- the provider skeleton every plugin shares ----------------------------------- */
+
+/* The settings every provider reads (config keys of the same names). */
+typedef struct aihttp_provider {
+    const tk_host *host;
+    tk_instance *inst;
+    const char *api_key; /* owned by the host; "" when none */
+    const char *model;   /* owned by the host (a strip_prefix skipped) */
+    char *url;           /* base_url + the provider's path */
+    long timeout_ms;
+    double temperature;
+    int64_t max_tokens;
+} aihttp_provider;
+
+/*
+ * From init(): initialises libcurl, reads api_key, model, base_url,
+ * timeout_ms, temperature and max_tokens (with these defaults when the host
+ * has no value), strips strip_prefix (or NULL) from the model, and builds
+ * url from base_url and path_fmt, whose one %s (if any) is the model.
+ * Refuses (logged, TK_EINVAL) an empty base_url or model and a timeout or
+ * max_tokens out of range. TK_OK with *out, else the code and *out NULL.
+ * *base_out (may be NULL) gets the base URL for the plugin's log line; free it.
+ */
+int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *default_model,
+                        const char *default_base, const char *strip_prefix, const char *path_fmt,
+                        aihttp_provider **out, char **base_out);
+/* From destroy() (NULL is fine). */
+void aihttp_provider_free(aihttp_provider *p);
+
+/* What makes one provider: its names, its key header, its wire format. */
+typedef struct aihttp_wire {
+    const char *who;        /* "ai_gemini": message prefix */
+    const char *provider;   /* "gemini": for logs */
+    const char *key_header; /* "x-goog-api-key: ", "Authorization: Bearer " */
+    const char *key_env;    /* the key is required (named in the error), or NULL: optional */
+    /* the provider's request body from the normalised request, or NULL with *why */
+    json_t *(*request)(const aihttp_provider *p, json_t *req, double temperature,
+                       int64_t max_tokens, const char **why);
+    /* a non-2xx answer as a failure (returns its code) */
+    int (*fail_http)(const aihttp_provider *p, const aihttp_response *r, tk_failure *f);
+    /* a 2xx answer as the normalised response in *out, or a failure */
+    int (*parse_answer)(const aihttp_provider *p, const aihttp_response *r, char **out,
+                        tk_failure *f);
+} aihttp_wire;
+
+/*
+ * The whole of a provider's chat(): one attempt (no retries), timed and
+ * logged, with the contract of tk_ai_provider.chat.
+ */
+int aihttp_chat(const aihttp_provider *p, const aihttp_wire *w, const char *request_json,
+                char **response_json, tk_failure *f);
+
 #endif

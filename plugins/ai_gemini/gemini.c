@@ -20,16 +20,8 @@
 #define WHO "ai_gemini"
 #define PROVIDER "gemini"
 
-typedef struct gemini {
-    const tk_host *host;
-    tk_instance *inst;
-    const char *api_key; /* owned by the host */
-    char *model;         /* without a "models/" prefix */
-    char *url;           /* {base_url}/v1beta/models/{model}:generateContent */
-    long timeout_ms;
-    double temperature;
-    int64_t max_tokens;
-} gemini;
+/* The settings every provider has (aihttp.h); nothing of its own. */
+typedef aihttp_provider gemini;
 
 /* --- request ------------------------------------------------------------------ */
 
@@ -204,7 +196,8 @@ static json_t *turn(const char *role, json_t *parts)
 }
 
 /* The generateContent body of a checked normalised request, or NULL with *why set. */
-static json_t *request_wire(json_t *req, double temperature, int64_t max_tokens, const char **why)
+static json_t *request_wire(const gemini *g, json_t *req, double temperature, int64_t max_tokens,
+                            const char **why)
 {
     json_t *body = json_object();
     json_t *contents = json_array();
@@ -492,131 +485,39 @@ static int parse_answer(const gemini *g, const aihttp_response *r, char **out, t
 /* --- chat ------------------------------------------------------------------------ */
 
 /* One attempt; *status gets the HTTP status (0 when there was none). */
-static int attempt(const gemini *g, const char *request_json, char **out, tk_failure *f,
-                   long *status)
-{
-    if (!g->api_key[0])
-        return aihttp_fail(f, TK_FAIL_AUTH, 0, NULL, WHO ": api_key is empty (set GEMINI_API_KEY)");
-    json_t *req;
-    double temperature = g->temperature;
-    int64_t max_tokens = g->max_tokens;
-    int rc = aihttp_parse_request(request_json, WHO, &req, &temperature, &max_tokens, f);
-    if (rc < 0)
-        return TK_EINVAL;
-    const char *why = NULL;
-    json_t *body = request_wire(req, temperature, max_tokens, &why);
-    json_decref(req);
-    if (!body) {
-        aihttp_fail(f, TK_FAIL_BAD_REQUEST, 0, NULL, WHO ": %s", why ? why : "out of memory");
-        return TK_EINVAL;
-    }
-    /* 15 digits: a temperature of 0.7 goes out as 0.7, not 0.69999999999999996 */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(body);
-    if (!text) {
-        aihttp_fail(f, TK_FAIL_UNAVAILABLE, 0, NULL, WHO ": out of memory");
-        return TK_ENOMEM;
-    }
-    aihttp_request hreq = {.url = g->url,
-                           .body = text,
-                           .timeout_ms = g->timeout_ms,
-                           .key_header = "x-goog-api-key: ",
-                           .key = g->api_key};
-    aihttp_response hresp;
-    rc = aihttp_post(&hreq, &hresp);
-    free(text);
-    *status = hresp.status;
-    if (rc < 0)
-        rc = aihttp_fail_transport(&hreq, &hresp, WHO, f);
-    else if (hresp.status < 200 || hresp.status >= 300)
-        rc = fail_http(g, &hresp, f);
-    else
-        rc = parse_answer(g, &hresp, out, f);
-    aihttp_response_free(&hresp);
-    return rc;
-}
+static const aihttp_wire wire = {.who = WHO,
+                                 .provider = PROVIDER,
+                                 .key_header = "x-goog-api-key: ",
+                                 .key_env = "GEMINI_API_KEY",
+                                 .request = request_wire,
+                                 .fail_http = fail_http,
+                                 .parse_answer = parse_answer};
 
 static int chat(void *state, const char *request_json, char **response_json, tk_failure *f)
 {
-    const gemini *g = state;
-    tk_failure local;
-    if (!f)
-        f = &local;
-    aihttp_failure_reset(f);
-    *response_json = NULL;
-    long status = 0;
-    int64_t t0 = aihttp_now_ms();
-    int rc = attempt(g, request_json, response_json, f, &status);
-    aihttp_log_call(g->host, g->inst, PROVIDER, g->model, status, aihttp_now_ms() - t0,
-                    rc == TK_OK ? NULL : f);
-    return rc;
+    return aihttp_chat(state, &wire, request_json, response_json, f);
 }
 
 /* --- the plugin -------------------------------------------------------------------- */
 
-static void destroy(void *state)
-{
-    gemini *g = state;
-    if (!g)
-        return;
-    free(g->model);
-    free(g->url);
-    free(g);
-    aihttp_global_cleanup();
-}
+static void destroy(void *state) { aihttp_provider_free(state); }
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
-    if (aihttp_global_init() < 0) {
-        host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
-        return TK_ERR;
-    }
-    gemini *g = calloc(1, sizeof(*g));
-    if (!g) {
-        aihttp_global_cleanup();
-        return TK_ENOMEM;
-    }
-    g->host = host;
-    g->inst = inst;
-    g->api_key = aihttp_cfg_string(host, inst, "api_key", "");
-    const char *model = aihttp_cfg_string(host, inst, "model", "gemini-2.0-flash");
-    if (strncmp(model, "models/", 7) == 0) /* the API's resource name works too */
-        model += 7;
-    char *base = aihttp_base_url(
-        aihttp_cfg_string(host, inst, "base_url", "https://generativelanguage.googleapis.com"));
-    int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
-    g->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
-    g->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);
-    g->model = strdup(model);
-    int rc = TK_ENOMEM;
-    if (!base || !g->model)
-        goto fail;
-    size_t n = strlen(base) + strlen(model) + 64;
-    if (!(g->url = malloc(n)))
-        goto fail;
-    snprintf(g->url, n, "%s/v1beta/models/%s:generateContent", base, model);
-    rc = TK_EINVAL;
-    if (!base[0] || !model[0]) {
-        host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
-        goto fail;
-    }
-    if (timeout <= 0 || timeout > 3600000 || g->max_tokens <= 0) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
-        goto fail;
-    }
-    g->timeout_ms = (long)timeout;
-    if (!g->api_key[0])
+    aihttp_provider *p;
+    char *base;
+    int rc = aihttp_provider_new(host, inst, "gemini-2.0-flash",
+                                 "https://generativelanguage.googleapis.com", "models/",
+                                 "/v1beta/models/%s:generateContent", &p, &base);
+    if (rc < 0)
+        return rc;
+    if (!p->api_key[0])
         host->log(inst, TK_LOG_WARN,
                   "config.api_key is empty (set GEMINI_API_KEY): every chat will fail");
-    host->log(inst, TK_LOG_INFO, "Gemini model %s at %s", g->model, base);
+    host->log(inst, TK_LOG_INFO, "Gemini model %s at %s", p->model, base);
     free(base);
-    *state = g;
+    *state = p;
     return TK_OK;
-fail:
-    free(base);
-    destroy(g);
-    return rc;
 }
 
 static const tk_config_field config[] = {

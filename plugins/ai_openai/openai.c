@@ -22,16 +22,8 @@
 #define WHO "ai_openai"
 #define PROVIDER "openai"
 
-typedef struct openai {
-    const tk_host *host;
-    tk_instance *inst;
-    const char *api_key; /* owned by the host; "" when the server needs none */
-    const char *model;   /* owned by the host */
-    char *url;           /* {base_url}/v1/chat/completions */
-    long timeout_ms;
-    double temperature;
-    int64_t max_tokens;
-} openai;
+/* The settings every provider has (aihttp.h); nothing of its own. */
+typedef aihttp_provider openai;
 
 /* --- request ------------------------------------------------------------------ */
 
@@ -404,123 +396,36 @@ static int parse_answer(const openai *o, const aihttp_response *r, char **out, t
 
 /* --- chat ------------------------------------------------------------------------ */
 
-static int attempt(const openai *o, const char *request_json, char **out, tk_failure *f,
-                   long *status)
-{
-    json_t *req;
-    double temperature = o->temperature;
-    int64_t max_tokens = o->max_tokens;
-    if (aihttp_parse_request(request_json, WHO, &req, &temperature, &max_tokens, f) < 0)
-        return TK_EINVAL;
-    const char *why = NULL;
-    json_t *body = request_wire(o, req, temperature, max_tokens, &why);
-    json_decref(req);
-    if (!body) {
-        aihttp_fail(f, TK_FAIL_BAD_REQUEST, 0, NULL, WHO ": %s", why ? why : "out of memory");
-        return TK_EINVAL;
-    }
-    /* 15 digits: a temperature of 0.7 goes out as 0.7, not 0.69999999999999996 */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(body);
-    if (!text) {
-        aihttp_fail(f, TK_FAIL_UNAVAILABLE, 0, NULL, WHO ": out of memory");
-        return TK_ENOMEM;
-    }
-    int keyed = o->api_key[0] != '\0';
-    aihttp_request hreq = {.url = o->url,
-                           .body = text,
-                           .timeout_ms = o->timeout_ms,
-                           .key_header = keyed ? "Authorization: Bearer " : NULL,
-                           .key = keyed ? o->api_key : NULL};
-    aihttp_response hresp;
-    int rc = aihttp_post(&hreq, &hresp);
-    free(text);
-    *status = hresp.status;
-    if (rc < 0)
-        rc = aihttp_fail_transport(&hreq, &hresp, WHO, f);
-    else if (hresp.status < 200 || hresp.status >= 300)
-        rc = fail_http(o, &hresp, f);
-    else
-        rc = parse_answer(o, &hresp, out, f);
-    aihttp_response_free(&hresp);
-    return rc;
-}
+static const aihttp_wire wire = {.who = WHO,
+                                 .provider = PROVIDER,
+                                 .key_header = "Authorization: Bearer ",
+                                 .key_env = NULL,
+                                 .request = request_wire,
+                                 .fail_http = fail_http,
+                                 .parse_answer = parse_answer};
 
 static int chat(void *state, const char *request_json, char **response_json, tk_failure *f)
 {
-    const openai *o = state;
-    tk_failure local;
-    if (!f)
-        f = &local;
-    aihttp_failure_reset(f);
-    *response_json = NULL;
-    long status = 0;
-    int64_t t0 = aihttp_now_ms();
-    int rc = attempt(o, request_json, response_json, f, &status);
-    aihttp_log_call(o->host, o->inst, PROVIDER, o->model, status, aihttp_now_ms() - t0,
-                    rc == TK_OK ? NULL : f);
-    return rc;
+    return aihttp_chat(state, &wire, request_json, response_json, f);
 }
 
 /* --- the plugin -------------------------------------------------------------------- */
 
-static void destroy(void *state)
-{
-    openai *o = state;
-    if (!o)
-        return;
-    free(o->url);
-    free(o);
-    aihttp_global_cleanup();
-}
+static void destroy(void *state) { aihttp_provider_free(state); }
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
-    if (aihttp_global_init() < 0) {
-        host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
-        return TK_ERR;
-    }
-    openai *o = calloc(1, sizeof(*o));
-    if (!o) {
-        aihttp_global_cleanup();
-        return TK_ENOMEM;
-    }
-    o->host = host;
-    o->inst = inst;
-    o->api_key = aihttp_cfg_string(host, inst, "api_key", "");
-    o->model = aihttp_cfg_string(host, inst, "model", "llama3.1");
-    char *base =
-        aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", "http://127.0.0.1:8080"));
-    int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
-    o->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
-    o->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);
-    int rc = TK_ENOMEM;
-    if (!base)
-        goto fail;
-    size_t n = strlen(base) + 32;
-    if (!(o->url = malloc(n)))
-        goto fail;
-    snprintf(o->url, n, "%s/v1/chat/completions", base);
-    rc = TK_EINVAL;
-    if (!base[0] || !o->model[0]) {
-        host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
-        goto fail;
-    }
-    if (timeout <= 0 || timeout > 3600000 || o->max_tokens <= 0) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
-        goto fail;
-    }
-    o->timeout_ms = (long)timeout;
-    host->log(inst, TK_LOG_INFO, "OpenAI-compatible model %s at %s (%s)", o->model, base,
-              o->api_key[0] ? "with an API key" : "no API key");
+    aihttp_provider *p;
+    char *base;
+    int rc = aihttp_provider_new(host, inst, "llama3.1", "http://127.0.0.1:8080", NULL,
+                                 "/v1/chat/completions", &p, &base);
+    if (rc < 0)
+        return rc;
+    host->log(inst, TK_LOG_INFO, "OpenAI-compatible model %s at %s (%s)", p->model, base,
+              p->api_key[0] ? "with an API key" : "no API key");
     free(base);
-    *state = o;
+    *state = p;
     return TK_OK;
-fail:
-    free(base);
-    destroy(o);
-    return rc;
 }
 
 static const tk_config_field config[] = {
