@@ -25,13 +25,6 @@
 static char bootstrap[256];
 static char tmp[] = "/tmp/taskora-bench-XXXXXX";
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void produce(const char *topic, long n)
 {
     char err[256];
@@ -75,18 +68,18 @@ static double raw_rate(const char *topic, long n)
     rd_kafka_subscribe(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     long got = 0;
-    double first = 0, end = now_s() + 120;
-    while (got < n && now_s() < end) {
+    double first = 0, end = th_now_s() + 120;
+    while (got < n && th_now_s() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m && !m->err) {
             if (got++ == 0)
-                first = now_s();
+                first = th_now_s();
             json_decref(json_loadb(m->payload, m->len, 0, NULL));
         }
         if (m)
             rd_kafka_message_destroy(m);
     }
-    double rate = got > 1 ? (got - 1) / (now_s() - first) : 0;
+    double rate = got > 1 ? (got - 1) / (th_now_s() - first) : 0;
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rate;
@@ -180,15 +173,15 @@ int main(int argc, char **argv)
     char *cfg = config(NULL, "bench-consume");
     pid_t pid = start_taskorad(cfg, url, sizeof(url));
     snprintf(bench_url, sizeof(bench_url), "%s/bench", url);
-    double first = 0, end = now_s() + 300;
+    double first = 0, end = th_now_s() + 300;
     long seen = 0;
-    while (seen < n && now_s() < end) {
+    while (seen < n && th_now_s() < end) {
         seen = json_long(get(bench_url), "count");
         if (seen > 0 && first == 0)
-            first = now_s();
+            first = th_now_s();
         usleep(5000);
     }
-    double piped = seen > 1 ? seen / (now_s() - first) : 0;
+    double piped = seen > 1 ? seen / (th_now_s() - first) : 0;
     printf("taskorad + no-op plugin:        %9.0f msg/s  (%.2fx raw)\n", piped, piped / raw);
     stop(pid);
     free(cfg);
@@ -220,10 +213,10 @@ int main(int argc, char **argv)
     snprintf(bench_url, sizeof(bench_url), "%s/bench", url);
     long total = (long)rate * seconds;
     printf("== outbox: %d events/s for %d s, one transaction each\n", rate, seconds);
-    double start = now_s();
+    double start = th_now_s();
     for (long i = 0; i < total; i++) {
         double due = start + (double)i / rate;
-        double wait = due - now_s();
+        double wait = due - th_now_s();
         if (wait > 0)
             usleep((useconds_t)(wait * 1e6));
         char user[16];
@@ -232,8 +225,8 @@ int main(int argc, char **argv)
         tk_outbox_append(c, "bench", "task-events", "bench.event", user, NULL, "{\"n\":1}", NULL,
                          NULL);
     }
-    end = now_s() + 60;
-    while (json_long(get(bench_url), "count") < total && now_s() < end)
+    end = th_now_s() + 60;
+    while (json_long(get(bench_url), "count") < total && th_now_s() < end)
         usleep(10000);
     printf("commit -> handler latency:      %s\n", get(bench_url));
     {
@@ -265,21 +258,21 @@ int main(int argc, char **argv)
                          NULL);
     }
     PQclear(PQexec(c, "COMMIT"));
-    start = now_s();
+    start = th_now_s();
     while (1) {
         PGresult *r = PQexec(c, "SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL");
         long left = atol(PQgetvalue(r, 0, 0));
         PQclear(r);
-        if (left == 0 || now_s() - start > 120)
+        if (left == 0 || th_now_s() - start > 120)
             break;
         usleep(2000);
     }
-    double relay_s = now_s() - start;
+    double relay_s = th_now_s() - start;
     printf("relay (commit -> all delivered): %9.0f events/s (%.2f s)\n", burst / relay_s, relay_s);
-    end = now_s() + 120;
-    while (json_long(get(bench_url), "count") < burst && now_s() < end)
+    end = th_now_s() + 120;
+    while (json_long(get(bench_url), "count") < burst && th_now_s() < end)
         usleep(10000);
-    printf("end to end (commit -> handled): %9.0f events/s\n", burst / (now_s() - start));
+    printf("end to end (commit -> handled): %9.0f events/s\n", burst / (th_now_s() - start));
     PQfinish(c);
     stop(pid);
     free(cfg);

@@ -31,21 +31,6 @@ static const char *const topics[] = {"task-events", "user-events", "chat-events"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static long count(const char *sql)
-{
-    char *v = th_pg_query1(dburl, sql);
-    long n = atol(v);
-    free(v);
-    return n;
-}
-
 /* The UTC date `back` days before today, as YYYY-MM-DD. */
 static void utc_date(int back, char out[11])
 {
@@ -287,19 +272,21 @@ static double metric(const th_daemon *d, const char *name)
 /* Waits until the group has recorded `want` of the test's event ids; returns the last count. */
 static long wait_processed(long want, int timeout_s)
 {
-    double end = now_s() + timeout_s;
+    double end = th_now_s() + timeout_s;
     long n;
-    while ((n = count("SELECT count(*) FROM taskora_processed_events WHERE consumer_group = '" GROUP
-                      "' AND event_id LIKE 'an-%'")) < want &&
-           now_s() < end)
+    while (
+        (n = th_pg_count(
+             dburl, "SELECT count(*) FROM taskora_processed_events WHERE consumer_group = '" GROUP
+                    "' AND event_id LIKE 'an-%'")) < want &&
+        th_now_s() < end)
         usleep(50000);
     return n;
 }
 
 static double wait_metric(const th_daemon *d, const char *name, double want, int timeout_s)
 {
-    double end = now_s() + timeout_s, v;
-    while ((v = metric(d, name)) < want && now_s() < end)
+    double end = th_now_s() + timeout_s, v;
+    while ((v = metric(d, name)) < want && th_now_s() < end)
         usleep(50000);
     return v;
 }
@@ -345,8 +332,8 @@ static int dlq_count(const char *topic, const char *needle, int want)
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     int got = 0;
-    double end = now_s() + 30;
-    while (got < want && now_s() < end) {
+    double end = th_now_s() + 30;
+    while (got < want && th_now_s() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m && !m->err) {
             rd_kafka_headers_t *h = NULL;
@@ -552,8 +539,9 @@ START_TEST(test_burst_is_counted_exactly_once_in_few_transactions)
     /* batched: the plugin's count of transactions, and the database's own view (processed_at
      * defaults to now(), the start of the transaction that recorded the event) */
     double batches = metric(&d, "taskora_analytics_batches_total");
-    long txs = count("SELECT count(DISTINCT processed_at) FROM taskora_processed_events"
-                     " WHERE consumer_group = '" GROUP "' AND event_id LIKE 'an-%'");
+    long txs =
+        th_pg_count(dburl, "SELECT count(DISTINCT processed_at) FROM taskora_processed_events"
+                           " WHERE consumer_group = '" GROUP "' AND event_id LIKE 'an-%'");
     fprintf(stderr,
             "check_analytics: %d events (%d distinct, %d duplicates): %.0f batches, %ld"
             " transactions recorded them\n",
@@ -710,7 +698,7 @@ START_TEST(test_terminated_database_connections_lose_and_double_nothing)
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s'"
              " AND pid <> pg_backend_pid()",
              dbname);
-    ck_assert_int_gt(count(sql), 0);
+    ck_assert_int_gt(th_pg_count(dburl, sql), 0);
 
     /* after recovery: new events and redeliveries of the first ones */
     for (int i = 0; i < 50; i++) {
@@ -750,7 +738,8 @@ START_TEST(test_terminated_database_connections_lose_and_double_nothing)
     s = summary(&d, &w, 1);
     check_totals(s, (long[5]){50, 0, 0, 0, 59});
     json_decref(s);
-    ck_assert_int_eq(count("SELECT count(*) FROM analytics_daily WHERE user_id = 'refused'"), 0);
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM analytics_daily WHERE user_id = 'refused'"), 0);
     char *log = th_read(d.log_path);
     ck_assert_msg(strstr(log, "refused by the test") != NULL, "the failure was not logged");
     free(log);

@@ -28,34 +28,6 @@ static th_daemon d;
 static char token[1024];
 static int uid;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char bufs[8][8192];
-    static int i;
-    char *b = bufs[i++ % 8];
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(b, sizeof(bufs[0]), f, ap);
-    va_end(ap);
-    return b;
-}
-
-static long count(const char *sql)
-{
-    char *v = th_pg_query1(dburl, sql);
-    long n = atol(v);
-    free(v);
-    return n;
-}
-
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
 typedef struct reply {
@@ -82,7 +54,10 @@ static reply call(const char *method, const char *path, const char *body, const 
     return out;
 }
 
-static reply chat(const char *body) { return call("POST", fmt("/api/%d/chat", uid), body, token); }
+static reply chat(const char *body)
+{
+    return call("POST", th_fmt("/api/%d/chat", uid), body, token);
+}
 
 static void reply_free(reply *r)
 {
@@ -107,32 +82,32 @@ static void start(setup s)
     ck_assert(gemini && cohere);
     setenv("TASKORA_AI_PROVIDER", s.provider, 1);
     char *cfg = th_write(
-        dir, fmt("chat-%d.json", (int)getpid()),
-        fmt("{\"app_id\": \"chat-test\", \"log\": {\"format\": \"text\"},"
-            " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:"
-            "%s/plugins/ai_cohere/.libs\","
-            " \"postgres\": {\"url\": \"%s\", \"pool_size\": 4},"
-            " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2,"
-            "  \"topics\": [\"task-events\", \"user-events\", \"chat-events\"]},"
-            " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
-            " \"http\": {\"listen\": \"127.0.0.1:0\"},"
-            " \"resiliency\": %s,"
-            " \"plugins\": ["
-            "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
-            "   \"chat-secret-0123456789abcdef0123456789\", \"bcrypt_cost\": 4,"
-            "   \"ai_provider\": \"${TASKORA_AI_PROVIDER}\", \"ai_fallback\": %s}},"
-            "  {\"name\": \"gemini\", \"load\": \"ai_gemini\", \"config\": {\"api_key\": \"%s\","
-            "   \"base_url\": \"%s\", \"model\": \"gemini-test\", \"timeout_ms\": %d}},"
-            "  {\"name\": \"cohere\", \"load\": \"ai_cohere\", \"config\": {\"api_key\": \"%s\","
-            "   \"base_url\": \"%s\", \"model\": \"cohere-test\", \"timeout_ms\": %d}}]}",
-            th_builddir(), th_builddir(), th_builddir(), dburl,
-            s.resiliency ? s.resiliency
-                         : "{\"retry\": {\"attempts\": 3, \"delay_ms\": 50},"
-                           " \"circuit_breaker\": {\"failures\": 5, \"open_ms\": 60000}}",
-            s.fallback ? s.fallback : "[]", s.gemini_key ? s.gemini_key : GEMINI_KEY,
-            fake_ai_base_url(gemini), s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY,
-            fake_ai_base_url(cohere), s.timeout_ms ? s.timeout_ms : 5000));
-    char *log = th_write(dir, fmt("chat-%d.log", (int)getpid()), "");
+        dir, th_fmt("chat-%d.json", (int)getpid()),
+        th_fmt("{\"app_id\": \"chat-test\", \"log\": {\"format\": \"text\"},"
+               " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:"
+               "%s/plugins/ai_cohere/.libs\","
+               " \"postgres\": {\"url\": \"%s\", \"pool_size\": 4},"
+               " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2,"
+               "  \"topics\": [\"task-events\", \"user-events\", \"chat-events\"]},"
+               " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
+               " \"http\": {\"listen\": \"127.0.0.1:0\"},"
+               " \"resiliency\": %s,"
+               " \"plugins\": ["
+               "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
+               "   \"chat-secret-0123456789abcdef0123456789\", \"bcrypt_cost\": 4,"
+               "   \"ai_provider\": \"${TASKORA_AI_PROVIDER}\", \"ai_fallback\": %s}},"
+               "  {\"name\": \"gemini\", \"load\": \"ai_gemini\", \"config\": {\"api_key\": \"%s\","
+               "   \"base_url\": \"%s\", \"model\": \"gemini-test\", \"timeout_ms\": %d}},"
+               "  {\"name\": \"cohere\", \"load\": \"ai_cohere\", \"config\": {\"api_key\": \"%s\","
+               "   \"base_url\": \"%s\", \"model\": \"cohere-test\", \"timeout_ms\": %d}}]}",
+               th_builddir(), th_builddir(), th_builddir(), dburl,
+               s.resiliency ? s.resiliency
+                            : "{\"retry\": {\"attempts\": 3, \"delay_ms\": 50},"
+                              " \"circuit_breaker\": {\"failures\": 5, \"open_ms\": 60000}}",
+               s.fallback ? s.fallback : "[]", s.gemini_key ? s.gemini_key : GEMINI_KEY,
+               fake_ai_base_url(gemini), s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY,
+               fake_ai_base_url(cohere), s.timeout_ms ? s.timeout_ms : 5000));
+    char *log = th_write(dir, th_fmt("chat-%d.log", (int)getpid()), "");
     int rc = th_daemon_start(&d, cfg, log, 30000);
     if (rc != 0) {
         char *text = th_read(log);
@@ -146,11 +121,12 @@ static void start(setup s)
     char email[128];
     snprintf(email, sizeof(email), "chat-%d-%d@example.com", (int)getpid(), ++seq);
     reply r = call("POST", "/api/auth/register",
-                   fmt("{\"email\":\"%s\",\"name\":\"C\",\"password\":\"pw\"}", email), NULL);
+                   th_fmt("{\"email\":\"%s\",\"name\":\"C\",\"password\":\"pw\"}", email), NULL);
     ck_assert_int_eq(r.status, 201);
     uid = (int)json_integer_value(json_object_get(r.json, "id"));
     reply_free(&r);
-    r = call("POST", "/api/auth/login", fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL);
+    r = call("POST", "/api/auth/login", th_fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email),
+             NULL);
     ck_assert_int_eq(r.status, 200);
     snprintf(token, sizeof(token), "%s",
              json_string_value(json_object_get(r.json, "access_token")));
@@ -179,12 +155,13 @@ static void stop(void)
 /* Waits until the outbox holds a published event of that type and subject. */
 static int event_published(const char *type, const char *subject, int timeout_s)
 {
-    double end = now_s() + timeout_s;
-    const char *sql = fmt("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NOT NULL"
-                          " AND value::jsonb->>'type' = '%s' AND value::jsonb->>'subject' = '%s'",
-                          type, subject);
-    while (now_s() < end) {
-        if (count(sql) > 0)
+    double end = th_now_s() + timeout_s;
+    const char *sql =
+        th_fmt("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NOT NULL"
+               " AND value::jsonb->>'type' = '%s' AND value::jsonb->>'subject' = '%s'",
+               type, subject);
+    while (th_now_s() < end) {
+        if (th_pg_count(dburl, sql) > 0)
             return 1;
         usleep(50000);
     }
@@ -215,20 +192,23 @@ static void add_task_round_trip(const char *provider, fake_ai *fake)
     ck_assert_int_gt(cid, 0);
 
     /* the task is the user's, made by the REST route's code: its event reached task-events */
-    ck_assert_int_eq(count(fmt("SELECT count(*) FROM tasks WHERE id = %lld AND user_id = '%d'"
-                               " AND title = 'buy milk'",
-                               (long long)task_id, uid)),
-                     1);
-    ck_assert(event_published("task.created", fmt("%lld", (long long)task_id), 10));
-    ck_assert(event_published("chat.message_sent", fmt("%d", cid), 10));
-    ck_assert(event_published("chat.response_received", fmt("%d", cid), 10));
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM tasks WHERE id = %lld AND user_id = '%d'"
+                                  " AND title = 'buy milk'",
+                                  (long long)task_id, uid)),
+        1);
+    ck_assert(event_published("task.created", th_fmt("%lld", (long long)task_id), 10));
+    ck_assert(event_published("chat.message_sent", th_fmt("%d", cid), 10));
+    ck_assert(event_published("chat.response_received", th_fmt("%d", cid), 10));
 
     /* stored: the question, and the answer with its tool call */
-    ck_assert_int_eq(count(fmt("SELECT count(*) FROM messages WHERE conversation_id = %d", cid)),
-                     2);
-    char *tc = th_pg_query1(dburl, fmt("SELECT tool_calls FROM messages WHERE conversation_id = %d"
-                                       " AND role = 'assistant'",
-                                       cid));
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM messages WHERE conversation_id = %d", cid)),
+        2);
+    char *tc =
+        th_pg_query1(dburl, th_fmt("SELECT tool_calls FROM messages WHERE conversation_id = %d"
+                                   " AND role = 'assistant'",
+                                   cid));
     json_t *stored = json_loads(tc, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(stored, 0), "tool")),
                      "add_task");
@@ -280,7 +260,7 @@ START_TEST(test_conversation_continues_after_switching_provider_by_config)
     uid = user;
     snprintf(token, sizeof(token), "%s", tok);
     fake_ai_text(cohere, "You said avocado");
-    r = chat(fmt("{\"conversation_id\":%d,\"message\":\"which word?\"}", cid));
+    r = chat(th_fmt("{\"conversation_id\":%d,\"message\":\"which word?\"}", cid));
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "response")), "You said avocado");
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "conversation_id")), cid);
@@ -328,9 +308,9 @@ START_TEST(test_five_failures_open_the_circuit_and_the_next_call_fails_fast)
     reply_free(&r);
     ck_assert_int_eq(fake_ai_count(gemini), 5);
 
-    double t0 = now_s();
+    double t0 = th_now_s();
     r = chat("{\"message\":\"three\"}");
-    double took = now_s() - t0;
+    double took = th_now_s() - t0;
     ck_assert_int_eq(r.status, 503);
     ck_assert_int_eq(fake_ai_count(gemini), 5); /* the server was not touched */
     ck_assert_msg(took < 0.5, "an open circuit still took %.3f s", took);
@@ -338,9 +318,9 @@ START_TEST(test_five_failures_open_the_circuit_and_the_next_call_fails_fast)
                   "Retry-After %s", r.retry_after ? r.retry_after : "(none)");
     reply_free(&r);
     /* the user's messages were kept though the provider failed */
-    ck_assert_int_eq(count(fmt("SELECT count(*) FROM messages WHERE user_id = '%d'"
-                               " AND role = 'user'",
-                               uid)),
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM messages WHERE user_id = '%d'"
+                                               " AND role = 'user'",
+                                               uid)),
                      3);
     reply m = call("GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(strstr(m.body, "taskora_circuit_state{target=\"ai.gemini\"} 2"));
@@ -375,9 +355,9 @@ START_TEST(test_a_timeout_is_a_timeout_not_a_hang)
     start((setup){
         .provider = "gemini", .timeout_ms = 700, .resiliency = "{\"retry\": {\"attempts\": 1}}"});
     fake_ai_hang(gemini, 5000);
-    double t0 = now_s();
+    double t0 = th_now_s();
     reply r = chat("{\"message\":\"are you there?\"}");
-    double took = now_s() - t0;
+    double took = th_now_s() - t0;
     ck_assert_int_eq(r.status, 503);
     ck_assert_msg(took >= 0.6 && took < 3.0, "answered after %.3f s (timeout 0.7 s)", took);
     reply_free(&r);
@@ -399,7 +379,8 @@ START_TEST(test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends)
     const char *second = fake_ai_request_body(cohere, 1);
     ck_assert_msg(strstr(second, "invalid arguments"), "%s", second);
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "tool_calls")), 5);
-    ck_assert_int_eq(count(fmt("SELECT count(*) FROM tasks WHERE user_id = '%d'", uid)), 0);
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM tasks WHERE user_id = '%d'", uid)), 0);
     reply_free(&r);
     stop();
 }
@@ -435,10 +416,10 @@ START_TEST(test_chat_request_errors)
     char big[2100];
     memset(big, 'x', 2001);
     big[2001] = '\0';
-    r = chat(fmt("{\"message\":\"%s\"}", big));
+    r = chat(th_fmt("{\"message\":\"%s\"}", big));
     ck_assert_int_eq(r.status, 422);
     reply_free(&r);
-    r = call("POST", fmt("/api/%d/chat", uid + 1000), "{\"message\":\"hi\"}", token);
+    r = call("POST", th_fmt("/api/%d/chat", uid + 1000), "{\"message\":\"hi\"}", token);
     ck_assert_int_eq(r.status, 403);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
                      "FORBIDDEN");
@@ -448,7 +429,7 @@ START_TEST(test_chat_request_errors)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
                      "CONVERSATION_NOT_FOUND");
     reply_free(&r);
-    r = call("POST", fmt("/api/%d/chat", uid), "{\"message\":\"hi\"}", NULL);
+    r = call("POST", th_fmt("/api/%d/chat", uid), "{\"message\":\"hi\"}", NULL);
     ck_assert_int_eq(r.status, 401);
     reply_free(&r);
     ck_assert_int_eq(fake_ai_count(gemini), 0);
@@ -462,10 +443,10 @@ static void suite_setup(void)
     snprintf(dbname, sizeof(dbname), "tk_chat_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     char *cfg = th_write(dir, "migrate.json",
-                         fmt("{\"postgres\": {\"url\": \"%s\"}, \"plugin_dir\": "
-                             "\"%s/plugins/http_api/.libs\", \"plugins\": [{\"name\": \"api\","
-                             " \"load\": \"http_api\", \"config\": {\"jwt_secret\": \"x\"}}]}",
-                             dburl, th_builddir()));
+                         th_fmt("{\"postgres\": {\"url\": \"%s\"}, \"plugin_dir\": "
+                                "\"%s/plugins/http_api/.libs\", \"plugins\": [{\"name\": \"api\","
+                                " \"load\": \"http_api\", \"config\": {\"jwt_secret\": \"x\"}}]}",
+                                dburl, th_builddir()));
     const char *args[] = {"migrate", "-c", cfg, NULL};
     char *out = NULL, *err = NULL;
     int rc = th_taskorad(args, &out, &err, 60000);

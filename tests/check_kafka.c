@@ -22,31 +22,6 @@ static char bootstrap[256];
 
 #define PARTITIONS 4
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static long count(const char *sql)
-{
-    char *v = th_pg_query1(dburl, sql);
-    long n = atol(v);
-    free(v);
-    return n;
-}
-
-/* Waits until the query's count reaches want; returns the last count seen. */
-static long wait_count(const char *sql, long want, int timeout_s)
-{
-    double end = now_s() + timeout_s;
-    long n;
-    while ((n = count(sql)) < want && now_s() < end)
-        usleep(50000);
-    return n;
-}
-
 /* A config for one taskorad with the event_sink consumer; returns its path. */
 static char *write_config(const char *name, int relay, int slow_ms)
 {
@@ -200,9 +175,9 @@ static void emit(const th_daemon *d, int n, const char *user, const char *type, 
 /* Per user, effects applied in arrival order must carry increasing seq. */
 static void assert_per_key_order(void)
 {
-    long bad =
-        count("SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY user_id ORDER BY n)"
-              " AS prev FROM sink_effects) x WHERE prev IS NOT NULL AND seq <= prev");
+    long bad = th_pg_count(
+        dburl, "SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY user_id ORDER BY n)"
+               " AS prev FROM sink_effects) x WHERE prev IS NOT NULL AND seq <= prev");
     ck_assert_int_eq(bad, 0);
 }
 
@@ -214,9 +189,11 @@ START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
     emit(&d, 5, "u1", "task.created", 0);
     emit(&d, 3, "u1", "task.rolledback", 1);
     emit(&d, 1, "u2", "task.updated", 0);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 6, 30), 6);
-    ck_assert_int_eq(count("SELECT count(*) FROM sink_effects WHERE type = 'task.rolledback'"), 0);
-    ck_assert_int_eq(count("SELECT count(*) FROM sink_effects WHERE user_id = 'u1'"), 5);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 6, 30), 6);
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM sink_effects WHERE type = 'task.rolledback'"), 0);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM sink_effects WHERE user_id = 'u1'"),
+                     5);
     /* the CloudEvent reached the handler decoded */
     char *v = th_pg_query1(dburl, "SELECT type || ':' || user_id || ':' || seq FROM sink_effects"
                                   " WHERE user_id = 'u2'");
@@ -225,8 +202,9 @@ START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
     ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 6);
     /* the trace context travelled from the HTTP request through the outbox row and Kafka to
      * the handler */
-    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls WHERE traceparent ="
-                           " '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'"),
+    ck_assert_int_eq(th_pg_count(dburl,
+                                 "SELECT count(*) FROM sink_calls WHERE traceparent ="
+                                 " '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'"),
                      6);
     /* a consumer pod is ready while it is in its group and a broker is up */
     char url[256];
@@ -248,7 +226,7 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
     th_daemon d;
     start_daemon(&d, cfg, "a");
     emit(&d, 1, "warmup", "task.created", 0);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1, 30), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1, 30), 1);
     ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
     /* requests keep succeeding while Kafka is down: the outbox grows */
     for (int i = 0; i < 10; i++) {
@@ -256,12 +234,14 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
         snprintf(user, sizeof(user), "u%d", i);
         emit(&d, 100, user, "task.created", 0);
     }
-    ck_assert_int_ge(count("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 1000);
+    ck_assert_int_ge(
+        th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 1000);
     ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1001, 90), 1001);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1001, 90), 1001);
     assert_per_key_order();
     ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 1001); /* none duplicated */
-    ck_assert_int_eq(count("SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 0);
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 0);
     stop_daemon(&d);
     free(cfg);
 }
@@ -273,17 +253,19 @@ START_TEST(test_consumer_killed_mid_stream_applies_every_event_exactly_once)
     char *cfg = write_config("a", 0, 0);
     th_daemon d;
     start_daemon(&d, cfg, "a");
-    long seen = wait_count("SELECT count(*) FROM sink_effects", 2000, 60);
+    long seen = th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 2000, 60);
     ck_assert_int_ge(seen, 2000);
     kill(d.pid, SIGKILL);
     th_daemon_wait(&d, 10000);
     th_daemon_cleanup(&d);
-    long at_kill = count("SELECT count(*) FROM sink_effects");
+    long at_kill = th_pg_count(dburl, "SELECT count(*) FROM sink_effects");
     ck_assert_msg(at_kill < 10000, "all were done before the kill (%ld)", at_kill);
     start_daemon(&d, cfg, "a2");
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 10000, 120), 10000);
-    ck_assert_int_eq(count("SELECT sum(n) FROM sink_counters"), 10000); /* applied once each */
-    ck_assert_int_eq(count("SELECT count(*) FROM taskora_processed_events"), 10000);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 10000, 120),
+                     10000);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT sum(n) FROM sink_counters"),
+                     10000); /* applied once each */
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_processed_events"), 10000);
     assert_per_key_order();
     stop_daemon(&d);
     free(cfg);
@@ -301,13 +283,14 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
     ck_assert(th_wait_file_contains(b.log_path, "assigned 2 partition(s)", 60000));
     ck_assert(th_wait_file_contains(alog, "assigned 2 partition(s)", 60000));
     produce_events(1000, 10, "task.created", 0);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 1000, 60), 1000);
-    ck_assert_int_gt(count("SELECT count(DISTINCT kafka_partition) FROM sink_effects"), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1000, 60), 1000);
+    ck_assert_int_gt(th_pg_count(dburl, "SELECT count(DISTINCT kafka_partition) FROM sink_effects"),
+                     1);
     stop_daemon(&b);
     /* a takes all four back */
-    double end = now_s() + 60;
+    double end = th_now_s() + 60;
     int back = 0;
-    while (!back && now_s() < end) {
+    while (!back && th_now_s() < end) {
         char *log = th_read(alog);
         char *last = NULL, *p = log;
         while ((p = strstr(p, "assigned ")))
@@ -319,8 +302,8 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
     }
     ck_assert_msg(back, "the remaining consumer did not take every partition");
     produce_events(1000, 10, "task.created", 1000);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 2000, 60), 2000);
-    ck_assert_int_eq(count("SELECT sum(n) FROM sink_counters"), 2000);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 2000, 60), 2000);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT sum(n) FROM sink_counters"), 2000);
     stop_daemon(&a);
     free(alog);
     free(cfg);
@@ -357,8 +340,8 @@ static int read_dlq(dlq_msg *out, int n)
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     int got = 0;
-    double end = now_s() + 30;
-    while (got < n && now_s() < end) {
+    double end = th_now_s() + 30;
+    while (got < n && th_now_s() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m && !m->err) {
             dlq_msg *d = &out[got++];
@@ -390,7 +373,7 @@ START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
     char *cfg = write_config("a", 0, 0);
     th_daemon d;
     start_daemon(&d, cfg, "a");
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 21, 60), 21);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 21, 60), 21);
     char *bare = th_pg_query1(dburl, "SELECT type || ':' || user_id FROM sink_effects"
                                      " WHERE event_id = 'bare-1'");
     ck_assert_str_eq(bare, "task.deleted:9");
@@ -416,9 +399,10 @@ START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
     }
     ck_assert(seen_poison && seen_retry && seen_fail);
     /* the retried event was called exactly twice */
-    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls c JOIN sink_calls d USING (event_id)"
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM sink_calls c JOIN sink_calls d USING (event_id)"
                            " WHERE c.attempt = 2 AND d.attempt = 1"),
-                     1);
+        1);
     stop_daemon(&d);
     free(cfg);
 }
@@ -430,12 +414,13 @@ START_TEST(test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered)
     char *cfg = write_config("a", 0, 0);
     th_daemon d;
     start_daemon(&d, cfg, "a");
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 50, 60), 50);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 50, 60), 50);
     stop_daemon(&d);
     start_daemon(&d, cfg, "a2");
     produce_events(1, 1, "task.created", 100);
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM sink_effects", 51, 60), 51);
-    ck_assert_int_eq(count("SELECT count(*) FROM sink_calls"), 51); /* no second call for any */
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 51, 60), 51);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM sink_calls"),
+                     51); /* no second call for any */
     stop_daemon(&d);
     free(cfg);
 }
@@ -473,15 +458,16 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
     produce_raw(value);
     produce_raw(value);
     free(value);
-    ck_assert_int_eq(wait_count("SELECT coalesce(sum(count), 0) FROM hello_event_counts", 5, 30),
-                     5);
+    ck_assert_int_eq(
+        th_pg_wait_count(dburl, "SELECT coalesce(sum(count), 0) FROM hello_event_counts", 5, 30),
+        5);
     /* wait until the runtime handled all six messages, then the numbers are final */
     char url[256];
     snprintf(url, sizeof(url), "%s/metrics", d.url);
-    double end = now_s() + 30;
+    double end = th_now_s() + 30;
     int handled = 0;
     char last[512] = "";
-    while (!handled && now_s() < end) {
+    while (!handled && th_now_s() < end) {
         th_response r;
         ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
         const char *c = strstr(r.body, "taskora_consumer_");
@@ -494,9 +480,13 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
     }
     ck_assert_msg(handled, "the six messages were not all handled: %s", last);
     ck_assert_int_eq(
-        count("SELECT count FROM hello_event_counts WHERE event_type = 'task.created'"), 4);
+        th_pg_count(dburl,
+                    "SELECT count FROM hello_event_counts WHERE event_type = 'task.created'"),
+        4);
     ck_assert_int_eq(
-        count("SELECT count FROM hello_event_counts WHERE event_type = 'task.deleted'"), 1);
+        th_pg_count(dburl,
+                    "SELECT count FROM hello_event_counts WHERE event_type = 'task.deleted'"),
+        1);
     snprintf(url, sizeof(url), "%s/hello", d.url);
     th_response r;
     ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);

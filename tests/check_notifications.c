@@ -36,44 +36,6 @@ static rd_kafka_mock_cluster_t *mc;
 static char bootstrap[256];
 static th_daemon api;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char bufs[8][8192];
-    static int i;
-    char *b = bufs[i++ % 8];
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(b, sizeof(bufs[0]), f, ap);
-    va_end(ap);
-    return b;
-}
-
-static long count(const char *sql)
-{
-    char *v = th_pg_query1(dburl, sql);
-    long n = atol(v);
-    free(v);
-    return n;
-}
-
-/* Waits until the query's count reaches want; returns the last count seen. */
-static long wait_count(const char *sql, long want, int timeout_s)
-{
-    double end = now_s() + timeout_s;
-    long n;
-    while ((n = count(sql)) < want && now_s() < end)
-        usleep(50000);
-    return n;
-}
-
 /* ---- the webhook receiver -------------------------------------------------------------------- */
 
 typedef struct hook_req {
@@ -240,49 +202,50 @@ static int hook_count(void)
 
 static const char *common_config(void)
 {
-    return fmt("\"app_id\": \"notif-test\", \"log\": {\"format\": \"text\"},"
-               " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/notifications/.libs\","
-               " \"postgres\": {\"url\": \"${TK_TEST_DB}\", \"pool_size\": 4,"
-               "  \"acquire_timeout_ms\": 2000, \"connect_timeout_s\": 2},"
-               " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
-               "  \"heartbeat.interval.ms\": \"500\", \"fetch.wait.max.ms\": \"10\"}},"
-               " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
-               " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"shutdown_timeout_ms\": 20000",
-               th_builddir(), th_builddir(), bootstrap);
+    return th_fmt(
+        "\"app_id\": \"notif-test\", \"log\": {\"format\": \"text\"},"
+        " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/notifications/.libs\","
+        " \"postgres\": {\"url\": \"${TK_TEST_DB}\", \"pool_size\": 4,"
+        "  \"acquire_timeout_ms\": 2000, \"connect_timeout_s\": 2},"
+        " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
+        "  \"heartbeat.interval.ms\": \"500\", \"fetch.wait.max.ms\": \"10\"}},"
+        " \"outbox\": {\"poll_ms\": 200, \"retention_s\": 3600},"
+        " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"shutdown_timeout_ms\": 20000",
+        th_builddir(), th_builddir(), bootstrap);
 }
 
 /* The API pod: http_api, and notifications for its routes only. */
 static char *api_config(void)
 {
     return th_write(dir, "api.json",
-                    fmt("{%s, \"plugins\": ["
-                        " {\"name\": \"api\", \"load\": \"http_api\", \"config\":"
-                        "  {\"jwt_secret\": \"" JWT_SECRET "\", \"bcrypt_cost\": 4}},"
-                        " {\"name\": \"notif\", \"load\": \"notifications\","
-                        "  \"config\": {\"scheduler\": false}}]}",
-                        common_config()));
+                    th_fmt("{%s, \"plugins\": ["
+                           " {\"name\": \"api\", \"load\": \"http_api\", \"config\":"
+                           "  {\"jwt_secret\": \"" JWT_SECRET "\", \"bcrypt_cost\": 4}},"
+                           " {\"name\": \"notif\", \"load\": \"notifications\","
+                           "  \"config\": {\"scheduler\": false}}]}",
+                           common_config()));
 }
 
 /* A notification worker: scheduler, webhook sender, consumer of task-events. */
 static char *worker_config(const char *name, int poll_ms)
 {
     return th_write(
-        dir, fmt("%s.json", name),
-        fmt("{%s,"
-            " \"resiliency\": {\"targets\": {\"webhook.notif\": {\"retry\": {\"attempts\": 3,"
-            "  \"delay_ms\": 100, \"max_delay_ms\": 1000}, \"circuit_breaker\": {\"failures\": "
-            "50}}}},"
-            " \"plugins\": [{\"name\": \"notif\", \"load\": \"notifications\","
-            "  \"config\": {\"routes\": false, \"poll_ms\": %d, \"webhook_url\": \"%s\","
-            "   \"webhook_secret\": \"" SECRET "\", \"webhook_timeout_ms\": 2000},"
-            "  \"consume\": {\"topics\": [\"task-events\"], \"workers\": 2,"
-            "   \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
-            common_config(), poll_ms, hook.url));
+        dir, th_fmt("%s.json", name),
+        th_fmt("{%s,"
+               " \"resiliency\": {\"targets\": {\"webhook.notif\": {\"retry\": {\"attempts\": 3,"
+               "  \"delay_ms\": 100, \"max_delay_ms\": 1000}, \"circuit_breaker\": {\"failures\": "
+               "50}}}},"
+               " \"plugins\": [{\"name\": \"notif\", \"load\": \"notifications\","
+               "  \"config\": {\"routes\": false, \"poll_ms\": %d, \"webhook_url\": \"%s\","
+               "   \"webhook_secret\": \"" SECRET "\", \"webhook_timeout_ms\": 2000},"
+               "  \"consume\": {\"topics\": [\"task-events\"], \"workers\": 2,"
+               "   \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
+               common_config(), poll_ms, hook.url));
 }
 
 static void start_daemon(th_daemon *d, const char *cfg, const char *name)
 {
-    char *log = th_write(dir, fmt("%s.log", name), "");
+    char *log = th_write(dir, th_fmt("%s.log", name), "");
     int rc = th_daemon_start(d, cfg, log, 30000);
     if (rc != 0) {
         char *text = th_read(log);
@@ -368,7 +331,7 @@ static reply call(const char *method, const char *path, const char *body, const 
     const char *h[] = {"Content-Type: application/json", tok ? auth : NULL, NULL};
     th_response r;
     ck_assert_int_eq(
-        th_http(method, fmt("%s%s", api.url, path), body, body ? strlen(body) : 0, h, &r), 0);
+        th_http(method, th_fmt("%s%s", api.url, path), body, body ? strlen(body) : 0, h, &r), 0);
     reply out = {.status = r.status};
     out.json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
     snprintf(out.body, sizeof(out.body), "%s", r.body ? r.body : "");
@@ -384,14 +347,15 @@ typedef struct user {
 static user new_user(const char *tag)
 {
     user u;
-    const char *email = fmt("%s-%d@example.com", tag, (int)getpid());
+    const char *email = th_fmt("%s-%d@example.com", tag, (int)getpid());
     reply r = call("POST", "/api/auth/register",
-                   fmt("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"pw\"}", email), NULL);
+                   th_fmt("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"pw\"}", email), NULL);
     ck_assert_msg(r.status == 201, "register: %ld %s", r.status, r.body);
     snprintf(u.id, sizeof(u.id), "%lld",
              (long long)json_integer_value(json_object_get(r.json, "id")));
     json_decref(r.json);
-    r = call("POST", "/api/auth/login", fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL);
+    r = call("POST", "/api/auth/login", th_fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email),
+             NULL);
     ck_assert_int_eq(r.status, 200);
     snprintf(u.token, sizeof(u.token), "%s",
              json_string_value(json_object_get(r.json, "access_token")));
@@ -407,16 +371,16 @@ static const char *iso_in(int secs)
     gmtime_r(&t, &tm);
     char buf[40];
     strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return fmt("%s", buf);
+    return th_fmt("%s", buf);
 }
 
 /* Creates a task through POST /api/tasks with a reminder `secs` from now; its id. */
 static long task_with_reminder(const user *u, const char *title, int secs)
 {
     reply r = call("POST", "/api/tasks",
-                   fmt("{\"title\":\"%s\",\"due_date\":\"2030-01-02T09:30:00Z\","
-                       "\"reminder_at\":\"%s\"}",
-                       title, iso_in(secs)),
+                   th_fmt("{\"title\":\"%s\",\"due_date\":\"2030-01-02T09:30:00Z\","
+                          "\"reminder_at\":\"%s\"}",
+                          title, iso_in(secs)),
                    u->token);
     ck_assert_msg(r.status == 201, "create: %ld %s", r.status, r.body);
     long id = (long)json_integer_value(json_object_get(r.json, "id"));
@@ -426,29 +390,32 @@ static long task_with_reminder(const user *u, const char *title, int secs)
 
 static long notifications_of_task(long task_id)
 {
-    return count(fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id));
+    return th_pg_count(dburl,
+                       th_fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id));
 }
 
 /* Waits until the task's reminder is in the in-app list its owner sees. */
 static int wait_notified(long task_id, int timeout_s)
 {
-    return wait_count(fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id), 1,
-                      timeout_s) >= 1;
+    return th_pg_wait_count(
+               dburl, th_fmt("SELECT count(*) FROM notifications WHERE task_id = %ld", task_id), 1,
+               timeout_s) >= 1;
 }
 
 static const char *reminder_events(long task_id)
 {
-    return fmt("SELECT count(*) FROM taskora_outbox WHERE value::jsonb->>'type' = 'task.reminder'"
-               " AND sent_at IS NOT NULL AND value::jsonb->>'subject' = '%ld'"
-               " AND (value::jsonb->'data'->'payload'->>'task_id')::int = %ld"
-               " AND value::jsonb->'data'->'payload'->>'reminder_type' = 'custom'",
-               task_id, task_id);
+    return th_fmt(
+        "SELECT count(*) FROM taskora_outbox WHERE value::jsonb->>'type' = 'task.reminder'"
+        " AND sent_at IS NOT NULL AND value::jsonb->>'subject' = '%ld'"
+        " AND (value::jsonb->'data'->'payload'->>'task_id')::int = %ld"
+        " AND value::jsonb->'data'->'payload'->>'reminder_type' = 'custom'",
+        task_id, task_id);
 }
 
 static char *metrics_of(const th_daemon *d)
 {
     th_response r;
-    ck_assert_int_eq(th_http("GET", fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(th_http("GET", th_fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
     char *text = strdup(r.body ? r.body : "");
     th_response_free(&r);
     return text;
@@ -465,14 +432,15 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
     enum { N = 8 };
     long ids[N];
     for (int i = 0; i < N; i++)
-        ids[i] = task_with_reminder(&u, fmt("call the bank %d", i), 2);
+        ids[i] = task_with_reminder(&u, th_fmt("call the bank %d", i), 2);
     /* a completed and a deleted task: their reminders must never fire */
     long done = task_with_reminder(&u, "completed before its reminder", 2);
-    reply r = call("PATCH", fmt("/api/tasks/%ld/complete", done), "{\"completed\":true}", u.token);
+    reply r =
+        call("PATCH", th_fmt("/api/tasks/%ld/complete", done), "{\"completed\":true}", u.token);
     ck_assert_int_eq(r.status, 200);
     json_decref(r.json);
     long gone = task_with_reminder(&u, "deleted before its reminder", 2);
-    r = call("DELETE", fmt("/api/tasks/%ld", gone), NULL, u.token);
+    r = call("DELETE", th_fmt("/api/tasks/%ld", gone), NULL, u.token);
     ck_assert_int_eq(r.status, 200);
     json_decref(r.json);
     /* due after all the others: once it fired, the schedulers have been past their times */
@@ -483,12 +451,13 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
         ck_assert_int_eq(notifications_of_task(ids[i]), 1);
     ck_assert_int_eq(notifications_of_task(done), 0);
     ck_assert_int_eq(notifications_of_task(gone), 0);
-    ck_assert_int_eq(count("SELECT count(*) FROM notifications"), N + 1);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM notifications"), N + 1);
     /* never early, and the task says it was sent */
-    ck_assert_int_eq(count("SELECT count(*) FROM notifications n JOIN tasks t ON t.id = n.task_id"
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM notifications n JOIN tasks t ON t.id = n.task_id"
                            " WHERE n.created_at < t.reminder_at OR NOT t.reminder_sent"),
-                     0);
-    ck_assert_int_eq(count("SELECT count(*) FROM tasks WHERE reminder_sent"), N + 1);
+        0);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM tasks WHERE reminder_sent"), N + 1);
 
     /* the user sees them, newest first, in the API's shape */
     r = call("GET", "/api/notifications", NULL, u.token);
@@ -516,30 +485,33 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
 
     /* one task.reminder each reached Kafka */
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(wait_count(reminder_events(ids[i]), 1, 20), 1);
-    ck_assert_int_eq(wait_count(reminder_events(later), 1, 20), 1);
-    ck_assert_int_eq(count("SELECT count(*) FROM taskora_outbox"
-                           " WHERE value::jsonb->>'type' = 'task.reminder'"),
+        ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(ids[i]), 1, 20), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(later), 1, 20), 1);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox"
+                                        " WHERE value::jsonb->>'type' = 'task.reminder'"),
                      N + 1);
-    ck_assert_int_eq(count(fmt("SELECT count(*) FROM taskora_outbox"
-                               " WHERE value::jsonb->>'type' = 'task.reminder'"
-                               " AND key = '%s' AND value::jsonb->'data'->>'user_id' = '%s'",
-                               u.id, u.id)),
-                     N + 1);
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM taskora_outbox"
+                                  " WHERE value::jsonb->>'type' = 'task.reminder'"
+                                  " AND key = '%s' AND value::jsonb->'data'->>'user_id' = '%s'",
+                                  u.id, u.id)),
+        N + 1);
 
     /* the webhook got each exactly once, signed, the same event as on Kafka */
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM notification_webhooks"
-                                " WHERE delivered_at IS NOT NULL",
-                                N + 1, 30),
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      "SELECT count(*) FROM notification_webhooks"
+                                      " WHERE delivered_at IS NOT NULL",
+                                      N + 1, 30),
                      N + 1);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(hook_requests_for(ids[i], NULL), 1);
     ck_assert_int_eq(hook_requests_for(later, NULL), 1);
     ck_assert_int_eq(hook_requests_for(done, NULL) + hook_requests_for(gone, NULL), 0);
     ck_assert_int_eq(hook_count(), N + 1);
-    ck_assert_int_eq(count("SELECT count(*) FROM notification_webhooks w JOIN taskora_outbox o"
+    ck_assert_int_eq(
+        th_pg_count(dburl, "SELECT count(*) FROM notification_webhooks w JOIN taskora_outbox o"
                            " ON o.value = w.body"),
-                     N + 1);
+        N + 1);
 
     /* both schedulers counted what they fired: N + 1 together */
     long fired = 0;
@@ -563,10 +535,11 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
     user a = new_user("reader"), b = new_user("other");
     /* set while no scheduler runs: the worker finds it in the database when it starts */
     long t1 = task_with_reminder(&a, "water the plants", 1);
-    ck_assert_int_eq(wait_count(fmt("SELECT count(*) FROM tasks WHERE id = %ld"
-                                    " AND reminder_at < now() AT TIME ZONE 'utc'",
-                                    t1),
-                                1, 10),
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      th_fmt("SELECT count(*) FROM tasks WHERE id = %ld"
+                                             " AND reminder_at < now() AT TIME ZONE 'utc'",
+                                             t1),
+                                      1, 10),
                      1);
     th_daemon w;
     start_worker(&w, "w", 60000); /* a long poll: only the task events wake it up */
@@ -583,7 +556,7 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
     json_decref(r.json);
 
     /* another user: not found, exactly like a missing one, and it stays unread */
-    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, b.token);
+    r = call("POST", th_fmt("/api/notifications/%lld/read", (long long)oldest), NULL, b.token);
     ck_assert_int_eq(r.status, 404);
     ck_assert_str_eq(r.body, "{\"detail\":\"Notification not found\"}");
     json_decref(r.json);
@@ -595,7 +568,7 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
     ck_assert_int_eq(r.status, 404);
     json_decref(r.json);
 
-    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
+    r = call("POST", th_fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "id")), oldest);
     ck_assert_int_eq(json_integer_value(json_object_get(r.json, "task_id")), t1);
@@ -605,7 +578,7 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
     snprintf(first_read, sizeof(first_read), "%s", read_at);
     json_decref(r.json);
     /* reading again keeps the first time */
-    r = call("POST", fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
+    r = call("POST", th_fmt("/api/notifications/%lld/read", (long long)oldest), NULL, a.token);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "read_at")), first_read);
     json_decref(r.json);
@@ -665,8 +638,8 @@ static int read_dlq(dlq_msg *out, int n, int timeout_s)
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     int got = 0;
-    double end = now_s() + timeout_s;
-    while (got < n && now_s() < end) {
+    double end = th_now_s() + timeout_s;
+    while (got < n && th_now_s() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m && !m->err) {
             dlq_msg *d = &out[got++];
@@ -709,7 +682,7 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
     user u = new_user("poison");
     long t = task_with_reminder(&u, "after the poison", 1);
     ck_assert_msg(wait_notified(t, 20), "no reminder after the poison event");
-    ck_assert_int_eq(wait_count(reminder_events(t), 1, 20), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(t), 1, 20), 1);
     stop_daemon(&w);
 }
 END_TEST
@@ -718,19 +691,19 @@ END_TEST
 static void database_down(int down)
 {
     th_pg_exec(th_pg_admin_url(),
-               fmt("ALTER DATABASE %s ALLOW_CONNECTIONS %s", dbname, down ? "false" : "true"));
+               th_fmt("ALTER DATABASE %s ALLOW_CONNECTIONS %s", dbname, down ? "false" : "true"));
     if (down) {
-        const char *sql = fmt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                              " WHERE datname = '%s' AND pid <> pg_backend_pid()",
-                              dbname);
+        const char *sql = th_fmt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                 " WHERE datname = '%s' AND pid <> pg_backend_pid()",
+                                 dbname);
         char *v = th_pg_query1(th_pg_admin_url(), sql);
         free(v);
-        double end = now_s() + 10;
+        double end = th_now_s() + 10;
         long left = 1;
-        while (left > 0 && now_s() < end) {
+        while (left > 0 && th_now_s() < end) {
             v = th_pg_query1(
                 th_pg_admin_url(),
-                fmt("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'", dbname));
+                th_fmt("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'", dbname));
             left = atol(v);
             free(v);
             if (left > 0)
@@ -757,8 +730,8 @@ START_TEST(test_scheduler_survives_a_database_outage_and_fires_what_came_due)
     long after = task_with_reminder(&u, "set after recovery", 2);
     ck_assert_msg(wait_notified(after, 30), "a reminder set after recovery did not fire");
     ck_assert_int_eq(notifications_of_task(during), 1);
-    ck_assert_int_eq(wait_count(reminder_events(during), 1, 20), 1);
-    ck_assert_int_eq(wait_count(reminder_events(after), 1, 20), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(during), 1, 20), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(after), 1, 20), 1);
     char *m = metrics_of(&w);
     ck_assert_msg(strstr(m, "taskora_notifications_errors_total{plugin=\"notif\",stage="
                             "\"scheduler\"}"),
@@ -779,14 +752,15 @@ START_TEST(test_webhook_down_is_retried_and_delivered_once)
     long t = task_with_reminder(&u, "ping the webhook", 1);
     /* the consumer is not held up by the failing webhook: the in-app notification is there */
     ck_assert_msg(wait_notified(t, 20), "the reminder did not fire");
-    ck_assert_int_eq(wait_count("SELECT count(*) FROM notification_webhooks"
-                                " WHERE delivered_at IS NOT NULL",
-                                1, 30),
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      "SELECT count(*) FROM notification_webhooks"
+                                      " WHERE delivered_at IS NOT NULL",
+                                      1, 30),
                      1);
     int ok = 0;
     ck_assert_int_eq(hook_requests_for(t, &ok), 5);
     ck_assert_int_eq(ok, 1);
-    ck_assert_int_eq(count("SELECT attempts FROM notification_webhooks"), 5);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT attempts FROM notification_webhooks"), 5);
     char *m = metrics_of(&w);
     ck_assert_msg(strstr(m, "taskora_notifications_webhook_deliveries_total{plugin=\"notif\","
                             "outcome=\"failed\"} 1"),

@@ -70,13 +70,6 @@ static char *value(tk_pg *c, const char *sql)
     return v;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- exhaustion -------------------------------------------------------- */
 
 typedef struct acquirer {
@@ -89,9 +82,9 @@ typedef struct acquirer {
 static void *acquire_thread(void *arg)
 {
     acquirer *a = arg;
-    double t0 = now_s();
+    double t0 = th_now_s();
     a->rc = tk_pg_acquire(a->pool, 400, &a->conn);
-    a->waited = now_s() - t0;
+    a->waited = th_now_s() - t0;
     return NULL;
 }
 
@@ -402,7 +395,7 @@ static void teardown_cluster(void) { tk_metrics_free(metrics); }
 /* Polls GET url until it answers `status`; 1 when it did within timeout_ms. */
 static int wait_status(const char *url, long status, int timeout_ms)
 {
-    double end = now_s() + timeout_ms / 1000.0;
+    double end = th_now_s() + timeout_ms / 1000.0;
     do {
         th_response r;
         int ok = th_http("GET", url, NULL, 0, NULL, &r) == 0 && r.status == status;
@@ -410,7 +403,7 @@ static int wait_status(const char *url, long status, int timeout_ms)
         if (ok)
             return 1;
         usleep(50000);
-    } while (now_s() < end);
+    } while (th_now_s() < end);
     return 0;
 }
 
@@ -442,9 +435,9 @@ START_TEST(test_database_restart_fails_cleanly_then_recovers_and_ready_follows)
 
     ck_assert_int_eq(th_pg_cluster_stop(cluster_dir), 0);
     /* while it is down: a clear error, no hang, no crash */
-    double t0 = now_s();
+    double t0 = th_now_s();
     ck_assert_int_eq(tk_pg_acquire(p, -1, &c), TK_EUNAVAILABLE);
-    ck_assert_msg(now_s() - t0 < 5, "acquire took %f s", now_s() - t0);
+    ck_assert_msg(th_now_s() - t0 < 5, "acquire took %f s", th_now_s() - t0);
     ck_assert_int_eq(tk_pg_tx(p, insert_item, "x"), TK_EUNAVAILABLE);
     ck_assert_msg(wait_status(ready, 503, 10000), "/ready did not turn 503");
     ck_assert_int_eq(th_http("GET", ready, NULL, 0, NULL, &r), 0);
@@ -487,9 +480,9 @@ START_TEST(test_connection_killed_by_the_server_is_replaced)
     free(v);
     /* pg_terminate_backend only signals it: wait until the backend is gone */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
-    double end = now_s() + 10;
+    double end = th_now_s() + 10;
     int gone = 0;
-    while (!gone && now_s() < end) {
+    while (!gone && th_now_s() < end) {
         v = th_pg_query1(cluster_url, sql);
         gone = strcmp(v, "0") == 0;
         free(v);

@@ -40,13 +40,6 @@ static struct {
     int inited;
 } C;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void load(int p)
 {
     char path[4096];
@@ -162,9 +155,9 @@ static chat_result chat(const char *request)
     memset(&r, 0, sizeof(r));
     r.f.retry_after_ms = -7; /* a value no plugin writes, to see it was filled */
     char *out = NULL;
-    double t0 = now_s();
+    double t0 = th_now_s();
     r.rc = C.desc->ai->chat(C.state, request, &out, &r.f);
-    r.secs = now_s() - t0;
+    r.secs = th_now_s() - t0;
     ck_assert_msg(memchr(r.f.message, '\0', sizeof(r.f.message)) != NULL,
                   "tk_failure.message is not NUL-terminated");
     ck_assert_msg(strstr(r.f.message, KEY) == NULL, "the API key leaks in the failure: %s",
@@ -1755,7 +1748,7 @@ START_TEST(test_fake_records_and_stops_hanging)
     ck_assert_int_eq(fake_ai_pending(C.fake), 1);
     char url[256];
     snprintf(url, sizeof(url), "%s/v2/chat", fake_ai_base_url(C.fake));
-    double t0 = now_s();
+    double t0 = th_now_s();
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, hanging_post, url), 0);
     ck_assert_int_eq(fake_ai_wait_count(C.fake, 1, 5000), 1);
@@ -1763,13 +1756,13 @@ START_TEST(test_fake_records_and_stops_hanging)
     ck_assert_str_eq(fake_ai_request_path(C.fake, 0), "/v2/chat");
     ck_assert_str_eq(sget(fake_ai_request(C.fake, 0), "model"), "m");
     double at = fake_ai_request_time(C.fake, 0);
-    ck_assert_msg(at >= t0 && at <= now_s(), "arrival time %f not in [%f, now]", at, t0);
+    ck_assert_msg(at >= t0 && at <= th_now_s(), "arrival time %f not in [%f, now]", at, t0);
     ck_assert_int_eq(fake_ai_request_status(C.fake, 0), 0); /* still hanging */
     ck_assert_int_eq(fake_ai_wait_count(C.fake, 2, 100), 0);
-    double s0 = now_s();
+    double s0 = th_now_s();
     fake_ai_stop(C.fake);
     C.fake = NULL;
-    ck_assert_msg(now_s() - s0 < 3.0, "stop took %.2f s with a hanging reply", now_s() - s0);
+    ck_assert_msg(th_now_s() - s0 < 3.0, "stop took %.2f s with a hanging reply", th_now_s() - s0);
     pthread_join(t, NULL);
 }
 END_TEST

@@ -36,31 +36,11 @@ typedef struct user {
 } user;
 static user u1, u2;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* The time a user may wait for a pushed event (the requirement is 1 s; sanitizers are slower). */
 static double push_deadline_s(void)
 {
     const char *san = getenv("TK_SANITIZERS");
     return san && strcmp(san, "yes") == 0 ? 3.0 : 1.0;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    static char bufs[8][4096];
-    static int i;
-    char *out = bufs[i++ % 8];
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(out, sizeof(bufs[0]), f, ap);
-    va_end(ap);
-    return out;
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------- */
@@ -73,7 +53,7 @@ static long http(const th_daemon *d, const char *method, const char *path, const
     const char *h[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
     th_response r;
     ck_assert_int_eq(
-        th_http(method, fmt("%s%s", d->url, path), body, body ? strlen(body) : 0, h, &r), 0);
+        th_http(method, th_fmt("%s%s", d->url, path), body, body ? strlen(body) : 0, h, &r), 0);
     if (json)
         *json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
     long st = r.status;
@@ -87,14 +67,15 @@ static user make_user(const char *tag)
     char email[128];
     snprintf(email, sizeof(email), "%s-%d@example.com", tag, (int)getpid());
     json_t *j = NULL;
-    ck_assert_int_eq(http(&a, "POST", "/api/auth/register",
-                          fmt("{\"email\":\"%s\",\"name\":\"%s\",\"password\":\"pw\"}", email, tag),
-                          NULL, &j),
-                     201);
+    ck_assert_int_eq(
+        http(&a, "POST", "/api/auth/register",
+             th_fmt("{\"email\":\"%s\",\"name\":\"%s\",\"password\":\"pw\"}", email, tag), NULL,
+             &j),
+        201);
     u.id = (int)json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     ck_assert_int_eq(http(&a, "POST", "/api/auth/login",
-                          fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL, &j),
+                          th_fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email), NULL, &j),
                      200);
     snprintf(u.token, sizeof(u.token), "%s", json_string_value(json_object_get(j, "access_token")));
     json_decref(j);
@@ -105,8 +86,8 @@ static user make_user(const char *tag)
 static int create_task(const th_daemon *d, const user *u, const char *title)
 {
     json_t *j = NULL;
-    ck_assert_int_eq(http(d, "POST", "/api/tasks", fmt("{\"title\":\"%s\"}", title), u->token, &j),
-                     201);
+    ck_assert_int_eq(
+        http(d, "POST", "/api/tasks", th_fmt("{\"title\":\"%s\"}", title), u->token, &j), 201);
     int id = (int)json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     return id;
@@ -129,22 +110,22 @@ static void sse_connect(sse_client *c, const th_daemon *d, const char *path, con
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    const char *req =
-        fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-            "%s%s%s\r\n",
-            path, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    const char *req = th_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                             "%s%s%s\r\n",
+                             path, token ? "Authorization: Bearer " : "", token ? token : "",
+                             token ? "\r\n" : "");
     ck_assert_int_eq(write(c->fd, req, strlen(req)), (ssize_t)strlen(req));
 }
 
 /* Reads until needle appears in what arrived; 1 found, 0 on timeout or close. */
 static int sse_wait(sse_client *c, const char *needle, double timeout_s)
 {
-    double end = now_s() + timeout_s;
+    double end = th_now_s() + timeout_s;
     for (;;) {
         c->buf[c->len] = '\0';
         if (strstr(c->buf, needle))
             return 1;
-        double left = end - now_s();
+        double left = end - th_now_s();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -165,8 +146,9 @@ static void sse_disconnect(sse_client *c) { close(c->fd); }
 static char *config(const char *name)
 {
     return th_write(
-        dir, fmt("%s.json", name),
-        fmt("{\"app_id\": \"rt-%s\", \"log\": {\"format\": \"text\"},"
+        dir, th_fmt("%s.json", name),
+        th_fmt(
+            "{\"app_id\": \"rt-%s\", \"log\": {\"format\": \"text\"},"
             " \"postgres\": {\"url\": \"%s\", \"pool_size\": 4},"
             " \"kafka\": {\"brokers\": \"%s\", \"consumer\": {\"session.timeout.ms\": \"6000\","
             "   \"heartbeat.interval.ms\": \"500\", \"fetch.wait.max.ms\": \"10\"}},"
@@ -186,18 +168,18 @@ static char *config(const char *name)
 /* Waits until the process is ready and its broadcast consumer has its partitions. */
 static void wait_ready(const th_daemon *d)
 {
-    double end = now_s() + 30;
+    double end = th_now_s() + 30;
     json_t *j = NULL;
     long st = 0;
     int assigned = 0;
-    while (now_s() < end) {
+    while (th_now_s() < end) {
         st = http(d, "GET", "/ready", NULL, NULL, &j);
         /* a broadcast group does not take part in /ready: an API pod serves while Kafka is
          * down */
         int kafka_probe = json_object_get(j, "kafka") != NULL;
         json_decref(j);
         th_response r;
-        ck_assert_int_eq(th_http("GET", fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
+        ck_assert_int_eq(th_http("GET", th_fmt("%s/metrics", d->url), NULL, 0, NULL, &r), 0);
         assigned = strstr(r.body, "taskora_consumer_rebalances_total{plugin=\"realtime\","
                                   "kind=\"assign\"} 1") != NULL;
         th_response_free(&r);
@@ -212,7 +194,7 @@ static void wait_ready(const th_daemon *d)
 static void start(th_daemon *d, const char *name)
 {
     char *cfg = config(name);
-    char *log = th_write(dir, fmt("%s.log", name), "");
+    char *log = th_write(dir, th_fmt("%s.log", name), "");
     int rc = th_daemon_start(d, cfg, log, 30000);
     if (rc != 0) {
         char *text = th_read(log);
@@ -282,31 +264,31 @@ static void suite_down(void)
 START_TEST(test_a_change_through_one_process_reaches_the_users_stream_on_another)
 {
     sse_client s1, s2;
-    sse_connect(&s1, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    sse_connect(&s1, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
     sse_connect(&s2, &a, "/api/events/stream", u2.token); /* a header works as well */
     ck_assert_msg(sse_wait(&s1, "event: connected", 5), "%s", s1.buf);
     ck_assert_ptr_nonnull(strstr(s1.buf, "HTTP/1.1 200"));
     ck_assert_ptr_nonnull(strstr(s1.buf, "text/event-stream"));
-    ck_assert_ptr_nonnull(strstr(s1.buf, fmt("\"user_id\":\"%d\"", u1.id)));
+    ck_assert_ptr_nonnull(strstr(s1.buf, th_fmt("\"user_id\":\"%d\"", u1.id)));
     ck_assert_ptr_nonnull(strstr(s1.buf, "\"connection_id\":"));
     ck_assert(sse_wait(&s2, "event: connected", 5));
 
     int t1 = create_task(&b, &u1, "pushed across processes");
-    double t0 = now_s();
-    const char *frame = fmt("\"task_id\":%d", t1);
+    double t0 = th_now_s();
+    const char *frame = th_fmt("\"task_id\":%d", t1);
     ck_assert_msg(sse_wait(&s1, frame, push_deadline_s()),
                   "no task.created for task %d within %.0f s on the other process: %s", t1,
                   push_deadline_s(), s1.buf);
-    double took = now_s() - t0;
+    double took = th_now_s() - t0;
     ck_assert_ptr_nonnull(strstr(s1.buf, "event: task.created\ndata: {"));
 
     /* the other user's stream gets its own events, never this one's */
     int t2 = create_task(&b, &u2, "someone else's");
-    ck_assert(sse_wait(&s2, fmt("\"task_id\":%d", t2), 5));
-    ck_assert_msg(!strstr(s2.buf, fmt("\"task_id\":%d,", t1)) &&
-                      !strstr(s2.buf, fmt("\"task_id\":%d}", t1)),
+    ck_assert(sse_wait(&s2, th_fmt("\"task_id\":%d", t2), 5));
+    ck_assert_msg(!strstr(s2.buf, th_fmt("\"task_id\":%d,", t1)) &&
+                      !strstr(s2.buf, th_fmt("\"task_id\":%d}", t1)),
                   "user 2 saw user 1's task: %s", s2.buf);
-    ck_assert(!sse_wait(&s1, fmt("\"task_id\":%d", t2), 0.5));
+    ck_assert(!sse_wait(&s1, th_fmt("\"task_id\":%d", t2), 0.5));
     fprintf(stderr, "pushed across processes in %.3f s\n", took);
 
     sse_disconnect(&s1);
@@ -328,16 +310,16 @@ END_TEST
 START_TEST(test_idle_streams_get_keepalives_and_closing_a_client_is_noticed)
 {
     sse_client s;
-    sse_connect(&s, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    sse_connect(&s, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
     ck_assert(sse_wait(&s, "event: connected", 5));
     ck_assert_msg(sse_wait(&s, ": keepalive", 5), "%s", s.buf); /* every second in this config */
     sse_disconnect(&s);
     /* the server notices the client is gone at its next write and forgets the stream */
-    double end = now_s() + 10;
+    double end = th_now_s() + 10;
     int gone = 0;
-    while (!gone && now_s() < end) {
+    while (!gone && th_now_s() < end) {
         th_response r;
-        ck_assert_int_eq(th_http("GET", fmt("%s/metrics", a.url), NULL, 0, NULL, &r), 0);
+        ck_assert_int_eq(th_http("GET", th_fmt("%s/metrics", a.url), NULL, 0, NULL, &r), 0);
         const char *m = strstr(r.body, "taskora_realtime_streams{plugin=\"realtime\"} ");
         gone = m && atof(m + strlen("taskora_realtime_streams{plugin=\"realtime\"} ")) == 0;
         th_response_free(&r);
@@ -360,27 +342,27 @@ START_TEST(test_dapr_subscription_and_delivery)
     json_decref(j);
 
     sse_client s;
-    sse_connect(&s, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    sse_connect(&s, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
     ck_assert(sse_wait(&s, "event: connected", 5));
     /* what a Dapr sidecar delivers: a CloudEvent whose data is the app's event */
     const char *ce =
-        fmt("{\"specversion\":\"1.0\",\"id\":\"d1\",\"source\":\"taskora-backend\","
-            "\"type\":\"task.reminder\",\"topic\":\"task-events\",\"pubsubname\":\"pubsub\","
-            "\"datacontenttype\":\"application/json\",\"data\":{\"event_id\":\"d1\","
-            "\"event_type\":\"task.reminder\",\"timestamp\":\"2026-02-04T12:00:00+00:00\","
-            "\"user_id\":\"%d\",\"payload\":{\"task_id\":77,\"title\":\"dapr says hi\"}}}",
-            u1.id);
+        th_fmt("{\"specversion\":\"1.0\",\"id\":\"d1\",\"source\":\"taskora-backend\","
+               "\"type\":\"task.reminder\",\"topic\":\"task-events\",\"pubsubname\":\"pubsub\","
+               "\"datacontenttype\":\"application/json\",\"data\":{\"event_id\":\"d1\","
+               "\"event_type\":\"task.reminder\",\"timestamp\":\"2026-02-04T12:00:00+00:00\","
+               "\"user_id\":\"%d\",\"payload\":{\"task_id\":77,\"title\":\"dapr says hi\"}}}",
+               u1.id);
     ck_assert_int_eq(http(&a, "POST", "/api/events/reminder-event", ce, NULL, &j), 200);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "SUCCESS");
     json_decref(j);
     ck_assert_msg(sse_wait(&s, "event: task.reminder", 5), "%s", s.buf);
     ck_assert_ptr_nonnull(strstr(s.buf, "dapr says hi"));
     /* the core's generic delivery route hands an event to the instance's consume handler */
-    const char *ev = fmt("{\"specversion\":\"1.0\",\"id\":\"d2\",\"source\":\"s\","
-                         "\"type\":\"task.updated\",\"data\":{\"event_id\":\"d2\","
-                         "\"event_type\":\"task.updated\",\"user_id\":\"%d\","
-                         "\"payload\":{\"task_id\":78,\"title\":\"via the core\"}}}",
-                         u1.id);
+    const char *ev = th_fmt("{\"specversion\":\"1.0\",\"id\":\"d2\",\"source\":\"s\","
+                            "\"type\":\"task.updated\",\"data\":{\"event_id\":\"d2\","
+                            "\"event_type\":\"task.updated\",\"user_id\":\"%d\","
+                            "\"payload\":{\"task_id\":78,\"title\":\"via the core\"}}}",
+                            u1.id);
     ck_assert_int_eq(http(&a, "POST", "/dapr/events/realtime", ev, NULL, &j), 200);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "SUCCESS");
     json_decref(j);
@@ -398,11 +380,11 @@ END_TEST
 START_TEST(test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on)
 {
     sse_client s;
-    sse_connect(&s, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    sse_connect(&s, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
     ck_assert(sse_wait(&s, "event: connected", 5));
     /* produced with kcat: this process is a fork of the one running the cluster, and
      * librdkafka does not survive fork() */
-    char *poison = th_write(dir, fmt("poison-%d", (int)getpid()), "this is not an event");
+    char *poison = th_write(dir, th_fmt("poison-%d", (int)getpid()), "this is not an event");
     for (int part = 0; part < 2; part++) {
         char pp[8];
         snprintf(pp, sizeof(pp), "%d", part);
@@ -414,9 +396,9 @@ START_TEST(test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on)
     }
     free(poison);
     int t = create_task(&b, &u1, "after the poison");
-    ck_assert_msg(sse_wait(&s, fmt("\"task_id\":%d", t), 10), "%s", s.buf);
+    ck_assert_msg(sse_wait(&s, th_fmt("\"task_id\":%d", t), 10), "%s", s.buf);
     th_response r;
-    ck_assert_int_eq(th_http("GET", fmt("%s/metrics", a.url), NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(th_http("GET", th_fmt("%s/metrics", a.url), NULL, 0, NULL, &r), 0);
     ck_assert_msg(strstr(r.body, "taskora_consumer_dead_lettered_total{plugin=\"realtime\","
                                  "reason=\"undecodable\"} 2"),
                   "%s", r.body);
@@ -428,7 +410,7 @@ END_TEST
 START_TEST(test_pushing_goes_on_after_the_database_drops_every_connection)
 {
     sse_client s;
-    sse_connect(&s, &a, fmt("/api/events/stream?token=%s", u1.token), NULL);
+    sse_connect(&s, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
     ck_assert(sse_wait(&s, "event: connected", 5));
     /* as during a database restart: every connection of both processes is cut */
     char *n =
@@ -438,8 +420,8 @@ START_TEST(test_pushing_goes_on_after_the_database_drops_every_connection)
     free(n);
     /* the pool replaces dead connections (a request may see 503 while it does) */
     int t = 0;
-    double end = now_s() + 20;
-    while (!t && now_s() < end) {
+    double end = th_now_s() + 20;
+    while (!t && th_now_s() < end) {
         json_t *j = NULL;
         long st = http(&b, "POST", "/api/tasks", "{\"title\":\"after the restart\"}", u1.token, &j);
         if (st == 201)
@@ -451,7 +433,7 @@ START_TEST(test_pushing_goes_on_after_the_database_drops_every_connection)
             usleep(100000);
     }
     ck_assert_msg(t > 0, "the API did not recover");
-    ck_assert_msg(sse_wait(&s, fmt("\"task_id\":%d", t), 10), "%s", s.buf);
+    ck_assert_msg(sse_wait(&s, th_fmt("\"task_id\":%d", t), 10), "%s", s.buf);
     sse_disconnect(&s);
 }
 END_TEST

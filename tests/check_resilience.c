@@ -21,19 +21,12 @@ typedef struct script {
     double at[16];
 } script;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static int play(void *ud, tk_failure *f)
 {
     script *s = ud;
     int i = s->calls++;
     if (i < 16)
-        s->at[i] = now_s();
+        s->at[i] = th_now_s();
     if (i >= s->n)
         return TK_OK;
     f->kind = s->kinds[i];
@@ -115,12 +108,12 @@ START_TEST(test_server_retry_delay_is_honoured_and_capped)
     script l = {0};
     fail_with(&l, TK_FAIL_RATE_LIMITED, 1);
     l.retry_after_ms[0] = 5000;
-    double t0 = now_s();
+    double t0 = th_now_s();
     ck_assert_int_lt(tk_resilient_call(r, "t2", play, &l, &f), 0);
     ck_assert_int_eq(l.calls, 1);
     ck_assert_int_eq(f.kind, TK_FAIL_RATE_LIMITED);
     ck_assert_int_eq(f.retry_after_ms, 5000);
-    ck_assert_msg(now_s() - t0 < 0.5, "returned after %.3f s", now_s() - t0);
+    ck_assert_msg(th_now_s() - t0 < 0.5, "returned after %.3f s", th_now_s() - t0);
 
     /* a daily quota: retrying cannot help */
     script q = {0};
@@ -141,9 +134,9 @@ START_TEST(test_whole_call_stays_within_timeout)
     script s = {0};
     fail_with(&s, TK_FAIL_UNAVAILABLE, 10);
     tk_failure f;
-    double t0 = now_s();
+    double t0 = th_now_s();
     ck_assert_int_lt(tk_resilient_call(r, "t", play, &s, &f), 0);
-    double took = now_s() - t0;
+    double took = th_now_s() - t0;
     ck_assert_int_eq(s.calls, 3); /* 0, 200, 400 ms; a wait to 600 would pass 500 */
     ck_assert_msg(took < 0.5, "took %.3f s", took);
     tk_resilience_free(r);
@@ -166,14 +159,14 @@ START_TEST(test_circuit_opens_after_consecutive_failures_and_fails_fast)
     ck_assert_int_eq(s.calls, 5);
     ck_assert_str_eq(tk_resilience_state(r, "ai.x"), "open");
     /* the next call does not reach the target at all, and says when to come back */
-    double t0 = now_s();
+    double t0 = th_now_s();
     ck_assert_int_eq(tk_resilient_call(r, "ai.x", play, &s, &f), TK_EUNAVAILABLE);
     ck_assert_int_eq(s.calls, 5);
     ck_assert_int_eq(f.kind, TK_FAIL_UNAVAILABLE);
     ck_assert_msg(f.retry_after_ms > 59000 && f.retry_after_ms <= 60001, "retry after %lld",
                   (long long)f.retry_after_ms);
     ck_assert_ptr_nonnull(strstr(f.message, "circuit open"));
-    ck_assert_msg(now_s() - t0 < 0.05, "a rejected call took %.3f s", now_s() - t0);
+    ck_assert_msg(th_now_s() - t0 < 0.05, "a rejected call took %.3f s", th_now_s() - t0);
     /* other targets are not affected */
     script ok = {0};
     ck_assert_int_eq(tk_resilient_call(r, "ai.y", play, &ok, &f), TK_OK);
@@ -196,8 +189,8 @@ static int call_until_admitted(tk_resilience *r, const char *target, script *s, 
                                int *rc)
 {
     int before = s->calls;
-    double end = now_s() + 5;
-    while (now_s() < end) {
+    double end = th_now_s() + 5;
+    while (th_now_s() < end) {
         *rc = tk_resilient_call(r, target, play, s, f);
         if (s->calls > before)
             return 1;
@@ -219,9 +212,9 @@ START_TEST(test_half_open_trial_closes_or_reopens_the_circuit)
     tk_resilient_call(r, "t", play, &s, &f);
     tk_resilient_call(r, "t", play, &s, &f);
     ck_assert_str_eq(tk_resilience_state(r, "t"), "open");
-    double opened = now_s();
+    double opened = th_now_s();
     ck_assert(call_until_admitted(r, "t", &s, &f, &rc));
-    ck_assert_msg(now_s() - opened >= 0.19, "trial after %.3f s", now_s() - opened);
+    ck_assert_msg(th_now_s() - opened >= 0.19, "trial after %.3f s", th_now_s() - opened);
     ck_assert_int_lt(rc, 0);
     ck_assert_str_eq(tk_resilience_state(r, "t"), "open"); /* a failed trial re-opens */
     ck_assert(call_until_admitted(r, "t", &s, &f, &rc));   /* the next trial succeeds */
@@ -281,9 +274,9 @@ START_TEST(test_stopping_ends_a_retry_wait_at_once)
     pthread_t t;
     pthread_create(&t, NULL, stop_soon, r);
     tk_failure f;
-    double t0 = now_s();
+    double t0 = th_now_s();
     ck_assert_int_lt(tk_resilient_call(r, "t", play, &s, &f), 0);
-    double took = now_s() - t0;
+    double took = th_now_s() - t0;
     pthread_join(t, NULL);
     ck_assert_int_eq(s.calls, 1); /* no retry after the stop */
     ck_assert_int_eq(f.kind, TK_FAIL_UNAVAILABLE);

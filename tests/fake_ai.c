@@ -2,6 +2,8 @@
  * v1 chat/completions); see fake_ai.h. */
 #include "fake_ai.h"
 
+#include "testhelp.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -82,13 +84,6 @@ typedef struct conn_state {
     char *body;
     size_t len;
 } conn_state;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -2080,7 +2075,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs = calloc(1, sizeof(*cs));
         if (!cs)
             return MHD_NO;
-        cs->time = now_s();
+        cs->time = th_now_s();
         *con_cls = cs;
         return MHD_YES;
     }

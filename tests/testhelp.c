@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,4 +494,42 @@ int th_free_port(void)
     getsockname(fd, (struct sockaddr *)&a, &len);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+double th_now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+char *th_fmt(const char *fmt, ...)
+{
+    static char bufs[8][8192];
+    static int i;
+    char *b = bufs[i++ % 8];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof(bufs[0]), fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+long th_pg_count(const char *url, const char *sql)
+{
+    char *v = th_pg_query1(url, sql);
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+long th_pg_wait_count(const char *url, const char *sql, long want, int timeout_s)
+{
+    double end = th_now_s() + timeout_s;
+    long n;
+    while ((n = th_pg_count(url, sql)) < want && th_now_s() < end) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return n;
 }

@@ -66,6 +66,14 @@ int th_http(const char *method, const char *url, const char *body, size_t body_l
 char *th_header(const th_response *r, const char *name);
 void th_response_free(th_response *r);
 
+/* Seconds on CLOCK_MONOTONIC, for deadlines and durations. */
+double th_now_s(void);
+/*
+ * printf into one of 8 static buffers of 8 KiB used in turn: for building
+ * paths, bodies and SQL inline. Valid until 8 more calls; not thread-safe.
+ */
+char *th_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- PostgreSQL (the server scripts/test starts; TASKORA_TEST_DATABASE_URL) ---- */
 
 /* The admin URL from TASKORA_TEST_DATABASE_URL, or NULL when the tests run without a server. */
@@ -79,6 +87,10 @@ void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t u
 void th_pg_exec(const char *url, const char *sql);
 /* The first value of a query's first row, malloc'd (ck_assert on failure). */
 char *th_pg_query1(const char *url, const char *sql);
+/* That value as a number (a count, a sum). */
+long th_pg_count(const char *url, const char *sql);
+/* Polls until the query's value reaches want or timeout_s pass; returns the last value seen. */
+long th_pg_wait_count(const char *url, const char *sql, long want, int timeout_s);
 
 /* A private cluster, for tests that stop and start the server (scripts/pg.sh). 0 ok. */
 int th_pg_cluster_start(const char *dir, int port);
