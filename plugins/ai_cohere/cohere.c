@@ -21,17 +21,6 @@ typedef aihttp_provider cohere;
 
 /* --- request ------------------------------------------------------------------ */
 
-/* A value as a JSON string: a string as is, anything else (null too) serialised. */
-static json_t *json_text(json_t *v)
-{
-    if (json_is_string(v))
-        return json_incref(v);
-    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    json_t *out = json_string(s ? s : "null");
-    free(s);
-    return out;
-}
-
 static json_t *message(const char *role, json_t *content)
 {
     json_t *m = json_object();
@@ -57,66 +46,18 @@ static json_t *assistant(json_t *msg, const char **why)
         }
         return message("assistant", text);
     }
+    json_t *wire = aihttp_function_calls(calls, why);
+    if (!wire) {
+        json_decref(text);
+        return NULL;
+    }
     json_t *m = message("assistant", NULL);
-    json_t *wire = json_array();
     json_object_set_new(m, "tool_calls", wire);
     if (json_string_length(text) > 0)
         json_object_set_new(m, "tool_plan", text);
     else
         json_decref(text);
-    size_t i;
-    json_t *call;
-    json_array_foreach(calls, i, call)
-    {
-        json_t *id = json_object_get(call, "id"), *name = json_object_get(call, "name");
-        if (!json_is_string(id) || !json_is_string(name)) {
-            *why = "a tool call has no string \"id\" or \"name\"";
-            json_decref(m);
-            return NULL;
-        }
-        /* always a JSON object in a string: arguments the model got wrong (null in our
-         * response, or an invalid string) go back as "{}", the tool result says why */
-        json_t *args = aihttp_arguments_object(json_object_get(call, "arguments"));
-        json_t *fn = json_object();
-        json_object_set(fn, "name", name);
-        json_object_set_new(fn, "arguments", json_text(args));
-        json_decref(args);
-        json_t *c = json_object();
-        json_object_set(c, "id", id);
-        json_object_set_new(c, "type", json_string("function"));
-        json_object_set_new(c, "function", fn);
-        json_array_append_new(wire, c);
-    }
     return m;
-}
-
-static json_t *tools_wire(json_t *tools)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach(tools, i, t)
-    {
-        json_t *fn = json_object();
-        json_object_set(fn, "name", json_object_get(t, "name"));
-        json_t *desc = json_object_get(t, "description");
-        if (json_is_string(desc))
-            json_object_set(fn, "description", desc);
-        json_t *params = json_object_get(t, "parameters");
-        if (json_is_object(params)) {
-            json_object_set(fn, "parameters", params);
-        } else { /* a function without parameters */
-            params = json_object();
-            json_object_set_new(params, "type", json_string("object"));
-            json_object_set_new(params, "properties", json_object());
-            json_object_set_new(fn, "parameters", params);
-        }
-        json_t *tool = json_object();
-        json_object_set_new(tool, "type", json_string("function"));
-        json_object_set_new(tool, "function", fn);
-        json_array_append_new(out, tool);
-    }
-    return out;
 }
 
 /* The /v2/chat body of a checked normalised request, or NULL with *why set. */
@@ -148,7 +89,7 @@ static json_t *request_wire(const cohere *c, json_t *req, double temperature, in
                 goto fail;
             }
             /* the result object as a JSON string (Cohere also takes a list of documents) */
-            json_t *m = message("tool", json_text(content));
+            json_t *m = message("tool", aihttp_json_text(content));
             json_object_set(m, "tool_call_id", id);
             json_array_append_new(messages, m);
         } else {
@@ -161,7 +102,7 @@ static json_t *request_wire(const cohere *c, json_t *req, double temperature, in
     json_object_set_new(body, "messages", messages);
     json_t *tools = json_object_get(req, "tools");
     if (json_array_size(tools) > 0)
-        json_object_set_new(body, "tools", tools_wire(tools));
+        json_object_set_new(body, "tools", aihttp_function_tools(tools));
     json_object_set_new(body, "temperature", json_real(temperature));
     json_object_set_new(body, "max_tokens", json_integer(max_tokens));
     return body;

@@ -535,6 +535,74 @@ int aihttp_response_dump(json_t *resp, char **out, const char *who, tk_failure *
     return TK_OK;
 }
 
+/* --- the function-calling wire (Cohere v2, OpenAI chat) ------------------------------ */
+
+json_t *aihttp_json_text(json_t *v)
+{
+    if (json_is_string(v))
+        return json_incref(v);
+    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *out = json_string(s ? s : "null");
+    free(s);
+    return out;
+}
+
+json_t *aihttp_function_calls(json_t *calls, const char **why)
+{
+    json_t *wire = json_array();
+    size_t i;
+    json_t *call;
+    json_array_foreach(calls, i, call)
+    {
+        json_t *id = json_object_get(call, "id"), *name = json_object_get(call, "name");
+        if (!json_is_string(id) || !json_is_string(name)) {
+            *why = "a tool call has no string \"id\" or \"name\"";
+            json_decref(wire);
+            return NULL;
+        }
+        json_t *args = aihttp_arguments_object(json_object_get(call, "arguments"));
+        json_t *fn = json_object();
+        json_object_set(fn, "name", name);
+        json_object_set_new(fn, "arguments", aihttp_json_text(args));
+        json_decref(args);
+        json_t *c = json_object();
+        json_object_set(c, "id", id);
+        json_object_set_new(c, "type", json_string("function"));
+        json_object_set_new(c, "function", fn);
+        json_array_append_new(wire, c);
+    }
+    return wire;
+}
+
+json_t *aihttp_function_tools(json_t *tools)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *fn = json_object();
+        json_object_set(fn, "name", json_object_get(t, "name"));
+        json_t *desc = json_object_get(t, "description");
+        if (json_is_string(desc))
+            json_object_set(fn, "description", desc);
+        json_t *params = json_object_get(t, "parameters");
+        if (json_is_object(params)) {
+            json_object_set(fn, "parameters", params);
+        } else { /* a function without parameters */
+            params = json_object();
+            json_object_set_new(params, "type", json_string("object"));
+            json_object_set_new(params, "properties", json_object());
+            json_object_set_new(fn, "parameters", params);
+        }
+        json_t *tool = json_object();
+        json_object_set_new(tool, "type", json_string("function"));
+        json_object_set_new(tool, "function", fn);
+        json_array_append_new(out, tool);
+    }
+    return out;
+}
+
 /* --- the provider skeleton -------------------------------------------------------- */
 
 void aihttp_provider_free(aihttp_provider *p)

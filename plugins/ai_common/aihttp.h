@@ -151,6 +151,21 @@ json_t *aihttp_arguments_object(json_t *arguments);
  */
 json_t *aihttp_find_call(json_t *messages, size_t before, const char *id);
 
+/* A value as a JSON string: a string as is, anything else (null too) serialised. New ref. */
+json_t *aihttp_json_text(json_t *v);
+
+/*
+ * The function-calling wire Cohere v2 and OpenAI chat share. Calls:
+ * [{id, type "function", function {name, arguments: a JSON object in a
+ * string}}] from normalised tool calls (arguments the model got wrong go back
+ * as "{}"; the tool result says why); NULL with *why on a call without a
+ * string id or name.
+ */
+json_t *aihttp_function_calls(json_t *calls, const char **why);
+/* Tools: [{type "function", function {name, description?, parameters}}]; a function
+ * without parameters gets an empty object schema. */
+json_t *aihttp_function_tools(json_t *tools);
+
 /* A new response: text "", tool_calls [], finish_reason "stop", usage 0/0, provider, model. */
 json_t *aihttp_response_new(const char *provider, const char *model);
 
