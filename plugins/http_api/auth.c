@@ -386,12 +386,7 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     api_errors_free(&e);
     api_call c;
     api_call_init(&c, a, &l);
-    tk_pg *pg = NULL;
-    int rc = a->host->pg_acquire(a->inst, -1, &pg);
-    if (rc == TK_OK) {
-        rc = login_lookup(a->host->pg_conn(pg), &c);
-        a->host->pg_release(pg);
-    }
+    int rc = api_call_run(&c, 0, login_lookup); /* no transaction: one read */
     if (rc < 0) {
         json_decref(body);
         return api_db_error(a, resp, rc);
