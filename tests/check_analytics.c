@@ -255,18 +255,10 @@ static long jint(json_t *o, const char *key)
     return (long)json_integer_value(v);
 }
 
-/* A value of the daemon's /metrics (a series without labels besides plugin), or -1. */
+/* A series of the daemon's /metrics without labels besides plugin, or -1. */
 static double metric(const th_daemon *d, const char *name)
 {
-    char url[256], want[256];
-    snprintf(url, sizeof(url), "%s/metrics", d->url);
-    snprintf(want, sizeof(want), "\n%s{plugin=\"analytics\"} ", name);
-    th_response r;
-    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
-    const char *p = strstr(r.body, want);
-    double v = p ? atof(p + strlen(want)) : -1;
-    th_response_free(&r);
-    return v;
+    return th_metric(d->url, th_fmt("%s{plugin=\"analytics\"}", name));
 }
 
 /* Waits until the group has recorded `want` of the test's event ids; returns the last count. */
@@ -285,10 +277,7 @@ static long wait_processed(long want, int timeout_s)
 
 static double wait_metric(const th_daemon *d, const char *name, double want, int timeout_s)
 {
-    double end = th_now_s() + timeout_s, v;
-    while ((v = metric(d, name)) < want && th_now_s() < end)
-        usleep(50000);
-    return v;
+    return th_wait_metric(d->url, th_fmt("%s{plugin=\"analytics\"}", name), want, timeout_s);
 }
 
 /* Checks one day of a summary. */

@@ -462,23 +462,8 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
         th_pg_wait_count(dburl, "SELECT coalesce(sum(count), 0) FROM hello_event_counts", 5, 30),
         5);
     /* wait until the runtime handled all six messages, then the numbers are final */
-    char url[256];
-    snprintf(url, sizeof(url), "%s/metrics", d.url);
-    double end = th_now_s() + 30;
-    int handled = 0;
-    char last[512] = "";
-    while (!handled && th_now_s() < end) {
-        th_response r;
-        ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
-        const char *c = strstr(r.body, "taskora_consumer_");
-        snprintf(last, sizeof(last), "%s", c ? c : r.body);
-        const char *m = strstr(r.body, "taskora_consumer_succeeded_total{plugin=\"hello\"} ");
-        handled = m && atoi(m + strlen("taskora_consumer_succeeded_total{plugin=\"hello\"} ")) == 6;
-        th_response_free(&r);
-        if (!handled)
-            usleep(100000);
-    }
-    ck_assert_msg(handled, "the six messages were not all handled: %s", last);
+    ck_assert_double_eq(
+        th_wait_metric(d.url, "taskora_consumer_succeeded_total{plugin=\"hello\"}", 6, 30), 6);
     ck_assert_int_eq(
         th_pg_count(dburl,
                     "SELECT count FROM hello_event_counts WHERE event_type = 'task.created'"),
@@ -487,9 +472,8 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
         th_pg_count(dburl,
                     "SELECT count FROM hello_event_counts WHERE event_type = 'task.deleted'"),
         1);
-    snprintf(url, sizeof(url), "%s/hello", d.url);
     th_response r;
-    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(th_http("GET", th_fmt("%s/hello", d.url), NULL, 0, NULL, &r), 0);
     ck_assert_msg(strstr(r.body, "\"events\":{\"task.created\":4,\"task.deleted\":1}"), "%s",
                   r.body);
     th_response_free(&r);

@@ -215,6 +215,9 @@ int th_taskorad(const char *const *args, char **out, char **err, int timeout_ms)
 
 int th_run_suite(Suite *s)
 {
+    /* a failure message quoting a response or a log must not be cut to Check's 4 KiB, which
+     * turns the failure into an "early exit" that hides the assertion */
+    check_set_max_msg_size(1 << 20);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
@@ -521,6 +524,32 @@ long th_pg_count(const char *url, const char *sql)
     long n = atol(v);
     free(v);
     return n;
+}
+
+double th_metric(const char *base_url, const char *series)
+{
+    th_response r;
+    ck_assert_int_eq(th_http("GET", th_fmt("%s/metrics", base_url), NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ') {
+            v = atof(p + n + 1);
+            break;
+        }
+    th_response_free(&r);
+    return v;
+}
+
+double th_wait_metric(const char *base_url, const char *series, double want, int timeout_s)
+{
+    double end = th_now_s() + timeout_s, v;
+    while ((v = th_metric(base_url, series)) != want && th_now_s() < end) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return v;
 }
 
 long th_pg_wait_count(const char *url, const char *sql, long want, int timeout_s)

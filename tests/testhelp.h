@@ -65,6 +65,13 @@ int th_http(const char *method, const char *url, const char *body, size_t body_l
 /* The value of a response header (lower-case name), malloc'd, or NULL. */
 char *th_header(const th_response *r, const char *name);
 void th_response_free(th_response *r);
+/*
+ * The value of one series of base_url's /metrics, named in full with its labels as the
+ * exposition prints them (`taskora_x_total{plugin="p",reason="r"}`), or -1 when absent.
+ */
+double th_metric(const char *base_url, const char *series);
+/* Polls until that value is exactly want or timeout_s pass; returns the last value seen. */
+double th_wait_metric(const char *base_url, const char *series, double want, int timeout_s);
 
 /* Seconds on CLOCK_MONOTONIC, for deadlines and durations. */
 double th_now_s(void);
