@@ -139,50 +139,6 @@ static int fail_http(const cohere *c, const aihttp_response *r, tk_failure *f)
     return rc;
 }
 
-/* One tool call of the response. function.arguments is a JSON string that may not parse. */
-static json_t *tool_call(json_t *wire)
-{
-    json_t *call = json_object();
-    json_t *id = json_object_get(wire, "id");
-    if (json_is_string(id) && json_string_length(id) > 0) {
-        json_object_set(call, "id", id);
-    } else {
-        char buf[32];
-        aihttp_call_id(buf, sizeof(buf));
-        json_object_set_new(call, "id", json_string(buf));
-    }
-    json_t *fn = json_object_get(wire, "function");
-    json_t *name = json_object_get(fn, "name");
-    json_object_set_new(call, "name", json_is_string(name) ? json_incref(name) : json_string(""));
-    json_t *args = json_object_get(fn, "arguments");
-    json_t *parsed = NULL;
-    char why[300] = "";
-    if (json_is_object(args)) {
-        parsed = json_incref(args);
-    } else if (!args || json_is_null(args) ||
-               (json_is_string(args) &&
-                strspn(json_string_value(args), " \t\r\n") == json_string_length(args))) {
-        parsed = json_object(); /* a call without arguments */
-    } else if (json_is_string(args)) {
-        json_error_t err;
-        parsed = json_loadb(json_string_value(args), json_string_length(args), 0, &err);
-        if (!parsed)
-            snprintf(why, sizeof(why), "invalid JSON arguments: %s", err.text);
-        else if (!json_is_object(parsed))
-            snprintf(why, sizeof(why), "arguments are not a JSON object");
-    } else {
-        snprintf(why, sizeof(why), "arguments are not a JSON object");
-    }
-    if (why[0]) {
-        json_decref(parsed);
-        json_object_set_new(call, "arguments", json_null());
-        json_object_set_new(call, "arguments_error", json_string(why));
-    } else {
-        json_object_set_new(call, "arguments", parsed);
-    }
-    return call;
-}
-
 /* Translates a 2xx /v2/chat answer into the normalised response. */
 static int parse_answer(const cohere *c, const aihttp_response *r, char **out, tk_failure *f)
 {
@@ -246,9 +202,11 @@ static int parse_answer(const cohere *c, const aihttp_response *r, char **out, t
     json_object_set_new(resp, "text", json_stringn(text ? text : "", text ? n : 0));
     free(text);
     json_t *calls = json_object_get(resp, "tool_calls");
+    json_t *taken = json_object();
     json_t *wire;
     json_array_foreach(json_object_get(msg, "tool_calls"), i, wire)
-        json_array_append_new(calls, tool_call(wire));
+        json_array_append_new(calls, aihttp_function_call_parse(wire, taken));
+    json_decref(taken);
 
     const char *finish;
     if (!reason || strcmp(reason, "COMPLETE") == 0 || strcmp(reason, "STOP_SEQUENCE") == 0)

@@ -574,6 +574,53 @@ json_t *aihttp_function_calls(json_t *calls, const char **why)
     return wire;
 }
 
+json_t *aihttp_function_call_parse(json_t *wire, json_t *taken)
+{
+    json_t *call = json_object();
+    json_t *id = json_object_get(wire, "id");
+    if (json_is_string(id) && json_string_length(id) > 0 &&
+        !json_object_get(taken, json_string_value(id))) {
+        json_object_set(call, "id", id);
+    } else {
+        char buf[32];
+        aihttp_call_id(buf, sizeof(buf));
+        json_object_set_new(call, "id", json_string(buf));
+    }
+    json_object_set_new(taken, json_string_value(json_object_get(call, "id")), json_true());
+    json_t *fn = json_object_get(wire, "function");
+    if (!json_is_object(fn))
+        fn = wire; /* tolerated: {name, arguments} without the function wrapper */
+    json_t *name = json_object_get(fn, "name");
+    json_object_set_new(call, "name", json_is_string(name) ? json_incref(name) : json_string(""));
+    json_t *args = json_object_get(fn, "arguments");
+    json_t *parsed = NULL;
+    char why[300] = "";
+    if (json_is_object(args)) {
+        parsed = json_incref(args);
+    } else if (!args || json_is_null(args) ||
+               (json_is_string(args) &&
+                strspn(json_string_value(args), " \t\r\n") == json_string_length(args))) {
+        parsed = json_object(); /* a call without arguments */
+    } else if (json_is_string(args)) {
+        json_error_t err;
+        parsed = json_loadb(json_string_value(args), json_string_length(args), 0, &err);
+        if (!parsed)
+            snprintf(why, sizeof(why), "invalid JSON arguments: %s", err.text);
+        else if (!json_is_object(parsed))
+            snprintf(why, sizeof(why), "arguments are not a JSON object");
+    } else {
+        snprintf(why, sizeof(why), "arguments are not a JSON object");
+    }
+    if (why[0]) {
+        json_decref(parsed);
+        json_object_set_new(call, "arguments", json_null());
+        json_object_set_new(call, "arguments_error", json_string(why));
+    } else {
+        json_object_set_new(call, "arguments", parsed);
+    }
+    return call;
+}
+
 json_t *aihttp_function_tools(json_t *tools)
 {
     json_t *out = json_array();

@@ -162,6 +162,14 @@ json_t *aihttp_json_text(json_t *v);
  * string id or name.
  */
 json_t *aihttp_function_calls(json_t *calls, const char **why);
+/*
+ * One tool call of a response, normalised: {id, name, arguments}. function.arguments is a
+ * JSON string that may not parse (then arguments is null and arguments_error says why) or,
+ * from some servers, already an object; {name, arguments} without the function wrapper is
+ * tolerated. `taken` holds the ids of the calls before it: a missing or repeated id is
+ * replaced by a new one.
+ */
+json_t *aihttp_function_call_parse(json_t *wire, json_t *taken);
 /* Tools: [{type "function", function {name, description?, parameters}}]; a function
  * without parameters gets an empty object schema. */
 json_t *aihttp_function_tools(json_t *tools);

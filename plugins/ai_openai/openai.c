@@ -175,58 +175,6 @@ static int fail_http(const openai *o, const aihttp_response *r, tk_failure *f)
     return rc;
 }
 
-/*
- * One tool call of the response. function.arguments is a JSON string that
- * may not parse, or (some servers) already an object. `taken` holds the ids
- * of the calls before it: a missing or repeated id is replaced by a new one.
- */
-static json_t *tool_call(json_t *wire, json_t *taken)
-{
-    json_t *call = json_object();
-    json_t *id = json_object_get(wire, "id");
-    if (json_is_string(id) && json_string_length(id) > 0 &&
-        !json_object_get(taken, json_string_value(id))) {
-        json_object_set(call, "id", id);
-    } else {
-        char buf[32];
-        aihttp_call_id(buf, sizeof(buf));
-        json_object_set_new(call, "id", json_string(buf));
-    }
-    json_object_set_new(taken, json_string_value(json_object_get(call, "id")), json_true());
-    json_t *fn = json_object_get(wire, "function");
-    if (!json_is_object(fn))
-        fn = wire; /* tolerated: {name, arguments} without the function wrapper */
-    json_t *name = json_object_get(fn, "name");
-    json_object_set_new(call, "name", json_is_string(name) ? json_incref(name) : json_string(""));
-    json_t *args = json_object_get(fn, "arguments");
-    json_t *parsed = NULL;
-    char why[300] = "";
-    if (json_is_object(args)) {
-        parsed = json_incref(args);
-    } else if (!args || json_is_null(args) ||
-               (json_is_string(args) &&
-                strspn(json_string_value(args), " \t\r\n") == json_string_length(args))) {
-        parsed = json_object(); /* a call without arguments */
-    } else if (json_is_string(args)) {
-        json_error_t err;
-        parsed = json_loadb(json_string_value(args), json_string_length(args), 0, &err);
-        if (!parsed)
-            snprintf(why, sizeof(why), "invalid JSON arguments: %s", err.text);
-        else if (!json_is_object(parsed))
-            snprintf(why, sizeof(why), "arguments are not a JSON object");
-    } else {
-        snprintf(why, sizeof(why), "arguments are not a JSON object");
-    }
-    if (why[0]) {
-        json_decref(parsed);
-        json_object_set_new(call, "arguments", json_null());
-        json_object_set_new(call, "arguments_error", json_string(why));
-    } else {
-        json_object_set_new(call, "arguments", parsed);
-    }
-    return call;
-}
-
 /* message.content as text: a string, null, or (some servers) [{type:"text",text}]. New ref. */
 static json_t *answer_text(json_t *content)
 {
@@ -298,11 +246,11 @@ static int parse_answer(const openai *o, const aihttp_response *r, char **out, t
     size_t i;
     json_t *wire;
     json_array_foreach(json_object_get(msg, "tool_calls"), i, wire)
-        json_array_append_new(calls, tool_call(wire, taken));
+        json_array_append_new(calls, aihttp_function_call_parse(wire, taken));
     json_t *legacy = json_object_get(msg, "function_call"); /* the pre-tools form */
     if (json_array_size(calls) == 0 && json_is_object(legacy)) {
         json_t *w = json_pack("{s:O}", "function", legacy);
-        json_array_append_new(calls, tool_call(w, taken));
+        json_array_append_new(calls, aihttp_function_call_parse(w, taken));
         json_decref(w);
     }
     json_decref(taken);
