@@ -1042,6 +1042,96 @@ START_TEST(test_gemini_call_ids_kept)
 }
 END_TEST
 
+/* Tool schemas as JSON Schema generators write them: references, unions, type lists, allOf. */
+START_TEST(test_gemini_json_schema_forms)
+{
+    start(GEMINI, NULL);
+    fake_ai_text(C.fake, "ok");
+    const char *ask =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"plan\"}], \"tools\": [{"
+        " \"name\": \"plan\", \"parameters\": {"
+        "  \"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"type\": \"object\","
+        "  \"$defs\": {\"tag\": {\"type\": \"object\", \"title\": \"Tag\","
+        "     \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": 50},"
+        "       \"colour\": {\"type\": \"string\", \"pattern\": \"^#[0-9a-f]{6}$\"}},"
+        "     \"required\": [\"name\"], \"additionalProperties\": false},"
+        "   \"node\": {\"type\": \"object\", \"properties\": {\"title\": {\"type\": \"string\"},"
+        "     \"children\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/node\"}}}},"
+        "   \"a/b\": {\"type\": \"integer\", \"exclusiveMinimum\": 0}},"
+        "  \"properties\": {"
+        "   \"tags\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/tag\"},"
+        "     \"uniqueItems\": true},"
+        "   \"main\": {\"$ref\": \"#/$defs/tag\", \"description\": \"the main tag\"},"
+        "   \"due\": {\"oneOf\": [{\"type\": \"string\", \"format\": \"date-time\"},"
+        "     {\"type\": \"null\"}]},"
+        "   \"note\": {\"type\": [\"string\", \"null\"], \"description\": \"optional\"},"
+        "   \"size\": {\"type\": [\"integer\", \"string\"]},"
+        "   \"owner\": {\"allOf\": [{\"$ref\": \"#/$defs/tag\"},"
+        "     {\"properties\": {\"since\": {\"type\": \"string\"}}, \"required\": [\"since\"]}]},"
+        "   \"tree\": {\"$ref\": \"#/$defs/node\"},"
+        "   \"slash\": {\"$ref\": \"#/$defs/a~1b\"},"
+        "   \"far\": {\"$ref\": \"https://example.com/schema.json\", \"type\": \"string\"}},"
+        "  \"required\": [\"tags\", \"gone\"]}}]}";
+    chat_result r = chat(ask);
+    assert_ok(r); /* the fake refuses every field outside Gemini's Schema */
+    assert_sent(1);
+    json_t *b = fake_ai_request(C.fake, 0);
+    json_t *params = json_object_get(
+        json_array_get(pget(json_array_get(json_object_get(b, "tools"), 0), "functionDeclarations"),
+                       0),
+        "parameters");
+    static const char *const gone[] = {"$ref",        "$defs",
+                                       "oneOf",       "allOf",
+                                       "$schema",     "additionalProperties",
+                                       "uniqueItems", "exclusiveMinimum",
+                                       NULL};
+    for (int i = 0; gone[i]; i++)
+        ck_assert_msg(!has_key_deep(params, gone[i]), "%s was sent: %s", gone[i], jdump(params));
+    json_t *props = json_object_get(params, "properties");
+    /* a reference is the definition, its limits kept; the keys beside it win */
+    json_t *tag = json_object_get(json_object_get(props, "tags"), "items");
+    ck_assert_str_eq(sget(tag, "type"), "object");
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(tag, "properties"), "name"), "maxLength")),
+                     50);
+    ck_assert_msg(jeq(json_object_get(tag, "required"), "[\"name\"]"), "%s", jdump(tag));
+    ck_assert_str_eq(sget(json_object_get(props, "main"), "description"), "the main tag");
+    ck_assert_str_eq(sget(json_object_get(props, "slash"), "type"), "integer");
+    /* unions */
+    json_t *due = json_object_get(json_object_get(props, "due"), "anyOf");
+    ck_assert_int_eq(json_array_size(due), 2);
+    ck_assert_str_eq(sget(json_array_get(due, 0), "format"), "date-time");
+    json_t *note = json_object_get(props, "note");
+    ck_assert_str_eq(sget(note, "type"), "string");
+    ck_assert(json_is_true(json_object_get(note, "nullable")));
+    ck_assert_msg(jeq(json_object_get(json_object_get(props, "size"), "anyOf"),
+                      "[{\"type\": \"integer\"}, {\"type\": \"string\"}]"),
+                  "%s", jdump(json_object_get(props, "size")));
+    /* allOf: one schema with both parts' properties and required */
+    json_t *owner = json_object_get(props, "owner");
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(owner, "properties"), "name"));
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(owner, "properties"), "since"));
+    ck_assert_msg(jeq(json_object_get(owner, "required"), "[\"name\", \"since\"]"), "%s",
+                  jdump(owner));
+    /* a recursive definition is followed a bounded number of levels */
+    json_t *node = json_object_get(props, "tree");
+    int levels = 0;
+    while (json_object_get(node, "properties")) {
+        levels++;
+        node = json_object_get(json_object_get(json_object_get(node, "properties"), "children"),
+                               "items");
+    }
+    ck_assert_int_gt(levels, 2);
+    ck_assert_int_lt(levels, 20);
+    /* another document's schema cannot be read: the keys beside it remain */
+    ck_assert_str_eq(sget(json_object_get(props, "far"), "type"), "string");
+    /* required names only properties that exist */
+    ck_assert_msg(jeq(json_object_get(params, "required"), "[\"tags\"]"), "%s",
+                  jdump(json_object_get(params, "required")));
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(test_gemini_error_in_array)
 {
     start(GEMINI, NULL);
@@ -1808,6 +1898,7 @@ int main(void)
     tcase_add_test(g, test_gemini_thoughts_not_in_text);
     tcase_add_test(g, test_gemini_call_ids_kept);
     tcase_add_test(g, test_gemini_error_in_array);
+    tcase_add_test(g, test_gemini_json_schema_forms);
     suite_add_tcase(s, g);
 
     TCase *c = tcase_create("cohere");
