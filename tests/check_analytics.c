@@ -308,42 +308,18 @@ static double jnum(json_t *s, const char *key)
     return json_number_value(v);
 }
 
-/* Reads the messages of one DLQ topic; returns how many carry `needle` in x-taskora-error. */
+/* A dead-lettered message of this plugin whose x-taskora-error carries the needle. */
+static int ours_with(const th_dlq_msg *m, void *needle)
+{
+    return strstr(m->error, needle) && strcmp(m->consumer, "analytics") == 0;
+}
+
+/* Reads the messages of one DLQ topic; returns how many (up to want) are ours_with(needle). */
 static int dlq_count(const char *topic, const char *needle, int want)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    int got = 0;
-    double end = th_now_s() + 30;
-    while (got < want && th_now_s() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m && !m->err) {
-            rd_kafka_headers_t *h = NULL;
-            const void *v;
-            size_t sz;
-            char err[256] = "", consumer[64] = "";
-            if (!rd_kafka_message_headers(m, &h)) {
-                if (!rd_kafka_header_get_last(h, "x-taskora-error", &v, &sz))
-                    snprintf(err, sizeof(err), "%.*s", (int)sz, (const char *)v);
-                if (!rd_kafka_header_get_last(h, "x-taskora-consumer", &v, &sz))
-                    snprintf(consumer, sizeof(consumer), "%.*s", (int)sz, (const char *)v);
-            }
-            if (strstr(err, needle) && strcmp(consumer, "analytics") == 0)
-                got++;
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return got;
+    th_dlq_msg m[8];
+    ck_assert_int_le(want, 8);
+    return th_dlq_read(bootstrap, topic, m, want, 30, ours_with, (void *)needle);
 }
 
 /* ---- the burst ----------------------------------------------------------------------------- */

@@ -314,57 +314,6 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
 }
 END_TEST
 
-/* What the test looks at in one DLQ message (copied: messages must be freed before their
- * consumer is destroyed). */
-typedef struct dlq_msg {
-    size_t len;
-    char error[256], attempts[16], consumer[64], topic[64], partition[16], offset[32];
-} dlq_msg;
-
-static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t sz;
-    out[0] = '\0';
-    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
-        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
-}
-
-/* Reads up to n messages of task-events.dlq from the start; returns how many it got. */
-static int read_dlq(dlq_msg *out, int n)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "task-events.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    int got = 0;
-    double end = th_now_s() + 30;
-    while (got < n && th_now_s() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m && !m->err) {
-            dlq_msg *d = &out[got++];
-            d->len = m->len;
-            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
-            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
-            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
-            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
-            copy_header(m, "x-taskora-original-partition", d->partition, sizeof(d->partition));
-            copy_header(m, "x-taskora-original-offset", d->offset, sizeof(d->offset));
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return got;
-}
-
 START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
 {
     produce_raw("this is not json");
@@ -382,8 +331,8 @@ START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
                                      " WHERE event_id = 'bare-1'");
     ck_assert_str_eq(bare, "task.deleted:9");
     free(bare);
-    dlq_msg m[3];
-    ck_assert_int_eq(read_dlq(m, 3), 3);
+    th_dlq_msg m[3];
+    ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 3, 30, NULL, NULL), 3);
     int seen_poison = 0, seen_retry = 0, seen_fail = 0;
     for (int i = 0; i < 3; i++) {
         ck_assert_str_eq(m[i].consumer, "sink");

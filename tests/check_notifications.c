@@ -601,53 +601,6 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
 }
 END_TEST
 
-/* Reads up to n messages of task-events.dlq; copies the headers the test looks at. */
-typedef struct dlq_msg {
-    size_t len;
-    char error[256], consumer[64], topic[64], attempts[16];
-} dlq_msg;
-
-static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t sz;
-    out[0] = '\0';
-    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
-        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
-}
-
-static int read_dlq(dlq_msg *out, int n, int timeout_s)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "task-events.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    int got = 0;
-    double end = th_now_s() + timeout_s;
-    while (got < n && th_now_s() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m && !m->err) {
-            dlq_msg *d = &out[got++];
-            d->len = m->len;
-            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
-            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
-            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
-            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return got;
-}
-
 START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
 {
     th_daemon w;
@@ -663,8 +616,8 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
                      0);
     ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
     rd_kafka_destroy(p);
-    dlq_msg m[1];
-    ck_assert_int_eq(read_dlq(m, 1, 30), 1);
+    th_dlq_msg m[1];
+    ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 1, 30, NULL, NULL), 1);
     ck_assert_uint_eq(m[0].len, strlen(poison));
     ck_assert_str_eq(m[0].consumer, "notif");
     ck_assert_str_eq(m[0].topic, "task-events");
