@@ -351,7 +351,8 @@ static json_t *pget(json_t *o, const char *camel)
 }
 
 /* Every key of o is in allowed (NULL-terminated); proto: snake_case spellings accepted too. */
-static int known_keys(json_t *o, const char *const *allowed, int proto, const char *where, verr *e)
+/* The first key of o not in allowed (with proto, also as snake_case), or NULL. */
+static const char *unknown_key(json_t *o, const char *const *allowed, int proto)
 {
     const char *k;
     json_t *v;
@@ -364,8 +365,16 @@ static int known_keys(json_t *o, const char *const *allowed, int proto, const ch
             ok = strcmp(k, allowed[i]) == 0 || (proto && strcmp(k, snake) == 0);
         }
         if (!ok)
-            return fail(e, "Invalid JSON payload received. Unknown name \"%s\" at '%s'", k, where);
+            return k;
     }
+    return NULL;
+}
+
+static int known_keys(json_t *o, const char *const *allowed, int proto, const char *where, verr *e)
+{
+    const char *k = unknown_key(o, allowed, proto);
+    if (k)
+        return fail(e, "Invalid JSON payload received. Unknown name \"%s\" at '%s'", k, where);
     return 0;
 }
 
@@ -930,16 +939,9 @@ static int cohere_validate(json_t *b, verr *e)
                                       NULL};
     if (!json_is_object(b))
         return fail(e, "invalid request: the body must be a JSON object");
-    const char *key;
-    json_t *v;
-    json_object_foreach(b, key, v)
-    {
-        int ok = 0;
-        for (int i = 0; top[i] && !ok; i++)
-            ok = strcmp(key, top[i]) == 0;
-        if (!ok)
-            return fail(e, "invalid request: unknown field \"%s\"", key);
-    }
+    const char *key = unknown_key(b, top, 0);
+    if (key)
+        return fail(e, "invalid request: unknown field \"%s\"", key);
     json_t *model = json_object_get(b, "model");
     if (!json_is_string(model) || !json_string_length(model))
         return fail(e, "invalid request: model must be a non-empty string");
@@ -1345,16 +1347,9 @@ static int openai_validate(json_t *b, verr *e)
                                       NULL};
     if (!json_is_object(b))
         return fail(e, "Invalid type for request body: expected an object");
-    const char *key;
-    json_t *v;
-    json_object_foreach(b, key, v)
-    {
-        int ok = 0;
-        for (int i = 0; top[i] && !ok; i++)
-            ok = strcmp(key, top[i]) == 0;
-        if (!ok)
-            return fail(e, "Unrecognized request argument supplied: %s", key);
-    }
+    const char *key = unknown_key(b, top, 0);
+    if (key)
+        return fail(e, "Unrecognized request argument supplied: %s", key);
     json_t *model = json_object_get(b, "model");
     if (!json_is_string(model) || !json_string_length(model))
         return fail(e, "you must provide a model parameter");
