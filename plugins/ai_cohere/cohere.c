@@ -253,8 +253,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 {
     aihttp_provider *p;
     char *base;
-    int rc = aihttp_provider_new(host, inst, "command-r-plus-08-2024", "https://api.cohere.com",
-                                 NULL, "/v2/chat", &p, &base);
+    int rc = aihttp_provider_new(host, inst, NULL, "/v2/chat", &p, &base);
     if (rc < 0)
         return rc;
     if (!p->api_key[0])

@@ -661,9 +661,8 @@ void aihttp_provider_free(aihttp_provider *p)
     aihttp_global_cleanup();
 }
 
-int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *default_model,
-                        const char *default_base, const char *strip_prefix, const char *path_fmt,
-                        aihttp_provider **out, char **base_out)
+int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *strip_prefix,
+                        const char *path_fmt, aihttp_provider **out, char **base_out)
 {
     *out = NULL;
     if (base_out)
@@ -680,10 +679,10 @@ int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *defa
     p->host = host;
     p->inst = inst;
     p->api_key = aihttp_cfg_string(host, inst, "api_key", "");
-    p->model = aihttp_cfg_string(host, inst, "model", default_model);
+    p->model = aihttp_cfg_string(host, inst, "model", "");
     if (strip_prefix && strncmp(p->model, strip_prefix, strlen(strip_prefix)) == 0)
         p->model += strlen(strip_prefix);
-    char *base = aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", default_base));
+    char *base = aihttp_base_url(aihttp_cfg_string(host, inst, "base_url", ""));
     int64_t timeout = aihttp_cfg_int(host, inst, "timeout_ms", 30000);
     p->temperature = aihttp_cfg_double(host, inst, "temperature", 0.7);
     p->max_tokens = aihttp_cfg_int(host, inst, "max_tokens", 1024);

@@ -202,16 +202,16 @@ typedef struct aihttp_provider {
 
 /*
  * From init(): initialises libcurl, reads api_key, model, base_url,
- * timeout_ms, temperature and max_tokens (with these defaults when the host
- * has no value), strips strip_prefix (or NULL) from the model, and builds
- * url from base_url and path_fmt, whose one %s (if any) is the model.
- * Refuses (logged, TK_EINVAL) an empty base_url or model and a timeout or
- * max_tokens out of range. TK_OK with *out, else the code and *out NULL.
- * *base_out (may be NULL) gets the base URL for the plugin's log line; free it.
+ * timeout_ms, temperature and max_tokens (their defaults are the plugin's
+ * config table's, which the host fills in), strips strip_prefix (or NULL)
+ * from the model, and builds url from base_url and path_fmt, whose one %s
+ * (if any) is the model. Refuses (logged, TK_EINVAL) an empty base_url or
+ * model and a timeout or max_tokens out of range. TK_OK with *out, else the
+ * code and *out NULL. *base_out (may be NULL) gets the base URL for the
+ * plugin's log line; free it.
  */
-int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *default_model,
-                        const char *default_base, const char *strip_prefix, const char *path_fmt,
-                        aihttp_provider **out, char **base_out);
+int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *strip_prefix,
+                        const char *path_fmt, aihttp_provider **out, char **base_out);
 /* From destroy() (NULL is fine). */
 void aihttp_provider_free(aihttp_provider *p);
 

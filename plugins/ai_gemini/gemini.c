@@ -617,7 +617,6 @@ static int parse_answer(const gemini *g, const aihttp_response *r, char **out, t
 
 /* --- chat ------------------------------------------------------------------------ */
 
-/* One attempt; *status gets the HTTP status (0 when there was none). */
 static const aihttp_wire wire = {.who = WHO,
                                  .provider = PROVIDER,
                                  .key_header = "x-goog-api-key: ",
@@ -639,9 +638,8 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 {
     aihttp_provider *p;
     char *base;
-    int rc = aihttp_provider_new(host, inst, "gemini-2.0-flash",
-                                 "https://generativelanguage.googleapis.com", "models/",
-                                 "/v1beta/models/%s:generateContent", &p, &base);
+    int rc =
+        aihttp_provider_new(host, inst, "models/", "/v1beta/models/%s:generateContent", &p, &base);
     if (rc < 0)
         return rc;
     if (!p->api_key[0])

@@ -306,8 +306,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 {
     aihttp_provider *p;
     char *base;
-    int rc = aihttp_provider_new(host, inst, "llama3.1", "http://127.0.0.1:8080", NULL,
-                                 "/v1/chat/completions", &p, &base);
+    int rc = aihttp_provider_new(host, inst, NULL, "/v1/chat/completions", &p, &base);
     if (rc < 0)
         return rc;
     host->log(inst, TK_LOG_INFO, "OpenAI-compatible model %s at %s (%s)", p->model, base,
