@@ -597,15 +597,9 @@ static void suite_up(void)
     free(out);
     free(err);
 
-    char *log = th_write(dir, "api.log", "");
-    rc = th_daemon_start(&daemon_, cfg, log, 30000);
-    if (rc != 0) {
-        char *text = th_read(log);
-        ck_abort_msg("taskorad did not start: %s", text);
-    }
+    th_daemon_start_named(&daemon_, dir, cfg, "api");
     snprintf(base_url, sizeof(base_url), "%s", daemon_.url);
     free(cfg);
-    free(log);
     suite_state = 1;
 }
 

@@ -107,14 +107,8 @@ static void start(setup s)
                s.fallback ? s.fallback : "[]", s.gemini_key ? s.gemini_key : GEMINI_KEY,
                fake_ai_base_url(gemini), s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY,
                fake_ai_base_url(cohere), s.timeout_ms ? s.timeout_ms : 5000));
-    char *log = th_write(dir, th_fmt("chat-%d.log", (int)getpid()), "");
-    int rc = th_daemon_start(&d, cfg, log, 30000);
-    if (rc != 0) {
-        char *text = th_read(log);
-        ck_abort_msg("taskorad did not start: %s", text);
-    }
+    th_daemon_start_named(&d, dir, cfg, th_fmt("chat-%d", (int)getpid()));
     free(cfg);
-    free(log);
 
     /* a user of our own */
     static int seq;

@@ -45,14 +45,7 @@ static char *write_config(const char *name, int relay, int slow_ms)
 
 static void start_daemon(th_daemon *d, const char *cfg, const char *name)
 {
-    char logname[64];
-    snprintf(logname, sizeof(logname), "%s.log", name);
-    char *log = th_write(dir, logname, "");
-    int rc = th_daemon_start(d, cfg, log, 30000);
-    char *text = th_read(log);
-    ck_assert_msg(rc == 0, "%s did not start: %s", name, text);
-    free(text);
-    free(log);
+    th_daemon_start_named(d, dir, cfg, name);
 }
 
 static void stop_daemon(th_daemon *d)

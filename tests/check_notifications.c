@@ -245,13 +245,7 @@ static char *worker_config(const char *name, int poll_ms)
 
 static void start_daemon(th_daemon *d, const char *cfg, const char *name)
 {
-    char *log = th_write(dir, th_fmt("%s.log", name), "");
-    int rc = th_daemon_start(d, cfg, log, 30000);
-    if (rc != 0) {
-        char *text = th_read(log);
-        ck_abort_msg("%s did not start: %s", name, text);
-    }
-    free(log);
+    th_daemon_start_named(d, dir, cfg, name);
 }
 
 static void start_worker(th_daemon *d, const char *name, int poll_ms)

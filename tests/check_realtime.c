@@ -191,14 +191,8 @@ static void wait_ready(const th_daemon *d)
 static void start(th_daemon *d, const char *name)
 {
     char *cfg = config(name);
-    char *log = th_write(dir, th_fmt("%s.log", name), "");
-    int rc = th_daemon_start(d, cfg, log, 30000);
-    if (rc != 0) {
-        char *text = th_read(log);
-        ck_abort_msg("%s did not start: %s", name, text);
-    }
+    th_daemon_start_named(d, dir, cfg, name);
     free(cfg);
-    free(log);
 }
 
 static void suite_up(void)

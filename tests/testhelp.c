@@ -275,6 +275,14 @@ int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int 
     return rc;
 }
 
+void th_daemon_start_named(th_daemon *d, const char *dir, const char *config, const char *name)
+{
+    char log[4096];
+    snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+    if (th_daemon_start(d, config, log, 30000) != 0)
+        ck_abort_msg("%s did not start: %s", name, th_read(log));
+}
+
 int th_daemon_wait(th_daemon *d, int timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;

@@ -41,6 +41,11 @@ typedef struct th_daemon {
 /* Starts taskorad run -c config, logging to log_path; waits until it serves HTTP (url set). 0 ok.
  */
 int th_daemon_start(th_daemon *d, const char *config, const char *log_path, int timeout_ms);
+/*
+ * th_daemon_start with its log in dir/NAME.log and 30 s to become ready; a start that fails
+ * aborts the test, quoting the log.
+ */
+void th_daemon_start_named(th_daemon *d, const char *dir, const char *config, const char *name);
 /* Starts it without waiting for HTTP (for configs that must fail). */
 int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path);
 /* Waits for exit; returns the exit code, 128+signal if killed by one, or -1 on timeout. */
