@@ -139,20 +139,23 @@ static void clean_type(json_t *out, json_t *type)
  */
 static json_t *clean_schema(json_t *s, json_t *root, int depth)
 {
-    json_t *out = json_object();
     if (!json_is_object(s) || depth > SCHEMA_MAX_DEPTH)
-        return out; /* true, or a recursion cut: any value */
+        return json_object(); /* true, or a recursion cut: any value */
     json_t *ref = json_object_get(s, "$ref"), *target;
     if (json_is_string(ref) && (target = schema_ref(root, json_string_value(ref)))) {
         json_t *m = json_is_object(target) ? json_copy(target) : json_object();
         const char *k;
         json_t *v;
-        json_object_foreach(s, k, v) if (strcmp(k, "$ref") != 0) json_object_set(m, k, v);
-        json_decref(out);
-        out = clean_schema(m, root, depth + 1);
+        json_object_foreach(s, k, v)
+        {
+            if (strcmp(k, "$ref") != 0)
+                json_object_set(m, k, v);
+        }
+        json_t *out = clean_schema(m, root, depth + 1);
         json_decref(m);
         return out;
     }
+    json_t *out = json_object();
     const char *k;
     json_t *v;
     json_object_foreach(s, k, v)
@@ -196,9 +199,11 @@ static json_t *clean_schema(json_t *s, json_t *root, int depth)
     json_t *req = json_object_get(out, "required");
     if (req) {
         json_t *props = json_object_get(out, "properties"), *kept = json_array(), *r;
-        json_array_foreach(req, i,
-                           r) if (json_is_string(r) && json_object_get(props, json_string_value(r)))
-            json_array_append(kept, r);
+        json_array_foreach(req, i, r)
+        {
+            if (json_is_string(r) && json_object_get(props, json_string_value(r)))
+                json_array_append(kept, r);
+        }
         if (json_array_size(kept))
             json_object_set_new(out, "required", kept);
         else {
