@@ -542,11 +542,12 @@ double th_metric(const char *base_url, const char *series)
     ck_assert_int_eq(r.status, 200);
     double v = -1;
     size_t n = strlen(series);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, series, n) && p[n] == ' ') {
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, series, n) && p[n] == ' ') { /* one line: series value */
             v = atof(p + n + 1);
             break;
         }
+    }
     th_response_free(&r);
     return v;
 }
