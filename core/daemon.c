@@ -281,7 +281,8 @@ int tk_daemon_run(const tk_settings *s)
                                .cors_origins = s->http_cors_origins,
                                .max_connections = s->http_max_connections,
                                .timeout_s = s->http_timeout_s,
-                               .sse_keepalive_ms = s->http_sse_keepalive_s * 1000};
+                               .sse_keepalive_ms = s->http_sse_keepalive_s * 1000,
+                               .trusted_proxies = s->http_trusted_proxies};
         http = tk_http_new(&opt, metrics, err, sizeof(err));
         if (!http) {
             tk_logf(NULL, TK_LOG_ERROR, "%s", err);

@@ -458,6 +458,7 @@ static const tk_host host_table = {
     .sse_comment = tk_sse_comment,
     .sse_close = tk_sse_close,
     .sse_release = tk_sse_release,
+    .http_client_addr = tk_http_req_client,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "ids.h"
 #include "log.h"
+#include "netaddr.h"
 #include "routes.h"
 
 #define JSON_CT "application/json; charset=utf-8"
@@ -46,6 +47,8 @@ struct tk_http_server {
     int nprobes;
     const char *_Atomic not_ready_reason;
     char url[96];
+    tk_cidr *trusted; /* http.trusted_proxies */
+    size_t ntrusted;
     tk_http_auth_fn auth; /* the process's authenticator (set during init), or NULL */
     void *auth_ud;
     pthread_mutex_t sse_lock; /* guards the list of open event streams */
@@ -65,6 +68,7 @@ struct tk_http_request {
     int responded;
     struct timespec start;
     char request_id[130];
+    char client[48]; /* the client's address (see tk_http_req_client) */
 };
 
 typedef struct resp_header {
@@ -115,6 +119,19 @@ const char *tk_http_req_body(const tk_http_request *req, size_t *len)
 }
 
 const char *tk_http_req_id(const tk_http_request *req) { return req->request_id; }
+
+const char *tk_http_req_client(const tk_http_request *req) { return req->client; }
+
+/* Who sent the request: the peer, or the client a trusted proxy names. */
+static void find_client(tk_http_server *srv, tk_http_request *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char peer[48];
+    tk_sockaddr_text(ci ? ci->client_addr : NULL, peer, sizeof(peer));
+    tk_client_addr(peer, tk_http_req_header(req, "X-Forwarded-For"), srv->trusted, srv->ntrusted,
+                   req->client, sizeof(req->client));
+}
 
 /* ---- response setters ------------------------------------------------- */
 
@@ -276,7 +293,13 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     pthread_mutex_init(&srv->sse_lock, NULL);
     srv->sse_keepalive_ms = opt->sse_keepalive_ms > 0 ? opt->sse_keepalive_ms : 30000;
     atomic_store(&srv->not_ready_reason, "starting");
-    if (!srv->listen || !srv->app_id || !srv->routes) {
+    size_t nprox = json_array_size(opt->trusted_proxies);
+    srv->trusted = calloc(nprox ? nprox : 1, sizeof(*srv->trusted));
+    for (size_t i = 0; srv->trusted && i < nprox; i++)
+        if (tk_cidr_parse(json_string_value(json_array_get(opt->trusted_proxies, i)),
+                          &srv->trusted[srv->ntrusted]) == 0)
+            srv->ntrusted++;
+    if (!srv->trusted || !srv->listen || !srv->app_id || !srv->routes) {
         snprintf(err, errlen, "out of memory");
         tk_http_free(srv);
         return NULL;
@@ -313,6 +336,7 @@ void tk_http_free(tk_http_server *srv)
     pthread_mutex_destroy(&srv->active_lock);
     pthread_mutex_destroy(&srv->sse_lock);
     pthread_cond_destroy(&srv->active_cond);
+    free(srv->trusted);
     free(srv->listen);
     free(srv->app_id);
     free(srv);
@@ -750,6 +774,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         req->method = method;
         req->path = url;
+        find_client(srv, req);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
         if (rid && request_id_ok(rid))
             snprintf(req->request_id, sizeof(req->request_id), "%s", rid);

@@ -18,6 +18,7 @@ typedef struct tk_http_options {
     int max_connections;
     int timeout_s;
     int sse_keepalive_ms; /* ": keepalive" on idle event streams (0: 30 s) */
+    json_t *trusted_proxies; /* array of "ADDR" / "ADDR/BITS" (borrowed), or NULL */
 } tk_http_options;
 
 /* Creates a stopped server and registers the core routes. NULL with a reason in err. */
@@ -58,6 +59,7 @@ const char *tk_http_req_query(const tk_http_request *req, const char *name);
 const char *tk_http_req_header(const tk_http_request *req, const char *name);
 const char *tk_http_req_body(const tk_http_request *req, size_t *len);
 const char *tk_http_req_id(const tk_http_request *req);
+const char *tk_http_req_client(const tk_http_request *req);
 void tk_http_resp_status(tk_http_response *resp, int status);
 int tk_http_resp_header(tk_http_response *resp, const char *name, const char *value);
 int tk_http_resp_body(tk_http_response *resp, const char *content_type, const void *body,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "netaddr.h"
 
 static const tk_config_field log_fields[] = {
     {"level", TK_CFG_STRING, 0, "\"info\"", "debug|info|warn|error", "lowest level printed", NULL},
@@ -72,6 +73,8 @@ static const tk_config_field http_fields[] = {
     {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL},
     {"sse_keepalive_s", TK_CFG_INT, 0, "30", NULL,
      "a \": keepalive\" line on event streams idle this long", NULL},
+    {"trusted_proxies", TK_CFG_STRING_LIST, 0, "[]", NULL,
+     "proxies (ADDR or ADDR/BITS) whose X-Forwarded-For names the client", NULL},
     {0}};
 
 static const tk_config_field dapr_fields[] = {
@@ -263,6 +266,22 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
     s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
+    s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
+    {
+        size_t i;
+        json_t *it;
+        tk_cidr net;
+        json_array_foreach(s->http_trusted_proxies, i, it)
+        {
+            if (tk_cidr_parse(json_string_value(it), &net)) {
+                snprintf(msg, sizeof(msg),
+                         "http.trusted_proxies[%zu]: \"%s\" is not an address or ADDR/BITS", i,
+                         json_string_value(it));
+                fail(err, errlen, path, msg);
+                goto fail;
+            }
+        }
+    }
     s->resiliency = tk_config_get(r, "resiliency");
     s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
     s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));

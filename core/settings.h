@@ -40,6 +40,7 @@ typedef struct tk_settings {
     int http_max_connections;
     int http_timeout_s;
     int http_sse_keepalive_s;
+    json_t *http_trusted_proxies;
     int shutdown_timeout_ms;
     json_t *resiliency; /* the validated "resiliency" section (borrowed from root) */
     int dapr_enabled;

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "netaddr.h"
 #include "routes.h"
 #include "testhelp.h"
 
@@ -83,6 +84,38 @@ START_TEST(test_duplicates_and_bad_patterns_are_refused)
 }
 END_TEST
 
+START_TEST(test_client_address_comes_from_trusted_proxies_only)
+{
+    tk_cidr nets[2];
+    ck_assert_int_eq(tk_cidr_parse("10.0.0.0/8", &nets[0]), 0);
+    ck_assert_int_eq(tk_cidr_parse("::1", &nets[1]), 0);
+    ck_assert_int_eq(tk_cidr_parse("10.0.0.0/33", &nets[0]), TK_EINVAL);
+    ck_assert_int_eq(tk_cidr_parse("nonsense", &nets[0]), TK_EINVAL);
+    ck_assert_int_eq(tk_cidr_parse("", &nets[0]), TK_EINVAL);
+    ck_assert(tk_cidr_match(nets, 2, "10.200.3.4"));
+    ck_assert(tk_cidr_match(nets, 2, "::ffff:10.1.1.1"));
+    ck_assert(!tk_cidr_match(nets, 2, "11.0.0.1"));
+    ck_assert(!tk_cidr_match(nets, 2, "::2"));
+    char out[48];
+    /* an untrusted peer's X-Forwarded-For is ignored */
+    tk_client_addr("203.0.113.9", "1.2.3.4", nets, 2, out, sizeof(out));
+    ck_assert_str_eq(out, "203.0.113.9");
+    /* a trusted peer: the nearest untrusted hop, not what the client wrote further left */
+    tk_client_addr("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.9", nets, 2, out, sizeof(out));
+    ck_assert_str_eq(out, "198.51.100.7");
+    tk_client_addr("::1", " ::ffff:198.51.100.8 ", nets, 2, out, sizeof(out));
+    ck_assert_str_eq(out, "198.51.100.8");
+    /* garbage stops the walk at the last trusted hop */
+    tk_client_addr("10.0.0.2", "1.1.1.1, junk, 10.0.0.3", nets, 2, out, sizeof(out));
+    ck_assert_str_eq(out, "10.0.0.3");
+    tk_client_addr("10.0.0.2", ",,,", nets, 2, out, sizeof(out));
+    ck_assert_str_eq(out, "10.0.0.2");
+    /* no trusted proxies configured: always the peer */
+    tk_client_addr("10.0.0.2", "1.2.3.4", nets, 0, out, sizeof(out));
+    ck_assert_str_eq(out, "10.0.0.2");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("routes");
@@ -91,6 +124,7 @@ int main(void)
     tcase_add_test(tc, test_literal_segment_wins_over_parameter_in_any_order);
     tcase_add_test(tc, test_wrong_method_lists_allowed_methods);
     tcase_add_test(tc, test_duplicates_and_bad_patterns_are_refused);
+    tcase_add_test(tc, test_client_address_comes_from_trusted_proxies_only);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

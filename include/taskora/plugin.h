@@ -31,9 +31,10 @@ extern "C" {
  *                    (http_set_authenticator, http_authenticate) and
  *                    server-sent events (sse_open, sse_send, sse_comment,
  *                    sse_close, sse_release).
+ *   2026-12-02  1.5  host table: http_client_addr.
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 4
+#define TK_PLUGIN_ABI_MINOR 5
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -487,6 +488,15 @@ typedef struct tk_host {
     void (*sse_close)(tk_sse *s);
     /* The plugin gives up its handle (after on_close, or instead of waiting for it). */
     void (*sse_release)(tk_sse *s);
+
+    /* --- client address (ABI 1.5) ----------------------------------------- */
+    /*
+     * The address of the client that sent the request ("203.0.113.7",
+     * "2001:db8::1"): the peer's, or, when the peer is one of the configured
+     * `http.trusted_proxies`, the nearest untrusted hop of X-Forwarded-For.
+     * The key for per-client limits. Owned by the host, valid during the handler.
+     */
+    const char *(*http_client_addr)(const tk_http_request *req);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
