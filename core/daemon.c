@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +242,16 @@ done:
     return b;
 }
 
+/* Connections cost a descriptor each: take the most the system allows this process. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int tk_daemon_run(const tk_settings *s)
 {
     char err[4096];
@@ -254,6 +265,7 @@ int tk_daemon_run(const tk_settings *s)
     consumers cs = {0};
     sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
     pthread_mutex_init(&sc.lock, NULL);
+    raise_fd_limit();
     pthread_cond_init(&sc.cond, NULL);
     if (pthread_create(&sc.thread, NULL, signal_main, &sc) != 0) {
         tk_logf(NULL, TK_LOG_ERROR, "cannot start the signal thread");
@@ -282,7 +294,14 @@ int tk_daemon_run(const tk_settings *s)
                                .max_connections = s->http_max_connections,
                                .timeout_s = s->http_timeout_s,
                                .sse_keepalive_ms = s->http_sse_keepalive_s * 1000,
-                               .trusted_proxies = s->http_trusted_proxies};
+                               .trusted_proxies = s->http_trusted_proxies,
+                               .admin_listen = s->http_admin_listen,
+                               .read_timeout_s = s->http_read_timeout_s,
+                               .max_connections_per_client = s->http_max_per_client,
+                               .max_streams_per_client = s->http_max_streams_per_client,
+                               .workers = s->http_workers,
+                               .queue_limit = s->http_queue,
+                               .io_threads = s->http_io_threads};
         http = tk_http_new(&opt, metrics, err, sizeof(err));
         if (!http) {
             tk_logf(NULL, TK_LOG_ERROR, "%s", err);

@@ -1,89 +1,37 @@
-/* The core HTTP server (libmicrohttpd): plugin routes, /health, /ready, /metrics. */
-#include "http_server.h"
-
+/*
+ * The core HTTP server (libmicrohttpd): plugin routes, /health, /ready,
+ * /metrics, CORS and security headers. How threads are used is described in
+ * http_internal.h; connection limits and deadlines live in http_guard.c,
+ * event streams in http_sse.c.
+ */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "clock.h"
+#include "http_internal.h"
 #include "ids.h"
 #include "log.h"
-#include "netaddr.h"
-#include "routes.h"
 
 #define JSON_CT "application/json; charset=utf-8"
-#define MAX_RESP_HEADERS 32
+#define MAX_URI 8192            /* longer request targets get 414 */
+#define MAX_HEADER_BYTES 32768  /* more header bytes get 431 */
+#define MHD_MEMORY (128 * 1024) /* per connection: request line, headers, buffers */
 
-struct tk_http_server {
-    tk_http_options opt;
-    char *listen;
-    char *app_id;
-    tk_metrics *metrics;
-    tk_metric_family *requests, *duration, *inflight;
-    tk_routes *routes;
-    struct MHD_Daemon *mhd;
-    atomic_int started;
-    pthread_mutex_t active_lock; /* guards `active`, signalled when it drops */
-    pthread_cond_t active_cond;
-    int active; /* requests begun and not yet completed */
-    atomic_int ready;
-    struct probe {
-        const char *name;
-        int (*fn)(void *ud);
-        void *ud;
-    } probes[4]; /* what /ready asks besides start-up: the database, Kafka */
-    int nprobes;
-    const char *_Atomic not_ready_reason;
-    char url[96];
-    tk_cidr *trusted; /* http.trusted_proxies */
-    size_t ntrusted;
-    tk_http_auth_fn auth; /* the process's authenticator (set during init), or NULL */
-    void *auth_ud;
-    pthread_mutex_t sse_lock; /* guards the list of open event streams */
-    struct tk_sse *streams;
-    int sse_keepalive_ms;
-};
-
-struct tk_http_request {
+/* One listening socket: the API's, or the admin one (metrics and probes only). */
+typedef struct listener {
     tk_http_server *srv;
-    struct MHD_Connection *conn;
-    const char *method;
-    const char *path;
-    tk_route_match match;
-    char *body;
-    size_t body_len, body_cap;
-    int too_large;
-    int responded;
-    struct timespec start;
-    char request_id[130];
-    char client[48]; /* the client's address (see tk_http_req_client) */
-};
-
-typedef struct resp_header {
-    char *name, *value;
-} resp_header;
-
-struct tk_http_response {
-    struct tk_sse *sse; /* set by tk_sse_open: the response is an event stream */
-    int status;
-    char *content_type;
-    char *body;
-    size_t len;
-    resp_header headers[MAX_RESP_HEADERS];
-    size_t nheaders;
-};
+    int admin;
+} listener;
+static listener *listener_of(tk_http_server *srv, int admin);
 
 /* ---- request accessors ------------------------------------------------ */
 
@@ -199,7 +147,7 @@ int tk_http_resp_body(tk_http_response *resp, const char *content_type, const vo
 }
 
 /* Sets status and the compact JSON of o (consumed) as the body. */
-static int json_reply(tk_http_response *resp, int status, json_t *o)
+int tk_http_json_reply(tk_http_response *resp, int status, json_t *o)
 {
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
@@ -213,10 +161,10 @@ static int json_reply(tk_http_response *resp, int status, json_t *o)
 
 int tk_http_resp_error(tk_http_response *resp, int status, const char *detail)
 {
-    return json_reply(resp, status, json_pack("{s:s}", "detail", detail ? detail : ""));
+    return tk_http_json_reply(resp, status, json_pack("{s:s}", "detail", detail ? detail : ""));
 }
 
-static void resp_clear(tk_http_response *resp)
+void tk_http_resp_clear(tk_http_response *resp)
 {
     for (size_t i = 0; i < resp->nheaders; i++) {
         free(resp->headers[i].name);
@@ -233,8 +181,8 @@ static int route_health(void *ud, const tk_http_request *req, tk_http_response *
 {
     tk_http_server *srv = ud;
     (void)req;
-    return json_reply(resp, 200,
-                      json_pack("{s:s,s:s}", "status", "healthy", "service", srv->app_id));
+    return tk_http_json_reply(resp, 200,
+                              json_pack("{s:s,s:s}", "status", "healthy", "service", srv->app_id));
 }
 
 static int route_ready(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -243,7 +191,7 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
     (void)req;
     if (!atomic_load(&srv->ready)) {
         const char *reason = atomic_load(&srv->not_ready_reason);
-        return json_reply(
+        return tk_http_json_reply(
             resp, 503,
             json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
     }
@@ -257,7 +205,7 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
     }
     if (!ready)
         json_object_set_new(o, "status", json_string("not_ready"));
-    return json_reply(resp, ready ? 200 : 503, o);
+    return tk_http_json_reply(resp, ready ? 200 : 503, o);
 }
 
 static int route_metrics(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -275,19 +223,29 @@ static int route_metrics(void *ud, const tk_http_request *req, tk_http_response 
 
 /* ---- the server ------------------------------------------------------- */
 
+struct listeners {
+    listener api, admin;
+};
+
 tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, char *err,
                             size_t errlen)
 {
-    tk_http_server *srv = calloc(1, sizeof(*srv));
+    tk_http_server *srv = calloc(1, sizeof(*srv) + sizeof(struct listeners));
     if (!srv) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    struct listeners *ls = (struct listeners *)(srv + 1);
+    ls->api = (listener){srv, 0};
+    ls->admin = (listener){srv, 1};
     srv->opt = *opt;
+    srv->opt.admin_listen = NULL;
     srv->listen = strdup(opt->listen ? opt->listen : "0.0.0.0:8000");
+    srv->admin_listen = opt->admin_listen && *opt->admin_listen ? strdup(opt->admin_listen) : NULL;
     srv->app_id = strdup(opt->app_id ? opt->app_id : "taskora-backend");
     srv->metrics = metrics;
     srv->routes = tk_routes_new();
+    srv->admin_routes = tk_routes_new();
     pthread_mutex_init(&srv->active_lock, NULL);
     tk_cond_init_monotonic(&srv->active_cond);
     pthread_mutex_init(&srv->sse_lock, NULL);
@@ -299,13 +257,15 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
         if (tk_cidr_parse(json_string_value(json_array_get(opt->trusted_proxies, i)),
                           &srv->trusted[srv->ntrusted]) == 0)
             srv->ntrusted++;
-    if (!srv->trusted || !srv->listen || !srv->app_id || !srv->routes) {
+    if (!srv->trusted || !srv->listen || !srv->app_id || !srv->routes || !srv->admin_routes ||
+        (opt->admin_listen && *opt->admin_listen && !srv->admin_listen)) {
         snprintf(err, errlen, "out of memory");
         tk_http_free(srv);
         return NULL;
     }
     static const char *const req_labels[] = {"method", "route", "status", NULL};
     static const char *const dur_labels[] = {"method", "route", NULL};
+    static const char *const why_labels[] = {"reason", NULL};
     char merr[256];
     srv->requests = tk_metrics_family(metrics, TK_METRIC_COUNTER, "taskora_http_requests_total",
                                       "HTTP requests answered, by method, route and status",
@@ -317,14 +277,28 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->inflight =
         tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_http_requests_in_flight",
                           "HTTP requests being handled", NULL, NULL, 0, merr, sizeof(merr));
+    srv->refused =
+        tk_metrics_family(metrics, TK_METRIC_COUNTER, "taskora_http_refused_total",
+                          "Connections and requests refused or cut by a limit, by reason",
+                          why_labels, NULL, 0, merr, sizeof(merr));
+    tk_routes *probes = srv->admin_listen ? srv->admin_routes : srv->routes;
     if (tk_routes_add(srv->routes, "GET", "/health", route_health, srv, "core") ||
         tk_routes_add(srv->routes, "GET", "/ready", route_ready, srv, "core") ||
-        tk_routes_add(srv->routes, "GET", "/metrics", route_metrics, srv, "core")) {
+        tk_routes_add(probes, "GET", "/metrics", route_metrics, srv, "core") ||
+        (srv->admin_listen &&
+         (tk_routes_add(srv->admin_routes, "GET", "/health", route_health, srv, "core") ||
+          tk_routes_add(srv->admin_routes, "GET", "/ready", route_ready, srv, "core")))) {
         snprintf(err, errlen, "out of memory");
         tk_http_free(srv);
         return NULL;
     }
     return srv;
+}
+
+static listener *listener_of(tk_http_server *srv, int admin)
+{
+    struct listeners *ls = (struct listeners *)(srv + 1);
+    return admin ? &ls->admin : &ls->api;
 }
 
 void tk_http_free(tk_http_server *srv)
@@ -333,11 +307,13 @@ void tk_http_free(tk_http_server *srv)
         return;
     tk_http_stop(srv, 0);
     tk_routes_free(srv->routes);
+    tk_routes_free(srv->admin_routes);
     pthread_mutex_destroy(&srv->active_lock);
     pthread_mutex_destroy(&srv->sse_lock);
     pthread_cond_destroy(&srv->active_cond);
     free(srv->trusted);
     free(srv->listen);
+    free(srv->admin_listen);
     free(srv->app_id);
     free(srv);
 }
@@ -357,6 +333,10 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 }
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
+const char *tk_http_admin_url(const tk_http_server *srv)
+{
+    return srv->admin_url[0] ? srv->admin_url : NULL;
+}
 
 int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud)
 {
@@ -366,8 +346,13 @@ int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *
     return 0;
 }
 
-/* 1: the origin is named in cors_origins; 2: allowed by "*" only; 0: not allowed. */
-static int origin_allowed(const tk_http_server *srv, const char *origin)
+void tk_http_count_refused(tk_http_server *srv, const char *what)
+{
+    const char *labels[] = {what};
+    tk_metric_add(srv->refused, labels, 1);
+}
+
+int tk_http_origin_allowed(const tk_http_server *srv, const char *origin)
 {
     size_t i;
     json_t *it;
@@ -405,24 +390,23 @@ static const char *method_label(const char *m)
     return "OTHER";
 }
 
-/* Sends resp with the headers every response carries, and logs/counts it. */
-static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
-                                     tk_http_response *resp, const char *route_label)
+static int carries_credentials(const tk_http_request *req)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        resp_clear(resp);
-        return MHD_NO;
-    }
-    resp->body = NULL; /* MHD owns it now */
-    if (resp->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
-    for (size_t i = 0; i < resp->nheaders; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    return tk_http_req_header(req, "Authorization") || tk_http_req_query(req, "token");
+}
+
+void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r,
+                            int stream)
+{
     MHD_add_response_header(r, "X-Request-ID", req->request_id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    if (!stream && carries_credentials(req) &&
+        !MHD_get_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     const char *origin = tk_http_req_header(req, "Origin");
-    int allowed = origin ? origin_allowed(srv, origin) : 0;
+    int allowed = origin ? tk_http_origin_allowed(srv, origin) : 0;
     if (allowed) {
         /* credentials only for origins named in the config, never for "*" */
         MHD_add_response_header(r, "Access-Control-Allow-Origin", allowed == 1 ? origin : "*");
@@ -432,11 +416,32 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     }
     if (json_array_size(srv->opt.cors_origins))
         MHD_add_response_header(r, "Vary", "Origin");
+}
+
+/* Sends req->resp with the headers every response carries, and logs/counts it. */
+static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req)
+{
+    tk_http_response *resp = &req->resp;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        tk_http_resp_clear(resp);
+        return MHD_NO;
+    }
+    resp->body = NULL; /* MHD owns it now */
+    if (resp->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (size_t i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    tk_http_common_headers(srv, req, r, 0);
     int status = resp->status ? resp->status : 200;
+    if (req->too_large || status == 400 || status == 414 || status == 431)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)status, r);
     MHD_destroy_response(r);
-    req->responded = 1;
+    req->state = REQ_SENT;
 
+    const char *route_label = req->route_label ? req->route_label : "unmatched";
     double secs = tk_seconds_since(&req->start);
     char st[8], ms[32], bytes[32];
     snprintf(st, sizeof(st), "%d", status);
@@ -445,173 +450,32 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req,
     const char *labels[] = {method_label(req->method), route_label, st};
     tk_metric_add(srv->requests, labels, 1);
     tk_metric_observe(srv->duration, labels, secs);
-    const char *kv[] = {"method",     req->method,     "path",  req->path,  "status",
-                        st,           "duration_ms",   ms,      "bytes",    bytes,
-                        "request_id", req->request_id, "route", route_label};
+    const char *kv[] = {"method", req->method, "path",        req->path,
+                        "status", st,          "duration_ms", ms,
+                        "bytes",  bytes,       "request_id",  req->request_id,
+                        "route",  route_label, "client",      req->client};
     int probe = strcmp(route_label, "/health") == 0 || strcmp(route_label, "/ready") == 0 ||
                 strcmp(route_label, "/metrics") == 0;
     tk_log_write(NULL, probe ? TK_LOG_DEBUG : TK_LOG_INFO, "http request", kv,
                  sizeof(kv) / sizeof(kv[0]) / 2);
-    resp_clear(resp);
+    tk_http_resp_clear(resp);
     return ok;
 }
 
-/* ---- server-sent event streams ------------------------------------------------
- * A stream is a queue of bytes the connection's thread reads through
- * MHD's content-reader callback (thread-per-connection: it may block). Two
- * owners: the connection (until MHD frees the response) and the plugin (until
- * tk_sse_release). on_close runs once, when the connection ends.
- */
-#define SSE_MAX_QUEUED (64 * 1024)
-
-struct tk_sse {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    tk_buf q;       /* bytes not yet read by the connection */
-    int closed;     /* no more data: the reader ends the response */
-    int close_told; /* on_close was called */
-    int refs;
-    void (*on_close)(void *ud);
-    void *ud;
-    tk_http_server *srv;
-    struct tk_sse *next;
-};
-
-static void sse_unref(tk_sse *s)
+/* Sends whatever req->resp holds: an event stream or a plain answer. */
+static enum MHD_Result finish(tk_http_server *srv, tk_http_request *req)
 {
-    pthread_mutex_lock(&s->lock);
-    int left = --s->refs;
-    pthread_mutex_unlock(&s->lock);
-    if (left > 0)
-        return;
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
-    tk_buf_free(&s->q);
-    free(s);
+    if (req->resp.sse)
+        return tk_sse_send_response(srv, req);
+    return send_response(srv, req);
 }
 
-/* Appends under the lock; closes a stream whose reader fell too far behind. */
-static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
+static enum MHD_Result send_error(tk_http_server *srv, tk_http_request *req, int status,
+                                  const char *detail)
 {
-    size_t n = strlen(a) + strlen(b) + strlen(c);
-    if (s->closed)
-        return TK_ESTATE;
-    if (s->q.len + n > SSE_MAX_QUEUED) {
-        tk_logf(NULL, TK_LOG_WARN, "event stream: client too slow (%zu bytes queued); closing it",
-                s->q.len);
-        s->closed = 1;
-        pthread_cond_broadcast(&s->cond);
-        return TK_ESTATE;
-    }
-    if (tk_buf_puts(&s->q, a) || tk_buf_puts(&s->q, b) || tk_buf_puts(&s->q, c))
-        return TK_ENOMEM;
-    pthread_cond_broadcast(&s->cond);
-    return TK_OK;
-}
-
-static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    tk_sse *s = cls;
-    (void)pos;
-    pthread_mutex_lock(&s->lock);
-    struct timespec deadline = tk_deadline_ms(s->srv->sse_keepalive_ms);
-    while (s->q.len == 0 && !s->closed)
-        if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT && s->q.len == 0)
-            sse_put(s, ": keepalive\n\n", "", "");
-    if (s->q.len == 0) { /* closed and drained */
-        pthread_mutex_unlock(&s->lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    size_t n = s->q.len < max ? s->q.len : max;
-    memcpy(out, s->q.p, n);
-    memmove(s->q.p, s->q.p + n, s->q.len - n);
-    s->q.len -= n;
-    pthread_mutex_unlock(&s->lock);
-    return (ssize_t)n;
-}
-
-/* The connection is done with the stream (client gone, stream ended, server stopping). */
-static void sse_connection_done(void *cls)
-{
-    tk_sse *s = cls;
-    tk_http_server *srv = s->srv;
-    pthread_mutex_lock(&srv->sse_lock);
-    for (tk_sse **pp = &srv->streams; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    pthread_mutex_unlock(&srv->sse_lock);
-    pthread_mutex_lock(&s->lock);
-    s->closed = 1;
-    int tell = !s->close_told;
-    s->close_told = 1;
-    pthread_mutex_unlock(&s->lock);
-    if (tell && s->on_close)
-        s->on_close(s->ud);
-    sse_unref(s);
-}
-
-tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*on_close)(void *),
-                    void *ud)
-{
-    if (!req || !resp || resp->sse || !req->srv)
-        return NULL;
-    tk_sse *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    pthread_mutex_init(&s->lock, NULL);
-    tk_cond_init_monotonic(&s->cond);
-    s->refs = 2; /* the connection's and the plugin's */
-    s->on_close = on_close;
-    s->ud = ud;
-    s->srv = req->srv;
-    resp->sse = s;
-    resp->status = 200;
-    pthread_mutex_lock(&s->srv->sse_lock);
-    s->next = s->srv->streams;
-    s->srv->streams = s;
-    pthread_mutex_unlock(&s->srv->sse_lock);
-    return s;
-}
-
-int tk_sse_send(tk_sse *s, const char *event, const char *data)
-{
-    if (!s || !data || strchr(data, '\n') || strchr(data, '\r') ||
-        (event && (strchr(event, '\n') || strchr(event, '\r'))))
-        return TK_EINVAL;
-    pthread_mutex_lock(&s->lock);
-    int rc = event ? sse_put(s, "event: ", event, "\n") : TK_OK;
-    if (rc == TK_OK)
-        rc = sse_put(s, "data: ", data, "\n\n");
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-int tk_sse_comment(tk_sse *s, const char *text)
-{
-    if (!s || !text || strchr(text, '\n') || strchr(text, '\r'))
-        return TK_EINVAL;
-    pthread_mutex_lock(&s->lock);
-    int rc = sse_put(s, ": ", text, "\n\n");
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-void tk_sse_close(tk_sse *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_lock(&s->lock);
-    s->closed = 1;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
-void tk_sse_release(tk_sse *s)
-{
-    if (s)
-        sse_unref(s);
+    tk_http_resp_clear(&req->resp);
+    tk_http_resp_error(&req->resp, status, detail);
+    return send_response(srv, req);
 }
 
 int tk_http_set_authenticator(tk_http_server *srv, tk_http_auth_fn fn, void *ud)
@@ -636,129 +500,201 @@ int tk_http_authenticate(const tk_http_request *req, tk_http_response *resp, cha
     return srv->auth(srv->auth_ud, req, resp, user, len, allow_query_token) == 1;
 }
 
-/* Ends every open stream (their readers finish; on_close follows from MHD). */
-static void sse_close_all(tk_http_server *srv)
+static void preflight(tk_http_server *srv, tk_http_request *req)
 {
-    pthread_mutex_lock(&srv->sse_lock);
-    for (tk_sse *s = srv->streams; s; s = s->next)
-        tk_sse_close(s);
-    pthread_mutex_unlock(&srv->sse_lock);
-}
-
-/* Queues the response of a handler that opened a stream. */
-static enum MHD_Result send_stream(tk_http_server *srv, tk_http_request *req,
-                                   tk_http_response *resp, const char *route_label)
-{
-    tk_sse *s = resp->sse;
-    resp->sse = NULL;
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_reader,
-                                                               s, sse_connection_done);
-    if (!r) {
-        sse_connection_done(s);
-        resp_clear(resp);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
-    for (size_t i = 0; i < resp->nheaders; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    MHD_add_response_header(r, "X-Request-ID", req->request_id);
+    tk_http_response *resp = &req->resp;
     const char *origin = tk_http_req_header(req, "Origin");
-    int allowed = origin ? origin_allowed(srv, origin) : 0;
-    if (allowed) {
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", allowed == 1 ? origin : "*");
-        if (allowed == 1)
-            MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    req->route_label = "preflight";
+    if (!origin || !tk_http_origin_allowed(srv, origin)) {
+        tk_http_resp_error(resp, 400, "Disallowed CORS origin");
+        return;
     }
-    enum MHD_Result ok = MHD_queue_response(req->conn, 200, r);
-    MHD_destroy_response(r);
-    req->responded = 1;
-    const char *kv[] = {"method",     req->method,    "path",      req->path, "status",
-                        "200",        "route",        route_label, "stream",  "text/event-stream",
-                        "request_id", req->request_id};
-    tk_log_write(NULL, TK_LOG_INFO, "http request", kv, sizeof(kv) / sizeof(kv[0]) / 2);
-    resp_clear(resp);
-    return ok;
-}
-
-static enum MHD_Result send_error(tk_http_server *srv, tk_http_request *req, int status,
-                                  const char *detail, const char *route_label)
-{
-    tk_http_response resp = {0};
-    tk_http_resp_error(&resp, status, detail);
-    return send_response(srv, req, &resp, route_label);
-}
-
-static enum MHD_Result preflight(tk_http_server *srv, tk_http_request *req)
-{
-    tk_http_response resp = {0};
-    const char *origin = tk_http_req_header(req, "Origin");
-    if (!origin || !origin_allowed(srv, origin))
-        return send_error(srv, req, 400, "Disallowed CORS origin", "preflight");
     const char *want = tk_http_req_header(req, "Access-Control-Request-Headers");
-    tk_http_resp_status(&resp, 204);
-    tk_http_resp_body(&resp, "text/plain; charset=utf-8", "", 0);
-    tk_http_resp_header(&resp, "Access-Control-Allow-Methods",
+    tk_http_resp_status(resp, 204);
+    tk_http_resp_body(resp, "text/plain; charset=utf-8", "", 0);
+    tk_http_resp_header(resp, "Access-Control-Allow-Methods",
                         "GET, POST, PUT, PATCH, DELETE, OPTIONS");
     tk_http_resp_header(
-        &resp, "Access-Control-Allow-Headers",
+        resp, "Access-Control-Allow-Headers",
         want && header_value_ok(want) ? want : "Authorization, Content-Type, X-Request-ID");
-    tk_http_resp_header(&resp, "Access-Control-Max-Age", "600");
-    return send_response(srv, req, &resp, "preflight");
+    tk_http_resp_header(resp, "Access-Control-Max-Age", "600");
+}
+
+/* Runs the matched route's handler (a worker, or the I/O thread for cheap core routes). */
+static void run_handler(tk_http_server *srv, tk_http_request *req)
+{
+    const tk_route *rt = req->match.route;
+    tk_http_response *resp = &req->resp;
+    resp->status = 200;
+    tk_metric_add(srv->inflight, NULL, 1);
+    const char *tp = tk_http_req_header(req, "traceparent");
+    tk_log_context(req->request_id, tp && strlen(tp) == 55 ? tp : NULL);
+    int rc = rt->handler(rt->ud, req, resp);
+    tk_log_context(NULL, NULL);
+    tk_metric_add(srv->inflight, NULL, -1);
+    if (resp->sse) {
+        if (rc >= 0)
+            return;
+        tk_sse_discard(resp); /* the handler failed after opening it: no stream */
+    }
+    if (rc < 0 && (!resp->body || resp->status < 400)) {
+        const char *kv[] = {"route", rt->pattern,     "owner",      rt->owner,
+                            "error", tk_strerror(rc), "request_id", req->request_id};
+        tk_log_write(NULL, TK_LOG_ERROR, "handler failed", kv, 4);
+        tk_http_resp_clear(resp);
+        if (rc == TK_EUNAVAILABLE || rc == TK_ETIMEDOUT) {
+            tk_http_resp_error(resp, 503, "Service temporarily unavailable");
+            tk_http_resp_header(resp, "Retry-After", "1");
+        } else {
+            tk_http_resp_error(resp, 500, "Internal server error");
+        }
+    }
+}
+
+static void worker_job(void *arg)
+{
+    tk_http_request *req = arg;
+    run_handler(req->srv, req);
+    req->state = REQ_DONE;
+    MHD_resume_connection(req->conn); /* the I/O thread sends the answer */
+}
+
+/* Core routes that never block run on the I/O thread, so they answer even when workers are busy. */
+static int runs_inline(const tk_http_request *req)
+{
+    const tk_route *rt = req->match.route;
+    return req->admin || (rt->ud == req->srv && (strcmp(rt->pattern, "/health") == 0 ||
+                                                 strcmp(rt->pattern, "/metrics") == 0));
 }
 
 static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
 {
     if (req->too_large)
-        return send_error(srv, req, 413, "Request body too large", "unmatched");
+        return send_error(srv, req, 413, "Request body too large");
     if (strcmp(req->method, "OPTIONS") == 0 &&
-        tk_http_req_header(req, "Access-Control-Request-Method"))
-        return preflight(srv, req);
-    int rc = tk_routes_match(srv->routes, req->method, req->path, &req->match);
+        tk_http_req_header(req, "Access-Control-Request-Method")) {
+        preflight(srv, req);
+        return send_response(srv, req);
+    }
+    tk_routes *routes = req->admin ? srv->admin_routes : srv->routes;
+    int rc = tk_routes_match(routes, req->method, req->path, &req->match);
     if (rc == TK_ENOTFOUND || rc == TK_ENOMEM)
         return send_error(srv, req, rc == TK_ENOMEM ? 500 : 404,
-                          rc == TK_ENOMEM ? "Internal server error" : "Not Found", "unmatched");
+                          rc == TK_ENOMEM ? "Internal server error" : "Not Found");
     if (rc == TK_ESTATE) {
-        tk_http_response resp = {0};
-        tk_http_resp_error(&resp, 405, "Method Not Allowed");
-        tk_http_resp_header(&resp, "Allow", req->match.allow);
-        return send_response(srv, req, &resp, "unmatched");
+        tk_http_resp_error(&req->resp, 405, "Method Not Allowed");
+        tk_http_resp_header(&req->resp, "Allow", req->match.allow);
+        return send_response(srv, req);
     }
-    const tk_route *rt = req->match.route;
-    tk_http_response resp = {0};
-    resp.status = 200;
-    tk_metric_add(srv->inflight, NULL, 1);
-    const char *tp = tk_http_req_header(req, "traceparent");
-    tk_log_context(req->request_id, tp && strlen(tp) == 55 ? tp : NULL);
-    rc = rt->handler(rt->ud, req, &resp);
-    tk_log_context(NULL, NULL);
-    tk_metric_add(srv->inflight, NULL, -1);
-    if (resp.sse) {
-        if (rc >= 0)
-            return send_stream(srv, req, &resp, rt->pattern);
-        tk_sse *s = resp.sse; /* the handler failed after opening it: no stream */
-        resp.sse = NULL;
-        tk_sse_close(s);
-        sse_connection_done(s);
+    req->route_label = req->match.route->pattern;
+    if (runs_inline(req)) {
+        run_handler(srv, req);
+        return finish(srv, req);
     }
-    if (rc < 0 && (!resp.body || resp.status < 400)) {
-        char code[16];
-        snprintf(code, sizeof(code), "%d", rc);
-        const char *kv[] = {"route", rt->pattern,     "owner",      rt->owner,
-                            "error", tk_strerror(rc), "request_id", req->request_id};
-        tk_log_write(NULL, TK_LOG_ERROR, "handler failed", kv, 4);
-        resp_clear(&resp);
-        tk_http_resp_error(&resp, 500, "Internal server error");
+    req->state = REQ_QUEUED;
+    MHD_suspend_connection(req->conn);
+    if (tk_workq_push(srv->work, worker_job, req) != TK_OK) {
+        tk_http_count_refused(srv, "queue_full");
+        tk_http_resp_error(&req->resp, 503, "Server busy, try again");
+        tk_http_resp_header(&req->resp, "Retry-After", "1");
+        req->state = REQ_DONE;
+        MHD_resume_connection(req->conn);
     }
-    return send_response(srv, req, &resp, rt->pattern);
+    return MHD_YES;
+}
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    size_t *bytes = cls;
+    (void)kind, (void)key, (void)value;
+    *bytes += key_size + value_size + 4;
+    return MHD_YES;
+}
+
+/* Checks a new request's line and headers; non-zero after answering it. */
+static int refuse_early(tk_http_server *srv, tk_http_request *req, enum MHD_Result *out)
+{
+    int flags = req->admin ? 0 : tk_guard_uri_flags(req->conn);
+    size_t hbytes = 0;
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, sum_header, &hbytes);
+    const char *cl = tk_http_req_header(req, "Content-Length");
+    const char *te = tk_http_req_header(req, "Transfer-Encoding");
+    int status = 0;
+    const char *why = NULL;
+    if (flags & URI_TOO_LONG)
+        status = 414, why = "Request URI too long";
+    else if (hbytes > MAX_HEADER_BYTES)
+        status = 431, why = "Request header fields too large";
+    else if (flags & URI_BAD)
+        status = 400, why = "Malformed request target";
+    else if (cl && te)
+        status = 400, why = "Content-Length and Transfer-Encoding must not both be sent";
+    else if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 18))
+        status = 400, why = "Malformed Content-Length";
+    else if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->opt.body_limit)
+        status = 413, why = "Request body too large";
+    if (!status)
+        return 0;
+    if (status == 413) {
+        /* refuse before reading the body; a client that sends it anyway (no Expect:
+         * 100-continue) can still read this answer: the rest is read and dropped */
+        req->too_large = 1;
+        tk_guard_linger(req->conn);
+    }
+    tk_http_count_refused(srv, status == 413 ? "body_too_large" : "bad_request");
+    *out = send_error(srv, req, status, why);
+    return 1;
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    int flags = strlen(uri) > MAX_URI ? URI_TOO_LONG : 0;
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            flags |= URI_BAD;
+        else if (*p == '%') {
+            int ok = isxdigit(p[1]) && isxdigit(p[2]);
+            if (!ok || (p[1] == '0' && p[2] == '0'))
+                flags |= URI_BAD;
+        }
+    }
+    tk_guard_reading(conn, flags);
+    return NULL;
+}
+
+/* A decoded path must be UTF-8: the router and every plugin can rely on it. */
+static int utf8_ok(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80             ? 0
+                : (*s & 0xe0) == 0xc0 ? 1
+                : (*s & 0xf0) == 0xe0 ? 2
+                : (*s & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *s < 0xc2) || (n == 3 && *s > 0xf4))
+            return 0;
+        unsigned cp = n == 0 ? *s : (unsigned)(*s & (0x3f >> n));
+        for (int i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
-    tk_http_server *srv = cls;
+    listener *l = cls;
+    tk_http_server *srv = l->srv;
     tk_http_request *req = *con_cls;
     (void)version;
     if (!req) {
@@ -774,25 +710,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         req->method = method;
         req->path = url;
+        req->admin = l->admin;
         find_client(srv, req);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
         if (rid && request_id_ok(rid))
             snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
         else
             tk_uuid4(req->request_id);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->opt.body_limit) {
-            /* refuse before reading the body; MHD closes the connection after this */
-            req->too_large = 1;
-            return send_error(srv, req, 413, "Request body too large", "unmatched");
+        enum MHD_Result out;
+        if (refuse_early(srv, req, &out))
+            return out;
+        if (!utf8_ok((const unsigned char *)url)) {
+            tk_http_count_refused(srv, "bad_request");
+            return send_error(srv, req, 400, "Malformed request target");
         }
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (req->too_large || req->body_len + n > (size_t)srv->opt.body_limit) {
+        if (req->state != REQ_READING || req->too_large)
+            return MHD_YES; /* answered early, or past the limit: the rest is dropped */
+        if (req->body_len + n > (size_t)srv->opt.body_limit) {
+            /* a chunked body past the limit: libmicrohttpd only answers once the body is
+             * read, so it is dropped as it comes (the read timeout bounds how long) */
             req->too_large = 1;
+            tk_http_count_refused(srv, "body_too_large");
             return MHD_YES;
         }
         if (req->body_len + n + 1 > req->body_cap) {
@@ -810,20 +753,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body[req->body_len] = '\0';
         return MHD_YES;
     }
-    if (req->responded)
-        return MHD_YES;
-    return dispatch(srv, req);
+    switch (req->state) {
+    case REQ_READING: tk_guard_busy(conn); return dispatch(srv, req);
+    case REQ_DONE: return finish(srv, req);
+    default: return MHD_YES;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    tk_http_server *srv = cls;
+    listener *l = cls;
+    tk_http_server *srv = l->srv;
     tk_http_request *req = *con_cls;
-    (void)conn;
     (void)toe;
     if (!req)
         return;
+    tk_guard_idle(conn);
+    tk_sse_discard(&req->resp);
+    tk_http_resp_clear(&req->resp);
     tk_route_match_clear(&req->match);
     free(req->body);
     free(req);
@@ -847,8 +795,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Parses "host:port" / "[v6]:port" into a socket address. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
-                        char *err, size_t errlen)
+static int parse_listen(const char *key, const char *listen, struct sockaddr_storage *ss,
+                        socklen_t *sslen, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
@@ -862,7 +810,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     long port = colon ? strtol(colon + 1, &end, 10) : -1;
     if (!colon || hlen == 0 || hlen >= sizeof(host) || !end || *end || end == colon + 1 ||
         port < 0 || port > 65535) {
-        snprintf(err, errlen, "http.listen: \"%s\" is not HOST:PORT (e.g. 0.0.0.0:8000)", listen);
+        snprintf(err, errlen, "%s: \"%s\" is not HOST:PORT (e.g. 0.0.0.0:8000)", key, listen);
         return TK_EINVAL;
     }
     memcpy(host, h, hlen);
@@ -875,7 +823,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     snprintf(portstr, sizeof(portstr), "%ld", port);
     int gai = getaddrinfo(host, portstr, &hints, &ai);
     if (gai != 0 || !ai) {
-        snprintf(err, errlen, "http.listen: cannot resolve \"%s\": %s", host, gai_strerror(gai));
+        snprintf(err, errlen, "%s: cannot resolve \"%s\": %s", key, host, gai_strerror(gai));
         return TK_EINVAL;
     }
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
@@ -884,68 +832,139 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
-int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
+/* The URL a listener answers on, for logs and tests. */
+static void listen_url(struct MHD_Daemon *d, const struct sockaddr_storage *ss, char *url,
+                       size_t len)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned bound = info ? info->port : 0;
+    char addr[INET6_ADDRSTRLEN] = "127.0.0.1";
+    if (ss->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
+        if (strcmp(addr, "::") == 0)
+            snprintf(addr, sizeof(addr), "::1");
+        snprintf(url, len, "http://[%s]:%u", addr, bound);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
+        if (strcmp(addr, "0.0.0.0") == 0)
+            snprintf(addr, sizeof(addr), "127.0.0.1");
+        snprintf(url, len, "http://%s:%u", addr, bound);
+    }
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* The admin listener: metrics and probes, a thread per connection, few connections. */
+static int start_admin(tk_http_server *srv, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    if (parse_listen(srv->listen, &ss, &sslen, err, errlen))
+    if (parse_listen("http.admin_listen", srv->admin_listen, &ss, &sslen, err, errlen))
         return TK_EINVAL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    srv->admin_mhd = MHD_start_daemon(
+        flags, port_of(&ss), NULL, NULL, &on_request, listener_of(srv, 1),
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, listener_of(srv, 1),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!srv->admin_mhd) {
+        snprintf(err, errlen, "http: cannot listen on %s (http.admin_listen)", srv->admin_listen);
+        return TK_ERR;
+    }
+    listen_url(srv->admin_mhd, &ss, srv->admin_url, sizeof(srv->admin_url));
+    const char *kv[] = {"listen", srv->admin_listen, "url", srv->admin_url};
+    tk_log_write(NULL, TK_LOG_INFO, "http admin listener (metrics, probes)", kv, 2);
+    return 0;
+}
+
+int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (parse_listen("http.listen", srv->listen, &ss, &sslen, err, errlen))
+        return TK_EINVAL;
+    tk_guard_options go = {.max_per_client = srv->opt.max_connections_per_client,
+                           .read_timeout_ms = srv->opt.read_timeout_s * 1000,
+                           .idle_timeout_ms = srv->opt.timeout_s * 1000};
+    int workers = srv->opt.workers > 0 ? srv->opt.workers : 16;
+    srv->guard = tk_guard_new(srv, &go);
+    srv->work = tk_workq_new("http workers", workers,
+                             srv->opt.queue_limit > 0 ? srv->opt.queue_limit : 1024);
+    if (!srv->guard || !srv->work || tk_guard_start(srv->guard)) {
+        snprintf(err, errlen, "http: cannot start its threads");
+        return TK_ERR;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned io = srv->opt.io_threads > 0 ? (unsigned)srv->opt.io_threads : 2u;
     atomic_store(&srv->started, 1); /* the route table is read-only from now on */
     srv->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, &on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+        flags, port_of(&ss), tk_guard_accept, srv->guard, &on_request, listener_of(srv, 0),
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, io, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)srv->opt.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        (unsigned)srv->opt.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, listener_of(srv, 0),
+        MHD_OPTION_NOTIFY_CONNECTION, tk_guard_notify, srv->guard, MHD_OPTION_URI_LOG_CALLBACK,
+        uri_log, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "http: cannot listen on %s (address in use or not permitted?)",
                  srv->listen);
         return TK_ERR;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned bound = info ? info->port : port;
-    char addr[INET6_ADDRSTRLEN] = "127.0.0.1";
-    if (ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-        if (strcmp(addr, "::") == 0)
-            snprintf(addr, sizeof(addr), "::1");
-        snprintf(srv->url, sizeof(srv->url), "http://[%s]:%u", addr, bound);
-    } else {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-        if (strcmp(addr, "0.0.0.0") == 0)
-            snprintf(addr, sizeof(addr), "127.0.0.1");
-        snprintf(srv->url, sizeof(srv->url), "http://%s:%u", addr, bound);
-    }
+    listen_url(srv->mhd, &ss, srv->url, sizeof(srv->url));
     const char *kv[] = {"listen", srv->listen, "url", srv->url};
     tk_log_write(NULL, TK_LOG_INFO, "http server listening", kv, 2);
+    if (srv->admin_listen)
+        return start_admin(srv, err, errlen);
     return 0;
 }
 
 void tk_http_stop(tk_http_server *srv, int drain_ms)
 {
-    if (!srv || !srv->mhd)
+    if (!srv)
         return;
-    /* stop accepting, end event streams, then let requests in progress finish */
-    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
-    sse_close_all(srv);
-    struct timespec deadline = tk_deadline_ms(drain_ms);
-    pthread_mutex_lock(&srv->active_lock);
-    while (srv->active > 0 &&
-           pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &deadline) == 0)
-        ;
-    int left = srv->active;
-    pthread_mutex_unlock(&srv->active_lock);
-    if (left > 0)
-        tk_logf(NULL, TK_LOG_WARN,
-                "http: %d request(s) still in progress after %d ms; closing them", left, drain_ms);
-    MHD_stop_daemon(srv->mhd);
-    srv->mhd = NULL;
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd); /* MHD leaves a quiesced socket to us, to close after stopping */
+    if (srv->mhd) {
+        /* stop accepting, end event streams, then let requests in progress finish */
+        MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+        atomic_store(&srv->stopping, 1);
+        tk_sse_close_all(srv);
+        struct timespec deadline = tk_deadline_ms(drain_ms);
+        pthread_mutex_lock(&srv->active_lock);
+        while (srv->active > 0 &&
+               pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &deadline) == 0)
+            ;
+        int left = srv->active;
+        pthread_mutex_unlock(&srv->active_lock);
+        if (left > 0)
+            tk_logf(NULL, TK_LOG_WARN,
+                    "http: %d request(s) still in progress after %d ms; closing them", left,
+                    drain_ms);
+        /* handlers still running hold suspended connections: they finish (and resume them)
+         * before the daemon may stop */
+        tk_workq_free(srv->work);
+        srv->work = NULL;
+        tk_sse_close_all(srv);
+        MHD_stop_daemon(srv->mhd);
+        srv->mhd = NULL;
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd); /* MHD leaves a quiesced socket to us, to close after stopping */
+    }
+    tk_workq_free(srv->work);
+    srv->work = NULL;
+    tk_guard_free(srv->guard);
+    srv->guard = NULL;
+    if (srv->admin_mhd) {
+        MHD_stop_daemon(srv->admin_mhd);
+        srv->admin_mhd = NULL;
+    }
 }

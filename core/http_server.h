@@ -17,8 +17,15 @@ typedef struct tk_http_options {
     json_t *cors_origins; /* array of strings (borrowed), "*" allows any */
     int max_connections;
     int timeout_s;
-    int sse_keepalive_ms; /* ": keepalive" on idle event streams (0: 30 s) */
-    json_t *trusted_proxies; /* array of "ADDR" / "ADDR/BITS" (borrowed), or NULL */
+    int sse_keepalive_ms;           /* ": keepalive" on idle event streams (0: 30 s) */
+    json_t *trusted_proxies;        /* array of "ADDR" / "ADDR/BITS" (borrowed), or NULL */
+    const char *admin_listen;       /* "HOST:PORT" for /metrics (and probes), or NULL/"" */
+    int read_timeout_s;             /* request line to complete body (0: 10 s) */
+    int max_connections_per_client; /* per peer address; trusted proxies exempt (0: none) */
+    int max_streams_per_client;     /* event streams per client address (0: none) */
+    int workers;                    /* threads running handlers (0: 16) */
+    int queue_limit;                /* requests waiting for a worker, then 503 (0: 1024) */
+    int io_threads;                 /* threads reading and writing sockets (0: 2) */
 } tk_http_options;
 
 /* Creates a stopped server and registers the core routes. NULL with a reason in err. */
@@ -35,6 +42,8 @@ int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
 int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
 /* The base URL it listens on ("http://127.0.0.1:8000"), after start. */
 const char *tk_http_url(const tk_http_server *srv);
+/* The admin listener's base URL, or NULL when there is none. */
+const char *tk_http_admin_url(const tk_http_server *srv);
 /*
  * Stops accepting connections, waits up to drain_ms for requests in
  * progress to finish and answer, then closes every connection.

@@ -73,6 +73,17 @@ static const tk_config_field http_fields[] = {
     {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL},
     {"sse_keepalive_s", TK_CFG_INT, 0, "30", NULL,
      "a \": keepalive\" line on event streams idle this long", NULL},
+    {"admin_listen", TK_CFG_STRING, 0, "\"\"", NULL,
+     "HOST:PORT serving /metrics (then not on listen), /health and /ready", NULL},
+    {"read_timeout_s", TK_CFG_INT, 0, "10", NULL,
+     "a request's headers and body must arrive within this time of its first line", NULL},
+    {"max_connections_per_client", TK_CFG_INT, 0, "64", NULL,
+     "open connections from one address (trusted proxies exempt); 0 no limit", NULL},
+    {"max_streams_per_client", TK_CFG_INT, 0, "16", NULL,
+     "open event streams from one client address; 0 no limit", NULL},
+    {"workers", TK_CFG_INT, 0, "16", NULL, "threads running request handlers", NULL},
+    {"queue", TK_CFG_INT, 0, "1024", NULL, "requests waiting for a worker before 503", NULL},
+    {"io_threads", TK_CFG_INT, 0, "2", NULL, "threads reading and writing connections", NULL},
     {"trusted_proxies", TK_CFG_STRING_LIST, 0, "[]", NULL,
      "proxies (ADDR or ADDR/BITS) whose X-Forwarded-For names the client", NULL},
     {0}};
@@ -225,6 +236,12 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
         {"http.max_connections", 1, 100000},
         {"http.timeout_s", 1, 86400},
         {"http.sse_keepalive_s", 1, 3600},
+        {"http.read_timeout_s", 1, 3600},
+        {"http.max_connections_per_client", 0, 100000},
+        {"http.max_streams_per_client", 0, 100000},
+        {"http.workers", 1, 1024},
+        {"http.queue", 1, 1000000},
+        {"http.io_threads", 1, 64},
         {"shutdown_timeout_ms", 1, 3600000},
     };
     /* checked as written, before narrowing to int */
@@ -267,6 +284,15 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
     s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
     s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
+    s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));
+    s->http_read_timeout_s = (int)json_integer_value(tk_config_get(r, "http.read_timeout_s"));
+    s->http_max_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_connections_per_client"));
+    s->http_max_streams_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_streams_per_client"));
+    s->http_workers = (int)json_integer_value(tk_config_get(r, "http.workers"));
+    s->http_queue = (int)json_integer_value(tk_config_get(r, "http.queue"));
+    s->http_io_threads = (int)json_integer_value(tk_config_get(r, "http.io_threads"));
     {
         size_t i;
         json_t *it;

@@ -41,6 +41,9 @@ typedef struct tk_settings {
     int http_timeout_s;
     int http_sse_keepalive_s;
     json_t *http_trusted_proxies;
+    const char *http_admin_listen;
+    int http_read_timeout_s, http_max_per_client, http_max_streams_per_client;
+    int http_workers, http_queue, http_io_threads;
     int shutdown_timeout_ms;
     json_t *resiliency; /* the validated "resiliency" section (borrowed from root) */
     int dapr_enabled;

@@ -473,6 +473,12 @@ typedef struct tk_host {
      * sending and calls sse_release (it may do so inside on_close). Sending
      * on a closed stream is harmless (TK_ESTATE) until the plugin released it.
      */
+    /*
+     * NULL when the stream cannot be opened; when a limit refused it
+     * (`http.max_streams_per_client`, the server stopping) `resp` already
+     * holds the answer (429 or 503 with Retry-After): return a negative code
+     * and it is sent as is.
+     */
     tk_sse *(*sse_open)(const tk_http_request *req, tk_http_response *resp,
                         void (*on_close)(void *ud), void *ud);
     /*

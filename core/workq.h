@@ -1,0 +1,21 @@
+/* A fixed pool of threads running queued jobs, with a bounded queue. */
+#ifndef TK_CORE_WORKQ_H
+#define TK_CORE_WORKQ_H
+
+#include <stddef.h>
+
+typedef struct tk_workq tk_workq;
+
+/* Starts `threads` threads; at most `max_queued` jobs wait. NULL when out of memory. */
+tk_workq *tk_workq_new(const char *name, int threads, int max_queued);
+/*
+ * Queues fn(arg) for a pool thread. TK_OK, or TK_EUNAVAILABLE when the
+ * queue is full or the pool is stopping (fn is then not called).
+ */
+int tk_workq_push(tk_workq *q, void (*fn)(void *arg), void *arg);
+/* Jobs waiting (not running). */
+size_t tk_workq_waiting(tk_workq *q);
+/* Runs every queued job, joins the threads and frees the pool. */
+void tk_workq_free(tk_workq *q);
+
+#endif
