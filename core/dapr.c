@@ -3,7 +3,9 @@
  * it instead of a Kafka consumer group: GET /dapr/subscribe tells the
  * sidecar which topics the loaded consumer plugins want and where to push
  * them; a pushed event reaches the same consume handler as one read from
- * Kafka, and the answer tells Dapr to ack, retry or drop it.
+ * Kafka, and the answer tells Dapr to ack, retry or drop it. Deliveries are
+ * taken only with the sidecar's app API token (dapr.app_token, sent as
+ * dapr-api-token); without one configured their route is not served.
  */
 #include "dapr.h"
 
@@ -34,21 +36,6 @@ static int json_answer(tk_http_response *resp, int status, json_t *body)
     return rc;
 }
 
-/* The sidecar's token, when one is configured (compared in constant time). */
-static int token_ok(const dapr *d, const tk_http_request *req)
-{
-    if (!d->token || !*d->token)
-        return 1;
-    const char *got = tk_http_req_header(req, "dapr-api-token");
-    size_t n = strlen(d->token);
-    if (!got || strlen(got) != n)
-        return 0;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(got[i] ^ d->token[i]);
-    return diff == 0;
-}
-
 static int route_subscribe(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     dapr *d = ud;
@@ -73,7 +60,8 @@ static int route_subscribe(void *ud, const tk_http_request *req, tk_http_respons
 static int route_event(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     dapr *d = ud;
-    if (!token_ok(d, req))
+    /* only registered with a token (tk_dapr_routes) */
+    if (!tk_secret_equal(d->token, tk_http_req_header(req, "dapr-api-token")))
         return tk_http_resp_error(resp, 401, "Invalid dapr-api-token");
     const char *name = tk_http_req_param(req, "instance");
     tk_instance *inst = name ? tk_loader_find(d->loader, name) : NULL;
@@ -123,10 +111,16 @@ int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
     free(g_dapr.token);
     g_dapr.loader = loader;
     g_dapr.pubsub = strdup(pubsub && *pubsub ? pubsub : "pubsub");
-    g_dapr.token = app_token ? strdup(app_token) : NULL;
+    g_dapr.token = app_token && *app_token ? strdup(app_token) : NULL;
     int rc = tk_http_route(http, "GET", "/dapr/subscribe", route_subscribe, &g_dapr, "core");
-    if (rc == 0)
+    /* Deliveries push events into consumers (and on to users' streams): without a token
+     * anyone who reaches the port could forge them, so the route is then not served. */
+    if (rc == 0 && g_dapr.token)
         rc = tk_http_route(http, "POST", "/dapr/events/{instance}", route_event, &g_dapr, "core");
+    else if (rc == 0)
+        tk_logf(NULL, TK_LOG_WARN,
+                "dapr: no dapr.app_token, so POST /dapr/events/{instance} is not served (set it "
+                "to the sidecar's app API token)");
     return rc;
 }
 

@@ -10,8 +10,10 @@
  * `consume` section, with its `dapr_route`, else /dapr/events/<instance>)
  * and POST /dapr/events/{instance} (a Dapr-delivered event handed to the
  * instance's handler; {"status": SUCCESS | RETRY | DROP}). `pubsub` names
- * the Dapr component; a non-empty `app_token` must come in the
- * dapr-api-token header (Dapr's APP_API_TOKEN). Before the server starts.
+ * the Dapr component. Deliveries must carry `app_token` in the
+ * dapr-api-token header (Dapr's APP_API_TOKEN; 401 otherwise); with a NULL
+ * or empty `app_token` the delivery route is not registered at all (404).
+ * Before the server starts.
  */
 int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
                    const char *app_token);

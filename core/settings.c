@@ -90,10 +90,12 @@ static const tk_config_field http_fields[] = {
 
 static const tk_config_field dapr_fields[] = {
     {"enabled", TK_CFG_BOOL, 0, "false", NULL,
-     "serve GET /dapr/subscribe and POST /dapr/events/{instance}", NULL},
+     "serve GET /dapr/subscribe and (with app_token) POST /dapr/events/{instance}", NULL},
     {"pubsub", TK_CFG_STRING, 0, "\"pubsub\"", NULL, "the Dapr pub/sub component's name", NULL},
     {"app_token", TK_CFG_STRING, 0, "\"\"", NULL,
-     "when set, deliveries must carry it in dapr-api-token (APP_API_TOKEN)", NULL},
+     "the sidecar's app API token (APP_API_TOKEN): deliveries must carry it in dapr-api-token;"
+     " empty: deliveries are not served",
+     NULL},
     {0}};
 
 static const tk_config_field top_fields[] = {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "taskora/plugin.h"
 #include "testhelp.h"
 
 static char *dir;
@@ -13,6 +14,7 @@ static char *record;
 static th_daemon d;
 static const char *cors = "[\"http://localhost:3000\"]";
 static int init_delay_ms;
+static const char *dapr = ""; /* a "dapr" section with its trailing comma, or "" */
 
 /* Starts taskorad with two test_plugin instances ("t1" with routes, "t2" without). */
 static void start(int stop_delay_ms, int shutdown_timeout_ms)
@@ -25,14 +27,14 @@ static void start(int stop_delay_ms, int shutdown_timeout_ms)
              " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2},"
              " \"http\": {\"listen\": \"127.0.0.1:0\", \"body_limit\": 1024,"
              "   \"cors_origins\": %s},"
-             " \"shutdown_timeout_ms\": %d, \"plugin_dir\": \"%s\","
+             " %s \"shutdown_timeout_ms\": %d, \"plugin_dir\": \"%s\","
              " \"plugins\": ["
              "  {\"name\": \"t1\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"greeting\": \"${TK_TEST_GREETING:-hey}\","
              "     \"stop_delay_ms\": %d, \"init_delay_ms\": %d, \"limits\": {\"max\": 42}}},"
              "  {\"name\": \"t2\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}}]}",
-             cors, shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, init_delay_ms,
+             cors, dapr, shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, init_delay_ms,
              record);
     char *cfg = th_write(dir, "taskora.json", text);
     char *log = th_write(dir, "taskorad.log", "");
@@ -375,6 +377,82 @@ START_TEST(test_shutdown_timeout_exits_anyway)
 }
 END_TEST
 
+START_TEST(test_secret_equal_only_for_the_same_bytes_and_length)
+{
+    ck_assert(tk_secret_equal("s3cret", "s3cret"));
+    ck_assert(tk_secret_equal("x", "x"));
+    const char *unequal[] = {NULL,     "",           "s3cre",    "s3cret ",
+                             "s3cres", "S3cret",     "3cret",    "s3crets3cret",
+                             "t3cret", "s3cret\x80", "\xffs3cr", "s3cret\n"};
+    for (size_t i = 0; i < sizeof(unequal) / sizeof(unequal[0]); i++)
+        ck_assert_msg(!tk_secret_equal("s3cret", unequal[i]), "%s",
+                      unequal[i] ? unequal[i] : "NULL");
+    /* no secret configured matches nothing, not even nothing */
+    ck_assert(!tk_secret_equal("", ""));
+    ck_assert(!tk_secret_equal(NULL, ""));
+    ck_assert(!tk_secret_equal(NULL, NULL));
+    ck_assert(!tk_secret_equal("", NULL));
+    ck_assert(!tk_secret_equal("", "x"));
+}
+END_TEST
+
+static th_response post_event(const char *token)
+{
+    const char *h[] = {"Content-Type: application/json",
+                       token ? th_fmt("dapr-api-token: %s", token) : NULL, NULL};
+    th_response r;
+    const char *ev = "{\"event_id\":\"e1\",\"event_type\":\"task.created\",\"user_id\":\"1\"}";
+    ck_assert_int_eq(th_http("POST", th_fmt("%s/dapr/events/t1", d.url), ev, strlen(ev), h, &r), 0);
+    return r;
+}
+
+static void setup_dapr_without_token(void)
+{
+    dapr = "\"dapr\": {\"enabled\": true, \"app_token\": \"\"},";
+    start(0, 10000);
+}
+
+START_TEST(test_dapr_without_an_app_token_serves_no_deliveries)
+{
+    const char *tokens[] = {NULL, "", "anything"};
+    for (size_t i = 0; i < 3; i++) {
+        th_response r = post_event(tokens[i]);
+        ck_assert_int_eq(r.status, 404);
+        ck_assert_str_eq(r.body, "{\"detail\":\"Not Found\"}");
+        th_response_free(&r);
+    }
+    th_response r = get("/dapr/subscribe", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "[]");
+    th_response_free(&r);
+    ck_assert(th_wait_file_contains(d.log_path, "no dapr.app_token", 5000));
+}
+END_TEST
+
+static void setup_dapr_with_token(void)
+{
+    dapr = "\"dapr\": {\"enabled\": true, \"app_token\": \"${TK_TEST_DAPR_TOKEN:-d4pr-T0ken}\"},";
+    start(0, 10000);
+}
+
+START_TEST(test_dapr_deliveries_need_the_app_token)
+{
+    const char *wrong[] = {NULL,          "",           "d4pr-T0ke",           "d4pr-T0kem",
+                           "d4pr-T0ken ", "D4PR-T0KEN", "d4pr-T0kend4pr-T0ken"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        th_response r = post_event(wrong[i]);
+        ck_assert_msg(r.status == 401, "%s: %ld", wrong[i] ? wrong[i] : "NULL", r.status);
+        ck_assert_str_eq(r.body, "{\"detail\":\"Invalid dapr-api-token\"}");
+        th_response_free(&r);
+    }
+    /* the right token passes; t1 consumes nothing, so the route then says so */
+    th_response r = post_event("d4pr-T0ken");
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(r.body, "{\"detail\":\"No consumer instance of that name\"}");
+    th_response_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("daemon");
@@ -411,5 +489,16 @@ int main(void)
     tcase_add_checked_fixture(t5, setup_slow_init, teardown);
     tcase_add_test(t5, test_signal_during_startup_stops_cleanly);
     suite_add_tcase(s, t5);
+    TCase *t6 = tcase_create("secret");
+    tcase_add_test(t6, test_secret_equal_only_for_the_same_bytes_and_length);
+    suite_add_tcase(s, t6);
+    TCase *t7 = tcase_create("dapr-no-token");
+    tcase_add_checked_fixture(t7, setup_dapr_without_token, teardown);
+    tcase_add_test(t7, test_dapr_without_an_app_token_serves_no_deliveries);
+    suite_add_tcase(s, t7);
+    TCase *t8 = tcase_create("dapr-token");
+    tcase_add_checked_fixture(t8, setup_dapr_with_token, teardown);
+    tcase_add_test(t8, test_dapr_deliveries_need_the_app_token);
+    suite_add_tcase(s, t8);
     return th_run_suite(s);
 }

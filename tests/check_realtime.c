@@ -1,7 +1,8 @@
 /*
  * Real-time push across API processes: two taskorad processes (http_api + realtime, a broadcast
  * consumer group each) on one PostgreSQL and one Kafka-protocol cluster owned by the test; event
- * streams read over real sockets.
+ * streams read over real sockets. Process a has the Dapr app token configured (core and realtime),
+ * process b has none.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -34,7 +35,10 @@ typedef struct user {
     int id;
     char token[1024];
 } user;
-static user u1, u2;
+static user u1, u2, u3;
+
+#define DAPR_TOKEN "rt-dapr-token-4f1d2c"
+#define MAX_STREAMS 4
 
 /* The time a user may wait for a pushed event (the requirement is 1 s; sanitizers are slower). */
 static double push_deadline_s(void)
@@ -44,6 +48,31 @@ static double push_deadline_s(void)
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------- */
+
+/* A request with extra headers (NULL-terminated, or NULL); *json gets the parsed body. */
+static long http_h(const th_daemon *d, const char *method, const char *path, const char *body,
+                   const char *const *headers, json_t **json)
+{
+    const char *h[8] = {"Content-Type: application/json"};
+    for (int i = 0; headers && headers[i] && i < 6; i++)
+        h[i + 1] = headers[i];
+    th_response r;
+    ck_assert_int_eq(
+        th_http(method, th_fmt("%s%s", d->url, path), body, body ? strlen(body) : 0, h, &r), 0);
+    if (json)
+        *json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
+    long st = r.status;
+    th_response_free(&r);
+    return st;
+}
+
+/* A Dapr delivery with the given dapr-api-token (NULL: no header). */
+static long deliver(const th_daemon *d, const char *path, const char *body, const char *token,
+                    json_t **json)
+{
+    const char *h[] = {token ? th_fmt("dapr-api-token: %s", token) : NULL, NULL};
+    return http_h(d, "POST", path, body, h, json);
+}
 
 static long http(const th_daemon *d, const char *method, const char *path, const char *body,
                  const char *token, json_t **json)
@@ -143,8 +172,10 @@ static void sse_disconnect(sse_client *c) { close(c->fd); }
 /* ---- the two processes -------------------------------------------------------------------------
  */
 
-static char *config(const char *name)
+/* with_token: the Dapr app token in the core's dapr section and in realtime's config */
+static char *config(const char *name, int with_token)
 {
+    const char *tok = with_token ? DAPR_TOKEN : "";
     return th_write(
         dir, th_fmt("%s.json", name),
         th_fmt(
@@ -154,15 +185,17 @@ static char *config(const char *name)
             "   \"heartbeat.interval.ms\": \"500\", \"fetch.wait.max.ms\": \"10\"}},"
             " \"outbox\": {\"poll_ms\": 200},"
             " \"http\": {\"listen\": \"127.0.0.1:0\", \"sse_keepalive_s\": 1},"
-            " \"dapr\": {\"enabled\": true},"
+            " \"dapr\": {\"enabled\": true, \"app_token\": \"%s\"},"
             " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/realtime/.libs\","
             " \"plugins\": ["
             "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
             "   \"rt-secret-0123456789abcdef0123456789abcd\", \"bcrypt_cost\": 4}},"
-            "  {\"name\": \"realtime\", \"load\": \"realtime\", \"consume\": {\"topics\":"
+            "  {\"name\": \"realtime\", \"load\": \"realtime\","
+            "   \"config\": {\"dapr_token\": \"%s\", \"max_streams_per_user\": %d},"
+            "   \"consume\": {\"topics\":"
             "   [\"task-events\"], \"broadcast\": true, \"dapr_route\": \"/api/events/task-event\","
             "   \"workers\": 2}}]}",
-            name, dburl, bootstrap, th_builddir(), th_builddir()));
+            name, dburl, bootstrap, tok, th_builddir(), th_builddir(), tok, MAX_STREAMS));
 }
 
 /* Waits until the process is ready and its broadcast consumer has its partitions. */
@@ -188,9 +221,9 @@ static void wait_ready(const th_daemon *d)
     ck_abort_msg("%s never became ready (last status %ld, assigned %d)", d->url, st, assigned);
 }
 
-static void start(th_daemon *d, const char *name)
+static void start(th_daemon *d, const char *name, int with_token)
 {
-    char *cfg = config(name);
+    char *cfg = config(name, with_token);
     th_daemon_start_named(d, dir, cfg, name);
     free(cfg);
 }
@@ -211,18 +244,19 @@ static void suite_up(void)
         rd_kafka_mock_topic_create(mc, topics[i], 2, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
     tk_mock_nodelay(bootstrap);
-    char *cfg = config("migrate");
+    char *cfg = config("migrate", 0);
     const char *args[] = {"migrate", "-c", cfg, NULL};
     char *err = NULL;
     ck_assert_msg(th_taskorad(args, NULL, &err, 60000) == 0, "migrate: %s", err);
     free(err);
     free(cfg);
-    start(&a, "a");
-    start(&b, "b");
+    start(&a, "a", 1);
+    start(&b, "b", 0);
     wait_ready(&a);
     wait_ready(&b);
     u1 = make_user("rt-one");
     u2 = make_user("rt-two");
+    u3 = make_user("rt-three");
 }
 
 static void suite_down(void)
@@ -334,7 +368,7 @@ START_TEST(test_dapr_subscription_and_delivery)
                "\"event_type\":\"task.reminder\",\"timestamp\":\"2026-02-04T12:00:00+00:00\","
                "\"user_id\":\"%d\",\"payload\":{\"task_id\":77,\"title\":\"dapr says hi\"}}}",
                u1.id);
-    ck_assert_int_eq(http(&a, "POST", "/api/events/reminder-event", ce, NULL, &j), 200);
+    ck_assert_int_eq(deliver(&a, "/api/events/reminder-event", ce, DAPR_TOKEN, &j), 200);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "SUCCESS");
     json_decref(j);
     ck_assert_msg(sse_wait(&s, "event: task.reminder", 5), "%s", s.buf);
@@ -345,17 +379,182 @@ START_TEST(test_dapr_subscription_and_delivery)
                             "\"event_type\":\"task.updated\",\"user_id\":\"%d\","
                             "\"payload\":{\"task_id\":78,\"title\":\"via the core\"}}}",
                             u1.id);
-    ck_assert_int_eq(http(&a, "POST", "/dapr/events/realtime", ev, NULL, &j), 200);
+    ck_assert_int_eq(deliver(&a, "/dapr/events/realtime", ev, DAPR_TOKEN, &j), 200);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "SUCCESS");
     json_decref(j);
     ck_assert_msg(sse_wait(&s, "via the core", 5), "%s", s.buf);
-    ck_assert_int_eq(http(&a, "POST", "/dapr/events/nobody", ev, NULL, &j), 404);
-    json_decref(j);
-    /* nothing about a user: dropped, not redelivered */
-    ck_assert_int_eq(http(&a, "POST", "/api/events/task-event", "{\"x\":1}", NULL, &j), 200);
-    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "DROP");
+    ck_assert_int_eq(deliver(&a, "/dapr/events/nobody", ev, DAPR_TOKEN, &j), 404);
     json_decref(j);
     sse_disconnect(&s);
+}
+END_TEST
+
+START_TEST(test_dapr_deliveries_need_the_app_token_and_without_one_are_not_served)
+{
+    char ev[256];
+    snprintf(ev, sizeof(ev),
+             "{\"event_id\":\"t1\",\"event_type\":\"task.deleted\",\"user_id\":\"%d\","
+             "\"payload\":{\"task_id\":1}}",
+             u1.id);
+    const char *routes[] = {"/api/events/task-event", "/api/events/reminder-event",
+                            "/dapr/events/realtime"};
+    const char *wrong[] = {NULL,
+                           "",
+                           "rt-dapr-token-4f1d2d",
+                           "rt-dapr-token",
+                           DAPR_TOKEN "x",
+                           DAPR_TOKEN DAPR_TOKEN,
+                           "RT-DAPR-TOKEN-4F1D2C"};
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
+        json_t *j = NULL;
+        /* b has no token configured: the routes do not exist, whatever the header says */
+        ck_assert_int_eq(deliver(&b, routes[r], ev, NULL, &j), 404);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "detail")), "Not Found");
+        json_decref(j);
+        ck_assert_int_eq(deliver(&b, routes[r], ev, "anything", &j), 404);
+        json_decref(j);
+        /* a has one: a missing, shorter, longer or different token is 401 */
+        for (size_t w = 0; w < sizeof(wrong) / sizeof(wrong[0]); w++) {
+            ck_assert_msg(deliver(&a, routes[r], ev, wrong[w], &j) == 401, "%s with token %s",
+                          routes[r], wrong[w] ? wrong[w] : "(none)");
+            ck_assert_str_eq(json_string_value(json_object_get(j, "detail")),
+                             "Invalid dapr-api-token");
+            json_decref(j);
+        }
+    }
+    /* the subscription list stays readable (it names topics and routes only) */
+    json_t *j = NULL;
+    ck_assert_int_eq(http(&b, "GET", "/dapr/subscribe", NULL, NULL, &j), 200);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_delivered_events_are_validated_and_cannot_inject_stream_fields)
+{
+    sse_client s;
+    sse_connect(&s, &a, th_fmt("/api/events/stream?token=%s", u1.token), NULL);
+    ck_assert(sse_wait(&s, "event: connected", 5));
+    const char *route = "/api/events/task-event";
+    /* each a format for the user id (those without %d do not use it) */
+    const char *bad[] = {
+        "not json",
+        "[1,2]",
+        "{\"x\":1}",
+        "{\"event_type\":\"task.deleted\",\"payload\":{}}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":\"abc\"}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":0}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":-3}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":\"-3\"}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":\"0%d\"}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":\"%d \"}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":\"99999999999999999999\"}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":1.5}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":[%d]}",
+        "{\"event_type\":\"user.deleted\",\"user_id\":%d}",
+        "{\"event_type\":\"connected\",\"user_id\":%d}",
+        "{\"event_type\":\"task.deleted\\nevent: x\",\"user_id\":%d}",
+        "{\"event_type\":\"task.deleted\",\"user_id\":%d,\"user_id\":1}",
+        "{\"user_id\":%d}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), bad[i], u1.id);
+        json_t *j = NULL;
+        ck_assert_msg(deliver(&a, route, body, DAPR_TOKEN, &j) == 422, "%s", body);
+        ck_assert_msg(json_is_string(json_object_get(j, "detail")), "%s", body);
+        json_decref(j);
+    }
+    /* 100 KB for one user: refused, and the user's stream is not ended by it */
+    size_t big = 100 * 1024;
+    char *huge = malloc(big + 256);
+    int n =
+        snprintf(huge, 256, "{\"event_type\":\"task.updated\",\"user_id\":%d,\"msg\":\"", u1.id);
+    memset(huge + n, 'A', big);
+    strcpy(huge + n + big, "\"}");
+    json_t *j = NULL;
+    ck_assert_int_eq(deliver(&a, route, huge, DAPR_TOKEN, &j), 413);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "detail")), "Event too large");
+    json_decref(j);
+    free(huge);
+    ck_assert_msg(!sse_wait(&s, "event: task.", 0.5), "a refused event reached the stream: %s",
+                  s.buf);
+
+    /* a string that tries to end the data: line and start its own event stays inside the JSON */
+    char evil[512];
+    snprintf(evil, sizeof(evil),
+             "{\"event_id\":\"e1\",\"event_type\":\"task.updated\",\"user_id\":%d,"
+             "\"msg\":\"<script>alert(1)</script>\\n\\nevent: task.deleted\\r\\ndata: {}\\n\\n\","
+             "\"payload\":{\"task_id\":5}}",
+             u1.id);
+    ck_assert_int_eq(deliver(&a, route, evil, DAPR_TOKEN, &j), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "SUCCESS");
+    json_decref(j);
+    ck_assert_msg(sse_wait(&s, "event: task.updated\ndata: {", 5), "%s", s.buf);
+    ck_assert_msg(sse_wait(&s, "}\n\n", 5), "%s", s.buf);
+    ck_assert_msg(!strstr(s.buf, "\nevent: task.deleted") && !strstr(s.buf, "\ndata: {}"),
+                  "an injected field: %s", s.buf);
+    /* the frame's one data line parses as the event that was sent */
+    char *line =
+        strstr(s.buf, "event: task.updated\ndata: ") + strlen("event: task.updated\ndata: ");
+    char *eol = strchr(line, '\n');
+    *eol = '\0';
+    json_t *got = json_loads(line, 0, NULL);
+    ck_assert_msg(got != NULL, "data line is not JSON: %s", line);
+    ck_assert_str_eq(json_string_value(json_object_get(got, "msg")),
+                     "<script>alert(1)</script>\n\nevent: task.deleted\r\ndata: {}\n\n");
+    json_decref(got);
+    sse_disconnect(&s);
+}
+END_TEST
+
+START_TEST(test_a_user_has_a_limited_number_of_streams_and_closing_one_frees_a_slot)
+{
+    sse_client s[MAX_STREAMS + 1];
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        sse_connect(&s[i], &a, "/api/events/stream", u3.token);
+        ck_assert_msg(sse_wait(&s[i], "event: connected", 5), "stream %d: %s", i, s[i].buf);
+    }
+    /* another user is not affected */
+    sse_client other;
+    sse_connect(&other, &a, "/api/events/stream", u2.token);
+    ck_assert(sse_wait(&other, "event: connected", 5));
+    sse_disconnect(&other);
+
+    sse_client extra;
+    sse_connect(&extra, &a, "/api/events/stream", u3.token);
+    ck_assert_msg(sse_wait(&extra, "\"}", 5), "%s", extra.buf);
+    ck_assert_msg(strstr(extra.buf, "HTTP/1.1 429"), "%s", extra.buf);
+    ck_assert_msg(strstr(extra.buf, "Retry-After: 30\r\n"), "%s", extra.buf);
+    ck_assert_msg(strstr(extra.buf, "application/json"), "%s", extra.buf);
+    ck_assert_msg(strstr(extra.buf, th_fmt("{\"detail\":\"Too many open event streams (at most %d "
+                                           "per user)\"}",
+                                           MAX_STREAMS)),
+                  "%s", extra.buf);
+    ck_assert(!strstr(extra.buf, "event: connected"));
+    sse_disconnect(&extra);
+    /* the streams still open are unaffected by the refusal */
+    int t = create_task(&a, &u3, "for every open stream");
+    for (int i = 0; i < MAX_STREAMS; i++)
+        ck_assert_msg(sse_wait(&s[i], th_fmt("\"task_id\":%d", t), 10), "%s", s[i].buf);
+
+    /* a closed stream frees its slot once the server notices (its next keepalive, 1 s here) */
+    sse_disconnect(&s[0]);
+    int ok = 0;
+    double end = th_now_s() + 10;
+    while (!ok && th_now_s() < end) {
+        sse_connect(&s[MAX_STREAMS], &a, "/api/events/stream", u3.token);
+        ck_assert(sse_wait(&s[MAX_STREAMS], "\r\n\r\n", 5));
+        ok = strstr(s[MAX_STREAMS].buf, "HTTP/1.1 200") != NULL;
+        if (!ok) {
+            ck_assert_msg(strstr(s[MAX_STREAMS].buf, "HTTP/1.1 429"), "%s", s[MAX_STREAMS].buf);
+            sse_disconnect(&s[MAX_STREAMS]);
+            usleep(200000);
+        }
+    }
+    ck_assert_msg(ok, "closing a stream did not free its slot");
+    ck_assert(sse_wait(&s[MAX_STREAMS], "event: connected", 5));
+    for (int i = 1; i <= MAX_STREAMS; i++)
+        sse_disconnect(&s[i]);
 }
 END_TEST
 
@@ -432,6 +631,9 @@ int main(void)
     tcase_add_test(tc, test_a_stream_needs_a_valid_token);
     tcase_add_test(tc, test_idle_streams_get_keepalives_and_closing_a_client_is_noticed);
     tcase_add_test(tc, test_dapr_subscription_and_delivery);
+    tcase_add_test(tc, test_dapr_deliveries_need_the_app_token_and_without_one_are_not_served);
+    tcase_add_test(tc, test_delivered_events_are_validated_and_cannot_inject_stream_fields);
+    tcase_add_test(tc, test_a_user_has_a_limited_number_of_streams_and_closing_one_frees_a_slot);
     tcase_add_test(tc, test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on);
     tcase_add_test(tc, test_pushing_goes_on_after_the_database_drops_every_connection);
     suite_add_tcase(s, tc);

@@ -3,7 +3,8 @@
 # rendered (helm when installed, else tests/helm_render.sh) with its default values and with the
 # optional parts switched on, each rendering linted; and what the rendering says checked against
 # the repository: only config files that exist in config/, only environment variables those
-# configs read, probes, rolling updates, resources, grace periods, the migration hook.
+# configs read, probes, rolling updates, resources, grace periods, the migration hook, and the Dapr
+# app token wired from a Secret to both the sidecar (annotation) and taskorad (APP_API_TOKEN).
 # Skips (77) only when yamllint is missing.
 set -eu
 src=${TK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -41,17 +42,19 @@ if command -v helm >/dev/null 2>&1; then helm lint "$chart" >"$work/helm-lint.ou
 render "$work/default.yaml"
 render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabled=true \
     --set secrets.existingSecret=taskora-prod --set serviceAccount.create=false \
-    --set dapr.enabled=true --set ingress.tls.enabled=true --set ingress.frontend.serviceName=web \
+    --set dapr.enabled=true --set dapr.appTokenSecret=taskora-dapr-prod \
+    --set ingress.tls.enabled=true --set ingress.frontend.serviceName=web \
     --set networkPolicy.apiEgressHttps=false
 render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
     --set migrations.enabled=false
+render "$work/dapr.yaml" --set dapr.enabled=true --set dapr.appToken=t0ken-from-values
 sh "$src/tests/helm_render.sh" --notes "$chart" >"$work/notes.txt" || fail "NOTES.txt does not render"
 
 # 3. facts from a rendering, one per line:
 #   doc KIND NAME | config DOC FILE | env DOC NAME | envfrom DOC CONFIGMAP | secretref DOC SECRET KEY
 #   data DOC KEY VALUE (ConfigMap data, Secret stringData) | probe DOC liveness|readiness PATH
 #   res DOC requests|limits cpu|memory VALUE | field DOC KEY VALUE (replicas, maxSurge, ...)
-#   hook DOC VALUE
+#   hook DOC VALUE | annotation DOC dapr.io/KEY VALUE
 facts() {
     awk '
     function ind(s) { match(s, /^ */); return RLENGTH }
@@ -83,10 +86,12 @@ facts() {
     /^ *(replicas|maxSurge|maxUnavailable|terminationGracePeriodSeconds|minReplicas|maxReplicas|averageUtilization): / {
         k = $1; sub(/:$/, "", k); print "field", doc, k, val($0) }
     /^ *helm.sh\/hook: / { print "hook", doc, val($0) }
+    /^ *dapr\.io\/[a-z-]*: / { k = $1; sub(/:$/, "", k); print "annotation", doc, k, val($0) }
     ' "$1"
 }
 facts "$work/default.yaml" >"$work/default.facts"
 facts "$work/optional.yaml" >"$work/optional.facts"
+facts "$work/dapr.yaml" >"$work/dapr.facts"
 has() { grep -qx "$1" "$2" || fail "expected \"$1\" in the rendering ($2)"; }
 F="$work/default.facts"
 for d in "Deployment taskora-api" "Deployment taskora-worker-notifications" \
@@ -178,4 +183,26 @@ for k in DATABASE_URL BETTER_AUTH_SECRET GEMINI_API_KEY COHERE_API_KEY; do
     grep -q "^data taskora-secrets $k " "$F" || fail "the Secret has no $k"
 done
 
-echo "deploy YAML: plain files and 3 renderings linted; configs, env names, probes, updates, resources checked"
+# 5. the Dapr app token: without Dapr nothing of it; with Dapr the sidecar (dapr.io/app-token-secret)
+# and taskorad (APP_API_TOKEN, which api.json reads for the core and for realtime) get the same
+# Secret's "token" (Dapr's key): from dapr.appTokenSecret, else a Secret the chart makes
+! grep -q '^annotation \|^env [^ ]* APP_API_TOKEN$\|^doc Secret taskora-dapr' "$F" ||
+    fail "Dapr token parts rendered with dapr.enabled=false"
+dapr_wired() { # FACTS SECRET
+    has "annotation taskora-api dapr.io/enabled true" "$1"
+    has "annotation taskora-api dapr.io/app-token-secret $2" "$1"
+    has "env taskora-api APP_API_TOKEN" "$1"
+    has "secretref taskora-api $2 token" "$1"
+    ! grep -q '^annotation taskora-worker\|^env taskora-worker[^ ]* APP_API_TOKEN$' "$1" ||
+        fail "workers get Dapr parts ($1)"
+}
+dapr_wired "$work/optional.facts" taskora-dapr-prod
+dapr_wired "$work/dapr.facts" taskora-dapr-app-token
+has "doc Secret taskora-dapr-app-token" "$work/dapr.facts"
+has "data taskora-dapr-app-token token t0ken-from-values" "$work/dapr.facts"
+grep -q '"app_token": "${APP_API_TOKEN[:}]' "$src/config/api.json" || fail "api.json: dapr.app_token does not read APP_API_TOKEN"
+grep -q '"dapr_token": "${APP_API_TOKEN[:}]' "$src/config/api.json" || fail "api.json: realtime's dapr_token does not read APP_API_TOKEN"
+sh "$src/tests/helm_render.sh" --notes --set dapr.enabled=true "$chart" | grep -q 'WARNING: *dapr.appToken is empty' ||
+    fail "NOTES.txt does not warn about Dapr without a token"
+
+echo "deploy YAML: plain files and 4 renderings linted; configs, env names, probes, updates, resources, Dapr token checked"

@@ -80,6 +80,33 @@ static inline const char *tk_strerror(int rc)
     }
 }
 
+/*
+ * Compares a secret a client sent (`got`, may be NULL) with the configured one
+ * (`expected`) in time that depends only on the length of `got`: not on where
+ * they differ, nor on the expected secret or its length (every byte of `got` is
+ * compared, against `expected` repeated; a length difference shows as a
+ * difference at expected's end). 1 when equal. 0 otherwise, and always when
+ * `expected` is NULL or empty: no secret configured matches nothing. For tokens
+ * such as Dapr's dapr-api-token header; any thread.
+ */
+static inline int tk_secret_equal(const char *expected, const char *got)
+{
+    if (!expected || !*expected)
+        return 0;
+    if (!got)
+        got = "";
+    unsigned diff = 0;
+    size_t j = 0;
+    for (size_t i = 0; got[i]; i++) {
+        unsigned char e = (unsigned char)expected[j];
+        diff |= (unsigned char)got[i] ^ e; /* at expected's end: got[i] ^ 0, never 0 */
+        size_t at_end = (size_t)(e == 0);
+        j = (j + 1) & (at_end - 1); /* wraps to 0 at expected's end, without a branch */
+    }
+    diff |= (unsigned char)expected[j]; /* got ended before expected did */
+    return diff == 0;
+}
+
 /* What a consumer handler answers for one event. */
 typedef enum tk_consume_result {
     TK_CONSUME_OK = 0,    /* done: the offset may be stored */

@@ -6,12 +6,16 @@
  * uses a broadcast group (one group per process, from the latest offsets):
  * a client connected to process A sees a task created through process B.
  * Events also arrive pushed by a Dapr sidecar (POST /api/events/task-event
- * and /api/events/reminder-event), for deployments that keep Dapr.
+ * and /api/events/reminder-event), for deployments that keep Dapr. Those two
+ * routes are served only with `dapr_token` set (the sidecar's app API token,
+ * the same value as the core's dapr.app_token; shipped configs read both from
+ * APP_API_TOKEN), and take only task events for a user, of bounded size.
  *
  *   "plugins": [..., {"name": "realtime", "load": "realtime",
  *     "consume": {"topics": ["task-events"], "broadcast": true,
  *                 "dapr_route": "/api/events/task-event"}}]
  */
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +29,8 @@ typedef struct realtime {
     const tk_host *host;
     tk_instance *inst;
     const char *dapr_token;
+    int64_t max_per_user; /* open streams one user may have */
+    size_t max_event;     /* bytes of one pushed event (and of one delivery's body) */
     pthread_mutex_t lock; /* guards the list; held while sending, so no stream is freed under it */
     stream *streams;
     long next_id;
@@ -33,7 +39,7 @@ typedef struct realtime {
 
 struct stream {
     realtime *rt;
-    tk_sse *sse;
+    tk_sse *sse; /* NULL while the stream is being opened: its slot is taken, nothing is sent */
     char user[24];
     char id[32];
     stream *next;
@@ -41,13 +47,23 @@ struct stream {
 
 #define JSON_TYPE "application/json; charset=utf-8"
 
+/* The events of task-events, the only ones Dapr deliveries may push (docs: EVENTS.md). */
+static const char *const task_types[] = {"task.created",
+                                         "task.updated",
+                                         "task.completed",
+                                         "task.deleted",
+                                         "task.recurred",
+                                         "task.reminder",
+                                         NULL};
+
 /* Sends one event to every stream of the user; returns how many got it. */
 static int push(realtime *rt, const char *user, const char *type, const char *data_json)
 {
     int n = 0;
     pthread_mutex_lock(&rt->lock);
     for (stream *s = rt->streams; s; s = s->next)
-        if (strcmp(s->user, user) == 0 && rt->host->sse_send(s->sse, type, data_json) == TK_OK)
+        if (s->sse && strcmp(s->user, user) == 0 &&
+            rt->host->sse_send(s->sse, type, data_json) == TK_OK)
             n++;
     pthread_mutex_unlock(&rt->lock);
     if (n)
@@ -61,23 +77,37 @@ static tk_consume_result consume(void *state, const tk_event *ev)
 {
     realtime *rt = state;
     /* an event about no user has no stream to go to */
-    if (ev->user_id && *ev->user_id && ev->type && ev->data)
-        push(rt, ev->user_id, ev->type, ev->data);
+    if (!ev->user_id || !*ev->user_id || !ev->type || !ev->data)
+        return TK_CONSUME_OK;
+    /* one event larger than a stream's queue would end every stream it is sent to */
+    if (strlen(ev->data) > rt->max_event) {
+        rt->host->log(rt->inst, TK_LOG_WARN,
+                      "event %s (%s) not pushed: %zu bytes, more than max_event_bytes",
+                      ev->id ? ev->id : "?", ev->type, strlen(ev->data));
+        return TK_CONSUME_OK;
+    }
+    push(rt, ev->user_id, ev->type, ev->data);
     return TK_CONSUME_OK;
 }
 
 /* ---- the stream ------------------------------------------------------------------------- */
+
+/* Takes s out of the list (frees its slot); under rt->lock. */
+static void unlink_stream(realtime *rt, stream *s)
+{
+    for (stream **pp = &rt->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+}
 
 static void on_close(void *ud)
 {
     stream *s = ud;
     realtime *rt = s->rt;
     pthread_mutex_lock(&rt->lock);
-    for (stream **pp = &rt->streams; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
+    unlink_stream(rt, s);
     pthread_mutex_unlock(&rt->lock);
     rt->host->metric_add(rt->m_open, NULL, -1);
     rt->host->sse_release(s->sse);
@@ -96,16 +126,35 @@ static int route_stream(void *ud, const tk_http_request *req, tk_http_response *
         return TK_ENOMEM;
     s->rt = rt;
     snprintf(s->user, sizeof(s->user), "%s", user);
-    s->sse = rt->host->sse_open(req, resp, on_close, s);
-    if (!s->sse) {
-        free(s);
-        return TK_ERR;
-    }
+    /* count and take a slot at once, so concurrent requests cannot pass the limit together */
     pthread_mutex_lock(&rt->lock);
+    int64_t open = 0;
+    for (stream *o = rt->streams; o; o = o->next)
+        open += strcmp(o->user, s->user) == 0;
+    if (open >= rt->max_per_user) {
+        pthread_mutex_unlock(&rt->lock);
+        free(s);
+        char detail[96];
+        snprintf(detail, sizeof(detail), "Too many open event streams (at most %lld per user)",
+                 (long long)rt->max_per_user);
+        /* a closed tab's stream is noticed at its next keepalive (30 s by default) */
+        rt->host->http_set_header(resp, "Retry-After", "30");
+        return rt->host->http_error(resp, 429, detail);
+    }
     snprintf(s->id, sizeof(s->id), "%s-%ld", rt->host->http_request_id(req), ++rt->next_id);
     s->next = rt->streams;
     rt->streams = s;
     pthread_mutex_unlock(&rt->lock);
+    tk_sse *sse = rt->host->sse_open(req, resp, on_close, s);
+    pthread_mutex_lock(&rt->lock);
+    s->sse = sse;
+    if (!sse)
+        unlink_stream(rt, s);
+    pthread_mutex_unlock(&rt->lock);
+    if (!sse) {
+        free(s);
+        return TK_ERR;
+    }
     rt->host->metric_add(rt->m_open, NULL, 1);
     json_t *hello = json_pack("{s:s,s:s}", "connection_id", s->id, "user_id", s->user);
     char *text = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
@@ -138,42 +187,82 @@ static int answer(realtime *rt, tk_http_response *resp, int status, const char *
     return rt->host->http_set_body(resp, JSON_TYPE, body, strlen(body));
 }
 
-static int route_delivery(void *ud, const tk_http_request *req, tk_http_response *resp)
+/* A user id as the streams hold it: a positive integer (JSON number or decimal string). */
+static int user_id_of(json_t *v, char out[24])
 {
-    realtime *rt = ud;
-    if (rt->dapr_token && *rt->dapr_token) {
-        const char *got = rt->host->http_header(req, "dapr-api-token");
-        size_t n = strlen(rt->dapr_token);
-        unsigned char diff = got && strlen(got) == n ? 0 : 1;
-        for (size_t i = 0; !diff && i < n; i++)
-            diff |= (unsigned char)(got[i] ^ rt->dapr_token[i]);
-        if (diff)
-            return rt->host->http_error(resp, 401, "Invalid dapr-api-token");
+    long long id = 0;
+    if (json_is_integer(v)) {
+        id = (long long)json_integer_value(v);
+    } else if (json_is_string(v)) {
+        const char *t = json_string_value(v);
+        char *end = NULL;
+        if (t[0] < '1' || t[0] > '9' || strlen(t) > 19)
+            return 0;
+        errno = 0;
+        id = strtoll(t, &end, 10);
+        if (errno || *end)
+            return 0;
     }
-    size_t len = 0;
-    const char *body = rt->host->http_body(req, &len);
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    json_t *e = doc ? app_event(doc) : NULL;
-    const char *user = json_string_value(json_object_get(e, "user_id"));
-    char uid[24] = "";
-    if (!user && json_is_integer(json_object_get(e, "user_id")))
-        snprintf(uid, sizeof(uid), "%lld",
-                 (long long)json_integer_value(json_object_get(e, "user_id")));
-    else if (user)
-        snprintf(uid, sizeof(uid), "%s", user);
+    if (id <= 0)
+        return 0;
+    snprintf(out, 24, "%lld", id);
+    return 1;
+}
+
+/* The event's type when it is one of task-events', else NULL. */
+static const char *task_type_of(json_t *doc, json_t *e)
+{
     const char *type = json_string_value(json_object_get(e, "event_type"));
     if (!type)
         type = json_string_value(json_object_get(doc, "type"));
+    for (int i = 0; type && task_types[i]; i++)
+        if (strcmp(type, task_types[i]) == 0)
+            return task_types[i];
+    return NULL;
+}
+
+/* Refuses a delivery (Dapr retries it per its resiliency policy, then drops it). */
+static int refuse(realtime *rt, const tk_http_request *req, tk_http_response *resp, int status,
+                  const char *detail)
+{
+    rt->host->log(rt->inst, TK_LOG_WARN, "dapr delivery to %s refused (%d): %s",
+                  rt->host->http_path(req), status, detail);
+    return rt->host->http_error(resp, status, detail);
+}
+
+static int route_delivery(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    realtime *rt = ud;
+    /* registered only with a token (init) */
+    if (!tk_secret_equal(rt->dapr_token, rt->host->http_header(req, "dapr-api-token")))
+        return rt->host->http_error(resp, 401, "Invalid dapr-api-token");
+    size_t len = 0;
+    const char *body = rt->host->http_body(req, &len);
+    if (len > rt->max_event)
+        return refuse(rt, req, resp, 413, "Event too large");
+    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *e = json_is_object(doc) ? app_event(doc) : NULL;
+    char uid[24];
+    const char *type = NULL;
     int rc;
-    if (!uid[0] || !type) {
-        /* nothing to push: Dapr must not redeliver it */
-        rc = answer(rt, resp, 200, "DROP");
-    } else {
+    if (!json_is_object(e))
+        rc = refuse(rt, req, resp, 422, "The body is not a JSON event");
+    else if (!user_id_of(json_object_get(e, "user_id"), uid))
+        rc = refuse(rt, req, resp, 422, "user_id must be a positive integer");
+    else if (!(type = task_type_of(doc, e)))
+        rc = refuse(rt, req, resp, 422, "Unknown event type");
+    else {
+        /* pushed as compact JSON: strings are escaped, so no newline can end the data: line */
         char *text = json_dumps(e, JSON_COMPACT);
-        if (text)
+        if (!text)
+            rc = TK_ENOMEM;
+        else if (strlen(text) > rt->max_event)
+            rc = refuse(rt, req, resp, 413, "Event too large");
+        else {
             push(rt, uid, type, text);
+            rc = answer(rt, resp, 200, "SUCCESS");
+        }
         free(text);
-        rc = answer(rt, resp, 200, "SUCCESS");
     }
     json_decref(doc);
     return rc;
@@ -185,7 +274,13 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
 static const tk_config_field config[] = {
     {"routes", TK_CFG_BOOL, 0, "true", NULL, "serve the stream and the Dapr delivery routes", NULL},
     {"dapr_token", TK_CFG_STRING, 0, "\"\"", NULL,
-     "when set, Dapr deliveries must carry it in dapr-api-token", NULL},
+     "the sidecar's app API token, as the core's dapr.app_token: the Dapr delivery routes are "
+     "served only when set, and deliveries must carry it in dapr-api-token",
+     NULL},
+    {"max_streams_per_user", TK_CFG_INT, 0, "8", NULL,
+     "open event streams one user may have; the next one is answered 429", NULL},
+    {"max_event_bytes", TK_CFG_INT, 0, "32768", NULL,
+     "largest event pushed to a stream (and Dapr delivery body); larger ones are not pushed", NULL},
     {0},
 };
 
@@ -201,16 +296,29 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     rt->host = host;
     rt->inst = inst;
     rt->dapr_token = host->config_string(inst, "dapr_token");
+    rt->max_per_user = host->config_int(inst, "max_streams_per_user");
+    int64_t max_event = host->config_int(inst, "max_event_bytes");
+    /* a stream's queue holds 64 KiB: a larger event would end the stream it is sent to */
+    if (rt->max_per_user < 1 || max_event < 1024 || max_event > 60 * 1024) {
+        host->log(inst, TK_LOG_ERROR,
+                  "max_streams_per_user must be at least 1 and max_event_bytes 1024..61440");
+        free(rt);
+        return TK_EINVAL;
+    }
+    rt->max_event = (size_t)max_event;
+    int dapr_routes = rt->dapr_token && *rt->dapr_token;
     pthread_mutex_init(&rt->lock, NULL);
     rt->m_open = host->metric_gauge(inst, "taskora_realtime_streams", "Open event streams", NULL);
     rt->m_pushed = host->metric_counter(inst, "taskora_realtime_pushed_total",
                                         "Events written to event streams", NULL);
     int rc = TK_OK;
+    /* without a token anyone could push events into users' streams: no delivery routes then */
     if (host->config_bool(inst, "routes") &&
         ((rc = host->http_route(inst, "GET", "/api/events/stream", route_stream, rt)) < 0 ||
-         (rc = host->http_route(inst, "POST", "/api/events/task-event", route_delivery, rt)) < 0 ||
-         (rc = host->http_route(inst, "POST", "/api/events/reminder-event", route_delivery, rt)) <
-             0)) {
+         (dapr_routes && ((rc = host->http_route(inst, "POST", "/api/events/task-event",
+                                                 route_delivery, rt)) < 0 ||
+                          (rc = host->http_route(inst, "POST", "/api/events/reminder-event",
+                                                 route_delivery, rt)) < 0)))) {
         pthread_mutex_destroy(&rt->lock);
         free(rt);
         return rc;

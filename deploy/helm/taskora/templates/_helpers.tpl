@@ -29,6 +29,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end }}
 
+{{/* The Secret (key "token") holding the Dapr app API token. */}}
+{{- define "taskora.daprTokenSecret" -}}
+{{- if .Values.dapr.appTokenSecret -}}
+{{ .Values.dapr.appTokenSecret }}
+{{- else -}}
+{{ .Release.Name }}-dapr-app-token
+{{- end -}}
+{{- end }}
+
 {{- define "taskora.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{ .Release.Name }}
