@@ -164,7 +164,8 @@ static void suite_up(void)
                " \"plugins\": ["
                "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
                "   \"limits-secret-0123456789abcdef0123456789\", \"bcrypt_cost\": 4}},"
-               "  {\"name\": \"realtime\", \"load\": \"realtime\", \"consume\": {\"topics\":"
+               "  {\"name\": \"realtime\", \"load\": \"realtime\","
+               "   \"config\": {\"max_streams_per_user\": 1000}, \"consume\": {\"topics\":"
                "   [\"task-events\"], \"broadcast\": true}}]}",
                dburl, READ_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S, th_builddir(), th_builddir()));
     const char *args[] = {"migrate", "-c", cfg, NULL};
