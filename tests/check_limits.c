@@ -357,6 +357,18 @@ START_TEST(test_streams_per_address_are_limited)
         read_until(fds[i], buf, sizeof(buf), "\r\n\r\n", 5);
         ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "stream %d: %s", i, buf);
     }
+    /* the connection id keeps the whole request id */
+    char rid[101];
+    memset(rid, 'r', 100);
+    rid[100] = '\0';
+    int other = dial("127.0.0.2", port);
+    const char *named = th_fmt("GET /api/events/stream?token=%s HTTP/1.1\r\nHost: x\r\n"
+                               "X-Request-ID: %s\r\n\r\n",
+                               token, rid);
+    send_all(other, named, strlen(named));
+    read_until(other, buf, sizeof(buf), "user_id", 5);
+    ck_assert_msg(strstr(buf, th_fmt("\"connection_id\":\"%s-", rid)), "%s", buf);
+    close(other);
     fds[16] = dial("127.0.0.1", port);
     send_all(fds[16], req, strlen(req));
     read_until(fds[16], buf, sizeof(buf), "}", 5);
@@ -364,7 +376,7 @@ START_TEST(test_streams_per_address_are_limited)
     ck_assert(strcasestr(buf, "\r\nRetry-After: "));
     ck_assert(strstr(body_of(buf), "{\"detail\":"));
     /* another address still gets its own */
-    int other = dial("127.0.0.2", port);
+    other = dial("127.0.0.2", port);
     send_all(other, req, strlen(req));
     read_until(other, buf, sizeof(buf), "\r\n\r\n", 5);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "127.0.0.2's stream: %s", buf);

@@ -41,7 +41,7 @@ struct stream {
     realtime *rt;
     tk_sse *sse; /* NULL while the stream is being opened: its slot is taken, nothing is sent */
     char user[24];
-    char id[32];
+    char id[160]; /* the request id (up to 128) and a counter */
     stream *next;
 };
 
