@@ -121,6 +121,18 @@ has "res taskora-api limits cpu 500m" "$F"
 has "res taskora-api requests memory 256Mi" "$F"
 has "res taskora-api limits memory 512Mi" "$F"
 
+# /metrics is served on the admin listener only, and that is where Prometheus is pointed
+admin=$(awk '$1 == "data" && $3 == "TASKORA_HTTP_ADMIN_LISTEN" { print $4 }' "$F" | tr -d '"')
+[ -n "$admin" ] || fail "the ConfigMap sets no TASKORA_HTTP_ADMIN_LISTEN"
+admin_port=${admin##*:}
+ports=$(grep -c "prometheus.io/port: \"$admin_port\"" "$work/default.yaml")
+[ "$ports" -eq 3 ] || fail "prometheus.io/port is not the admin port $admin_port on every Deployment"
+grep -q "containerPort: $admin_port" "$work/default.yaml" || fail "no containerPort $admin_port"
+for c in api worker-analytics worker-notifications; do
+    grep -q '"admin_listen": "${TASKORA_HTTP_ADMIN_LISTEN' "$src/config/$c.json" ||
+        fail "config/$c.json does not read TASKORA_HTTP_ADMIN_LISTEN"
+done
+
 shutdown_ms=$(awk '$1 == "data" && $3 == "TASKORA_SHUTDOWN_TIMEOUT_MS" { print $4 }' "$F")
 [ -n "$shutdown_ms" ] || fail "the ConfigMap sets no TASKORA_SHUTDOWN_TIMEOUT_MS"
 awk '$1 == "doc" && $2 == "Deployment" { print $3 }' "$F" >"$work/deployments"

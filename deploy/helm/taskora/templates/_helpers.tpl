@@ -81,6 +81,9 @@ ports:
   - name: http
     containerPort: 8000
     protocol: TCP
+  - name: admin
+    containerPort: 9090
+    protocol: TCP
 livenessProbe:
   httpGet:
     path: /health
