@@ -456,17 +456,16 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
     const char *p[] = {user, quota};
     /* one row per user: today's count, or a new day's first message; the row lock serialises
      * concurrent messages of one user across replicas, so the quota is exact */
-    PGresult *res = api_exec(
-        a, conn,
-        "INSERT INTO taskora_chat_usage AS u (user_id, day, messages)"
-        " VALUES ($1, (now() AT TIME ZONE 'utc')::date, 1)"
-        " ON CONFLICT (user_id) DO UPDATE SET"
-        "  messages = CASE WHEN u.day = EXCLUDED.day THEN u.messages + 1 ELSE 1 END,"
-        "  day = EXCLUDED.day"
-        " WHERE u.day <> EXCLUDED.day OR u.messages < $2::int"
-        " RETURNING messages,"
-        "  ceil(extract(epoch FROM (EXCLUDED.day + 1) - (now() AT TIME ZONE 'utc')))::bigint",
-        2, p);
+    PGresult *res =
+        api_exec(a, conn,
+                 "INSERT INTO taskora_chat_usage AS u (user_id, day, messages)"
+                 " VALUES ($1, (now() AT TIME ZONE 'utc')::date, 1)"
+                 " ON CONFLICT (user_id) DO UPDATE SET"
+                 "  messages = CASE WHEN u.day = EXCLUDED.day THEN u.messages + 1 ELSE 1 END,"
+                 "  day = EXCLUDED.day"
+                 " WHERE u.day <> EXCLUDED.day OR u.messages < $2::int"
+                 " RETURNING messages",
+                 2, p);
     int rc;
     if (!api_ok(res)) {
         rc = TK_ERR;
