@@ -393,8 +393,8 @@ static void *login_flood(void *p)
         int i = atomic_fetch_add(&f->seq, 1);
         int k = f->addresses ? i % f->addresses : i;
         char from[32], email[96];
-        snprintf(from, sizeof(from), "10.%d.%d.%d", 100 + ((k >> 16) & 127), (k >> 8) & 255,
-                 k & 255);
+        snprintf(from, sizeof(from), "10.%d.%d.%d", f->addresses ? 250 : 100 + ((k >> 16) & 127),
+                 (k >> 8) & 255, k & 255);
         snprintf(email, sizeof(email), "stuffing-%d-%d@example.com", (int)getpid(), i);
         reply r = login(email, "hunter2", from);
         if (r.status == 401)
@@ -410,6 +410,13 @@ static void *login_flood(void *p)
     return NULL;
 }
 
+/* How much longer than the plain build's bounds the sanitizers' build may take. */
+static double slowness(void)
+{
+    const char *san = getenv("TK_SANITIZERS");
+    return san && strcmp(san, "yes") == 0 ? 2.5 : 1.0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -420,7 +427,6 @@ static int cmp_double(const void *a, const void *b)
 typedef struct seen {
     double max_running, max_get, p50_get, max_login;
     int ngets, nlogins, ok_logins, refused_logins;
-    long last_login; /* the status of the last legitimate login */
 } seen;
 
 /*
@@ -429,7 +435,7 @@ typedef struct seen {
  * user in every second, each time from a new address.
  */
 static seen run_flood(flood *f, double secs, const char *tok, const char *legit, int legit_net,
-                      double legit_after)
+                      double legit_after, double legit_bound)
 {
     pthread_t th[FLOODERS];
     double t0 = th_now_s();
@@ -443,7 +449,6 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
     usleep(500 * 1000);
     double end = th_now_s() + secs;
     double next_get = 0, next_login = th_now_s() + legit_after;
-    long last_login = 0;
     while (th_now_s() < end) {
         double running = metric("taskora_http_api_password_hashes_in_progress");
         samples++;
@@ -465,7 +470,6 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
             if (r.status == 503)
                 REFUSED(r, 503, 1, 5);
             s.ok_logins += r.status == 200;
-            last_login = r.status;
             s.refused_logins += r.status == 503;
             snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes), "%s%ld",
                      s.nlogins ? "," : "", r.status);
@@ -483,7 +487,6 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
     double took = th_now_s() - t0;
     qsort(gets, (size_t)s.ngets, sizeof(double), cmp_double);
     s.p50_get = s.ngets ? gets[s.ngets / 2] : 0;
-    s.last_login = last_login;
     int total = atomic_load(&f->n401) + atomic_load(&f->n503) + atomic_load(&f->n429) +
                 atomic_load(&f->nother);
     fprintf(
@@ -501,11 +504,12 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
     ck_assert_int_eq(atomic_load(&f->bad_retry_after), 0);
     /* never more than 2 hashes at once; the other routes and the logins kept answering */
     ck_assert_msg(s.max_running <= 2, "max hashes in progress %.0f", s.max_running);
-    ck_assert_int_ge(s.ngets, 10);
-    ck_assert_msg(s.max_get < 2.0, "GET /api/tasks took %.3f s during the flood", s.max_get);
-    ck_assert_int_ge(s.nlogins, 3);
-    ck_assert_msg(s.max_login < 2.0, "a legitimate login took %.3f s during the flood",
-                  s.max_login);
+    ck_assert_int_ge(s.ngets, 5);
+    ck_assert_msg(s.max_get < 2.0 * slowness(), "GET /api/tasks took %.3f s during the flood",
+                  s.max_get);
+    ck_assert_int_ge(s.nlogins, 1);
+    ck_assert_msg(s.max_login < legit_bound * slowness(),
+                  "a legitimate login took %.3f s during the flood", s.max_login);
     ck_assert(th_wait_metric(d.url, "taskora_http_api_password_hashes_in_progress{plugin=\"api\"}",
                              0, 5) == 0);
     return s;
@@ -514,8 +518,9 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
 START_TEST(test_a_login_flood_runs_at_most_n_hashes_and_other_requests_stay_fast)
 {
     /* 2 hashes at once, 4 may wait up to 2 s; users' hashes of cost 10 (unknown emails are
-     * checked against a hash of cost 12) */
-    start("{\"password_hashes\": 2, \"password_hash_queue\": 4, \"password_hash_wait_ms\": 2000}",
+     * checked against a hash of cost 12); 5 logins per address, then one every 30 s */
+    start("{\"password_hashes\": 2, \"password_hash_queue\": 4, \"password_hash_wait_ms\": 2000,"
+          " \"login_per_address\": {\"per_minute\": 2, \"burst\": 5}}",
           10);
     ck_assert(metric("taskora_http_api_password_hash_slots") == 2);
     const char *reader = new_user("reader", "pw-reader", "198.51.100.201");
@@ -528,7 +533,7 @@ START_TEST(test_a_login_flood_runs_at_most_n_hashes_and_other_requests_stay_fast
     /* a botnet: every request from another address, so only the pool holds it back */
     flood f;
     memset(&f, 0, sizeof(f));
-    seen s = run_flood(&f, 6, tok, legit, 113, 0.5);
+    seen s = run_flood(&f, 6, tok, legit, 113, 0.5, 2.0);
     ck_assert_int_eq(atomic_load(&f.n429), 0);
     /* the pool was full and the rest were refused at once, not piled up */
     ck_assert_msg(s.max_running == 2, "max hashes in progress %.0f", s.max_running);
@@ -536,20 +541,28 @@ START_TEST(test_a_login_flood_runs_at_most_n_hashes_and_other_requests_stay_fast
     ck_assert(metric("taskora_http_api_password_hashes_refused_total") ==
               atomic_load(&f.n503) + s.refused_logins);
 
-    /* a flood from a few addresses: their rate limits refuse it before the pool, and the
-     * legitimate logins get through */
+    /* a flood from a few addresses whose bursts are spent (malformed logins cost a token and
+     * no hash): their rate limits refuse it before the pool, and legitimate logins get hash
+     * slots */
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 5; i++) {
+            reply r = call("POST", "/api/auth/login", "{}", NULL, th_fmt("10.250.0.%d", k));
+            ck_assert_int_eq(r.status, 422);
+            reply_free(&r);
+        }
     new_user("legit2", "pw-legit", "198.51.100.203");
     snprintf(legit, sizeof(legit), "legit2-%d@example.com", (int)getpid());
     flood g;
     memset(&g, 0, sizeof(g));
     g.addresses = 4;
-    s = run_flood(&g, 8, tok, legit, 114, 4);
+    /* (these logins compute a hash of cost 10, 0.2 s on an idle core of the development
+     * machine, and may wait for one of cost 12 of the flood: the addresses get a token every
+     * 30 s; on a shared machine all of it takes longer, so the bound is wider) */
+    s = run_flood(&g, 6, tok, legit, 114, 0.5, 5.0);
     ck_assert_int_gt(atomic_load(&g.n429), 0);
-    /* past the addresses' bursts (20 each), a token every 6 s */
-    ck_assert_int_le(atomic_load(&g.n401) + atomic_load(&g.n503), 4 * 20 + 4 * 2);
-    /* once the bursts are spent, a legitimate login gets a hash slot */
-    ck_assert_msg(s.last_login == 200, "legitimate logins after the bursts: %d of %d refused",
-                  s.nlogins - s.ok_logins, s.nlogins);
+    ck_assert_int_le(atomic_load(&g.n401) + atomic_load(&g.n503), 4 * 2);
+    ck_assert_msg(s.ok_logins >= 1 && s.ok_logins >= s.nlogins - 1,
+                  "legitimate logins: %d of %d refused", s.nlogins - s.ok_logins, s.nlogins);
     stop();
 }
 END_TEST
