@@ -107,7 +107,7 @@ static void refused(int line, reply *r, long status, long lo, long hi)
 /* ---- the daemon --------------------------------------------------------------------------------
  */
 
-/* Starts taskorad with the http_api plugin; `limits` is the JSON of its "limits" object. */
+/* Starts taskorad with the http_api plugin; `limits` is the JSON of its "auth_limits" object. */
 static void start(const char *limits, int bcrypt_cost)
 {
     char *cfg = th_write(
@@ -361,7 +361,7 @@ START_TEST(test_a_flood_of_addresses_keeps_memory_fixed_and_the_limited_client_l
     }
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
-    fprintf(stderr, "check_limits: %d addresses in %.2f s\n", N, th_now_s() - t0);
+    fprintf(stderr, "check_auth_limits: %d addresses in %.2f s\n", N, th_now_s() - t0);
     ck_assert_int_eq(atomic_load(&bad), 0);
     /* the table did not grow past its 64 slots */
     double used = limit_metric("taskora_http_api_rate_limit_buckets", "register_address");
@@ -491,10 +491,10 @@ static seen run_flood(flood *f, double secs, const char *tok, const char *legit,
                 atomic_load(&f->nother);
     fprintf(
         stderr,
-        "check_limits: login flood of %d clients from %s for %.1f s: %d requests (%.0f/s): "
+        "check_auth_limits: login flood of %d clients from %s for %.1f s: %d requests (%.0f/s): "
         "%d checked (401, %.1f/s), %d refused 503, %d refused 429, %d other; hashes in "
         "progress max %.0f over %d samples\n"
-        "check_limits:   meanwhile GET /api/tasks: %d requests, p50 %.1f ms, max %.1f ms;"
+        "check_auth_limits:   meanwhile GET /api/tasks: %d requests, p50 %.1f ms, max %.1f ms;"
         " legitimate logins: %d (%s), max %.1f ms\n",
         FLOODERS, f->addresses ? th_fmt("%d addresses", f->addresses) : "a new address each time",
         took, total, total / took, atomic_load(&f->n401), atomic_load(&f->n401) / took,
@@ -603,7 +603,7 @@ int main(void)
         return 77;
     }
     curl_global_init(CURL_GLOBAL_ALL); /* before the tests' threads call libcurl */
-    Suite *s = suite_create("limits");
+    Suite *s = suite_create("auth_limits");
     TCase *tc = tcase_create("rate");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
