@@ -560,7 +560,11 @@ static const char *config_text(const char *secret)
              "\"http\":{\"listen\":\"127.0.0.1:0\",\"body_limit\":%d},"
              "\"plugin_dir\":\"%s/plugins/http_api/.libs\","
              "\"plugins\":[{\"name\":\"api\",\"load\":\"http_api\","
-             "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4}}]}",
+             "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4,"
+             /* every test registers and logs in from 127.0.0.1: no address limits here
+              * (check_limits tests them) */
+             "\"limits\":{\"login_per_address\":{\"per_minute\":0},"
+             "\"register_per_address\":{\"per_minute\":0}}}}]}",
              bootstrap, BODY_LIMIT, th_builddir(), secret);
 }
 

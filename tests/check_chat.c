@@ -73,6 +73,7 @@ typedef struct setup {
     const char *gemini_key; /* "" for none */
     int timeout_ms;         /* provider attempt timeout */
     const char *resiliency; /* JSON object text */
+    const char *limits;     /* the API's "limits" object, JSON text */
 } setup;
 
 static void start(setup s)
@@ -95,7 +96,8 @@ static void start(setup s)
                " \"plugins\": ["
                "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
                "   \"chat-secret-0123456789abcdef0123456789\", \"bcrypt_cost\": 4,"
-               "   \"ai_provider\": \"${TASKORA_AI_PROVIDER}\", \"ai_fallback\": %s}},"
+               "   \"ai_provider\": \"${TASKORA_AI_PROVIDER}\", \"ai_fallback\": %s,"
+               "   \"limits\": %s}},"
                "  {\"name\": \"gemini\", \"load\": \"ai_gemini\", \"config\": {\"api_key\": \"%s\","
                "   \"base_url\": \"%s\", \"model\": \"gemini-test\", \"timeout_ms\": %d}},"
                "  {\"name\": \"cohere\", \"load\": \"ai_cohere\", \"config\": {\"api_key\": \"%s\","
@@ -104,9 +106,10 @@ static void start(setup s)
                s.resiliency ? s.resiliency
                             : "{\"retry\": {\"attempts\": 3, \"delay_ms\": 50},"
                               " \"circuit_breaker\": {\"failures\": 5, \"open_ms\": 60000}}",
-               s.fallback ? s.fallback : "[]", s.gemini_key ? s.gemini_key : GEMINI_KEY,
-               fake_ai_base_url(gemini), s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY,
-               fake_ai_base_url(cohere), s.timeout_ms ? s.timeout_ms : 5000));
+               s.fallback ? s.fallback : "[]", s.limits ? s.limits : "{}",
+               s.gemini_key ? s.gemini_key : GEMINI_KEY, fake_ai_base_url(gemini),
+               s.timeout_ms ? s.timeout_ms : 5000, COHERE_KEY, fake_ai_base_url(cohere),
+               s.timeout_ms ? s.timeout_ms : 5000));
     th_daemon_start_named(&d, dir, cfg, th_fmt("chat-%d", (int)getpid()));
     free(cfg);
 
@@ -289,33 +292,39 @@ END_TEST
 START_TEST(test_five_failures_open_the_circuit_and_the_next_call_fails_fast)
 {
     start((setup){.provider = "gemini"});
+    fake_ai_text(gemini, "hello");
+    reply r = chat("{\"message\":\"zero\"}");
+    ck_assert_int_eq(r.status, 200);
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    reply_free(&r);
     for (int i = 0; i < 8; i++)
         fake_ai_error(gemini, 503, -1);
-    reply r = chat("{\"message\":\"one\"}"); /* 3 attempts */
+    r = chat(th_fmt("{\"conversation_id\":%d,\"message\":\"one\"}", cid)); /* 3 attempts */
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "detail"), "code")),
                      "AI_UNAVAILABLE");
     ck_assert_ptr_nonnull(r.retry_after);
     reply_free(&r);
-    r = chat("{\"message\":\"two\"}"); /* 2 attempts reach 5 failures: open */
+    r = chat(th_fmt("{\"conversation_id\":%d,\"message\":\"two\"}", cid)); /* 2 attempts reach
+                                                                                 5 failures: open */
     ck_assert_int_eq(r.status, 503);
     reply_free(&r);
-    ck_assert_int_eq(fake_ai_count(gemini), 5);
+    ck_assert_int_eq(fake_ai_count(gemini), 6);
 
     double t0 = th_now_s();
-    r = chat("{\"message\":\"three\"}");
+    r = chat(th_fmt("{\"conversation_id\":%d,\"message\":\"three\"}", cid));
     double took = th_now_s() - t0;
     ck_assert_int_eq(r.status, 503);
-    ck_assert_int_eq(fake_ai_count(gemini), 5); /* the server was not touched */
+    ck_assert_int_eq(fake_ai_count(gemini), 6); /* the server was not touched */
     ck_assert_msg(took < 0.5, "an open circuit still took %.3f s", took);
     ck_assert_msg(r.retry_after && atoi(r.retry_after) >= 59 && atoi(r.retry_after) <= 60,
                   "Retry-After %s", r.retry_after ? r.retry_after : "(none)");
     reply_free(&r);
-    /* the user's messages were kept though the provider failed */
+    /* in an existing conversation the user's messages were kept though the provider failed */
     ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM messages WHERE user_id = '%d'"
                                                " AND role = 'user'",
                                                uid)),
-                     3);
+                     4);
     reply m = call("GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(strstr(m.body, "taskora_circuit_state{target=\"ai.gemini\"} 2"));
     reply_free(&m);
@@ -380,21 +389,197 @@ START_TEST(test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends)
 }
 END_TEST
 
-START_TEST(test_without_an_api_key_chat_is_503_naming_the_key)
+/* The user's conversations and messages now. */
+static long conversations(void)
+{
+    return th_pg_count(dburl,
+                       th_fmt("SELECT count(*) FROM conversations WHERE user_id = '%d'", uid));
+}
+
+static long messages(void)
+{
+    return th_pg_count(dburl, th_fmt("SELECT count(*) FROM messages WHERE user_id = '%d'", uid));
+}
+
+/* A 503 AI_UNAVAILABLE that says nothing of keys or providers. */
+static void says_only_unavailable(const reply *r)
+{
+    ck_assert_int_eq(r->status, 503);
+    json_t *detail = json_object_get(r->json, "detail");
+    ck_assert_str_eq(json_string_value(json_object_get(detail, "code")), "AI_UNAVAILABLE");
+    ck_assert_ptr_nonnull(r->retry_after);
+    const char *words[] = {"key",    "KEY",    "Key",      "GEMINI",  "gemini", "Gemini",
+                           "cohere", "COHERE", "provider", "api_key", "http",   NULL};
+    for (int i = 0; words[i]; i++)
+        ck_assert_msg(!strstr(r->body, words[i]), "the 503 says \"%s\": %s", words[i], r->body);
+}
+
+START_TEST(test_without_an_api_key_chat_is_503_and_only_the_log_names_the_key)
 {
     start((setup){.provider = "gemini", .gemini_key = ""});
     reply r = chat("{\"message\":\"hello\"}");
-    ck_assert_int_eq(r.status, 503);
-    json_t *detail = json_object_get(r.json, "detail");
-    ck_assert_str_eq(json_string_value(json_object_get(detail, "code")), "AI_UNAVAILABLE");
-    ck_assert_msg(strstr(json_string_value(json_object_get(detail, "message")), "GEMINI_API_KEY"),
-                  "%s", r.body);
+    says_only_unavailable(&r);
     ck_assert_int_eq(fake_ai_count(gemini), 0);
     reply_free(&r);
+    /* nothing stored: no empty conversation */
+    ck_assert_int_eq(conversations(), 0);
+    ck_assert_int_eq(messages(), 0);
+    /* the reason is in the log, for the operator */
+    ck_assert(th_wait_file_contains(d.log_path, "GEMINI_API_KEY", 5000));
     /* the rest of the system runs */
     r = call("GET", "/api/tasks", NULL, token);
     ck_assert_int_eq(r.status, 200);
     reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_failed_calls_leave_no_conversation_behind)
+{
+    start((setup){.provider = "gemini",
+                  .resiliency = "{\"retry\": {\"attempts\": 1},"
+                                " \"circuit_breaker\": {\"failures\": 3, \"open_ms\": 60000}}"});
+    /* the provider down (503, 500), then its circuit open: none of it is stored */
+    fake_ai_error(gemini, 503, -1);
+    fake_ai_error(gemini, 500, -1);
+    fake_ai_error(gemini, 503, -1);
+    for (int i = 0; i < 6; i++) {
+        reply r = chat("{\"message\":\"add a task\"}");
+        says_only_unavailable(&r);
+        reply_free(&r);
+    }
+    ck_assert_int_eq(fake_ai_count(gemini), 3);
+    ck_assert_int_eq(conversations(), 0);
+    ck_assert_int_eq(messages(), 0);
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM taskora_outbox WHERE key = '%d'"
+                                  " AND value::jsonb->>'type' LIKE 'chat.%%'",
+                                  uid)),
+        0);
+    stop();
+
+    /* a provider that answers: one conversation with the question and the answer */
+    int user = uid;
+    char tok[1024];
+    snprintf(tok, sizeof(tok), "%s", token);
+    start((setup){.provider = "gemini"});
+    uid = user;
+    snprintf(token, sizeof(token), "%s", tok);
+    fake_ai_text(gemini, "done");
+    reply r = chat("{\"message\":\"add a task\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    reply_free(&r);
+    ck_assert_int_eq(conversations(), 1);
+    ck_assert_int_eq(messages(), 2);
+    ck_assert(event_published("chat.message_sent", th_fmt("%d", cid), 10));
+    ck_assert(event_published("chat.response_received", th_fmt("%d", cid), 10));
+    /* the question comes first in the conversation */
+    r = call("GET", th_fmt("/api/%d/conversations/%d/messages", uid, cid), NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    json_t *m = json_object_get(r.json, "messages");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 0), "role")), "user");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 1), "role")), "assistant");
+    reply_free(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_chat_is_rate_limited_per_user_and_per_address)
+{
+    start((setup){.provider = "gemini",
+                  .limits = "{\"chat_per_user\": {\"per_minute\": 6, \"burst\": 2},"
+                            " \"chat_per_address\": {\"per_minute\": 6, \"burst\": 3}}"});
+    for (int i = 0; i < 2; i++) {
+        reply r = chat("{\"message\":\"hi\"}");
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+        reply_free(&r);
+    }
+    reply r = chat("{\"message\":\"hi\"}");
+    ck_assert_msg(r.status == 429, "%ld %s", r.status, r.body);
+    ck_assert_msg(r.retry_after && atoi(r.retry_after) >= 1 && atoi(r.retry_after) <= 10,
+                  "Retry-After %s", r.retry_after ? r.retry_after : "(none)");
+    ck_assert(json_is_string(json_object_get(r.json, "detail")));
+    reply_free(&r);
+    /* refused before the provider or the database */
+    ck_assert_int_eq(fake_ai_count(gemini), 2);
+    ck_assert_int_eq(conversations(), 2);
+
+    /* another user from the same address: that address has used its 3 */
+    static int seq;
+    char email[128];
+    snprintf(email, sizeof(email), "chat-b-%d-%d@example.com", (int)getpid(), ++seq);
+    r = call("POST", "/api/auth/register",
+             th_fmt("{\"email\":\"%s\",\"name\":\"B\",\"password\":\"pw\"}", email), NULL);
+    ck_assert_int_eq(r.status, 201);
+    int uid_b = (int)json_integer_value(json_object_get(r.json, "id"));
+    reply_free(&r);
+    r = call("POST", "/api/auth/login", th_fmt("{\"email\":\"%s\",\"password\":\"pw\"}", email),
+             NULL);
+    char tok_b[1024];
+    snprintf(tok_b, sizeof(tok_b), "%s",
+             json_string_value(json_object_get(r.json, "access_token")));
+    reply_free(&r);
+    r = call("POST", th_fmt("/api/%d/chat", uid_b), "{\"message\":\"hi\"}", tok_b);
+    ck_assert_msg(r.status == 429, "%ld %s", r.status, r.body);
+    ck_assert_ptr_nonnull(r.retry_after);
+    reply_free(&r);
+    ck_assert_int_eq(fake_ai_count(gemini), 2);
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM conversations"
+                                               " WHERE user_id = '%d'",
+                                               uid_b)),
+                     0);
+    ck_assert(th_metric(d.url, "taskora_http_api_rate_limited_total{plugin=\"api\","
+                               "limit=\"chat_user\"}") == 1);
+    ck_assert(th_metric(d.url, "taskora_http_api_rate_limited_total{plugin=\"api\","
+                               "limit=\"chat_address\"}") == 1);
+    stop();
+}
+END_TEST
+
+START_TEST(test_daily_quota_holds_across_restarts_and_stores_nothing)
+{
+    setup s = {.provider = "gemini", .limits = "{\"chat_daily_quota\": 2}"};
+    start(s);
+    reply r = chat("{\"message\":\"one\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    reply_free(&r);
+    r = chat(th_fmt("{\"conversation_id\":%d,\"message\":\"two\"}", cid));
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    reply_free(&r);
+    /* the third of the day, new conversation or not: 429 until the next UTC midnight */
+    const char *third[] = {"{\"message\":\"three\"}",
+                           th_fmt("{\"conversation_id\":%d,\"message\":\"three\"}", cid)};
+    for (int i = 0; i < 2; i++) {
+        r = chat(third[i]);
+        ck_assert_msg(r.status == 429, "%ld %s", r.status, r.body);
+        time_t now = time(NULL);
+        long left = 86400 - (long)(now % 86400);
+        ck_assert_msg(r.retry_after && labs(atol(r.retry_after) - left) <= 5,
+                      "Retry-After %s, %ld s to midnight", r.retry_after ? r.retry_after : "(none)",
+                      left);
+        ck_assert(json_is_string(json_object_get(r.json, "detail")));
+        reply_free(&r);
+    }
+    ck_assert_int_eq(fake_ai_count(gemini), 2);
+    ck_assert_int_eq(conversations(), 1);
+    ck_assert_int_eq(messages(), 4);
+    int user = uid;
+    char tok[1024];
+    snprintf(tok, sizeof(tok), "%s", token);
+    stop();
+
+    /* counted in the database: another process (or replica) knows */
+    start(s);
+    uid = user;
+    snprintf(token, sizeof(token), "%s", tok);
+    r = chat("{\"message\":\"four\"}");
+    ck_assert_msg(r.status == 429, "%ld %s", r.status, r.body);
+    reply_free(&r);
+    ck_assert_int_eq(fake_ai_count(gemini), 0);
+    ck_assert_int_eq(conversations(), 1);
+    ck_assert_int_eq(messages(), 4);
     stop();
 }
 END_TEST
@@ -475,7 +660,10 @@ int main(void)
     tcase_add_test(tc, test_fallback_provider_answers_while_the_circuit_is_open);
     tcase_add_test(tc, test_a_timeout_is_a_timeout_not_a_hang);
     tcase_add_test(tc, test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends);
-    tcase_add_test(tc, test_without_an_api_key_chat_is_503_naming_the_key);
+    tcase_add_test(tc, test_without_an_api_key_chat_is_503_and_only_the_log_names_the_key);
+    tcase_add_test(tc, test_failed_calls_leave_no_conversation_behind);
+    tcase_add_test(tc, test_chat_is_rate_limited_per_user_and_per_address);
+    tcase_add_test(tc, test_daily_quota_holds_across_restarts_and_stores_nothing);
     tcase_add_test(tc, test_chat_request_errors);
     suite_add_tcase(s, tc);
     return th_run_suite(s);

@@ -24,6 +24,7 @@ typedef struct api {
     const char *chat_system_prompt; /* the assistant's instructions */
     int chat_history;               /* messages of context */
     int chat_max_rounds;            /* model <-> tool rounds per message */
+    struct api_limits *limits;      /* rate limits, hash pool, chat quota (limits.c) */
 } api;
 
 /* ---- responses (util.c) ---- */

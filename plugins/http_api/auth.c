@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "limits.h"
 
 /* ---- base64url ------------------------------------------------------------ */
 
@@ -300,6 +301,8 @@ static int register_tx(void *conn, void *ud)
 static int route_register(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    if (!api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp))
+        return TK_OK;
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -322,7 +325,12 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
         return api_errors_send(a, resp, &e);
     }
     api_errors_free(&e);
+    if (!api_hash_begin(a, resp)) {
+        json_decref(body);
+        return TK_OK;
+    }
     r.hash = api_password_hash(a->bcrypt_cost, password);
+    api_hash_end(a);
     int rc;
     if (!r.hash) {
         rc = TK_ERR;
@@ -370,6 +378,8 @@ static int user_event_tx(void *conn, void *ud)
 static int route_login(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    if (!api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp))
+        return TK_OK;
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -384,15 +394,28 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
         return api_errors_send(a, resp, &e);
     }
     api_errors_free(&e);
+    /* the email's failure delay and rate, before any database work or hash */
+    if (!api_login_admit(a, l.email, resp)) {
+        json_decref(body);
+        return TK_OK;
+    }
+    /* a slot of the hash pool before the lookup: a login the pool refuses costs nothing */
+    if (!api_hash_begin(a, resp)) {
+        json_decref(body);
+        return TK_OK;
+    }
     api_call c;
     api_call_init(&c, a, &l);
     int rc = api_call_run(&c, 0, login_lookup); /* no transaction: one read */
     if (rc < 0) {
+        api_hash_end(a);
         json_decref(body);
         return api_db_error(a, resp, rc);
     }
     /* an unknown email costs a hash check too, so timing does not tell which emails exist */
     int ok = password_check(password, l.hash ? l.hash : a->dummy_hash) && l.hash;
+    api_hash_end(a);
+    api_login_outcome(a, l.email, ok);
     json_decref(body);
     free(l.hash);
     if (!ok) {

@@ -1,7 +1,10 @@
 /*
- * POST /api/{user_id}/chat: the assistant. The user's message is stored
- * (and its event written) before the provider is asked, so a provider
- * failure loses nothing. Then at most chat_max_rounds model <-> tool rounds
+ * POST /api/{user_id}/chat: the assistant. Rate-limited per address and per
+ * user, and counted against the user's daily quota before the provider is
+ * asked. In an existing conversation the user's message is stored (and its
+ * event written) before the provider is asked, so a provider failure loses
+ * nothing; a first message is stored with its answer, so a failed call
+ * leaves no empty conversation. Then at most chat_max_rounds model <-> tool rounds
  * through the host's ai_chat (retries, circuit breaker); tools run through
  * the REST routes' own code. The answer is stored with its tool calls.
  */
@@ -11,6 +14,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "limits.h"
 
 /* The tools the model may call, as JSON Schema. */
 static const char tools_json[] =
@@ -47,6 +51,9 @@ typedef struct chat_in {
     const char *provider;
     char model[128];
     long long latency_ms;
+    int is_new;              /* a first message: stored with its answer */
+    int over_quota;          /* the daily quota is used up */
+    long long quota_retry_s; /* then: seconds until it renews */
 } chat_in;
 
 static double now_ms(void)
@@ -56,24 +63,16 @@ static double now_ms(void)
     return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
 }
 
-/* Transaction 1: the conversation (found or made), the user's message, chat.message_sent. */
-static int store_question(void *conn, void *ud)
+/*
+ * The conversation made for a first message (the user's row locked, so a concurrent
+ * delete-account waits and then deletes it), or the existing one, gets the user's message and
+ * chat.message_sent.
+ */
+static int insert_question(api_call *c, PGconn *conn)
 {
-    api_call *c = ud;
     chat_in *in = c->arg;
     PGresult *res;
-    if (in->cid[0]) {
-        const char *p[] = {in->cid, c->user};
-        res = api_exec(
-            c->a, conn,
-            "SELECT id FROM conversations WHERE id = $1::int AND user_id = $2 FOR UPDATE", 2, p);
-        int found = api_ok(res) ? PQntuples(res) == 1 : -1;
-        PQclear(res);
-        if (found < 0)
-            return TK_ERR;
-        if (!found)
-            return api_fail_code(c, 404, "CONVERSATION_NOT_FOUND", "Conversation not found");
-    } else {
+    if (!in->cid[0]) {
         int rc = api_lock_user(c, conn);
         if (rc < 0)
             return rc;
@@ -115,11 +114,47 @@ static int store_question(void *conn, void *ud)
     return rc < 0 ? rc : TK_OK;
 }
 
+/*
+ * Transaction 1: the conversation checked, the message counted against the user's daily
+ * quota and, in an existing conversation, stored. A first message is stored only with its
+ * answer (store_answer): a call that is refused or fails leaves no conversation behind.
+ */
+static int store_question(void *conn, void *ud)
+{
+    api_call *c = ud;
+    chat_in *in = c->arg;
+    if (in->cid[0]) {
+        const char *p[] = {in->cid, c->user};
+        PGresult *res = api_exec(
+            c->a, conn,
+            "SELECT id FROM conversations WHERE id = $1::int AND user_id = $2 FOR UPDATE", 2, p);
+        int found = api_ok(res) ? PQntuples(res) == 1 : -1;
+        PQclear(res);
+        if (found < 0)
+            return TK_ERR;
+        if (!found)
+            return api_fail_code(c, 404, "CONVERSATION_NOT_FOUND", "Conversation not found");
+    }
+    int q = api_chat_quota_take(c->a, conn, c->user, &in->quota_retry_s);
+    if (q < 0)
+        return TK_ERR;
+    if (q == 0) {
+        in->over_quota = 1;
+        return TK_ERR;
+    }
+    in->is_new = !in->cid[0];
+    return in->is_new ? TK_OK : insert_question(c, conn);
+}
+
 /* The conversation's last chat_history messages, oldest first, as normalised messages. */
 static int load_history(void *conn, void *ud)
 {
     api_call *c = ud;
     chat_in *in = c->arg;
+    if (in->is_new) { /* nothing stored yet: the message alone */
+        in->history = json_pack("[{s:s,s:s}]", "role", "user", "content", in->message);
+        return in->history ? TK_OK : TK_ENOMEM;
+    }
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", c->a->chat_history);
     const char *p[] = {in->cid, limit};
@@ -149,6 +184,11 @@ static int store_answer(void *conn, void *ud)
 {
     api_call *c = ud;
     chat_in *in = c->arg;
+    if (in->is_new) {
+        int rc = insert_question(c, conn);
+        if (rc < 0)
+            return rc;
+    }
     char *calls = json_array_size(in->calls) ? json_dumps(in->calls, JSON_COMPACT) : NULL;
     const char *p[] = {in->cid, c->user, in->answer, calls};
     PGresult *res =
@@ -296,11 +336,15 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     memset(&in, 0, sizeof(in));
     api_call c;
     api_call_init(&c, a, &in);
+    if (!api_limit_take(a, API_LIMIT_CHAT_ADDRESS, req, NULL, resp))
+        return TK_OK;
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
     const char *path_user = a->host->http_param(req, "user_id");
     if (!path_user || strcmp(path_user, c.user) != 0)
         return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");
+    if (!api_limit_take(a, API_LIMIT_CHAT_USER, req, c.user, resp))
+        return TK_OK;
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -329,6 +373,10 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
         return api_error_code(a, resp, 400, "MESSAGE_REQUIRED", "Please enter a message");
     }
     int rc = api_call_run(&c, 1, store_question);
+    if (in.over_quota) {
+        json_decref(body);
+        return api_chat_quota_refuse(a, resp, in.quota_retry_s);
+    }
     if (rc >= 0 && !c.status)
         rc = api_call_run(&c, 0, load_history);
     if (rc < 0 || c.status) { /* 404, 401, or the database */
@@ -341,18 +389,19 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     memset(&f, 0, sizeof(f));
     rc = converse(a, c.user, &in, &f);
     if (rc < 0) {
-        /* the question stays stored; the client may ask again */
+        /* in an existing conversation the question stays stored; a first message leaves
+         * nothing behind. The client may ask again. Why it failed (a missing key, the
+         * provider's answer) is for the log only. */
+        a->host->log(a->inst,
+                     f.kind == TK_FAIL_AUTH || rc == TK_ENOTFOUND ? TK_LOG_ERROR : TK_LOG_WARN,
+                     "chat of user %s: the AI assistant failed: %s", c.user,
+                     f.message[0] ? f.message : tk_strerror(rc));
         long long secs = f.retry_after_ms > 0 ? (f.retry_after_ms + 999) / 1000 : 30;
         char ra[24];
         snprintf(ra, sizeof(ra), "%lld", secs);
         a->host->http_set_header(resp, "Retry-After", ra);
-        char msg[700];
-        if (f.kind == TK_FAIL_AUTH || rc == TK_ENOTFOUND)
-            snprintf(msg, sizeof(msg), "The AI assistant is not available: %s", f.message);
-        else
-            snprintf(msg, sizeof(msg),
-                     "The AI assistant is temporarily unavailable; please try again later");
-        rc = api_error_code(a, resp, 503, "AI_UNAVAILABLE", msg);
+        rc = api_error_code(a, resp, 503, "AI_UNAVAILABLE",
+                            "The AI assistant is temporarily unavailable; please try again later");
     } else {
         rc = api_call_send(&c, api_call_run(&c, 1, store_answer), resp);
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "limits.h"
 #include "schema.h"
 
 /* GET / : the service's greeting, as the existing front end expects. */
@@ -47,6 +48,7 @@ static const tk_config_field config[] = {
      "about their tasks; never claim a change you did not make with a tool. Dates are ISO 8601 "
      "in UTC. Answer briefly.\"",
      NULL, "the assistant's instructions", NULL},
+    API_LIMITS_CONFIG_FIELD,
     {0},
 };
 
@@ -92,6 +94,8 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         host->log(inst, TK_LOG_ERROR, "config.bcrypt_cost must be between 4 and 16");
         goto fail;
     }
+    if ((rc = api_limits_init(a)) < 0)
+        goto fail;
     rc = TK_ENOMEM;
     /* at the cost of the existing service's hashes (and the default), so an unknown email
      * takes as long as a stored user even where bcrypt_cost is set lower */
@@ -109,6 +113,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     *state = a;
     return TK_OK;
 fail:
+    api_limits_destroy(a);
     free(a->dummy_hash);
     free(a);
     return rc;
@@ -117,8 +122,10 @@ fail:
 static void destroy(void *state)
 {
     api *a = state;
-    if (a)
+    if (a) {
+        api_limits_destroy(a);
         free(a->dummy_hash);
+    }
     free(a);
 }
 

@@ -83,5 +83,12 @@ const char *const http_api_migrations[] = {
     "CREATE OR REPLACE FUNCTION taskora_iso_utc(ts timestamp without time zone) RETURNS text"
     " LANGUAGE sql STABLE PARALLEL SAFE"
     " AS $$ SELECT to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') $$",
+
+    /* 4: chat messages counted against each user's daily quota (one row per user: the UTC
+     * day of its last message and that day's count), shared by every replica */
+    "CREATE TABLE IF NOT EXISTS taskora_chat_usage ("
+    " user_id VARCHAR NOT NULL PRIMARY KEY,"
+    " day DATE NOT NULL,"
+    " messages INTEGER NOT NULL)",
     NULL,
 };
