@@ -2564,6 +2564,119 @@ START_TEST(test_every_task_change_writes_its_outbox_event)
 }
 END_TEST
 
+/* ============================================ database ======================================= */
+
+typedef struct writer {
+    int n;
+    const char *token;
+    volatile int *stop;
+    long statuses[600];
+    int ids[600];
+    int bad_503;       /* 503s without Retry-After or a detail */
+    const char *other; /* the first status other than 2xx/503, with its body */
+} writer;
+
+static void *write_tasks(void *arg)
+{
+    writer *w = arg;
+    char hdr_auth[1024];
+    snprintf(hdr_auth, sizeof(hdr_auth), "Authorization: Bearer %s", w->token);
+    const char *hdr[] = {"Content-Type: application/json", hdr_auth, NULL};
+    for (int i = 0; i < 600 && !*w->stop; i++) {
+        char url[256], body[128];
+        th_response r;
+        int create = i % 3 != 2;
+        if (create) {
+            snprintf(url, sizeof(url), "%s/api/tasks", base_url);
+            snprintf(body, sizeof(body), "{\"title\":\"w%d-%d\"}", w->n, i);
+        } else {
+            snprintf(url, sizeof(url), "%s/api/tasks?limit=5&search=w%d-", base_url, w->n);
+        }
+        int rc = th_http(create ? "POST" : "GET", url, create ? body : NULL,
+                         create ? strlen(body) : 0, hdr, &r);
+        w->statuses[i] = rc == 0 ? r.status : -1;
+        w->ids[i] = -1;
+        if (rc == 0 && r.status == 201) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            w->ids[i] = (int)json_integer_value(json_object_get(j, "id"));
+            json_decref(j);
+        } else if (rc == 0 && r.status == 503) {
+            char *ra = th_header(&r, "retry-after");
+            json_t *j = json_loads(r.body, 0, NULL);
+            if (!ra || !json_is_string(json_object_get(j, "detail")))
+                w->bad_503++;
+            free(ra);
+            json_decref(j);
+        } else if (!(rc == 0 && r.status == 200) && !w->other) {
+            char *o = NULL;
+            if (asprintf(&o, "%s %s: %ld %s", create ? "POST" : "GET", url, rc ? -1L : r.status,
+                         rc == 0 && r.body ? r.body : "") < 0)
+                o = NULL;
+            w->other = o;
+        }
+        if (rc == 0)
+            th_response_free(&r);
+    }
+    return NULL;
+}
+
+START_TEST(test_connections_terminated_mid_request_are_503_and_lose_nothing)
+{
+    enum { WRITERS = 8 };
+    user u = new_user("pgkill");
+    static writer w[WRITERS];
+    pthread_t t[WRITERS];
+    volatile int stop = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].n = i;
+        w[i].token = u.token;
+        w[i].stop = &stop;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, write_tasks, &w[i]), 0);
+    }
+    /* every connection of the API's database, again and again, for four seconds */
+    long killed = 0;
+    double end = th_now_s() + 4;
+    const char *kill_sql = S("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) AS done"
+                             " FROM pg_stat_activity WHERE datname = '%s'"
+                             " AND pid <> pg_backend_pid()) k WHERE done",
+                             dbname);
+    while (th_now_s() < end) {
+        killed += th_pg_count(th_pg_admin_url(), kill_sql);
+        usleep(15000);
+    }
+    stop = 1;
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(t[i], NULL);
+    long ok = 0, unavailable = 0, lost = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        ck_assert_msg(!w[i].other, "writer %d: %s", i, w[i].other);
+        ck_assert_msg(w[i].bad_503 == 0, "writer %d: 503 without Retry-After or detail", i);
+        for (int k = 0; k < 600 && w[i].statuses[k]; k++) {
+            ok += w[i].statuses[k] / 100 == 2;
+            unavailable += w[i].statuses[k] == 503;
+            if (w[i].ids[k] > 0)
+                lost += dbcount(S("SELECT count(*) FROM tasks WHERE id = %d AND title = "
+                                  "'w%d-%d'",
+                                  w[i].ids[k], i, k)) != 1;
+        }
+        free((char *)w[i].other);
+    }
+    fprintf(stderr, "check_api: %ld backends terminated under %d clients: %ld 2xx, %ld 503\n",
+            killed, WRITERS, ok, unavailable);
+    ck_assert_int_gt(killed, 0);
+    ck_assert_int_gt(ok, 0);
+    ck_assert_msg(lost == 0, "%ld created tasks are not in the table", lost);
+    /* and it recovers */
+    R r = POST("/api/tasks", u.token, "{\"title\":\"after\"}");
+    for (int i = 0; i < 50 && r.status == 503; i++) {
+        usleep(100000);
+        r = POST("/api/tasks", u.token, "{\"title\":\"after\"}");
+    }
+    EXPECT(r, 201);
+}
+END_TEST
+
 /* ============================================================================================ */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2673,6 +2786,9 @@ int main(void)
     tc = tcase(s, "events");
     tcase_add_test(tc, test_task_created_reaches_kafka_as_a_cloudevent);
     tcase_add_test(tc, test_every_task_change_writes_its_outbox_event);
+
+    tc = tcase(s, "database");
+    tcase_add_test(tc, test_connections_terminated_mid_request_are_503_and_lose_nothing);
     int rc = th_run_suite(s);
     if (daemon_exit != 0) {
         fprintf(stderr, "check_api: FAIL: taskorad did not shut down cleanly (see above)\n");
