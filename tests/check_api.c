@@ -2564,6 +2564,79 @@ START_TEST(test_every_task_change_writes_its_outbox_event)
 }
 END_TEST
 
+/* =========================================== bad input ======================================== */
+
+START_TEST(test_query_values_that_are_not_text_are_422)
+{
+    user u = new_user("qbytes");
+    mk_task(&u, "{\"title\":\"a\"}");
+    static const char *const task_args[] = {"search",   "status", "sort_by",    "order",
+                                            "priority", "tags",   "due_before", "due_after",
+                                            "overdue",  "limit",  "offset"};
+    for (size_t i = 0; i < sizeof(task_args) / sizeof(task_args[0]); i++) {
+        R r = GET(S("/api/tasks?%s=%%ff%%fe", task_args[i]), u.token);
+        INVALID(r, "string_unicode", "query", task_args[i]);
+        r = GET(S("/api/tasks?%s=a%%00b", task_args[i]), u.token);
+        INVALID(r, "string_type", "query", task_args[i]);
+    }
+    /* an overlong form, a surrogate, a code point past U+10FFFF, a cut sequence */
+    static const char *const bad[] = {"%c0%af", "%ed%a0%80", "%f4%90%80%80", "x%e2%82"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        R r = GET(S("/api/tasks?search=%s", bad[i]), u.token);
+        INVALID(r, "string_unicode", "query", "search");
+    }
+    R r = GET("/api/tasks?search=%e2%82%ac%f0%9f%98%80", u.token); /* the euro sign, an emoji */
+    EXPECT(r, 200);
+    r = GET("/api/tasks/reminders?before=%ff", u.token);
+    INVALID(r, "string_unicode", "query", "before");
+    r = GET("/api/tasks/reminders?before=2026-01-01%00", u.token);
+    INVALID(r, "string_type", "query", "before");
+    r = GET(S("/api/%s/conversations?limit=%%ff", u.ids), u.token);
+    INVALID(r, "string_unicode", "query", "limit");
+    r = GET(S("/api/%s/conversations?offset=0%%00", u.ids), u.token);
+    INVALID(r, "string_type", "query", "offset");
+}
+END_TEST
+
+START_TEST(test_bodies_that_are_not_utf8_text_are_json_invalid)
+{
+    user u = new_user("bbytes");
+    static const char *const bad[] = {
+        "{\"title\":\"a\xff\"}",         "{\"title\":\"a\xc0\xaf\"}",
+        "{\"title\":\"a\\u0000b\"}",     "{\"title\":\"a\\ud800b\"}",
+        "{\"title\":\"a\xed\xa0\x80\"}", "{\"title\":\"x\",\"description\":\"\xf4\x90\x80\x80\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        R r = POST("/api/tasks", u.token, bad[i]);
+        INVALID(r, "json_invalid", "body", NULL);
+    }
+    R r = POST("/api/tags", u.token, "{\"name\":\"\\udfff\"}");
+    INVALID(r, "json_invalid", "body", NULL);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 0);
+}
+END_TEST
+
+START_TEST(test_boolean_query_words_are_the_same_everywhere)
+{
+    user u = new_user("bools");
+    int late = mk_task_id(&u, "{\"title\":\"late\",\"due_date\":\"2001-01-01T00:00:00Z\"}");
+    int soon = mk_task_id(&u, "{\"title\":\"soon\",\"due_date\":\"9000-01-01T00:00:00Z\"}");
+    static const char *const yes[] = {"true", "True", "TRUE", "1", "yes", "YES",
+                                      "on",   "On",   "t",    "T", "y",   "Y"};
+    static const char *const no[] = {"false", "False", "0", "no", "NO", "off",
+                                     "OFF",   "f",     "F", "n",  "N"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        LIST_IS(&u, S("overdue=%s", yes[i]), S("%d", late));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        LIST_IS(&u, S("overdue=%s", no[i]), S("%d,%d", soon, late));
+    static const char *const neither[] = {"", "2", "truth", "nope", "tru", "yess", "%ff"};
+    for (size_t i = 0; i < sizeof(neither) / sizeof(neither[0]); i++) {
+        R r = GET(S("/api/tasks?overdue=%s", neither[i]), u.token);
+        EXPECT(r, 422);
+        ck_assert_msg(strstr(r.body, "\"overdue\""), "%s", r.body);
+    }
+}
+END_TEST
+
 /* ============================================ database ======================================= */
 
 typedef struct writer {
@@ -2786,6 +2859,11 @@ int main(void)
     tc = tcase(s, "events");
     tcase_add_test(tc, test_task_created_reaches_kafka_as_a_cloudevent);
     tcase_add_test(tc, test_every_task_change_writes_its_outbox_event);
+
+    tc = tcase(s, "bad_input");
+    tcase_add_test(tc, test_query_values_that_are_not_text_are_422);
+    tcase_add_test(tc, test_bodies_that_are_not_utf8_text_are_json_invalid);
+    tcase_add_test(tc, test_boolean_query_words_are_the_same_everywhere);
 
     tc = tcase(s, "database");
     tcase_add_test(tc, test_connections_terminated_mid_request_are_503_and_lose_nothing);

@@ -68,6 +68,16 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
 /* A boolean field; returns 0/1, *present set. */
 int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
 
+/* Is s well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
+int api_utf8_valid(const char *s);
+/*
+ * A query argument, or NULL when absent; a value that is not UTF-8 records a 422 entry
+ * (string_unicode) and reads as absent. Every query argument of the plugin is read with it.
+ */
+const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name);
+/* A boolean query argument (tk_bool_word's words; absent: 0); a 422 entry when not one. */
+int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name);
+
 /* Reads an integer query argument in [min, max] (absent: dflt) into out; a 422 entry when not. */
 void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
                    char out[16]);

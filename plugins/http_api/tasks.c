@@ -288,38 +288,25 @@ typedef struct list_in {
     char limit[16], offset[16];
 } list_in;
 
-static int parse_bool(const char *v, int *out)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on", NULL};
-    static const char *const no[] = {"false", "0", "no", "off", NULL};
-    for (int i = 0; yes[i]; i++)
-        if (strcasecmp(v, yes[i]) == 0)
-            return *out = 1, 0;
-    for (int i = 0; no[i]; i++)
-        if (strcasecmp(v, no[i]) == 0)
-            return *out = 0, 0;
-    return -1;
-}
-
 static void read_list_query(api *a, const tk_http_request *req, api_errors *e, list_in *q)
 {
     static const char *const statuses[] = {"all", "pending", "completed", NULL};
     static const char *const sorts[] = {"created_at", "due_date", "priority", "title", NULL};
     static const char *const orders[] = {"asc", "desc", NULL};
     const char *v;
-    q->search = a->host->http_query(req, "search");
+    q->search = api_query(a, req, e, "search");
     if (q->search && !*q->search)
         q->search = NULL;
-    q->status = (v = a->host->http_query(req, "status")) ? v : "all";
+    q->status = (v = api_query(a, req, e, "status")) ? v : "all";
     if (!one_of(q->status, statuses))
         enum_error(e, "query", "status", statuses);
-    q->sort = (v = a->host->http_query(req, "sort_by")) ? v : "created_at";
+    q->sort = (v = api_query(a, req, e, "sort_by")) ? v : "created_at";
     if (!one_of(q->sort, sorts))
         enum_error(e, "query", "sort_by", sorts);
-    q->order = (v = a->host->http_query(req, "order")) ? v : "desc";
+    q->order = (v = api_query(a, req, e, "order")) ? v : "desc";
     if (!one_of(q->order, orders))
         enum_error(e, "query", "order", orders);
-    if ((v = a->host->http_query(req, "priority")) && *v) {
+    if ((v = api_query(a, req, e, "priority")) && *v) {
         /* a CSV of known names: kept as a set, so the array literal is short and safe */
         unsigned set = 0;
         char *copy = strdup(v), *save = NULL, *tok;
@@ -355,7 +342,7 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         q->prio[len++] = '}';
         q->prio[len] = '\0';
     }
-    if ((v = a->host->http_query(req, "tags")) && *v) {
+    if ((v = api_query(a, req, e, "tags")) && *v) {
         json_t *ids = json_array();
         char *copy = strdup(v), *save = NULL, *tok;
         for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
@@ -378,24 +365,21 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         json_decref(ids);
         free(copy);
     }
-    if ((v = a->host->http_query(req, "due_before"))) {
+    if ((v = api_query(a, req, e, "due_before"))) {
         q->has_before = 1;
         if (api_parse_time(v, q->before) < 0)
             api_errors_add(e, "query", "due_before", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    if ((v = a->host->http_query(req, "due_after"))) {
+    if ((v = api_query(a, req, e, "due_after"))) {
         q->has_after = 1;
         if (api_parse_time(v, q->after) < 0)
             api_errors_add(e, "query", "due_after", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    if ((v = a->host->http_query(req, "overdue")) && parse_bool(v, &q->overdue) < 0)
-        api_errors_add(e, "query", "overdue",
-                       "Input should be a valid boolean, unable to interpret input",
-                       "bool_parsing");
-    api_query_int(e, a->host->http_query(req, "limit"), "limit", 1, 1000, 500, q->limit);
-    api_query_int(e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q->offset);
+    q->overdue = api_query_bool(a, req, e, "overdue");
+    api_query_int(e, api_query(a, req, e, "limit"), "limit", 1, 1000, 500, q->limit);
+    api_query_int(e, api_query(a, req, e, "offset"), "offset", 0, 2147483647, 0, q->offset);
 }
 
 /* The WHERE clause of a list query. */
@@ -1074,17 +1058,16 @@ static int route_reminders(void *ud, const tk_http_request *req, tk_http_respons
     api_call_init(&c, a, NULL);
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
-    const char *v = a->host->http_query(req, "before");
-    if (v) {
-        if (api_parse_time(v, before) < 0) {
-            api_errors e;
-            api_errors_init(&e);
-            api_errors_add(&e, "query", "before", "Input should be a valid datetime",
-                           "datetime_parsing");
-            return api_errors_send(a, resp, &e);
-        }
-        c.arg = before;
-    }
+    api_errors e;
+    api_errors_init(&e);
+    const char *v = api_query(a, req, &e, "before");
+    if (v && api_parse_time(v, before) < 0)
+        api_errors_add(&e, "query", "before", "Input should be a valid datetime",
+                       "datetime_parsing");
+    if (api_errors_any(&e))
+        return api_errors_send(a, resp, &e);
+    api_errors_free(&e);
+    c.arg = v ? before : NULL;
     return api_run(&c, 0, reminders_fn, resp);
 }
 

@@ -183,6 +183,63 @@ int64_t api_path_id(api_errors *e, const char *value, const char *name)
     return v;
 }
 
+int api_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0; /* a continuation byte first, an overlong lead, or past U+10FFFF */
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        /* overlong three and four byte forms, surrogates, beyond U+10FFFF */
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name)
+{
+    const char *v = a->host->http_query(req, name);
+    if (v && !api_utf8_valid(v)) {
+        api_errors_add(e, "query", name,
+                       "Input should be a valid string, unable to parse raw data as a unicode "
+                       "string",
+                       "string_unicode");
+        return NULL;
+    }
+    return v;
+}
+
+int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name)
+{
+    const char *v = api_query(a, req, e, name);
+    int b = v ? tk_bool_word(v) : 0;
+    if (b < 0) {
+        api_errors_add(e, "query", name,
+                       "Input should be a valid boolean, unable to interpret input",
+                       "bool_parsing");
+        b = 0;
+    }
+    return b;
+}
+
 void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
                    char out[16])
 {
