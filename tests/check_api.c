@@ -2566,6 +2566,66 @@ END_TEST
 
 /* =========================================== bad input ======================================== */
 
+/* A 4xx with a detail, never a server error. */
+#define CLIENT_ERROR(r, st) client_error(__LINE__, &(r), (st))
+static void client_error(int line, const R *r, long st)
+{
+    ck_assert_msg(r->status == st && json_object_get(r->json, "detail"),
+                  "line %d: %s: expected %ld with a detail, got %ld: %s", line, r->what, st,
+                  r->status, r->body);
+}
+
+START_TEST(test_ids_no_row_can_have_are_404_or_422_everywhere)
+{
+    user u = new_user("ids");
+    /* past PostgreSQL's integer: 422 as any path id that is not an int; in range: 404 */
+    static const char *const big[] = {"1099511627776", "99999999999999999999", "-1099511627776"};
+    static const char *const none[] = {"0", "-1", "2147483647", "-2147483648"};
+    for (int k = 0; k < 2; k++) {
+        const char *const *set = k ? none : big;
+        size_t n = k ? 4 : 3;
+        long st = k ? 404 : 422;
+        for (size_t i = 0; i < n; i++) {
+            const char *id = set[i];
+            R r = GET(S("/api/tasks/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PUT(S("/api/tasks/%s", id), u.token, "{\"title\":\"x\"}");
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/tasks/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PATCH(S("/api/tasks/%s/complete", id), u.token, "{\"completed\":true}");
+            CLIENT_ERROR(r, st);
+            r = PATCH(S("/api/tasks/%s/reminder", id), u.token, "{\"reminder_at\":null}");
+            CLIENT_ERROR(r, st);
+            r = POST(S("/api/tasks/%s/reminder/sent", id), u.token, NULL);
+            CLIENT_ERROR(r, st);
+            r = GET(S("/api/tags/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PUT(S("/api/tags/%s", id), u.token, "{\"name\":\"x\"}");
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/tags/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = GET(S("/api/%s/conversations/%s/messages", u.ids, id), u.token);
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/%s/conversations/%s", u.ids, id), u.token);
+            CLIENT_ERROR(r, st);
+        }
+    }
+    /* the chat's conversation_id: the same rule in a body */
+    R r = POST(S("/api/%s/chat", u.ids), u.token,
+               "{\"conversation_id\":1099511627776,\"message\":\"hi\"}");
+    INVALID(r, "int_type", "body", "conversation_id");
+    r = POST(S("/api/%s/chat", u.ids), u.token,
+             "{\"conversation_id\":99999999999999999999,\"message\":\"hi\"}");
+    INVALID(r, "json_invalid", "body", NULL);
+    r = POST(S("/api/%s/chat", u.ids), u.token, "{\"conversation_id\":-1,\"message\":\"hi\"}");
+    DETAIL_CODE(r, 404, "CONVERSATION_NOT_FOUND");
+    r = POST(S("/api/%s/chat", u.ids), u.token, "{\"conversation_id\":0,\"message\":\"hi\"}");
+    DETAIL_CODE(r, 404, "CONVERSATION_NOT_FOUND");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM messages WHERE user_id = '%s'", u.ids)), 0);
+}
+END_TEST
+
 START_TEST(test_query_values_that_are_not_text_are_422)
 {
     user u = new_user("qbytes");
@@ -2861,6 +2921,7 @@ int main(void)
     tcase_add_test(tc, test_every_task_change_writes_its_outbox_event);
 
     tc = tcase(s, "bad_input");
+    tcase_add_test(tc, test_ids_no_row_can_have_are_404_or_422_everywhere);
     tcase_add_test(tc, test_query_values_that_are_not_text_are_422);
     tcase_add_test(tc, test_bodies_that_are_not_utf8_text_are_json_invalid);
     tcase_add_test(tc, test_boolean_query_words_are_the_same_everywhere);

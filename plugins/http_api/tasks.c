@@ -889,6 +889,17 @@ static const char *tool_task_id(json_t *args, char out[24], json_t **result)
         *result = json_pack("{s:s}", "error", "task_id must be an integer");
         return NULL;
     }
+    api_errors e;
+    api_errors_init(&e);
+    api_path_id(&e, out, "task_id"); /* past PostgreSQL's integer range: no task has it */
+    int bad = api_errors_any(&e);
+    api_errors_free(&e);
+    if (bad) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "Task with ID %s not found", out);
+        *result = json_pack("{s:s}", "error", msg);
+        return NULL;
+    }
     return out;
 }
 
