@@ -2675,6 +2675,88 @@ START_TEST(test_bodies_that_are_not_utf8_text_are_json_invalid)
 }
 END_TEST
 
+START_TEST(test_dates_outside_years_1_to_9999_are_422_everywhere)
+{
+    user u = new_user("years");
+    int id = mk_task_id(&u, "{\"title\":\"d\"}");
+    static const char *const bad[] = {"0000-12-31",
+                                      "10000-01-01",
+                                      "0000-01-01T00:00:00Z",
+                                      "9999-12-31T23:00:00-05:00",
+                                      "0001-01-01T00:30:00+01:00",
+                                      "-0001-01-01"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *d = bad[i];
+        R r = POST("/api/tasks", u.token, S("{\"title\":\"x\",\"due_date\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "due_date");
+        r = POST("/api/tasks", u.token, S("{\"title\":\"x\",\"reminder_at\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "reminder_at");
+        r = PUT(S("/api/tasks/%d", id), u.token, S("{\"due_date\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "due_date");
+        r = PATCH(S("/api/tasks/%d/reminder", id), u.token, S("{\"reminder_at\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "reminder_at");
+        const char *plus = strchr(d, '+'); /* a space in a query: spelled %2B */
+        const char *q = plus ? S("%.*s%%2B%s", (int)(plus - d), d, plus + 1) : d;
+        r = GET(S("/api/tasks?due_before=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "due_before");
+        r = GET(S("/api/tasks?due_after=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "due_after");
+        r = GET(S("/api/tasks/reminders?before=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "before");
+    }
+    /* the edges themselves are dates */
+    json_t *t = mk_task(&u, "{\"title\":\"last\",\"due_date\":\"9999-12-31T23:59:59.999999Z\","
+                            "\"reminder_at\":\"0001-01-01T00:00:00Z\"}");
+    JSTR(t, "due_date", "9999-12-31T23:59:59.999999+00:00");
+    JSTR(t, "reminder_at", "0001-01-01T00:00:00.000000+00:00");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 2);
+}
+END_TEST
+
+START_TEST(test_recurrence_past_year_9999_ends_and_the_completion_stands)
+{
+    user u = new_user("y10k");
+    struct {
+        const char *rule, *interval, *due, *next; /* next NULL: the recurrence ends */
+    } cases[] = {
+        {"custom", "36500", "9999-12-01T00:00:00Z", NULL},
+        {"daily", "null", "9999-12-31T12:00:00Z", NULL},
+        {"weekly", "null", "9999-12-25T00:00:00Z", NULL},
+        {"monthly", "null", "9999-12-01T00:00:00Z", NULL},
+        {"daily", "null", "9999-12-30T23:59:59Z", "9999-12-31T23:59:59.000000+00:00"},
+        {"monthly", "null", "9999-11-30T08:00:00Z", "9999-12-30T08:00:00.000000+00:00"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int id = mk_task_id(&u, S("{\"title\":\"r%zu\",\"is_recurring\":true,"
+                                  "\"recurrence_rule\":\"%s\",\"recurrence_interval\":%s,"
+                                  "\"due_date\":\"%s\"}",
+                                  i, cases[i].rule, cases[i].interval, cases[i].due));
+        json_t *j = complete(&u, id, 1);
+        JINT(j, "completed_task.id", id);
+        JBOOL(j, "completed_task.completed", 1);
+        if (cases[i].next)
+            JSTR(j, "next_task.due_date", cases[i].next);
+        else
+            JNULL(j, "next_task");
+        JBOOL(get_task(&u, id), "completed", 1);
+    }
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'"
+                               " AND due_date >= '10000-01-01'",
+                               u.ids)),
+                     0);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM taskora_outbox WHERE key = '%s'"
+                               " AND value::jsonb->>'type' = 'task.recurred'",
+                               u.ids)),
+                     2);
+    /* the list renders every task, and they are all dates of the contract */
+    R r = GET("/api/tasks?limit=1000", u.token);
+    json_t *list = EXPECT(r, 200);
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) JTS(t, "due_date");
+}
+END_TEST
+
 START_TEST(test_boolean_query_words_are_the_same_everywhere)
 {
     user u = new_user("bools");
@@ -2924,6 +3006,8 @@ int main(void)
     tcase_add_test(tc, test_ids_no_row_can_have_are_404_or_422_everywhere);
     tcase_add_test(tc, test_query_values_that_are_not_text_are_422);
     tcase_add_test(tc, test_bodies_that_are_not_utf8_text_are_json_invalid);
+    tcase_add_test(tc, test_dates_outside_years_1_to_9999_are_422_everywhere);
+    tcase_add_test(tc, test_recurrence_past_year_9999_ends_and_the_completion_stands);
     tcase_add_test(tc, test_boolean_query_words_are_the_same_everywhere);
 
     tc = tcase(s, "database");

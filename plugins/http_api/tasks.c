@@ -708,24 +708,30 @@ static int complete_fn(void *conn, void *ud)
         json_decref(task);
         return TK_ERR;
     }
+    PGresult *res = NULL;
     if (!was_completed && !has_next) {
-        /* the next instance; PostgreSQL's month arithmetic clamps to the month's end */
-        PGresult *res =
+        /* the next instance; PostgreSQL's month arithmetic clamps to the month's end. A next
+         * due date past 9999-12-31, which the API can neither accept nor write, ends the
+         * recurrence: the completion stands, with no next task. */
+        res =
             api_exec(c->a, conn,
                      "INSERT INTO tasks (title, description, priority, due_date, is_recurring,"
                      " recurrence_rule, recurrence_interval, parent_task_id, user_id)"
-                     " SELECT title, description, priority, coalesce(due_date, " NOW_UTC ") +"
+                     " SELECT title, description, priority, n.due, true, recurrence_rule,"
+                     " recurrence_interval, id, user_id FROM tasks,"
+                     " LATERAL (SELECT coalesce(due_date, " NOW_UTC ") +"
                      " CASE recurrence_rule WHEN 'daily' THEN interval '1 day'"
                      " WHEN 'weekly' THEN interval '7 days' WHEN 'monthly' THEN interval '1 month'"
-                     " ELSE make_interval(days => coalesce(recurrence_interval, 1)) END,"
-                     " true, recurrence_rule, recurrence_interval, id, user_id"
-                     " FROM tasks WHERE id = $1::int RETURNING id::text",
+                     " ELSE make_interval(days => coalesce(recurrence_interval, 1)) END AS due) n"
+                     " WHERE id = $1::int AND n.due < '10000-01-01' RETURNING id::text",
                      1, p);
         if (!api_ok(res)) {
             PQclear(res);
             json_decref(task);
             return TK_ERR;
         }
+    }
+    if (res && PQntuples(res) == 1) {
         char nid[24];
         snprintf(nid, sizeof(nid), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
@@ -747,6 +753,8 @@ static int complete_fn(void *conn, void *ud)
             json_decref(next);
             return rc;
         }
+    } else {
+        PQclear(res);
     }
     return api_answer(c, 200, json_pack("{s:o,s:o}", "completed_task", task, "next_task", next));
 }
