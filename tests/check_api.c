@@ -23,6 +23,7 @@
 #define SECRET "test-secret-0123456789abcdef0123456789"
 #define APP_ID "api-test"
 #define BODY_LIMIT 65536
+#define MAX_DESCRIPTION 10000 /* http_api's default max_description */
 
 /* ---- suite state (set up once, in the runner process) -------------------------------------- */
 
@@ -693,13 +694,15 @@ START_TEST(test_unknown_route_is_404_json_and_oversized_body_is_413)
     long total = -1;
     ck_assert_str_eq(list_ids(&u, "", &total), ""); /* nothing was created */
     ck_assert_int_eq(total, 0);
-    /* a body just under the limit is fine */
+    /* a body just under the limit is fine (the description at its own limit, then a field
+     * that is ignored) */
     char *fits = keep(malloc(BODY_LIMIT));
-    off = snprintf(fits, BODY_LIMIT, "{\"title\":\"fits\",\"description\":\"");
-    memset(fits + off, 'b', BODY_LIMIT - 100);
-    snprintf(fits + off + BODY_LIMIT - 100, 64, "\"}");
+    off = snprintf(fits, BODY_LIMIT, "{\"title\":\"fits\",\"description\":\"%s\",\"pad\":\"",
+                   rep("b", MAX_DESCRIPTION));
+    memset(fits + off, 'c', BODY_LIMIT - 100 - (size_t)off);
+    snprintf(fits + BODY_LIMIT - 100, 64, "\"}");
     json_t *t = mk_task(&u, fits);
-    ck_assert_uint_eq(strlen(JS(t, "description")), BODY_LIMIT - 100);
+    ck_assert_uint_eq(strlen(JS(t, "description")), MAX_DESCRIPTION);
 }
 END_TEST
 
@@ -2564,6 +2567,127 @@ START_TEST(test_every_task_change_writes_its_outbox_event)
 }
 END_TEST
 
+/* ============================================ limits ========================================= */
+
+START_TEST(test_description_above_the_limit_is_422)
+{
+    user u = new_user("desclimit");
+    /* characters, not bytes: 10000 of a two-byte character fit */
+    json_t *t = mk_task(
+        &u, S("{\"title\":\"long\",\"description\":\"%s\"}", rep("\xc3\xa9", MAX_DESCRIPTION)));
+    ck_assert_int_eq(strlen(JS(t, "description")), 2 * MAX_DESCRIPTION);
+    R r = POST("/api/tasks", u.token,
+               S("{\"title\":\"long\",\"description\":\"%s\"}", rep("x", MAX_DESCRIPTION + 1)));
+    INVALID(r, "string_too_long", "body", "description");
+    ck_assert_msg(strstr(r.body, "at most 10000 characters"), "%s", r.body);
+    r = PUT(S("/api/tasks/%d", JI(t, "id")), u.token,
+            S("{\"description\":\"%s\"}", rep("y", MAX_DESCRIPTION + 1)));
+    INVALID(r, "string_too_long", "body", "description");
+    ck_assert_str_eq(JS(get_task(&u, JI(t, "id")), "description"), JS(t, "description"));
+    /* the tags of a task are bounded too: with the description, they bound a page's size */
+    char *ids = S("%d", mk_tag(&u, "one"));
+    for (int i = 0; i < 100; i++)
+        ids = S("%s,%d", ids, 1000000 + i);
+    r = POST("/api/tasks", u.token, S("{\"title\":\"tags\",\"tag_ids\":[%s]}", ids));
+    INVALID(r, "too_long", "body", "tag_ids");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 1);
+}
+END_TEST
+
+static long vm_rss_kb(pid_t pid)
+{
+    char *text = th_read(th_fmt("/proc/%d/status", (int)pid));
+    const char *p = strstr(text, "VmRSS:");
+    long kb = p ? atol(p + 6) : -1;
+    free(text);
+    return kb;
+}
+
+typedef struct sampler {
+    pid_t pid;
+    volatile int stop;
+    long max_kb;
+} sampler;
+
+static void *sample_rss(void *arg)
+{
+    sampler *s = arg;
+    while (!s->stop) {
+        long kb = vm_rss_kb(s->pid);
+        if (kb > s->max_kb)
+            s->max_kb = kb;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+typedef struct lister {
+    const char *url, *hdr[2];
+    pthread_barrier_t *go;
+    long status;
+    size_t rows, bytes;
+} lister;
+
+static void *list_all(void *arg)
+{
+    lister *l = arg;
+    th_response r;
+    pthread_barrier_wait(l->go);
+    l->status = th_http("GET", l->url, NULL, 0, l->hdr, &r) == 0 ? r.status : -1;
+    json_t *j = l->status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    l->rows = json_array_size(j);
+    l->bytes = r.body ? strlen(r.body) : 0;
+    json_decref(j);
+    th_response_free(&r);
+    return NULL;
+}
+
+START_TEST(test_full_pages_of_the_longest_tasks_keep_memory_bounded)
+{
+    enum { TASKS = 100, LISTS = 5 };
+    user u = new_user("memory");
+    /* the longest description there may be, in characters that JSON escapes (6 bytes each) */
+    const char *desc = rep("\\u0001", MAX_DESCRIPTION);
+    for (int i = 0; i < TASKS; i++)
+        mk_task(&u, S("{\"title\":\"%s%d\",\"description\":\"%s\"}", rep("\\u0002", 250), i, desc));
+    long before = vm_rss_kb(daemon_.pid);
+    ck_assert_int_gt(before, 0);
+    sampler s = {.pid = daemon_.pid, .max_kb = before};
+    pthread_t st, t[LISTS];
+    lister l[LISTS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, LISTS);
+    ck_assert_int_eq(pthread_create(&st, NULL, sample_rss, &s), 0);
+    for (int i = 0; i < LISTS; i++) {
+        memset(&l[i], 0, sizeof(l[i]));
+        l[i].url = S("%s/api/tasks?limit=1000", base_url);
+        l[i].hdr[0] = S("Authorization: Bearer %s", u.token);
+        l[i].go = &go;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, list_all, &l[i]), 0);
+    }
+    for (int i = 0; i < LISTS; i++)
+        pthread_join(t[i], NULL);
+    s.stop = 1;
+    pthread_join(st, NULL);
+    pthread_barrier_destroy(&go);
+    long after = vm_rss_kb(daemon_.pid);
+    for (int i = 0; i < LISTS; i++) {
+        ck_assert_int_eq(l[i].status, 200);
+        ck_assert_int_eq(l[i].rows, TASKS);
+    }
+    fprintf(stderr,
+            "check_api: %d parallel lists of %d tasks (%zu bytes each): taskorad RSS %ld kB "
+            "before, peak %+ld kB, after %+ld kB\n",
+            LISTS, TASKS, l[0].bytes, before, s.max_kb - before, after - before);
+    const char *san = getenv("TK_SANITIZERS");
+    if (san && strcmp(san, "yes") == 0)
+        return; /* AddressSanitizer's redzones and quarantine measure itself, not the API */
+    ck_assert_msg(s.max_kb - before < 64 * 1024,
+                  "RSS grew by %ld kB (from %ld kB) while %d full lists were answered",
+                  s.max_kb - before, before, LISTS);
+}
+END_TEST
+
 /* =========================================== bad input ======================================== */
 
 /* A 4xx with a detail, never a server error. */
@@ -3001,6 +3125,10 @@ int main(void)
     tc = tcase(s, "events");
     tcase_add_test(tc, test_task_created_reaches_kafka_as_a_cloudevent);
     tcase_add_test(tc, test_every_task_change_writes_its_outbox_event);
+
+    tc = tcase(s, "limits");
+    tcase_add_test(tc, test_description_above_the_limit_is_422);
+    tcase_add_test(tc, test_full_pages_of_the_longest_tasks_keep_memory_bounded);
 
     tc = tcase(s, "bad_input");
     tcase_add_test(tc, test_ids_no_row_can_have_are_404_or_422_everywhere);

@@ -24,7 +24,11 @@ typedef struct api {
     const char *chat_system_prompt; /* the assistant's instructions */
     int chat_history;               /* messages of context */
     int chat_max_rounds;            /* model <-> tool rounds per message */
+    size_t max_description;         /* characters of a task's description */
 } api;
+
+/* Tags a task may carry: with max_description this bounds a task's JSON, and so a page's. */
+#define API_MAX_TASK_TAGS 100
 
 /* ---- responses (util.c) ---- */
 
@@ -110,6 +114,13 @@ int api_parse_time(const char *in, char out[32]);
  * a failure other than a unique violation is logged. Test with api_ok.
  */
 PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *const *params);
+/*
+ * Runs a parameterised statement whose rows are taken one at a time (libpq's single-row mode):
+ * row(res, ud) sees each one-row result, so a large result is never held whole. TK_OK, TK_ERR
+ * (the statement failed, logged as api_exec does), or what row returned first below 0.
+ */
+int api_exec_rows(api *a, PGconn *conn, const char *sql, int n, const char *const *params,
+                  int (*row)(const PGresult *res, void *ud), void *ud);
 /* The result of a statement that succeeded. */
 int api_ok(const PGresult *res);
 /* SQLSTATE of a failed result, or "". */

@@ -141,8 +141,11 @@ static int read_time(api_errors *e, json_t *body, const char *field, char out[32
     return 0;
 }
 
-/* An array of integers as a PostgreSQL array literal; NULL (422 recorded) when not. */
-static char *read_ids(api_errors *e, json_t *v, const char *field)
+/*
+ * An array of at most max (0: any number of) integers as a PostgreSQL array literal; NULL
+ * (422 recorded) when not.
+ */
+static char *read_ids(api_errors *e, json_t *v, const char *field, size_t max)
 {
     if (json_is_null(v))
         return strdup("{}");
@@ -151,6 +154,13 @@ static char *read_ids(api_errors *e, json_t *v, const char *field)
         return NULL;
     }
     size_t n = json_array_size(v), i;
+    if (max && n > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "List should have at most %zu items after validation, not %zu",
+                 max, n);
+        api_errors_add(e, "body", field, msg, "too_long");
+        return NULL;
+    }
     char *out = malloc(n * 12 + 3), *p = out;
     if (!out)
         return NULL;
@@ -172,15 +182,15 @@ static char *read_ids(api_errors *e, json_t *v, const char *field)
 }
 
 /* Reads a task body; `create` makes title required. */
-static void read_task(api_errors *e, json_t *body, task_in *t, int create)
+static void read_task(api *a, api_errors *e, json_t *body, task_in *t, int create)
 {
     int is_null = 0;
     t->title = api_field_string(e, body, "title", create, 1, 255, &t->has_title, &is_null);
     if (!create && is_null)
         api_errors_add(e, "body", "title", "Input should be a valid string", "string_type");
     t->has_title = t->title != NULL;
-    t->description =
-        api_field_string(e, body, "description", 0, 0, 0, &t->has_description, &is_null);
+    t->description = api_field_string(e, body, "description", 0, 0, a->max_description,
+                                      &t->has_description, &is_null);
     if (t->has_description && !is_null && !t->description)
         t->has_description = 0; /* wrong type, recorded */
     t->completed = api_field_bool(e, body, "completed", 0, &t->has_completed);
@@ -218,7 +228,7 @@ static void read_task(api_errors *e, json_t *body, task_in *t, int create)
     }
     v = json_object_get(body, "tag_ids");
     if (v) {
-        t->tag_ids = read_ids(e, v, "tag_ids");
+        t->tag_ids = read_ids(e, v, "tag_ids", API_MAX_TASK_TAGS);
         t->has_tags = t->tag_ids != NULL;
     }
 }
@@ -360,7 +370,7 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         }
         api_errors scratch;
         api_errors_init(&scratch);
-        q->tags = read_ids(&scratch, ids, "tags");
+        q->tags = read_ids(&scratch, ids, "tags", 0);
         api_errors_free(&scratch);
         json_decref(ids);
         free(copy);
@@ -412,6 +422,36 @@ static void list_where(sqlb *b, const list_in *q, const char *user)
         sb_add(b, " AND t.due_date < " NOW_UTC " AND NOT t.completed");
 }
 
+/* A page of tasks as JSON text, growing a row at a time. */
+typedef struct page {
+    char *buf;
+    size_t len, cap;
+    int rows;
+    long long total;
+} page;
+
+static int page_row(const PGresult *res, void *ud)
+{
+    page *p = ud;
+    size_t n = (size_t)PQgetlength(res, 0, 1);
+    if (p->len + n + 3 > p->cap) { /* ',' or '[', the row, then room for "]" and the NUL */
+        size_t cap = p->cap ? p->cap : 16384;
+        while (p->len + n + 3 > cap)
+            cap *= 2;
+        char *b = realloc(p->buf, cap);
+        if (!b)
+            return TK_ENOMEM;
+        p->buf = b;
+        p->cap = cap;
+    }
+    p->buf[p->len++] = p->rows++ ? ',' : '[';
+    memcpy(p->buf + p->len, PQgetvalue(res, 0, 1), n);
+    p->len += n;
+    if (p->rows == 1)
+        p->total = atoll(PQgetvalue(res, 0, 0));
+    return TK_OK;
+}
+
 static int list_fn(void *conn, void *ud)
 {
     api_call *c = ud;
@@ -435,40 +475,28 @@ static int list_fn(void *conn, void *ud)
     int nl = sb_param(&b, q->limit), no = sb_param(&b, q->offset);
     sb_add(&b, " LIMIT $%d::int OFFSET $%d::int", nl, no);
 
-    PGresult *res = api_exec(c->a, conn, b.sql, b.n, b.p);
-    if (!api_ok(res)) {
-        PQclear(res);
-        return TK_ERR;
+    /* the page's JSON is built row by row into one buffer: never the whole result beside it */
+    page pg = {0};
+    int rc = api_exec_rows(c->a, conn, b.sql, b.n, b.p, page_row, &pg);
+    if (rc == TK_OK && !pg.rows && !(pg.buf = malloc(3)))
+        rc = TK_ENOMEM;
+    if (rc < 0) {
+        free(pg.buf);
+        return rc;
     }
-    int rows = PQntuples(res);
-    size_t len = 3;
-    for (int i = 0; i < rows; i++)
-        len += (size_t)PQgetlength(res, i, 1) + 1;
-    char *text = malloc(len), *p = text;
-    if (!text) {
-        PQclear(res);
-        return TK_ENOMEM;
-    }
-    *p++ = '[';
-    for (int i = 0; i < rows; i++) {
-        if (i)
-            *p++ = ',';
-        size_t n = (size_t)PQgetlength(res, i, 1);
-        memcpy(p, PQgetvalue(res, i, 1), n);
-        p += n;
-    }
-    *p++ = ']';
-    *p = '\0';
-    c->text = text;
+    if (!pg.rows)
+        pg.buf[pg.len++] = '[';
+    pg.buf[pg.len++] = ']';
+    pg.buf[pg.len] = '\0';
+    c->text = pg.buf;
     c->status = 200;
-    c->total = rows ? atoll(PQgetvalue(res, 0, 0)) : 0;
-    PQclear(res);
-    if (!rows && atol(q->offset) > 0) {
+    c->total = pg.total;
+    if (!pg.rows && atol(q->offset) > 0) {
         /* a page past the end: count on its own */
         sqlb cb = {.len = 0, .n = 0};
         sb_add(&cb, "SELECT count(*) FROM tasks t");
         list_where(&cb, q, c->user);
-        res = api_exec(c->a, conn, cb.sql, cb.n, cb.p);
+        PGresult *res = api_exec(c->a, conn, cb.sql, cb.n, cb.p);
         if (!api_ok(res)) {
             PQclear(res);
             return TK_ERR;
@@ -924,7 +952,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
     if (!json_is_object(args)) {
         result = json_pack("{s:s}", "error", "arguments must be a JSON object");
     } else if (strcmp(tool, "add_task") == 0) {
-        read_task(&e, args, &t, 1);
+        read_task(a, &e, args, &t, 1);
         if (api_errors_any(&e))
             result = tool_validation_error(&e);
         else {
@@ -979,7 +1007,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
                     json_object_set(fields, "title", json_object_get(args, "title"));
                 if (json_object_get(args, "description"))
                     json_object_set(fields, "description", json_object_get(args, "description"));
-                read_task(&e, fields, &t, 0);
+                read_task(a, &e, fields, &t, 0);
                 json_decref(fields);
                 if (api_errors_any(&e)) {
                     result = tool_validation_error(&e);
@@ -1029,7 +1057,7 @@ static int task_route(api *a, const tk_http_request *req, tk_http_response *resp
             return sent ? TK_OK : TK_ERR;
         }
         if (kind == CREATE || kind == UPDATE) {
-            read_task(&e, body, &t, kind == CREATE);
+            read_task(a, &e, body, &t, kind == CREATE);
         } else if (kind == COMPLETE) {
             t.completed = api_field_bool(&e, body, "completed", 1, NULL);
         } else {

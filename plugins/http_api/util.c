@@ -396,6 +396,33 @@ PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *con
     return res;
 }
 
+int api_exec_rows(api *a, PGconn *conn, const char *sql, int n, const char *const *params,
+                  int (*row)(const PGresult *res, void *ud), void *ud)
+{
+    if (a->host->log_enabled(a->inst, TK_LOG_DEBUG))
+        a->host->log(a->inst, TK_LOG_DEBUG, "sql: %s", sql);
+    if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0)) {
+        note_failure(a, conn, NULL);
+        return TK_ERR;
+    }
+    PQsetSingleRowMode(conn);
+    int rc = TK_OK;
+    PGresult *res;
+    /* every result up to the end, even after a failure, so the connection is ready again */
+    while ((res = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE) {
+            if (rc == TK_OK)
+                rc = row(res, ud);
+        } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            note_failure(a, conn, res);
+            rc = TK_ERR;
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
 int api_ok(const PGresult *res)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
