@@ -567,6 +567,30 @@ static int runs_inline(const tk_http_request *req)
                                                  strcmp(rt->pattern, "/metrics") == 0));
 }
 
+/* Notes the first query argument whose name or value holds a NUL byte (%00), and stops. */
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    if (strlen(key) == key_size && (!value || strlen(value) == value_size))
+        return MHD_YES;
+    *(const char **)cls = key;
+    return MHD_NO;
+}
+
+/* No handler can read such an argument as text: 422 in the API's validation shape. */
+static enum MHD_Result refuse_nul(tk_http_server *srv, tk_http_request *req, const char *name)
+{
+    const char *msg = "Input should be a string without NUL characters";
+    json_t *o = json_pack("{s:[{s:[s,s],s:s,s:s}]}", "detail", "loc", "query", name, "msg", msg,
+                          "type", "string_type");
+    if (!o) /* a name that is not UTF-8 */
+        o = json_pack("{s:[{s:[s],s:s,s:s}]}", "detail", "loc", "query", "msg", msg, "type",
+                      "string_type");
+    tk_http_json_reply(&req->resp, 422, o);
+    return send_response(srv, req);
+}
+
 static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
 {
     if (req->too_large)
@@ -587,6 +611,10 @@ static enum MHD_Result dispatch(tk_http_server *srv, tk_http_request *req)
         return send_response(srv, req);
     }
     req->route_label = req->match.route->pattern;
+    const char *nul = NULL;
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, find_nul, &nul);
+    if (nul)
+        return refuse_nul(srv, req, nul);
     if (runs_inline(req)) {
         run_handler(srv, req);
         return finish(srv, req);
@@ -651,12 +679,14 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     int flags = strlen(uri) > MAX_URI ? URI_TOO_LONG : 0;
+    int in_query = 0; /* a %00 in the query is the route's 422 (refuse_nul), in the path a 400 */
     for (const unsigned char *p = (const unsigned char *)uri; *p; p++) {
+        in_query |= *p == '?';
         if (*p < 0x20 || *p == 0x7f)
             flags |= URI_BAD;
         else if (*p == '%') {
             int ok = isxdigit(p[1]) && isxdigit(p[2]);
-            if (!ok || (p[1] == '0' && p[2] == '0'))
+            if (!ok || (!in_query && p[1] == '0' && p[2] == '0'))
                 flags |= URI_BAD;
         }
     }

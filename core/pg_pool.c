@@ -404,8 +404,22 @@ static int exec_cmd(PGconn *c, const char *sql)
     return ok ? 0 : TK_ERR;
 }
 
-/* The code for a failure on c: a lost connection is "unavailable", anything else an error. */
-static int failure(PGconn *c) { return PQstatus(c) == CONNECTION_OK ? TK_ERR : TK_EUNAVAILABLE; }
+/*
+ * The code for a failure on c (r: the failed result, or NULL): a lost connection is
+ * "unavailable", and so is an error that says the connection is going (class 08, or 57P01-03:
+ * terminated by an administrator, a crash or shutdown) even before libpq saw it close; anything
+ * else is an error.
+ */
+static int failure_of(PGconn *c, const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(c) != CONNECTION_OK ||
+        (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)))
+        return TK_EUNAVAILABLE;
+    return TK_ERR;
+}
+
+static int failure(PGconn *c) { return failure_of(c, NULL); }
 
 /* One try of run_tx. *again is set when trying once more may succeed (stale connection,
  * serialization failure) and nothing was done. */
@@ -466,9 +480,9 @@ static int run_tx_once(tk_pg_pool *p, const char *group, const char *event_id,
         PGresult *r = PQexec(c, "COMMIT");
         int committed =
             PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
-        PQclear(r);
         if (!committed)
-            rc = failure(c);
+            rc = failure_of(c, r);
+        PQclear(r);
     }
     tk_pg_release(s); /* rolls back whatever did not commit */
     return rc;

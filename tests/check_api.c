@@ -23,6 +23,7 @@
 #define SECRET "test-secret-0123456789abcdef0123456789"
 #define APP_ID "api-test"
 #define BODY_LIMIT 65536
+#define MAX_DESCRIPTION 10000 /* http_api's default max_description */
 
 /* ---- suite state (set up once, in the runner process) -------------------------------------- */
 
@@ -697,13 +698,15 @@ START_TEST(test_unknown_route_is_404_json_and_oversized_body_is_413)
     long total = -1;
     ck_assert_str_eq(list_ids(&u, "", &total), ""); /* nothing was created */
     ck_assert_int_eq(total, 0);
-    /* a body just under the limit is fine */
+    /* a body just under the limit is fine (the description at its own limit, then a field
+     * that is ignored) */
     char *fits = keep(malloc(BODY_LIMIT));
-    off = snprintf(fits, BODY_LIMIT, "{\"title\":\"fits\",\"description\":\"");
-    memset(fits + off, 'b', BODY_LIMIT - 100);
-    snprintf(fits + off + BODY_LIMIT - 100, 64, "\"}");
+    off = snprintf(fits, BODY_LIMIT, "{\"title\":\"fits\",\"description\":\"%s\",\"pad\":\"",
+                   rep("b", MAX_DESCRIPTION));
+    memset(fits + off, 'c', BODY_LIMIT - 100 - (size_t)off);
+    snprintf(fits + BODY_LIMIT - 100, 64, "\"}");
     json_t *t = mk_task(&u, fits);
-    ck_assert_uint_eq(strlen(JS(t, "description")), BODY_LIMIT - 100);
+    ck_assert_uint_eq(strlen(JS(t, "description")), MAX_DESCRIPTION);
 }
 END_TEST
 
@@ -2568,6 +2571,455 @@ START_TEST(test_every_task_change_writes_its_outbox_event)
 }
 END_TEST
 
+/* ============================================ limits ========================================= */
+
+START_TEST(test_description_above_the_limit_is_422)
+{
+    user u = new_user("desclimit");
+    /* characters, not bytes: 10000 of a two-byte character fit */
+    json_t *t = mk_task(
+        &u, S("{\"title\":\"long\",\"description\":\"%s\"}", rep("\xc3\xa9", MAX_DESCRIPTION)));
+    ck_assert_int_eq(strlen(JS(t, "description")), 2 * MAX_DESCRIPTION);
+    R r = POST("/api/tasks", u.token,
+               S("{\"title\":\"long\",\"description\":\"%s\"}", rep("x", MAX_DESCRIPTION + 1)));
+    INVALID(r, "string_too_long", "body", "description");
+    ck_assert_msg(strstr(r.body, "at most 10000 characters"), "%s", r.body);
+    r = PUT(S("/api/tasks/%d", JI(t, "id")), u.token,
+            S("{\"description\":\"%s\"}", rep("y", MAX_DESCRIPTION + 1)));
+    INVALID(r, "string_too_long", "body", "description");
+    ck_assert_str_eq(JS(get_task(&u, JI(t, "id")), "description"), JS(t, "description"));
+    /* the tags of a task are bounded too: with the description, they bound a page's size */
+    char *ids = S("%d", mk_tag(&u, "one"));
+    for (int i = 0; i < 100; i++)
+        ids = S("%s,%d", ids, 1000000 + i);
+    r = POST("/api/tasks", u.token, S("{\"title\":\"tags\",\"tag_ids\":[%s]}", ids));
+    INVALID(r, "too_long", "body", "tag_ids");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 1);
+}
+END_TEST
+
+static long vm_rss_kb(pid_t pid)
+{
+    char *text = th_read(th_fmt("/proc/%d/status", (int)pid));
+    const char *p = strstr(text, "VmRSS:");
+    long kb = p ? atol(p + 6) : -1;
+    free(text);
+    return kb;
+}
+
+typedef struct sampler {
+    pid_t pid;
+    volatile int stop;
+    long max_kb;
+} sampler;
+
+static void *sample_rss(void *arg)
+{
+    sampler *s = arg;
+    while (!s->stop) {
+        long kb = vm_rss_kb(s->pid);
+        if (kb > s->max_kb)
+            s->max_kb = kb;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+typedef struct lister {
+    const char *url, *hdr[2];
+    pthread_barrier_t *go;
+    long status;
+    size_t rows, bytes;
+} lister;
+
+static void *list_all(void *arg)
+{
+    lister *l = arg;
+    th_response r;
+    pthread_barrier_wait(l->go);
+    l->status = th_http("GET", l->url, NULL, 0, l->hdr, &r) == 0 ? r.status : -1;
+    json_t *j = l->status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    l->rows = json_array_size(j);
+    l->bytes = r.body ? strlen(r.body) : 0;
+    json_decref(j);
+    th_response_free(&r);
+    return NULL;
+}
+
+START_TEST(test_full_pages_of_the_longest_tasks_keep_memory_bounded)
+{
+    enum { TASKS = 100, LISTS = 5 };
+    user u = new_user("memory");
+    /* the longest description there may be, in characters that JSON escapes (6 bytes each) */
+    const char *desc = rep("\\u0001", MAX_DESCRIPTION);
+    for (int i = 0; i < TASKS; i++)
+        mk_task(&u, S("{\"title\":\"%s%d\",\"description\":\"%s\"}", rep("\\u0002", 250), i, desc));
+    long before = vm_rss_kb(daemon_.pid);
+    ck_assert_int_gt(before, 0);
+    sampler s = {.pid = daemon_.pid, .max_kb = before};
+    pthread_t st, t[LISTS];
+    lister l[LISTS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, LISTS);
+    ck_assert_int_eq(pthread_create(&st, NULL, sample_rss, &s), 0);
+    for (int i = 0; i < LISTS; i++) {
+        memset(&l[i], 0, sizeof(l[i]));
+        l[i].url = S("%s/api/tasks?limit=1000", base_url);
+        l[i].hdr[0] = S("Authorization: Bearer %s", u.token);
+        l[i].go = &go;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, list_all, &l[i]), 0);
+    }
+    for (int i = 0; i < LISTS; i++)
+        pthread_join(t[i], NULL);
+    s.stop = 1;
+    pthread_join(st, NULL);
+    pthread_barrier_destroy(&go);
+    long after = vm_rss_kb(daemon_.pid);
+    for (int i = 0; i < LISTS; i++) {
+        ck_assert_int_eq(l[i].status, 200);
+        ck_assert_int_eq(l[i].rows, TASKS);
+    }
+    fprintf(stderr,
+            "check_api: %d parallel lists of %d tasks (%zu bytes each): taskorad RSS %ld kB "
+            "before, peak %+ld kB, after %+ld kB\n",
+            LISTS, TASKS, l[0].bytes, before, s.max_kb - before, after - before);
+    const char *san = getenv("TK_SANITIZERS");
+    if (san && strcmp(san, "yes") == 0)
+        return; /* AddressSanitizer's redzones and quarantine measure itself, not the API */
+    ck_assert_msg(s.max_kb - before < 64 * 1024,
+                  "RSS grew by %ld kB (from %ld kB) while %d full lists were answered",
+                  s.max_kb - before, before, LISTS);
+}
+END_TEST
+
+/* =========================================== bad input ======================================== */
+
+/* A 4xx with a detail, never a server error. */
+#define CLIENT_ERROR(r, st) client_error(__LINE__, &(r), (st))
+static void client_error(int line, const R *r, long st)
+{
+    ck_assert_msg(r->status == st && json_object_get(r->json, "detail"),
+                  "line %d: %s: expected %ld with a detail, got %ld: %s", line, r->what, st,
+                  r->status, r->body);
+}
+
+START_TEST(test_ids_no_row_can_have_are_404_or_422_everywhere)
+{
+    user u = new_user("ids");
+    /* past PostgreSQL's integer: 422 as any path id that is not an int; in range: 404 */
+    static const char *const big[] = {"1099511627776", "99999999999999999999", "-1099511627776"};
+    static const char *const none[] = {"0", "-1", "2147483647", "-2147483648"};
+    for (int k = 0; k < 2; k++) {
+        const char *const *set = k ? none : big;
+        size_t n = k ? 4 : 3;
+        long st = k ? 404 : 422;
+        for (size_t i = 0; i < n; i++) {
+            const char *id = set[i];
+            R r = GET(S("/api/tasks/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PUT(S("/api/tasks/%s", id), u.token, "{\"title\":\"x\"}");
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/tasks/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PATCH(S("/api/tasks/%s/complete", id), u.token, "{\"completed\":true}");
+            CLIENT_ERROR(r, st);
+            r = PATCH(S("/api/tasks/%s/reminder", id), u.token, "{\"reminder_at\":null}");
+            CLIENT_ERROR(r, st);
+            r = POST(S("/api/tasks/%s/reminder/sent", id), u.token, NULL);
+            CLIENT_ERROR(r, st);
+            r = GET(S("/api/tags/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = PUT(S("/api/tags/%s", id), u.token, "{\"name\":\"x\"}");
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/tags/%s", id), u.token);
+            CLIENT_ERROR(r, st);
+            r = GET(S("/api/%s/conversations/%s/messages", u.ids, id), u.token);
+            CLIENT_ERROR(r, st);
+            r = DEL(S("/api/%s/conversations/%s", u.ids, id), u.token);
+            CLIENT_ERROR(r, st);
+        }
+    }
+    /* the chat's conversation_id: the same rule in a body */
+    R r = POST(S("/api/%s/chat", u.ids), u.token,
+               "{\"conversation_id\":1099511627776,\"message\":\"hi\"}");
+    INVALID(r, "int_type", "body", "conversation_id");
+    r = POST(S("/api/%s/chat", u.ids), u.token,
+             "{\"conversation_id\":99999999999999999999,\"message\":\"hi\"}");
+    INVALID(r, "json_invalid", "body", NULL);
+    r = POST(S("/api/%s/chat", u.ids), u.token, "{\"conversation_id\":-1,\"message\":\"hi\"}");
+    DETAIL_CODE(r, 404, "CONVERSATION_NOT_FOUND");
+    r = POST(S("/api/%s/chat", u.ids), u.token, "{\"conversation_id\":0,\"message\":\"hi\"}");
+    DETAIL_CODE(r, 404, "CONVERSATION_NOT_FOUND");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM messages WHERE user_id = '%s'", u.ids)), 0);
+}
+END_TEST
+
+START_TEST(test_query_values_that_are_not_text_are_422)
+{
+    user u = new_user("qbytes");
+    mk_task(&u, "{\"title\":\"a\"}");
+    static const char *const task_args[] = {"search",   "status", "sort_by",    "order",
+                                            "priority", "tags",   "due_before", "due_after",
+                                            "overdue",  "limit",  "offset"};
+    for (size_t i = 0; i < sizeof(task_args) / sizeof(task_args[0]); i++) {
+        R r = GET(S("/api/tasks?%s=%%ff%%fe", task_args[i]), u.token);
+        INVALID(r, "string_unicode", "query", task_args[i]);
+        r = GET(S("/api/tasks?%s=a%%00b", task_args[i]), u.token);
+        INVALID(r, "string_type", "query", task_args[i]);
+    }
+    /* an overlong form, a surrogate, a code point past U+10FFFF, a cut sequence */
+    static const char *const bad[] = {"%c0%af", "%ed%a0%80", "%f4%90%80%80", "x%e2%82"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        R r = GET(S("/api/tasks?search=%s", bad[i]), u.token);
+        INVALID(r, "string_unicode", "query", "search");
+    }
+    R r = GET("/api/tasks?search=%e2%82%ac%f0%9f%98%80", u.token); /* the euro sign, an emoji */
+    EXPECT(r, 200);
+    r = GET("/api/tasks/reminders?before=%ff", u.token);
+    INVALID(r, "string_unicode", "query", "before");
+    r = GET("/api/tasks/reminders?before=2026-01-01%00", u.token);
+    INVALID(r, "string_type", "query", "before");
+    r = GET(S("/api/%s/conversations?limit=%%ff", u.ids), u.token);
+    INVALID(r, "string_unicode", "query", "limit");
+    r = GET(S("/api/%s/conversations?offset=0%%00", u.ids), u.token);
+    INVALID(r, "string_type", "query", "offset");
+}
+END_TEST
+
+START_TEST(test_bodies_that_are_not_utf8_text_are_json_invalid)
+{
+    user u = new_user("bbytes");
+    static const char *const bad[] = {
+        "{\"title\":\"a\xff\"}",         "{\"title\":\"a\xc0\xaf\"}",
+        "{\"title\":\"a\\u0000b\"}",     "{\"title\":\"a\\ud800b\"}",
+        "{\"title\":\"a\xed\xa0\x80\"}", "{\"title\":\"x\",\"description\":\"\xf4\x90\x80\x80\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        R r = POST("/api/tasks", u.token, bad[i]);
+        INVALID(r, "json_invalid", "body", NULL);
+    }
+    R r = POST("/api/tags", u.token, "{\"name\":\"\\udfff\"}");
+    INVALID(r, "json_invalid", "body", NULL);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 0);
+}
+END_TEST
+
+START_TEST(test_dates_outside_years_1_to_9999_are_422_everywhere)
+{
+    user u = new_user("years");
+    int id = mk_task_id(&u, "{\"title\":\"d\"}");
+    static const char *const bad[] = {"0000-12-31",
+                                      "10000-01-01",
+                                      "0000-01-01T00:00:00Z",
+                                      "9999-12-31T23:00:00-05:00",
+                                      "0001-01-01T00:30:00+01:00",
+                                      "-0001-01-01"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *d = bad[i];
+        R r = POST("/api/tasks", u.token, S("{\"title\":\"x\",\"due_date\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "due_date");
+        r = POST("/api/tasks", u.token, S("{\"title\":\"x\",\"reminder_at\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "reminder_at");
+        r = PUT(S("/api/tasks/%d", id), u.token, S("{\"due_date\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "due_date");
+        r = PATCH(S("/api/tasks/%d/reminder", id), u.token, S("{\"reminder_at\":\"%s\"}", d));
+        INVALID(r, "datetime_parsing", "body", "reminder_at");
+        const char *plus = strchr(d, '+'); /* a space in a query: spelled %2B */
+        const char *q = plus ? S("%.*s%%2B%s", (int)(plus - d), d, plus + 1) : d;
+        r = GET(S("/api/tasks?due_before=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "due_before");
+        r = GET(S("/api/tasks?due_after=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "due_after");
+        r = GET(S("/api/tasks/reminders?before=%s", q), u.token);
+        INVALID(r, "datetime_parsing", "query", "before");
+    }
+    /* the edges themselves are dates */
+    json_t *t = mk_task(&u, "{\"title\":\"last\",\"due_date\":\"9999-12-31T23:59:59.999999Z\","
+                            "\"reminder_at\":\"0001-01-01T00:00:00Z\"}");
+    JSTR(t, "due_date", "9999-12-31T23:59:59.999999+00:00");
+    JSTR(t, "reminder_at", "0001-01-01T00:00:00.000000+00:00");
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids)), 2);
+}
+END_TEST
+
+START_TEST(test_recurrence_past_year_9999_ends_and_the_completion_stands)
+{
+    user u = new_user("y10k");
+    struct {
+        const char *rule, *interval, *due, *next; /* next NULL: the recurrence ends */
+    } cases[] = {
+        {"custom", "36500", "9999-12-01T00:00:00Z", NULL},
+        {"daily", "null", "9999-12-31T12:00:00Z", NULL},
+        {"weekly", "null", "9999-12-25T00:00:00Z", NULL},
+        {"monthly", "null", "9999-12-01T00:00:00Z", NULL},
+        {"daily", "null", "9999-12-30T23:59:59Z", "9999-12-31T23:59:59.000000+00:00"},
+        {"monthly", "null", "9999-11-30T08:00:00Z", "9999-12-30T08:00:00.000000+00:00"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int id = mk_task_id(&u, S("{\"title\":\"r%zu\",\"is_recurring\":true,"
+                                  "\"recurrence_rule\":\"%s\",\"recurrence_interval\":%s,"
+                                  "\"due_date\":\"%s\"}",
+                                  i, cases[i].rule, cases[i].interval, cases[i].due));
+        json_t *j = complete(&u, id, 1);
+        JINT(j, "completed_task.id", id);
+        JBOOL(j, "completed_task.completed", 1);
+        if (cases[i].next)
+            JSTR(j, "next_task.due_date", cases[i].next);
+        else
+            JNULL(j, "next_task");
+        JBOOL(get_task(&u, id), "completed", 1);
+    }
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'"
+                               " AND due_date >= '10000-01-01'",
+                               u.ids)),
+                     0);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM taskora_outbox WHERE key = '%s'"
+                               " AND value::jsonb->>'type' = 'task.recurred'",
+                               u.ids)),
+                     2);
+    /* the list renders every task, and they are all dates of the contract */
+    R r = GET("/api/tasks?limit=1000", u.token);
+    json_t *list = EXPECT(r, 200);
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) JTS(t, "due_date");
+}
+END_TEST
+
+START_TEST(test_boolean_query_words_are_the_same_everywhere)
+{
+    user u = new_user("bools");
+    int late = mk_task_id(&u, "{\"title\":\"late\",\"due_date\":\"2001-01-01T00:00:00Z\"}");
+    int soon = mk_task_id(&u, "{\"title\":\"soon\",\"due_date\":\"9000-01-01T00:00:00Z\"}");
+    static const char *const yes[] = {"true", "True", "TRUE", "1", "yes", "YES",
+                                      "on",   "On",   "t",    "T", "y",   "Y"};
+    static const char *const no[] = {"false", "False", "0", "no", "NO", "off",
+                                     "OFF",   "f",     "F", "n",  "N"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        LIST_IS(&u, S("overdue=%s", yes[i]), S("%d", late));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        LIST_IS(&u, S("overdue=%s", no[i]), S("%d,%d", soon, late));
+    static const char *const neither[] = {"", "2", "truth", "nope", "tru", "yess", "%ff"};
+    for (size_t i = 0; i < sizeof(neither) / sizeof(neither[0]); i++) {
+        R r = GET(S("/api/tasks?overdue=%s", neither[i]), u.token);
+        EXPECT(r, 422);
+        ck_assert_msg(strstr(r.body, "\"overdue\""), "%s", r.body);
+    }
+}
+END_TEST
+
+/* ============================================ database ======================================= */
+
+typedef struct writer {
+    int n;
+    const char *token;
+    volatile int *stop;
+    long statuses[600];
+    int ids[600];
+    int bad_503;       /* 503s without Retry-After or a detail */
+    const char *other; /* the first status other than 2xx/503, with its body */
+} writer;
+
+static void *write_tasks(void *arg)
+{
+    writer *w = arg;
+    char hdr_auth[1024];
+    snprintf(hdr_auth, sizeof(hdr_auth), "Authorization: Bearer %s", w->token);
+    const char *hdr[] = {"Content-Type: application/json", hdr_auth, NULL};
+    for (int i = 0; i < 600 && !*w->stop; i++) {
+        char url[256], body[128];
+        th_response r;
+        int create = i % 3 != 2;
+        if (create) {
+            snprintf(url, sizeof(url), "%s/api/tasks", base_url);
+            snprintf(body, sizeof(body), "{\"title\":\"w%d-%d\"}", w->n, i);
+        } else {
+            snprintf(url, sizeof(url), "%s/api/tasks?limit=5&search=w%d-", base_url, w->n);
+        }
+        int rc = th_http(create ? "POST" : "GET", url, create ? body : NULL,
+                         create ? strlen(body) : 0, hdr, &r);
+        w->statuses[i] = rc == 0 ? r.status : -1;
+        w->ids[i] = -1;
+        if (rc == 0 && r.status == 201) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            w->ids[i] = (int)json_integer_value(json_object_get(j, "id"));
+            json_decref(j);
+        } else if (rc == 0 && r.status == 503) {
+            char *ra = th_header(&r, "retry-after");
+            json_t *j = json_loads(r.body, 0, NULL);
+            if (!ra || !json_is_string(json_object_get(j, "detail")))
+                w->bad_503++;
+            free(ra);
+            json_decref(j);
+        } else if (!(rc == 0 && r.status == 200) && !w->other) {
+            char *o = NULL;
+            if (asprintf(&o, "%s %s: %ld %s", create ? "POST" : "GET", url, rc ? -1L : r.status,
+                         rc == 0 && r.body ? r.body : "") < 0)
+                o = NULL;
+            w->other = o;
+        }
+        if (rc == 0)
+            th_response_free(&r);
+    }
+    return NULL;
+}
+
+START_TEST(test_connections_terminated_mid_request_are_503_and_lose_nothing)
+{
+    enum { WRITERS = 8 };
+    user u = new_user("pgkill");
+    static writer w[WRITERS];
+    pthread_t t[WRITERS];
+    volatile int stop = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].n = i;
+        w[i].token = u.token;
+        w[i].stop = &stop;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, write_tasks, &w[i]), 0);
+    }
+    /* every connection of the API's database, again and again, for four seconds */
+    long killed = 0;
+    double end = th_now_s() + 4;
+    const char *kill_sql = S("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) AS done"
+                             " FROM pg_stat_activity WHERE datname = '%s'"
+                             " AND pid <> pg_backend_pid()) k WHERE done",
+                             dbname);
+    while (th_now_s() < end) {
+        killed += th_pg_count(th_pg_admin_url(), kill_sql);
+        usleep(15000);
+    }
+    stop = 1;
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(t[i], NULL);
+    long ok = 0, unavailable = 0, lost = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        ck_assert_msg(!w[i].other, "writer %d: %s", i, w[i].other);
+        ck_assert_msg(w[i].bad_503 == 0, "writer %d: 503 without Retry-After or detail", i);
+        for (int k = 0; k < 600 && w[i].statuses[k]; k++) {
+            ok += w[i].statuses[k] / 100 == 2;
+            unavailable += w[i].statuses[k] == 503;
+            if (w[i].ids[k] > 0)
+                lost += dbcount(S("SELECT count(*) FROM tasks WHERE id = %d AND title = "
+                                  "'w%d-%d'",
+                                  w[i].ids[k], i, k)) != 1;
+        }
+        free((char *)w[i].other);
+    }
+    fprintf(stderr, "check_api: %ld backends terminated under %d clients: %ld 2xx, %ld 503\n",
+            killed, WRITERS, ok, unavailable);
+    ck_assert_int_gt(killed, 0);
+    ck_assert_int_gt(ok, 0);
+    ck_assert_msg(lost == 0, "%ld created tasks are not in the table", lost);
+    /* and it recovers */
+    R r = POST("/api/tasks", u.token, "{\"title\":\"after\"}");
+    for (int i = 0; i < 50 && r.status == 503; i++) {
+        usleep(100000);
+        r = POST("/api/tasks", u.token, "{\"title\":\"after\"}");
+    }
+    EXPECT(r, 201);
+}
+END_TEST
+
 /* ============================================================================================ */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2677,6 +3129,21 @@ int main(void)
     tc = tcase(s, "events");
     tcase_add_test(tc, test_task_created_reaches_kafka_as_a_cloudevent);
     tcase_add_test(tc, test_every_task_change_writes_its_outbox_event);
+
+    tc = tcase(s, "limits");
+    tcase_add_test(tc, test_description_above_the_limit_is_422);
+    tcase_add_test(tc, test_full_pages_of_the_longest_tasks_keep_memory_bounded);
+
+    tc = tcase(s, "bad_input");
+    tcase_add_test(tc, test_ids_no_row_can_have_are_404_or_422_everywhere);
+    tcase_add_test(tc, test_query_values_that_are_not_text_are_422);
+    tcase_add_test(tc, test_bodies_that_are_not_utf8_text_are_json_invalid);
+    tcase_add_test(tc, test_dates_outside_years_1_to_9999_are_422_everywhere);
+    tcase_add_test(tc, test_recurrence_past_year_9999_ends_and_the_completion_stands);
+    tcase_add_test(tc, test_boolean_query_words_are_the_same_everywhere);
+
+    tc = tcase(s, "database");
+    tcase_add_test(tc, test_connections_terminated_mid_request_are_503_and_lose_nothing);
     int rc = th_run_suite(s);
     if (daemon_exit != 0) {
         fprintf(stderr, "check_api: FAIL: taskorad did not shut down cleanly (see above)\n");

@@ -424,7 +424,7 @@ START_TEST(test_malformed_framing_gets_json_4xx)
          "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
          400},
         {"GET /api/tasks/1%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"GET /api/tasks?search=a%00b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /api/tasks?search=a%00b HTTP/1.1\r\nHost: x\r\n\r\n", 422},
         {"GET /api/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {"GET /api/tasks/1%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         {NULL, 414},

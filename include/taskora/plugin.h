@@ -107,6 +107,25 @@ static inline int tk_secret_equal(const char *expected, const char *got)
     return diff == 0;
 }
 
+/*
+ * A boolean query value, read the same way by every route: true/false, 1/0,
+ * yes/no, on/off, t/f, y/n in any case (the words FastAPI accepts). 1, 0,
+ * or -1 when v is none of them.
+ */
+static inline int tk_bool_word(const char *v)
+{
+    static const char *const words[] = {"true", "false", "1", "0", "yes", "no",
+                                        "on",   "off",   "t", "f", "y",   "n"};
+    for (unsigned i = 0; v && i < sizeof(words) / sizeof(words[0]); i++) {
+        const char *w = words[i], *p = v;
+        while (*w && (*p == *w || (*p >= 'A' && *p <= 'Z' && *p - 'A' + 'a' == *w)))
+            p++, w++;
+        if (!*w && !*p)
+            return i % 2 == 0;
+    }
+    return -1;
+}
+
 /* What a consumer handler answers for one event. */
 typedef enum tk_consume_result {
     TK_CONSUME_OK = 0,    /* done: the offset may be stored */

@@ -25,7 +25,11 @@ typedef struct api {
     int chat_history;               /* messages of context */
     int chat_max_rounds;            /* model <-> tool rounds per message */
     struct api_limits *limits;      /* rate limits, hash pool, chat quota (limits.c) */
+    size_t max_description;         /* characters of a task's description */
 } api;
+
+/* Tags a task may carry: with max_description this bounds a task's JSON, and so a page's. */
+#define API_MAX_TASK_TAGS 100
 
 /* ---- responses (util.c) ---- */
 
@@ -69,6 +73,16 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
 /* A boolean field; returns 0/1, *present set. */
 int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
 
+/* Is s well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
+int api_utf8_valid(const char *s);
+/*
+ * A query argument, or NULL when absent; a value that is not UTF-8 records a 422 entry
+ * (string_unicode) and reads as absent. Every query argument of the plugin is read with it.
+ */
+const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name);
+/* A boolean query argument (tk_bool_word's words; absent: 0); a 422 entry when not one. */
+int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name);
+
 /* Reads an integer query argument in [min, max] (absent: dflt) into out; a 422 entry when not. */
 void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
                    char out[16]);
@@ -101,6 +115,13 @@ int api_parse_time(const char *in, char out[32]);
  * a failure other than a unique violation is logged. Test with api_ok.
  */
 PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *const *params);
+/*
+ * Runs a parameterised statement whose rows are taken one at a time (libpq's single-row mode):
+ * row(res, ud) sees each one-row result, so a large result is never held whole. TK_OK, TK_ERR
+ * (the statement failed, logged as api_exec does), or what row returned first below 0.
+ */
+int api_exec_rows(api *a, PGconn *conn, const char *sql, int n, const char *const *params,
+                  int (*row)(const PGresult *res, void *ud), void *ud);
 /* The result of a statement that succeeded. */
 int api_ok(const PGresult *res);
 /* SQLSTATE of a failed result, or "". */

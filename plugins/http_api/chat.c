@@ -353,7 +353,8 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     api_errors_init(&e);
     json_t *cid = json_object_get(body, "conversation_id");
     if (cid && !json_is_null(cid)) {
-        if (json_is_integer(cid))
+        if (json_is_integer(cid) && json_integer_value(cid) >= INT32_MIN &&
+            json_integer_value(cid) <= INT32_MAX) /* an int column, as path ids are */
             snprintf(in.cid, sizeof(in.cid), "%lld", (long long)json_integer_value(cid));
         else
             api_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",

@@ -154,10 +154,10 @@ static int conv_route(api *a, const tk_http_request *req, tk_http_response *resp
         snprintf(q.cid, sizeof(q.cid), "%lld", (long long)id);
     }
     if (list) {
-        api_query_int(&e, a->host->http_query(req, "limit"), "limit", 1, 100, 20, q.limit);
-        api_query_int(&e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q.offset);
+        api_query_int(&e, api_query(a, req, &e, "limit"), "limit", 1, 100, 20, q.limit);
+        api_query_int(&e, api_query(a, req, &e, "offset"), "offset", 0, 2147483647, 0, q.offset);
     } else if (with_id) {
-        api_query_int(&e, a->host->http_query(req, "limit"), "limit", 1, 200, 50, q.limit);
+        api_query_int(&e, api_query(a, req, &e, "limit"), "limit", 1, 200, 50, q.limit);
     }
     if (api_errors_any(&e))
         return api_errors_send(a, resp, &e);

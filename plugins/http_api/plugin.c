@@ -35,6 +35,8 @@ static const tk_config_field config[] = {
     {"task_topic", TK_CFG_STRING, 0, "\"task-events\"", NULL, "topic of task events", NULL},
     {"user_topic", TK_CFG_STRING, 0, "\"user-events\"", NULL, "topic of user events", NULL},
     {"chat_topic", TK_CFG_STRING, 0, "\"chat-events\"", NULL, "topic of chat events", NULL},
+    {"max_description", TK_CFG_INT, 0, "10000", NULL,
+     "characters a task's description may hold (422 above); bounds a task list's memory", NULL},
     {"ai_provider", TK_CFG_STRING, 0, "\"\"", NULL,
      "the AI provider instance the chat uses (TASKORA_AI_PROVIDER)", NULL},
     {"ai_fallback", TK_CFG_STRING_LIST, 0, "[]", NULL,
@@ -70,6 +72,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     a->chat_system_prompt = host->config_string(inst, "chat_system_prompt");
     a->chat_history = (int)host->config_int(inst, "chat_history");
     a->chat_max_rounds = (int)host->config_int(inst, "chat_max_rounds");
+    int64_t max_description = host->config_int(inst, "max_description");
     int rc = TK_EINVAL;
     if (a->jwt_secret_len == 0) {
         host->log(inst, TK_LOG_ERROR,
@@ -90,6 +93,11 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
                   "config.chat_history must be 1..200 and config.chat_max_rounds 1..20");
         goto fail;
     }
+    if (max_description < 1 || max_description > 1000000) {
+        host->log(inst, TK_LOG_ERROR, "config.max_description must be 1..1000000 characters");
+        goto fail;
+    }
+    a->max_description = (size_t)max_description;
     if (a->bcrypt_cost < 4 || a->bcrypt_cost > 16) {
         host->log(inst, TK_LOG_ERROR, "config.bcrypt_cost must be between 4 and 16");
         goto fail;

@@ -141,8 +141,11 @@ static int read_time(api_errors *e, json_t *body, const char *field, char out[32
     return 0;
 }
 
-/* An array of integers as a PostgreSQL array literal; NULL (422 recorded) when not. */
-static char *read_ids(api_errors *e, json_t *v, const char *field)
+/*
+ * An array of at most max (0: any number of) integers as a PostgreSQL array literal; NULL
+ * (422 recorded) when not.
+ */
+static char *read_ids(api_errors *e, json_t *v, const char *field, size_t max)
 {
     if (json_is_null(v))
         return strdup("{}");
@@ -151,6 +154,13 @@ static char *read_ids(api_errors *e, json_t *v, const char *field)
         return NULL;
     }
     size_t n = json_array_size(v), i;
+    if (max && n > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "List should have at most %zu items after validation, not %zu",
+                 max, n);
+        api_errors_add(e, "body", field, msg, "too_long");
+        return NULL;
+    }
     char *out = malloc(n * 12 + 3), *p = out;
     if (!out)
         return NULL;
@@ -172,15 +182,15 @@ static char *read_ids(api_errors *e, json_t *v, const char *field)
 }
 
 /* Reads a task body; `create` makes title required. */
-static void read_task(api_errors *e, json_t *body, task_in *t, int create)
+static void read_task(api *a, api_errors *e, json_t *body, task_in *t, int create)
 {
     int is_null = 0;
     t->title = api_field_string(e, body, "title", create, 1, 255, &t->has_title, &is_null);
     if (!create && is_null)
         api_errors_add(e, "body", "title", "Input should be a valid string", "string_type");
     t->has_title = t->title != NULL;
-    t->description =
-        api_field_string(e, body, "description", 0, 0, 0, &t->has_description, &is_null);
+    t->description = api_field_string(e, body, "description", 0, 0, a->max_description,
+                                      &t->has_description, &is_null);
     if (t->has_description && !is_null && !t->description)
         t->has_description = 0; /* wrong type, recorded */
     t->completed = api_field_bool(e, body, "completed", 0, &t->has_completed);
@@ -218,7 +228,7 @@ static void read_task(api_errors *e, json_t *body, task_in *t, int create)
     }
     v = json_object_get(body, "tag_ids");
     if (v) {
-        t->tag_ids = read_ids(e, v, "tag_ids");
+        t->tag_ids = read_ids(e, v, "tag_ids", API_MAX_TASK_TAGS);
         t->has_tags = t->tag_ids != NULL;
     }
 }
@@ -288,38 +298,25 @@ typedef struct list_in {
     char limit[16], offset[16];
 } list_in;
 
-static int parse_bool(const char *v, int *out)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on", NULL};
-    static const char *const no[] = {"false", "0", "no", "off", NULL};
-    for (int i = 0; yes[i]; i++)
-        if (strcasecmp(v, yes[i]) == 0)
-            return *out = 1, 0;
-    for (int i = 0; no[i]; i++)
-        if (strcasecmp(v, no[i]) == 0)
-            return *out = 0, 0;
-    return -1;
-}
-
 static void read_list_query(api *a, const tk_http_request *req, api_errors *e, list_in *q)
 {
     static const char *const statuses[] = {"all", "pending", "completed", NULL};
     static const char *const sorts[] = {"created_at", "due_date", "priority", "title", NULL};
     static const char *const orders[] = {"asc", "desc", NULL};
     const char *v;
-    q->search = a->host->http_query(req, "search");
+    q->search = api_query(a, req, e, "search");
     if (q->search && !*q->search)
         q->search = NULL;
-    q->status = (v = a->host->http_query(req, "status")) ? v : "all";
+    q->status = (v = api_query(a, req, e, "status")) ? v : "all";
     if (!one_of(q->status, statuses))
         enum_error(e, "query", "status", statuses);
-    q->sort = (v = a->host->http_query(req, "sort_by")) ? v : "created_at";
+    q->sort = (v = api_query(a, req, e, "sort_by")) ? v : "created_at";
     if (!one_of(q->sort, sorts))
         enum_error(e, "query", "sort_by", sorts);
-    q->order = (v = a->host->http_query(req, "order")) ? v : "desc";
+    q->order = (v = api_query(a, req, e, "order")) ? v : "desc";
     if (!one_of(q->order, orders))
         enum_error(e, "query", "order", orders);
-    if ((v = a->host->http_query(req, "priority")) && *v) {
+    if ((v = api_query(a, req, e, "priority")) && *v) {
         /* a CSV of known names: kept as a set, so the array literal is short and safe */
         unsigned set = 0;
         char *copy = strdup(v), *save = NULL, *tok;
@@ -355,7 +352,7 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         q->prio[len++] = '}';
         q->prio[len] = '\0';
     }
-    if ((v = a->host->http_query(req, "tags")) && *v) {
+    if ((v = api_query(a, req, e, "tags")) && *v) {
         json_t *ids = json_array();
         char *copy = strdup(v), *save = NULL, *tok;
         for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
@@ -373,29 +370,26 @@ static void read_list_query(api *a, const tk_http_request *req, api_errors *e, l
         }
         api_errors scratch;
         api_errors_init(&scratch);
-        q->tags = read_ids(&scratch, ids, "tags");
+        q->tags = read_ids(&scratch, ids, "tags", 0);
         api_errors_free(&scratch);
         json_decref(ids);
         free(copy);
     }
-    if ((v = a->host->http_query(req, "due_before"))) {
+    if ((v = api_query(a, req, e, "due_before"))) {
         q->has_before = 1;
         if (api_parse_time(v, q->before) < 0)
             api_errors_add(e, "query", "due_before", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    if ((v = a->host->http_query(req, "due_after"))) {
+    if ((v = api_query(a, req, e, "due_after"))) {
         q->has_after = 1;
         if (api_parse_time(v, q->after) < 0)
             api_errors_add(e, "query", "due_after", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    if ((v = a->host->http_query(req, "overdue")) && parse_bool(v, &q->overdue) < 0)
-        api_errors_add(e, "query", "overdue",
-                       "Input should be a valid boolean, unable to interpret input",
-                       "bool_parsing");
-    api_query_int(e, a->host->http_query(req, "limit"), "limit", 1, 1000, 500, q->limit);
-    api_query_int(e, a->host->http_query(req, "offset"), "offset", 0, 2147483647, 0, q->offset);
+    q->overdue = api_query_bool(a, req, e, "overdue");
+    api_query_int(e, api_query(a, req, e, "limit"), "limit", 1, 1000, 500, q->limit);
+    api_query_int(e, api_query(a, req, e, "offset"), "offset", 0, 2147483647, 0, q->offset);
 }
 
 /* The WHERE clause of a list query. */
@@ -428,6 +422,36 @@ static void list_where(sqlb *b, const list_in *q, const char *user)
         sb_add(b, " AND t.due_date < " NOW_UTC " AND NOT t.completed");
 }
 
+/* A page of tasks as JSON text, growing a row at a time. */
+typedef struct page {
+    char *buf;
+    size_t len, cap;
+    int rows;
+    long long total;
+} page;
+
+static int page_row(const PGresult *res, void *ud)
+{
+    page *p = ud;
+    size_t n = (size_t)PQgetlength(res, 0, 1);
+    if (p->len + n + 3 > p->cap) { /* ',' or '[', the row, then room for "]" and the NUL */
+        size_t cap = p->cap ? p->cap : 16384;
+        while (p->len + n + 3 > cap)
+            cap *= 2;
+        char *b = realloc(p->buf, cap);
+        if (!b)
+            return TK_ENOMEM;
+        p->buf = b;
+        p->cap = cap;
+    }
+    p->buf[p->len++] = p->rows++ ? ',' : '[';
+    memcpy(p->buf + p->len, PQgetvalue(res, 0, 1), n);
+    p->len += n;
+    if (p->rows == 1)
+        p->total = atoll(PQgetvalue(res, 0, 0));
+    return TK_OK;
+}
+
 static int list_fn(void *conn, void *ud)
 {
     api_call *c = ud;
@@ -451,40 +475,28 @@ static int list_fn(void *conn, void *ud)
     int nl = sb_param(&b, q->limit), no = sb_param(&b, q->offset);
     sb_add(&b, " LIMIT $%d::int OFFSET $%d::int", nl, no);
 
-    PGresult *res = api_exec(c->a, conn, b.sql, b.n, b.p);
-    if (!api_ok(res)) {
-        PQclear(res);
-        return TK_ERR;
+    /* the page's JSON is built row by row into one buffer: never the whole result beside it */
+    page pg = {0};
+    int rc = api_exec_rows(c->a, conn, b.sql, b.n, b.p, page_row, &pg);
+    if (rc == TK_OK && !pg.rows && !(pg.buf = malloc(3)))
+        rc = TK_ENOMEM;
+    if (rc < 0) {
+        free(pg.buf);
+        return rc;
     }
-    int rows = PQntuples(res);
-    size_t len = 3;
-    for (int i = 0; i < rows; i++)
-        len += (size_t)PQgetlength(res, i, 1) + 1;
-    char *text = malloc(len), *p = text;
-    if (!text) {
-        PQclear(res);
-        return TK_ENOMEM;
-    }
-    *p++ = '[';
-    for (int i = 0; i < rows; i++) {
-        if (i)
-            *p++ = ',';
-        size_t n = (size_t)PQgetlength(res, i, 1);
-        memcpy(p, PQgetvalue(res, i, 1), n);
-        p += n;
-    }
-    *p++ = ']';
-    *p = '\0';
-    c->text = text;
+    if (!pg.rows)
+        pg.buf[pg.len++] = '[';
+    pg.buf[pg.len++] = ']';
+    pg.buf[pg.len] = '\0';
+    c->text = pg.buf;
     c->status = 200;
-    c->total = rows ? atoll(PQgetvalue(res, 0, 0)) : 0;
-    PQclear(res);
-    if (!rows && atol(q->offset) > 0) {
+    c->total = pg.total;
+    if (!pg.rows && atol(q->offset) > 0) {
         /* a page past the end: count on its own */
         sqlb cb = {.len = 0, .n = 0};
         sb_add(&cb, "SELECT count(*) FROM tasks t");
         list_where(&cb, q, c->user);
-        res = api_exec(c->a, conn, cb.sql, cb.n, cb.p);
+        PGresult *res = api_exec(c->a, conn, cb.sql, cb.n, cb.p);
         if (!api_ok(res)) {
             PQclear(res);
             return TK_ERR;
@@ -724,24 +736,30 @@ static int complete_fn(void *conn, void *ud)
         json_decref(task);
         return TK_ERR;
     }
+    PGresult *res = NULL;
     if (!was_completed && !has_next) {
-        /* the next instance; PostgreSQL's month arithmetic clamps to the month's end */
-        PGresult *res =
+        /* the next instance; PostgreSQL's month arithmetic clamps to the month's end. A next
+         * due date past 9999-12-31, which the API can neither accept nor write, ends the
+         * recurrence: the completion stands, with no next task. */
+        res =
             api_exec(c->a, conn,
                      "INSERT INTO tasks (title, description, priority, due_date, is_recurring,"
                      " recurrence_rule, recurrence_interval, parent_task_id, user_id)"
-                     " SELECT title, description, priority, coalesce(due_date, " NOW_UTC ") +"
+                     " SELECT title, description, priority, n.due, true, recurrence_rule,"
+                     " recurrence_interval, id, user_id FROM tasks,"
+                     " LATERAL (SELECT coalesce(due_date, " NOW_UTC ") +"
                      " CASE recurrence_rule WHEN 'daily' THEN interval '1 day'"
                      " WHEN 'weekly' THEN interval '7 days' WHEN 'monthly' THEN interval '1 month'"
-                     " ELSE make_interval(days => coalesce(recurrence_interval, 1)) END,"
-                     " true, recurrence_rule, recurrence_interval, id, user_id"
-                     " FROM tasks WHERE id = $1::int RETURNING id::text",
+                     " ELSE make_interval(days => coalesce(recurrence_interval, 1)) END AS due) n"
+                     " WHERE id = $1::int AND n.due < '10000-01-01' RETURNING id::text",
                      1, p);
         if (!api_ok(res)) {
             PQclear(res);
             json_decref(task);
             return TK_ERR;
         }
+    }
+    if (res && PQntuples(res) == 1) {
         char nid[24];
         snprintf(nid, sizeof(nid), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
@@ -763,6 +781,8 @@ static int complete_fn(void *conn, void *ud)
             json_decref(next);
             return rc;
         }
+    } else {
+        PQclear(res);
     }
     return api_answer(c, 200, json_pack("{s:o,s:o}", "completed_task", task, "next_task", next));
 }
@@ -905,6 +925,17 @@ static const char *tool_task_id(json_t *args, char out[24], json_t **result)
         *result = json_pack("{s:s}", "error", "task_id must be an integer");
         return NULL;
     }
+    api_errors e;
+    api_errors_init(&e);
+    api_path_id(&e, out, "task_id"); /* past PostgreSQL's integer range: no task has it */
+    int bad = api_errors_any(&e);
+    api_errors_free(&e);
+    if (bad) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "Task with ID %s not found", out);
+        *result = json_pack("{s:s}", "error", msg);
+        return NULL;
+    }
     return out;
 }
 
@@ -921,7 +952,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
     if (!json_is_object(args)) {
         result = json_pack("{s:s}", "error", "arguments must be a JSON object");
     } else if (strcmp(tool, "add_task") == 0) {
-        read_task(&e, args, &t, 1);
+        read_task(a, &e, args, &t, 1);
         if (api_errors_any(&e))
             result = tool_validation_error(&e);
         else {
@@ -976,7 +1007,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
                     json_object_set(fields, "title", json_object_get(args, "title"));
                 if (json_object_get(args, "description"))
                     json_object_set(fields, "description", json_object_get(args, "description"));
-                read_task(&e, fields, &t, 0);
+                read_task(a, &e, fields, &t, 0);
                 json_decref(fields);
                 if (api_errors_any(&e)) {
                     result = tool_validation_error(&e);
@@ -1026,7 +1057,7 @@ static int task_route(api *a, const tk_http_request *req, tk_http_response *resp
             return sent ? TK_OK : TK_ERR;
         }
         if (kind == CREATE || kind == UPDATE) {
-            read_task(&e, body, &t, kind == CREATE);
+            read_task(a, &e, body, &t, kind == CREATE);
         } else if (kind == COMPLETE) {
             t.completed = api_field_bool(&e, body, "completed", 1, NULL);
         } else {
@@ -1074,17 +1105,16 @@ static int route_reminders(void *ud, const tk_http_request *req, tk_http_respons
     api_call_init(&c, a, NULL);
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
-    const char *v = a->host->http_query(req, "before");
-    if (v) {
-        if (api_parse_time(v, before) < 0) {
-            api_errors e;
-            api_errors_init(&e);
-            api_errors_add(&e, "query", "before", "Input should be a valid datetime",
-                           "datetime_parsing");
-            return api_errors_send(a, resp, &e);
-        }
-        c.arg = before;
-    }
+    api_errors e;
+    api_errors_init(&e);
+    const char *v = api_query(a, req, &e, "before");
+    if (v && api_parse_time(v, before) < 0)
+        api_errors_add(&e, "query", "before", "Input should be a valid datetime",
+                       "datetime_parsing");
+    if (api_errors_any(&e))
+        return api_errors_send(a, resp, &e);
+    api_errors_free(&e);
+    c.arg = v ? before : NULL;
     return api_run(&c, 0, reminders_fn, resp);
 }
 

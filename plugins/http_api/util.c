@@ -183,6 +183,63 @@ int64_t api_path_id(api_errors *e, const char *value, const char *name)
     return v;
 }
 
+int api_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0; /* a continuation byte first, an overlong lead, or past U+10FFFF */
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        /* overlong three and four byte forms, surrogates, beyond U+10FFFF */
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name)
+{
+    const char *v = a->host->http_query(req, name);
+    if (v && !api_utf8_valid(v)) {
+        api_errors_add(e, "query", name,
+                       "Input should be a valid string, unable to parse raw data as a unicode "
+                       "string",
+                       "string_unicode");
+        return NULL;
+    }
+    return v;
+}
+
+int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name)
+{
+    const char *v = api_query(a, req, e, name);
+    int b = v ? tk_bool_word(v) : 0;
+    if (b < 0) {
+        api_errors_add(e, "query", name,
+                       "Input should be a valid boolean, unable to interpret input",
+                       "bool_parsing");
+        b = 0;
+    }
+    return b;
+}
+
 void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
                    char out[16])
 {
@@ -297,19 +354,73 @@ int api_parse_time(const char *in, char out[32])
 
 /* ---- PostgreSQL ----------------------------------------------------------- */
 
+/*
+ * Set when a statement of the request this thread serves failed because its connection did
+ * (lost, terminated by an administrator, the server shutting down): api_call_run then answers
+ * "unavailable" (503), not "failed" (500). One request runs on one thread from start to end.
+ */
+static __thread int db_lost;
+
+static int connection_failure(PGconn *conn, const PGresult *res)
+{
+    if (PQstatus(conn) != CONNECTION_OK)
+        return 1;
+    /* class 08: connection exception; 57P01-57P03: admin or crash shutdown, cannot connect now */
+    const char *s = api_sqlstate(res);
+    return strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0;
+}
+
+/* Logs a failed statement (res may be NULL: the failure is the connection's) and notes a lost
+ * connection. */
+static void note_failure(api *a, PGconn *conn, const PGresult *res)
+{
+    const char *state = api_sqlstate(res);
+    if (connection_failure(conn, res)) {
+        db_lost = 1;
+        a->host->log(a->inst, TK_LOG_WARN, "query failed, the database connection is lost (%s): %s",
+                     state, res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    } else if (strcmp(state, "23505") != 0) {
+        /* unique violations are answers the caller gives (409, 400), not failures */
+        a->host->log(a->inst, TK_LOG_ERROR, "query failed (%s): %s", state,
+                     res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    }
+}
+
 PGresult *api_exec(api *a, PGconn *conn, const char *sql, int n, const char *const *params)
 {
     if (a->host->log_enabled(a->inst, TK_LOG_DEBUG))
         a->host->log(a->inst, TK_LOG_DEBUG, "sql: %s", sql); /* the text only, never parameters */
     PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (api_ok(res))
-        return res;
-    const char *state = api_sqlstate(res);
-    /* unique violations are answers the caller gives (409, 400), not failures */
-    if (strcmp(state, "23505") != 0)
-        a->host->log(a->inst, TK_LOG_ERROR, "query failed (%s): %s", state,
-                     res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    if (!api_ok(res))
+        note_failure(a, conn, res);
     return res;
+}
+
+int api_exec_rows(api *a, PGconn *conn, const char *sql, int n, const char *const *params,
+                  int (*row)(const PGresult *res, void *ud), void *ud)
+{
+    if (a->host->log_enabled(a->inst, TK_LOG_DEBUG))
+        a->host->log(a->inst, TK_LOG_DEBUG, "sql: %s", sql);
+    if (!PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0)) {
+        note_failure(a, conn, NULL);
+        return TK_ERR;
+    }
+    PQsetSingleRowMode(conn);
+    int rc = TK_OK;
+    PGresult *res;
+    /* every result up to the end, even after a failure, so the connection is ready again */
+    while ((res = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE) {
+            if (rc == TK_OK)
+                rc = row(res, ud);
+        } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            note_failure(a, conn, res);
+            rc = TK_ERR;
+        }
+        PQclear(res);
+    }
+    return rc;
 }
 
 int api_ok(const PGresult *res)
@@ -354,17 +465,42 @@ int api_fail_code(api_call *c, int status, const char *code, const char *message
     return TK_ERR;
 }
 
+typedef struct work {
+    tk_pg_fn fn;
+    api_call *c;
+} work;
+
+/* Runs the route's work and notes whether a failure was its connection's. */
+static int run_work(void *conn, void *ud)
+{
+    work *w = ud;
+    int rc = w->fn(conn, w->c);
+    if (rc < 0 && PQstatus(conn) != CONNECTION_OK)
+        db_lost = 1;
+    return rc;
+}
+
 int api_call_run(api_call *c, int tx, tk_pg_fn fn)
 {
     api *a = c->a;
-    if (tx)
-        return a->host->pg_tx(a->inst, fn, c);
-    tk_pg *pg = NULL;
-    int rc = a->host->pg_acquire(a->inst, -1, &pg);
-    if (rc == TK_OK) {
-        rc = fn(a->host->pg_conn(pg), c);
-        a->host->pg_release(pg);
+    work w = {fn, c};
+    int rc;
+    db_lost = 0;
+    if (tx) {
+        rc = a->host->pg_tx(a->inst, run_work, &w);
+    } else {
+        tk_pg *pg = NULL;
+        rc = a->host->pg_acquire(a->inst, -1, &pg);
+        if (rc == TK_OK) {
+            rc = run_work(a->host->pg_conn(pg), &w);
+            a->host->pg_release(pg);
+        }
     }
+    /* a connection lost in the middle of the work: the database is unavailable, not the request
+     * wrong (its transaction did not commit), so the client may retry */
+    if (rc < 0 && db_lost && rc != TK_ETIMEDOUT)
+        rc = TK_EUNAVAILABLE;
+    db_lost = 0;
     return rc;
 }
 

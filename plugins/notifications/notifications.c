@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <taskora/plugin.h>
@@ -775,20 +774,6 @@ static int authenticate(notif *n, const tk_http_request *req, tk_http_response *
     return n->host->http_authenticate(req, resp, user, len, 0);
 }
 
-/* A boolean query value as FastAPI reads one; -1 when it is not one. */
-static int parse_bool(const char *v)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on", "t", "y"};
-    static const char *const no[] = {"false", "0", "no", "off", "f", "n"};
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(v, yes[i]) == 0)
-            return 1;
-        if (strcasecmp(v, no[i]) == 0)
-            return 0;
-    }
-    return -1;
-}
-
 /* An integer query value in [lo, hi]; -1 (after answering 422) when it is not. */
 static int64_t query_int(notif *n, const tk_http_request *req, tk_http_response *resp,
                          const char *name, int64_t dflt, int64_t lo, int64_t hi)
@@ -840,7 +825,7 @@ static int route_list(void *ud, const tk_http_request *req, tk_http_response *re
     if (!authenticate(n, req, resp, user, sizeof(user)))
         return TK_OK;
     const char *u = n->host->http_query(req, "unread");
-    int unread = u ? parse_bool(u) : 0;
+    int unread = u ? tk_bool_word(u) : 0;
     if (unread < 0)
         return send_invalid(n, resp, "query", "unread",
                             "Input should be a valid boolean, unable to interpret input",
