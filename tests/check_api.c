@@ -562,10 +562,10 @@ static const char *config_text(const char *secret)
              "\"plugin_dir\":\"%s/plugins/http_api/.libs\","
              "\"plugins\":[{\"name\":\"api\",\"load\":\"http_api\","
              "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4,"
-             /* every test registers and logs in from 127.0.0.1: no address limits here
-              * (check_limits tests them) */
+             /* every test registers and logs in from 127.0.0.1, some at once: no address
+              * limits and room for every concurrent hash here (check_auth_limits tests them) */
              "\"limits\":{\"login_per_address\":{\"per_minute\":0},"
-             "\"register_per_address\":{\"per_minute\":0}}}}]}",
+             "\"register_per_address\":{\"per_minute\":0},\"password_hash_queue\":64}}}]}",
              bootstrap, BODY_LIMIT, th_builddir(), secret);
 }
 
