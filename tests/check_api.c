@@ -1017,6 +1017,74 @@ START_TEST(test_user_events_carry_no_password_or_token)
 }
 END_TEST
 
+START_TEST(test_out_of_range_or_non_canonical_claims_are_401)
+{
+    user u = new_user("claims");
+    long later = (long)time(NULL) + 3600;
+    /* controls: the same user in the accepted forms */
+    const char *good[] = {
+        S("{\"sub\":\"%s\",\"exp\":%ld}", u.ids, later),
+        S("{\"sub\":%s,\"exp\":%ld}", u.ids, later),
+        S("{\"sub\":\"%s\",\"exp\":%ld.5}", u.ids, later),
+        NULL,
+    };
+    for (int i = 0; good[i]; i++) {
+        R r = GET("/api/tasks", hs256(good[i]));
+        ck_assert_msg(r.status == 200, "%s: expected 200, got %ld: %s", good[i], r.status, r.body);
+    }
+    const char *subs[] = {
+        "\"2147483648\"",
+        "2147483648",
+        "\"99999999999999999\"",
+        "9223372036854775807",
+        S("\"0%s\"", u.ids),
+        S("\"+%s\"", u.ids),
+        S("\" %s\"", u.ids),
+        S("\"%s \"", u.ids),
+        S("\"%s.0\"", u.ids),
+        S("%s.0", u.ids),
+        S("\"-%s\"", u.ids),
+        "\"0\"",
+        "0",
+        "-1",
+        "true",
+        "null",
+        "[1]",
+        "\"\"",
+        NULL,
+    };
+    for (int i = 0; subs[i]; i++) {
+        const char *claims[] = {S("{\"sub\":%s,\"exp\":%ld}", subs[i], later),
+                                S("{\"user_id\":%s,\"exp\":%ld}", subs[i], later)};
+        for (int k = 0; k < 2; k++) {
+            R r = GET("/api/tasks", hs256(claims[k]));
+            ck_assert_msg(r.status == 401, "%s: expected 401, got %ld: %s", claims[k], r.status,
+                          r.body);
+            DETAIL(r, 401, "Could not validate credentials");
+        }
+    }
+    const char *exps[] = {
+        S("\"%ld\"", later),
+        "1e300",
+        "-1",
+        "0",
+        "253402300800",
+        "9223372036854775807",
+        "null",
+        "true",
+        "[1]",
+        "{}",
+        NULL,
+    };
+    for (int i = 0; exps[i]; i++) {
+        const char *claims = S("{\"sub\":\"%s\",\"exp\":%s}", u.ids, exps[i]);
+        R r = GET("/api/tasks", hs256(claims));
+        ck_assert_msg(r.status == 401, "%s: expected 401, got %ld: %s", claims, r.status, r.body);
+        DETAIL(r, 401, "Could not validate credentials");
+    }
+}
+END_TEST
+
 /* =========================================== tags =========================================== */
 
 START_TEST(test_tags_listed_by_name_with_default_colour)
@@ -2603,6 +2671,7 @@ int main(void)
     tcase_add_test(tc, test_existing_bcrypt_sha256_user_can_log_in);
     tcase_add_test(tc, test_delete_account_removes_tasks_tags_conversations_and_user);
     tcase_add_test(tc, test_user_events_carry_no_password_or_token);
+    tcase_add_test(tc, test_out_of_range_or_non_canonical_claims_are_401);
 
     tc = tcase(s, "tags");
     tcase_add_test(tc, test_tags_listed_by_name_with_default_colour);

@@ -107,23 +107,58 @@ char *api_jwt_issue(api *a, const char *user_id)
 
 typedef enum { JWT_OK, JWT_INVALID, JWT_EXPIRED } jwt_result;
 
-/* A user id claim: a positive integer, as a string or a number. */
+/* users.id is an int4: a token naming anything else names nobody. */
+#define USER_ID_MAX 2147483647LL
+/* exp past 9999-12-31T23:59:59Z is no date this service (or PostgreSQL's to_timestamp) knows. */
+#define EXP_MAX 253402300799LL
+
+/*
+ * A user id claim: a positive integer that fits users.id, as a JSON integer or its canonical
+ * decimal string (no sign, no leading zeros, no spaces).
+ */
 static int user_claim(json_t *v, char user[24])
 {
-    if (json_is_integer(v) && json_integer_value(v) > 0) {
-        snprintf(user, 24, "%lld", (long long)json_integer_value(v));
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 1 || n > USER_ID_MAX)
+            return 0;
+        snprintf(user, 24, "%lld", (long long)n);
         return 1;
     }
     if (!json_is_string(v))
         return 0;
     const char *s = json_string_value(v);
-    size_t n = strlen(s);
-    if (n == 0 || n > 18 || s[0] == '0')
+    size_t n = json_string_length(v);
+    if (n == 0 || n > 10 || s[0] == '0')
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
+    long long id = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
             return 0;
+        id = id * 10 + (s[i] - '0');
+    }
+    if (id > USER_ID_MAX)
+        return 0;
     memcpy(user, s, n + 1);
+    return 1;
+}
+
+/* exp: a number of seconds in [1, EXP_MAX] (a fraction is allowed, as other issuers write). */
+static int exp_claim(json_t *v, long long *out)
+{
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 1 || n > EXP_MAX)
+            return 0;
+        *out = (long long)n;
+        return 1;
+    }
+    if (!json_is_real(v))
+        return 0;
+    double d = json_real_value(v);
+    if (!(d >= 1.0 && d <= (double)EXP_MAX)) /* also refuses NaN */
+        return 0;
+    *out = (long long)d;
     return 1;
 }
 
@@ -150,10 +185,10 @@ static jwt_result jwt_verify(const api *a, const char *token, char user[24])
     hs256(a, token, (size_t)(d2 - token), mac);
     if (CRYPTO_memcmp(mac, s, 32) != 0)
         goto out;
-    json_t *exp = json_object_get(claims, "exp");
-    if (!json_is_number(exp))
+    long long exp;
+    if (!exp_claim(json_object_get(claims, "exp"), &exp))
         goto out;
-    if (json_number_value(exp) <= (double)time(NULL)) {
+    if (exp <= (long long)time(NULL)) {
         r = JWT_EXPIRED;
         goto out;
     }
