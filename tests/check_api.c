@@ -1085,6 +1085,26 @@ START_TEST(test_out_of_range_or_non_canonical_claims_are_401)
 }
 END_TEST
 
+START_TEST(test_answers_that_carry_a_token_are_not_stored)
+{
+    const char *email = unique_email("nostore");
+    R r = POST("/api/auth/register", NULL,
+               S("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"no-store-pw\"}", email));
+    EXPECT(r, 201);
+    const R *rs[2] = {&r, NULL};
+    R l =
+        POST("/api/auth/login", NULL, S("{\"email\":\"%s\",\"password\":\"no-store-pw\"}", email));
+    JS(EXPECT(l, 200), "access_token");
+    rs[1] = &l;
+    for (int i = 0; i < 2; i++) {
+        const char *cc = header(rs[i], "cache-control"), *pragma = header(rs[i], "pragma");
+        ck_assert_msg(cc && strstr(cc, "no-store"), "%s: Cache-Control: %s", rs[i]->what, cc);
+        ck_assert_msg(pragma && strcmp(pragma, "no-cache") == 0, "%s: Pragma: %s", rs[i]->what,
+                      pragma);
+    }
+}
+END_TEST
+
 /* =========================================== tags =========================================== */
 
 START_TEST(test_tags_listed_by_name_with_default_colour)
@@ -2672,6 +2692,7 @@ int main(void)
     tcase_add_test(tc, test_delete_account_removes_tasks_tags_conversations_and_user);
     tcase_add_test(tc, test_user_events_carry_no_password_or_token);
     tcase_add_test(tc, test_out_of_range_or_non_canonical_claims_are_401);
+    tcase_add_test(tc, test_answers_that_carry_a_token_are_not_stored);
 
     tc = tcase(s, "tags");
     tcase_add_test(tc, test_tags_listed_by_name_with_default_colour);

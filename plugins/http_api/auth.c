@@ -288,6 +288,13 @@ static int password_check(const char *password, const char *hash)
     "json_build_object('id', id, 'email', email, 'name', name, 'created_at', " API_TS(             \
         "created_at") ")::text"
 
+/* Answers that may hold a token (or an account) are never stored by a cache or a browser. */
+static void no_store(api *a, tk_http_response *resp)
+{
+    a->host->http_set_header(resp, "Cache-Control", "no-store");
+    a->host->http_set_header(resp, "Pragma", "no-cache");
+}
+
 /* A plausible address: local@domain.tld, no spaces, sane lengths. */
 static int email_valid(const char *e)
 {
@@ -335,6 +342,7 @@ static int register_tx(void *conn, void *ud)
 static int route_register(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    no_store(a, resp);
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -405,6 +413,7 @@ static int user_event_tx(void *conn, void *ud)
 static int route_login(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    no_store(a, resp);
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
