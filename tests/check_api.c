@@ -1017,6 +1017,33 @@ START_TEST(test_user_events_carry_no_password_or_token)
 }
 END_TEST
 
+START_TEST(test_emails_are_unique_case_insensitively)
+{
+    const char *lower = unique_email("case");
+    char *mixed = S("%s", lower);
+    mixed[0] = (char)toupper((unsigned char)mixed[0]);
+    strcpy(strchr(mixed, '@'), "@Example.COM");
+    R r = POST("/api/auth/register", NULL,
+               S("{\"email\":\"%s\",\"name\":\"Mixed\",\"password\":\"first-pw\"}", mixed));
+    int id = JI(EXPECT(r, 201), "id");
+    JSTR(r.json, "email", mixed); /* kept as typed */
+    const char *upper = S("%s", lower);
+    for (char *p = (char *)upper; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    const char *spellings[] = {lower, upper};
+    for (int i = 0; i < 2; i++) {
+        r = POST(
+            "/api/auth/register", NULL,
+            S("{\"email\":\"%s\",\"name\":\"Other\",\"password\":\"other-pw\"}", spellings[i]));
+        DETAIL(r, 409, "Email already registered");
+        /* the login is case-insensitive too */
+        json_t *claims = jwt_part(login(spellings[i], "first-pw"), 1);
+        JSTR(claims, "sub", S("%d", id));
+    }
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM users WHERE lower(email) = '%s'", lower)), 1);
+}
+END_TEST
+
 START_TEST(test_out_of_range_or_non_canonical_claims_are_401)
 {
     user u = new_user("claims");
@@ -2691,6 +2718,7 @@ int main(void)
     tcase_add_test(tc, test_existing_bcrypt_sha256_user_can_log_in);
     tcase_add_test(tc, test_delete_account_removes_tasks_tags_conversations_and_user);
     tcase_add_test(tc, test_user_events_carry_no_password_or_token);
+    tcase_add_test(tc, test_emails_are_unique_case_insensitively);
     tcase_add_test(tc, test_out_of_range_or_non_canonical_claims_are_401);
     tcase_add_test(tc, test_answers_that_carry_a_token_are_not_stored);
 

@@ -390,8 +390,12 @@ static int login_lookup(void *conn, void *ud)
     api_call *c = ud;
     login *l = c->arg;
     const char *p[] = {l->email};
-    PGresult *res =
-        api_exec(c->a, conn, "SELECT id::text, hashed_password FROM users WHERE email = $1", 1, p);
+    /* emails match case-insensitively; where an older database holds case-duplicates, the
+     * account spelt exactly as typed wins, else the oldest */
+    PGresult *res = api_exec(c->a, conn,
+                             "SELECT id::text, hashed_password FROM users"
+                             " WHERE lower(email) = lower($1) ORDER BY email = $1 DESC, id LIMIT 1",
+                             1, p);
     int rc = api_ok(res) ? TK_OK : TK_ERR;
     if (rc == TK_OK && PQntuples(res) == 1) {
         snprintf(l->id, sizeof(l->id), "%s", PQgetvalue(res, 0, 0));

@@ -5,7 +5,9 @@
  * Taskora database it changes nothing. Later steps only add (indexes, new
  * tables); no constraint is added that existing rows could violate. (Unique
  * emails, which the existing service relied on, get an index only where no
- * unique index or constraint covers them yet.) */
+ * unique index or constraint covers them yet; step 4 makes them unique
+ * case-insensitively without refusing the case-duplicates a database may
+ * already hold.) */
 #include "schema.h"
 
 #include <stddef.h>
@@ -83,5 +85,21 @@ const char *const http_api_migrations[] = {
     "CREATE OR REPLACE FUNCTION taskora_iso_utc(ts timestamp without time zone) RETURNS text"
     " LANGUAGE sql STABLE PARALLEL SAFE"
     " AS $$ SELECT to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') $$",
+
+    /* 4: emails unique case-insensitively, an index that also serves the login's lookup. A
+     * database that already holds case-duplicates keeps them: every later duplicate gets its
+     * own id as a second index key, so they stay apart and can still log in with their exact
+     * email, while the first of each group, and every new row, has 0 and so collides with any
+     * other spelling. (The table is locked first: no duplicate arrives between look and index.) */
+    "LOCK TABLE users IN SHARE MODE;"
+    "DO $$ DECLARE later text; BEGIN"
+    " SELECT string_agg(id::text, ',' ORDER BY id) INTO later FROM (SELECT id,"
+    "  row_number() OVER (PARTITION BY lower(email) ORDER BY id) AS n FROM users) d WHERE n > 1;"
+    " IF later IS NULL THEN"
+    "  CREATE UNIQUE INDEX ix_users_email_lower ON users (lower(email));"
+    " ELSE"
+    "  EXECUTE 'CREATE UNIQUE INDEX ix_users_email_lower ON users (lower(email),"
+    " (CASE WHEN id IN (' || later || ') THEN id ELSE 0 END))';"
+    " END IF; END $$",
     NULL,
 };
