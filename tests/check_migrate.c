@@ -254,8 +254,8 @@ START_TEST(test_fresh_database_gets_the_existing_service_schema)
     free(err);
     char *v = query1("SELECT string_agg(table_name, ',' ORDER BY table_name)"
                      " FROM information_schema.tables WHERE table_schema = 'public'");
-    ck_assert_str_eq(v, "conversations,messages,tags,task_tags,taskora_migrations,taskora_outbox,"
-                        "taskora_processed_events,tasks,users");
+    ck_assert_str_eq(v, "conversations,messages,revoked_tokens,tags,task_tags,taskora_migrations,"
+                        "taskora_outbox,taskora_processed_events,tasks,users");
     free(v);
     v = query1(
         "SELECT data_type || ':' || coalesce(character_maximum_length::text, '')"

@@ -101,5 +101,12 @@ const char *const http_api_migrations[] = {
     "  EXECUTE 'CREATE UNIQUE INDEX ix_users_email_lower ON users (lower(email),"
     " (CASE WHEN id IN (' || later || ') THEN id ELSE 0 END))';"
     " END IF; END $$",
+
+    /* 5: tokens revoked by a logout, kept a while past their expiry (keyed by "j:" + jti, or
+     * "m:" + the MAC of a token without one) */
+    "CREATE TABLE IF NOT EXISTS revoked_tokens ("
+    " jti TEXT PRIMARY KEY,"
+    " expires_at TIMESTAMP WITH TIME ZONE NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS ix_revoked_tokens_expires_at ON revoked_tokens (expires_at)",
     NULL,
 };
