@@ -1024,6 +1024,233 @@ START_TEST(test_user_events_carry_no_password_or_token)
 }
 END_TEST
 
+/* Every authenticated route a token can reach, for "this token is refused everywhere". */
+static const char *const token_routes[][2] = {
+    {"GET", "/api/auth/me"},          {"GET", "/api/tasks"},        {"POST", "/api/tasks"},
+    {"GET", "/api/tasks/reminders"},  {"GET", "/api/tags"},         {"POST", "/api/tags"},
+    {"GET", "/api/%s/conversations"}, {"POST", "/api/auth/logout"},
+};
+
+#define REFUSED_EVERYWHERE(u, tok) refused_everywhere(__LINE__, (u), (tok))
+static void refused_everywhere(int line, const user *u, const char *tok)
+{
+    for (size_t i = 0; i < sizeof(token_routes) / sizeof(token_routes[0]); i++) {
+        const char *path = strstr(token_routes[i][1], "%s") ? S("/api/%s/conversations", u->ids)
+                                                            : token_routes[i][1];
+        int post = strcmp(token_routes[i][0], "POST") == 0;
+        R r = request(token_routes[i][0], path, tok,
+                      post ? "{\"name\":\"x\",\"title\":\"x\"}" : NULL, NULL);
+        detail_eq(line, &r, 401, "Could not validate credentials");
+        ck_assert_msg(header(&r, "www-authenticate") != NULL, "line %d: %s: no WWW-Authenticate",
+                      line, r.what);
+    }
+}
+
+START_TEST(test_logout_revokes_the_token_and_only_that_one)
+{
+    user u = new_user("logout");
+    mk_task_id(&u, "{\"title\":\"before logout\"}");
+    const char *other = login(u.email, u.password); /* another device, maybe the same second */
+    ck_assert_str_ne(other, u.token);
+    json_t *claims = jwt_part(u.token, 1);
+    const char *jti = JS(claims, "jti");
+    ck_assert_msg(strlen(jti) >= 22, "jti of fewer than 128 bits: %s", jti);
+    ck_assert_str_ne(jti, JS(jwt_part(other, 1), "jti"));
+    ck_assert_msg(json_is_integer(json_object_get(claims, "iat")), "no iat: %s", dump(claims));
+
+    R r = POST("/api/auth/logout", u.token, NULL);
+    JSTR(EXPECT(r, 200), "message", "Logged out successfully");
+    REFUSED_EVERYWHERE(&u, u.token);
+    r = DEL("/api/auth/delete-account", u.token);
+    DETAIL(r, 401, "Could not validate credentials");
+    /* the other session goes on */
+    r = GET("/api/tasks", other);
+    ck_assert_uint_eq(json_array_size(EXPECT(r, 200)), 1);
+    r = GET("/api/auth/me", other);
+    JINT(EXPECT(r, 200), "id", u.id);
+    /* and logging in again gives a token that works */
+    r = GET("/api/tasks", login(u.email, u.password));
+    EXPECT(r, 200);
+}
+END_TEST
+
+START_TEST(test_logout_revokes_a_token_without_jti_in_every_spelling)
+{
+    user u = new_user("oldtok");
+    /* as tokens were before they had a jti (and as the existing service issues them) */
+    const char *tok = hs256(S("{\"sub\":\"%s\",\"exp\":%ld}", u.ids, (long)time(NULL) + 600));
+    /* the signature's last character carries 2 spare bits: flipping one spells the same MAC */
+    char *alt = S("%s", tok);
+    const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t last = strlen(alt) - 1;
+    alt[last] = tbl[(strchr(tbl, alt[last]) - tbl) ^ 1];
+    R r = GET("/api/tasks", tok);
+    EXPECT(r, 200);
+    r = GET("/api/tasks", alt);
+    EXPECT(r, 200);
+    r = POST("/api/auth/logout", tok, NULL);
+    JSTR(EXPECT(r, 200), "message", "Logged out successfully");
+    REFUSED_EVERYWHERE(&u, tok);
+    REFUSED_EVERYWHERE(&u, alt);
+    r = GET("/api/tasks", u.token); /* the user's own login token is another one */
+    EXPECT(r, 200);
+}
+END_TEST
+
+START_TEST(test_revocations_are_purged_once_long_expired)
+{
+    user u = new_user("purge");
+    th_pg_exec(dburl, "INSERT INTO revoked_tokens (jti, expires_at) VALUES"
+                      " ('j:long-gone', now() - interval '2 hours'),"
+                      " ('j:just-expired', now() - interval '1 minute')");
+    R r = POST("/api/auth/logout", u.token, NULL);
+    EXPECT(r, 200);
+    ck_assert_int_eq(dbcount("SELECT count(*) FROM revoked_tokens WHERE jti = 'j:long-gone'"), 0);
+    /* kept a while past exp, for replicas whose clock lags PostgreSQL's */
+    ck_assert_int_eq(dbcount("SELECT count(*) FROM revoked_tokens WHERE jti = 'j:just-expired'"),
+                     1);
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM revoked_tokens WHERE jti = 'j:%s'",
+                               JS(jwt_part(u.token, 1), "jti"))),
+                     1);
+}
+END_TEST
+
+START_TEST(test_a_deleted_users_token_is_401_everywhere)
+{
+    user u = new_user("deleted");
+    mk_task_id(&u, "{\"title\":\"gone soon\"}");
+    const char *other = login(u.email, u.password);
+    R r = DEL("/api/auth/delete-account", u.token);
+    EXPECT(r, 200);
+    REFUSED_EVERYWHERE(&u, u.token);
+    REFUSED_EVERYWHERE(&u, other);
+    /* the contract's answer to deleting an account twice stays */
+    r = DEL("/api/auth/delete-account", other);
+    DETAIL(r, 404, "User not found");
+}
+END_TEST
+
+START_TEST(test_emails_are_unique_case_insensitively)
+{
+    const char *lower = unique_email("case");
+    char *mixed = S("%s", lower);
+    mixed[0] = (char)toupper((unsigned char)mixed[0]);
+    strcpy(strchr(mixed, '@'), "@Example.COM");
+    R r = POST("/api/auth/register", NULL,
+               S("{\"email\":\"%s\",\"name\":\"Mixed\",\"password\":\"first-pw\"}", mixed));
+    int id = JI(EXPECT(r, 201), "id");
+    JSTR(r.json, "email", mixed); /* kept as typed */
+    const char *upper = S("%s", lower);
+    for (char *p = (char *)upper; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    const char *spellings[] = {lower, upper};
+    for (int i = 0; i < 2; i++) {
+        r = POST(
+            "/api/auth/register", NULL,
+            S("{\"email\":\"%s\",\"name\":\"Other\",\"password\":\"other-pw\"}", spellings[i]));
+        DETAIL(r, 409, "Email already registered");
+        /* the login is case-insensitive too */
+        json_t *claims = jwt_part(login(spellings[i], "first-pw"), 1);
+        JSTR(claims, "sub", S("%d", id));
+    }
+    ck_assert_int_eq(dbcount(S("SELECT count(*) FROM users WHERE lower(email) = '%s'", lower)), 1);
+}
+END_TEST
+
+START_TEST(test_out_of_range_or_non_canonical_claims_are_401)
+{
+    user u = new_user("claims");
+    long later = (long)time(NULL) + 3600;
+    /* controls: the same user in the accepted forms */
+    const char *good[] = {
+        S("{\"sub\":\"%s\",\"exp\":%ld}", u.ids, later),
+        S("{\"sub\":%s,\"exp\":%ld}", u.ids, later),
+        S("{\"sub\":\"%s\",\"exp\":%ld.5}", u.ids, later),
+        NULL,
+    };
+    for (int i = 0; good[i]; i++) {
+        R r = GET("/api/tasks", hs256(good[i]));
+        ck_assert_msg(r.status == 200, "%s: expected 200, got %ld: %s", good[i], r.status, r.body);
+    }
+    const char *subs[] = {
+        "\"2147483648\"",
+        "2147483648",
+        "\"99999999999999999\"",
+        "9223372036854775807",
+        S("\"0%s\"", u.ids),
+        S("\"+%s\"", u.ids),
+        S("\" %s\"", u.ids),
+        S("\"%s \"", u.ids),
+        S("\"%s.0\"", u.ids),
+        S("%s.0", u.ids),
+        S("\"-%s\"", u.ids),
+        "\"0\"",
+        "0",
+        "-1",
+        "true",
+        "null",
+        "[1]",
+        "\"\"",
+        NULL,
+    };
+    for (int i = 0; subs[i]; i++) {
+        const char *claims[] = {S("{\"sub\":%s,\"exp\":%ld}", subs[i], later),
+                                S("{\"user_id\":%s,\"exp\":%ld}", subs[i], later)};
+        for (int k = 0; k < 2; k++) {
+            R r = GET("/api/tasks", hs256(claims[k]));
+            ck_assert_msg(r.status == 401, "%s: expected 401, got %ld: %s", claims[k], r.status,
+                          r.body);
+            DETAIL(r, 401, "Could not validate credentials");
+        }
+    }
+    const char *exps[] = {
+        S("\"%ld\"", later),
+        "1e300",
+        "-1",
+        "0",
+        "253402300800",
+        "9223372036854775807",
+        "null",
+        "true",
+        "[1]",
+        "{}",
+        NULL,
+    };
+    for (int i = 0; exps[i]; i++) {
+        const char *claims = S("{\"sub\":\"%s\",\"exp\":%s}", u.ids, exps[i]);
+        R r = GET("/api/tasks", hs256(claims));
+        ck_assert_msg(r.status == 401, "%s: expected 401, got %ld: %s", claims, r.status, r.body);
+        DETAIL(r, 401, "Could not validate credentials");
+    }
+    const char *jtis[] = {"1", "\"\"", "null", S("\"%s\"", rep("j", 129)), NULL};
+    for (int i = 0; jtis[i]; i++) {
+        const char *claims = S("{\"sub\":\"%s\",\"exp\":%ld,\"jti\":%s}", u.ids, later, jtis[i]);
+        R r = GET("/api/tasks", hs256(claims));
+        DETAIL(r, 401, "Could not validate credentials");
+    }
+}
+END_TEST
+
+START_TEST(test_answers_that_carry_a_token_are_not_stored)
+{
+    const char *email = unique_email("nostore");
+    R r = POST("/api/auth/register", NULL,
+               S("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"no-store-pw\"}", email));
+    EXPECT(r, 201);
+    const R *rs[2] = {&r, NULL};
+    R l =
+        POST("/api/auth/login", NULL, S("{\"email\":\"%s\",\"password\":\"no-store-pw\"}", email));
+    JS(EXPECT(l, 200), "access_token");
+    rs[1] = &l;
+    for (int i = 0; i < 2; i++) {
+        const char *cc = header(rs[i], "cache-control"), *pragma = header(rs[i], "pragma");
+        ck_assert_msg(cc && strstr(cc, "no-store"), "%s: Cache-Control: %s", rs[i]->what, cc);
+        ck_assert_msg(pragma && strcmp(pragma, "no-cache") == 0, "%s: Pragma: %s", rs[i]->what,
+                      pragma);
+    }
+}
+END_TEST
+
 /* =========================================== tags =========================================== */
 
 START_TEST(test_tags_listed_by_name_with_default_colour)
@@ -3059,6 +3286,13 @@ int main(void)
     tcase_add_test(tc, test_existing_bcrypt_sha256_user_can_log_in);
     tcase_add_test(tc, test_delete_account_removes_tasks_tags_conversations_and_user);
     tcase_add_test(tc, test_user_events_carry_no_password_or_token);
+    tcase_add_test(tc, test_logout_revokes_the_token_and_only_that_one);
+    tcase_add_test(tc, test_logout_revokes_a_token_without_jti_in_every_spelling);
+    tcase_add_test(tc, test_revocations_are_purged_once_long_expired);
+    tcase_add_test(tc, test_a_deleted_users_token_is_401_everywhere);
+    tcase_add_test(tc, test_emails_are_unique_case_insensitively);
+    tcase_add_test(tc, test_out_of_range_or_non_canonical_claims_are_401);
+    tcase_add_test(tc, test_answers_that_carry_a_token_are_not_stored);
 
     tc = tcase(s, "tags");
     tcase_add_test(tc, test_tags_listed_by_name_with_default_colour);

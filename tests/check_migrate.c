@@ -1,11 +1,16 @@
 /* `taskorad migrate` against a real PostgreSQL server: once, concurrently, plugin-owned, atomic. */
 #include <check.h>
+#include <crypt.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "schema.h" /* the HTTP API plugin's steps, to stop a database at an older one */
 #include "testhelp.h"
 
 static char *dir;
@@ -249,14 +254,164 @@ START_TEST(test_fresh_database_gets_the_existing_service_schema)
     free(err);
     char *v = query1("SELECT string_agg(table_name, ',' ORDER BY table_name)"
                      " FROM information_schema.tables WHERE table_schema = 'public'");
-    ck_assert_str_eq(v, "conversations,messages,tags,task_tags,taskora_migrations,taskora_outbox,"
-                        "taskora_processed_events,tasks,users");
+    ck_assert_str_eq(
+        v, "conversations,messages,revoked_tokens,tags,task_tags,"
+           "taskora_chat_usage,taskora_migrations,taskora_outbox,taskora_processed_events,tasks,"
+           "users");
     free(v);
     v = query1(
         "SELECT data_type || ':' || coalesce(character_maximum_length::text, '')"
         " FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'priority'");
     ck_assert_str_eq(v, "character varying:10");
     free(v);
+}
+END_TEST
+
+/*
+ * Brings the database to where an older build left it: the core's steps, then the HTTP API
+ * plugin's steps 1..last, recorded as `taskorad migrate` records them.
+ */
+static void migrate_api_to(int last)
+{
+    char *out, *err;
+    int rc = migrate("[]", &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    for (int i = 0; i < last; i++) {
+        ck_assert_ptr_nonnull(http_api_migrations[i]);
+        ck_assert_ptr_null(strstr(http_api_migrations[i], "$tk$"));
+        th_pg_exec(dburl, http_api_migrations[i]);
+        char *sql = NULL;
+        ck_assert_int_ge(asprintf(&sql,
+                                  "INSERT INTO taskora_migrations (component, step, checksum)"
+                                  " VALUES ('http_api', %d, md5($tk$%s$tk$))",
+                                  i + 1, http_api_migrations[i]),
+                         0);
+        th_pg_exec(dburl, sql);
+        free(sql);
+    }
+}
+
+/* The existing service's hash of a password: bcrypt of its SHA-256 hex digest (cost 4 here). */
+static char *legacy_hash(const char *pw)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    ck_assert_int_eq(EVP_Digest(pw, strlen(pw), md, &mdlen, EVP_sha256(), NULL), 1);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    const char *h = crypt(hex, crypt_gensalt("$2b$", 4, NULL, 0));
+    ck_assert_msg(h && h[0] == '$', "crypt failed");
+    return strdup(h);
+}
+
+static long api_post(const th_daemon *d, const char *path, const char *body, json_t **json)
+{
+    const char *h[] = {"Content-Type: application/json", NULL};
+    th_response r;
+    ck_assert_int_eq(th_http("POST", th_fmt("%s%s", d->url, path), body, strlen(body), h, &r), 0);
+    *json = json_loads(r.body ? r.body : "", JSON_DECODE_ANY, NULL);
+    long st = r.status;
+    th_response_free(&r);
+    return st;
+}
+
+/* Logs in; returns the id /api/auth/me names for the token, or -status when refused. */
+static long login_id(const th_daemon *d, const char *email, const char *pw)
+{
+    json_t *j = NULL;
+    long st = api_post(d, "/api/auth/login",
+                       th_fmt("{\"email\":\"%s\",\"password\":\"%s\"}", email, pw), &j);
+    if (st != 200) {
+        json_decref(j);
+        return -st;
+    }
+    char *auth = NULL;
+    ck_assert_int_ge(asprintf(&auth, "Authorization: Bearer %s",
+                              json_string_value(json_object_get(j, "access_token"))),
+                     0);
+    json_decref(j);
+    const char *h[] = {auth, NULL};
+    th_response r;
+    ck_assert_int_eq(th_http("GET", th_fmt("%s/api/auth/me", d->url), NULL, 0, h, &r), 0);
+    free(auth);
+    ck_assert_msg(r.status == 200, "me: %ld %s", r.status, r.body);
+    j = json_loads(r.body, 0, NULL);
+    long id = (long)json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    th_response_free(&r);
+    return id;
+}
+
+static long register_user(const th_daemon *d, const char *email)
+{
+    json_t *j = NULL;
+    long st = api_post(d, "/api/auth/register",
+                       th_fmt("{\"email\":\"%s\",\"name\":\"N\",\"password\":\"pw\"}", email), &j);
+    if (st == 409)
+        ck_assert_str_eq(json_string_value(json_object_get(j, "detail")),
+                         "Email already registered");
+    json_decref(j);
+    return st;
+}
+
+START_TEST(test_case_duplicate_emails_of_an_older_database_migrate_and_still_log_in)
+{
+    /* emails became unique case-insensitively in step 5; before it, only exact spellings were */
+    migrate_api_to(4);
+    static const char *const emails[] = {"Dup@Example.com", "dup@example.com", "DUP@EXAMPLE.COM",
+                                         "solo@example.com"};
+    static const char *const pws[] = {"first-pw", "second-pw", "third-pw", "solo-pw"};
+    long ids[4];
+    for (int i = 0; i < 4; i++) {
+        char *h = legacy_hash(pws[i]);
+        char *id = query1(th_fmt("INSERT INTO users (email, name, hashed_password, created_at)"
+                                 " VALUES ('%s', 'U%d', '%s', now()) RETURNING id",
+                                 emails[i], i, h));
+        ids[i] = atol(id);
+        free(id);
+        free(h);
+    }
+    char *out, *err;
+    int rc = migrate(api_plugin(), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "applied http_api step 5\n") && !strstr(out, "http_api step 4\n"),
+                  "%s", out);
+    free(out);
+    free(err);
+    char *v = query1("SELECT count(*) FROM users");
+    ck_assert_str_eq(v, "4");
+    free(v);
+
+    setenv("TK_TEST_DB", dburl, 1);
+    char *cfg = th_write(
+        dir, "api.json",
+        th_fmt(
+            "{\"log\": {\"format\": \"text\"}, \"postgres\": {\"url\": \"${TK_TEST_DB}\"},"
+            " \"outbox\": {\"relay\": false}, \"http\": {\"listen\": \"127.0.0.1:0\"},"
+            " \"plugins\": [{\"name\": \"api\", \"load\": \"%s/plugins/http_api/.libs/http_api\","
+            " \"config\": {\"jwt_secret\": \"migrate-secret-0123456789abcdef0123\","
+            " \"bcrypt_cost\": 4}}]}",
+            th_builddir()));
+    th_daemon d;
+    th_daemon_start_named(&d, dir, cfg, "api");
+    free(cfg);
+    /* each old account logs in with its exact email and its own password */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(login_id(&d, emails[i], pws[i]), ids[i]);
+    /* another spelling finds the oldest of the group */
+    ck_assert_int_eq(login_id(&d, "dUp@example.COM", "first-pw"), ids[0]);
+    ck_assert_int_eq(login_id(&d, "SOLO@example.com", "solo-pw"), ids[3]);
+    /* no new spelling of an existing email gets in, and new emails are unique in any case */
+    ck_assert_int_eq(register_user(&d, "duP@example.com"), 409);
+    ck_assert_int_eq(register_user(&d, "Solo@Example.com"), 409);
+    ck_assert_int_eq(register_user(&d, "new-one@example.com"), 201);
+    ck_assert_int_eq(register_user(&d, "New-One@example.com"), 409);
+    kill(d.pid, SIGTERM);
+    ck_assert_int_eq(th_daemon_wait(&d, 30000), 0);
+    th_daemon_cleanup(&d);
 }
 END_TEST
 
@@ -288,6 +443,7 @@ int main(void)
     tcase_add_test(tc, test_failed_step_is_rolled_back_and_named);
     tcase_add_test(tc, test_existing_taskora_database_keeps_its_tables_and_rows);
     tcase_add_test(tc, test_fresh_database_gets_the_existing_service_schema);
+    tcase_add_test(tc, test_case_duplicate_emails_of_an_older_database_migrate_and_still_log_in);
     tcase_add_test(tc, test_unreachable_database_is_a_clear_error);
     suite_add_tcase(s, tc);
     return th_run_suite(s);

@@ -332,6 +332,57 @@ START_TEST(test_a_stream_needs_a_valid_token)
 }
 END_TEST
 
+/* The detail of a 401 body. */
+static void expect_refused(long st, json_t *j, const char *what)
+{
+    ck_assert_msg(st == 401, "%s: expected 401, got %ld", what, st);
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    ck_assert_msg(d && strcmp(d, "Could not validate credentials") == 0, "%s: detail %s", what,
+                  d ? d : "(none)");
+    json_decref(j);
+}
+
+START_TEST(test_a_logged_out_or_deleted_users_token_opens_no_stream_on_any_process)
+{
+    user out = make_user("rt-logout"), gone = make_user("rt-deleted");
+    const th_daemon *ds[] = {&a, &b};
+    /* before: each token opens a stream on either process */
+    for (int i = 0; i < 2; i++) {
+        sse_client s;
+        sse_connect(&s, ds[i], th_fmt("/api/events/stream?token=%s", out.token), NULL);
+        ck_assert_msg(sse_wait(&s, "event: connected", 5), "%s", s.buf);
+        sse_disconnect(&s);
+    }
+    json_t *j = NULL;
+    /* logged out through one process, deleted through the other */
+    ck_assert_int_eq(http(&a, "POST", "/api/auth/logout", NULL, out.token, &j), 200);
+    json_decref(j);
+    ck_assert_int_eq(http(&b, "DELETE", "/api/auth/delete-account", NULL, gone.token, &j), 200);
+    json_decref(j);
+    const user *us[] = {&out, &gone};
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 2; k++) {
+            const char *tok = us[k]->token;
+            for (int header = 0; header < 2; header++) {
+                sse_client s;
+                if (header)
+                    sse_connect(&s, ds[i], "/api/events/stream", tok);
+                else
+                    sse_connect(&s, ds[i], th_fmt("/api/events/stream?token=%s", tok), NULL);
+                sse_wait(&s, "Could not validate credentials", 5);
+                ck_assert_msg(strstr(s.buf, "HTTP/1.1 401") &&
+                                  strstr(s.buf, "Could not validate credentials"),
+                              "stream (%s) on process %d, user %d: %s",
+                              header ? "Bearer" : "?token=", i, k, s.buf);
+                sse_disconnect(&s);
+            }
+            long st = http(ds[i], "GET", "/api/tasks", NULL, tok, &j);
+            expect_refused(st, j, th_fmt("GET /api/tasks on process %d, user %d", i, k));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_idle_streams_get_keepalives_and_closing_a_client_is_noticed)
 {
     sse_client s;
@@ -629,6 +680,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, suite_up, suite_down);
     tcase_add_test(tc, test_a_change_through_one_process_reaches_the_users_stream_on_another);
     tcase_add_test(tc, test_a_stream_needs_a_valid_token);
+    tcase_add_test(tc, test_a_logged_out_or_deleted_users_token_opens_no_stream_on_any_process);
     tcase_add_test(tc, test_idle_streams_get_keepalives_and_closing_a_client_is_noticed);
     tcase_add_test(tc, test_dapr_subscription_and_delivery);
     tcase_add_test(tc, test_dapr_deliveries_need_the_app_token_and_without_one_are_not_served);

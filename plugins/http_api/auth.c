@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +83,29 @@ static void hs256(const api *a, const char *data, size_t len, unsigned char mac[
          &maclen);
 }
 
+/* 128 random bits as unpadded base64url (22 characters): a token's id, for revoking it. */
+static int new_jti(char out[32])
+{
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof(r)) != 1)
+        return -1;
+    char *e = b64url_encode(r, sizeof(r));
+    if (!e)
+        return -1;
+    snprintf(out, 32, "%s", e);
+    free(e);
+    return 0;
+}
+
 char *api_jwt_issue(api *a, const char *user_id)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    char payload[96];
-    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld}", user_id,
-             (long long)time(NULL) + (long long)a->token_ttl_s);
+    char payload[192], jti[32];
+    if (new_jti(jti) < 0)
+        return NULL;
+    long long now = (long long)time(NULL);
+    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld,\"jti\":\"%s\"}",
+             user_id, now + (long long)a->token_ttl_s, now, jti);
     char *h = b64url_encode((const unsigned char *)header, sizeof(header) - 1);
     char *p = b64url_encode((const unsigned char *)payload, strlen(payload));
     char *signing = NULL, *sig = NULL, *token = NULL;
@@ -108,27 +126,69 @@ char *api_jwt_issue(api *a, const char *user_id)
 
 typedef enum { JWT_OK, JWT_INVALID, JWT_EXPIRED } jwt_result;
 
-/* A user id claim: a positive integer, as a string or a number. */
+/* What a verified token says. */
+typedef struct jwt_claims {
+    char user[24]; /* the user id, canonical decimal */
+    char key[160]; /* what revokes it: "j:" + jti, or "m:" + the MAC in hex (no jti) */
+    long long exp; /* seconds since the epoch */
+} jwt_claims;
+
+/* users.id is an int4: a token naming anything else names nobody. */
+#define USER_ID_MAX 2147483647LL
+/* exp past 9999-12-31T23:59:59Z is no date this service (or PostgreSQL's to_timestamp) knows. */
+#define EXP_MAX 253402300799LL
+
+/*
+ * A user id claim: a positive integer that fits users.id, as a JSON integer or its canonical
+ * decimal string (no sign, no leading zeros, no spaces).
+ */
 static int user_claim(json_t *v, char user[24])
 {
-    if (json_is_integer(v) && json_integer_value(v) > 0) {
-        snprintf(user, 24, "%lld", (long long)json_integer_value(v));
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 1 || n > USER_ID_MAX)
+            return 0;
+        snprintf(user, 24, "%lld", (long long)n);
         return 1;
     }
     if (!json_is_string(v))
         return 0;
     const char *s = json_string_value(v);
-    size_t n = strlen(s);
-    if (n == 0 || n > 18 || s[0] == '0')
+    size_t n = json_string_length(v);
+    if (n == 0 || n > 10 || s[0] == '0')
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
+    long long id = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
             return 0;
+        id = id * 10 + (s[i] - '0');
+    }
+    if (id > USER_ID_MAX)
+        return 0;
     memcpy(user, s, n + 1);
     return 1;
 }
 
-static jwt_result jwt_verify(const api *a, const char *token, char user[24])
+/* exp: a number of seconds in [1, EXP_MAX] (a fraction is allowed, as other issuers write). */
+static int exp_claim(json_t *v, long long *out)
+{
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 1 || n > EXP_MAX)
+            return 0;
+        *out = (long long)n;
+        return 1;
+    }
+    if (!json_is_real(v))
+        return 0;
+    double d = json_real_value(v);
+    if (!(d >= 1.0 && d <= (double)EXP_MAX)) /* also refuses NaN */
+        return 0;
+    *out = (long long)d;
+    return 1;
+}
+
+static jwt_result jwt_verify(const api *a, const char *token, jwt_claims *out)
 {
     const char *d1 = strchr(token, '.');
     const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
@@ -151,18 +211,34 @@ static jwt_result jwt_verify(const api *a, const char *token, char user[24])
     hs256(a, token, (size_t)(d2 - token), mac);
     if (CRYPTO_memcmp(mac, s, 32) != 0)
         goto out;
-    json_t *exp = json_object_get(claims, "exp");
-    if (!json_is_number(exp))
+    if (!exp_claim(json_object_get(claims, "exp"), &out->exp))
         goto out;
-    if (json_number_value(exp) <= (double)time(NULL)) {
+    if (out->exp <= (long long)time(NULL)) {
         r = JWT_EXPIRED;
         goto out;
     }
     json_t *sub = json_object_get(claims, "sub");
     if (!sub)
         sub = json_object_get(claims, "user_id");
-    if (user_claim(sub, user))
-        r = JWT_OK;
+    if (!user_claim(sub, out->user))
+        goto out;
+    /*
+     * The revocation key. Tokens issued here carry a random jti. A token without one (issued
+     * before jti existed, or by the existing service) is known by its MAC: the decoded bytes,
+     * since a signature's last base64url character has spare bits that spell the same MAC.
+     */
+    json_t *jti = json_object_get(claims, "jti");
+    if (jti) {
+        if (!json_is_string(jti) || json_string_length(jti) == 0 || json_string_length(jti) > 128 ||
+            strlen(json_string_value(jti)) != json_string_length(jti))
+            goto out;
+        snprintf(out->key, sizeof(out->key), "j:%s", json_string_value(jti));
+    } else {
+        memcpy(out->key, "m:", 2);
+        for (int i = 0; i < 32; i++)
+            snprintf(out->key + 2 + 2 * i, 3, "%02x", mac[i]);
+    }
+    r = JWT_OK;
 out:
     json_decref(header);
     json_decref(claims);
@@ -178,8 +254,76 @@ static int unauthorized(api *a, tk_http_response *resp, const char *detail)
     return api_error(a, resp, 401, detail);
 }
 
-int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
-                     int allow_query)
+#define STANDING_STMT "taskora_token_standing"
+#define STANDING_SQL                                                                               \
+    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::int),"                                      \
+    " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2)"
+
+/*
+ * Runs the standing query as a statement prepared on this connection (it runs on every
+ * request: parsed and planned once per connection, not each time). A connection that does not
+ * have it yet (new, or reset behind us) prepares it and runs it again.
+ */
+static PGresult *standing_query(api *a, PGconn *conn, const char *const p[2])
+{
+    PGresult *res = PQexecPrepared(conn, STANDING_STMT, 2, p, NULL, NULL, 0);
+    if (api_ok(res) || strcmp(api_sqlstate(res), "26000") != 0) /* 26000: no such statement */
+        return res;
+    PQclear(res);
+    res = PQprepare(conn, STANDING_STMT, STANDING_SQL, 2, NULL);
+    int ok = api_ok(res) || strcmp(api_sqlstate(res), "42P05") == 0; /* prepared meanwhile */
+    if (!ok) {
+        a->host->log(a->inst, TK_LOG_ERROR, "preparing the token check failed (%s): %s",
+                     api_sqlstate(res), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        return res;
+    }
+    PQclear(res);
+    return PQexecPrepared(conn, STANDING_STMT, 2, p, NULL, NULL, 0);
+}
+
+/*
+ * The token's standing in the database: whether its user exists and whether it was revoked,
+ * two primary-key probes in one round trip. Read-only, so a connection found dead (the server
+ * restarted while it sat in the pool) is simply replaced once. TK_OK, or TK_EUNAVAILABLE /
+ * TK_ETIMEDOUT / TK_ERR.
+ */
+static int token_standing(api *a, const jwt_claims *t, int *user_exists, int *revoked)
+{
+    const char *p[] = {t->user, t->key};
+    int rc = TK_ERR;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        tk_pg *pg = NULL;
+        if ((rc = a->host->pg_acquire(a->inst, -1, &pg)) < 0)
+            return rc;
+        PGconn *conn = a->host->pg_conn(pg);
+        PGresult *res = standing_query(a, conn, p);
+        int ok = api_ok(res) && PQntuples(res) == 1;
+        if (ok) {
+            *user_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+            *revoked = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        }
+        int broken = !ok && PQstatus(conn) != CONNECTION_OK;
+        if (!ok && !broken)
+            a->host->log(a->inst, TK_LOG_ERROR, "the token check failed (%s): %s",
+                         api_sqlstate(res), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        PQclear(res);
+        a->host->pg_release(pg);
+        if (ok)
+            return TK_OK;
+        if (!broken)
+            return TK_ERR;
+        rc = TK_EUNAVAILABLE;
+    }
+    return rc;
+}
+
+/*
+ * Authenticates the request and reads its claims. A revoked token is refused, and so, unless
+ * allow_missing_user, is the token of a user who no longer exists. Sends the 401 (or the 503 of
+ * an unreachable database) and returns 0 when the request goes no further.
+ */
+static int authenticate_claims(api *a, const tk_http_request *req, tk_http_response *resp,
+                               jwt_claims *t, int allow_query, int allow_missing_user)
 {
     const char *h = a->host->http_header(req, "Authorization");
     const char *token = NULL;
@@ -194,11 +338,35 @@ int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp,
         unauthorized(a, resp, "Not authenticated");
         return 0;
     }
-    switch (jwt_verify(a, token, user)) {
-    case JWT_OK: return 1;
+    memset(t, 0, sizeof(*t));
+    switch (jwt_verify(a, token, t)) {
+    case JWT_OK: break;
     case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return 0;
     default: unauthorized(a, resp, "Could not validate credentials"); return 0;
     }
+    /* checked in PostgreSQL on every request, so a logout or a deleted account holds on
+     * every replica at once */
+    int user_exists = 0, revoked = 0;
+    int rc = token_standing(a, t, &user_exists, &revoked);
+    if (rc < 0) {
+        api_db_error(a, resp, rc);
+        return 0;
+    }
+    if (revoked || (!user_exists && !allow_missing_user)) {
+        unauthorized(a, resp, "Could not validate credentials");
+        return 0;
+    }
+    return 1;
+}
+
+int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
+                     int allow_query)
+{
+    jwt_claims t;
+    if (!authenticate_claims(a, req, resp, &t, allow_query, 0))
+        return 0;
+    memcpy(user, t.user, sizeof(t.user));
+    return 1;
 }
 
 /* ---- passwords ------------------------------------------------------------- */
@@ -254,6 +422,13 @@ static int password_check(const char *password, const char *hash)
     "json_build_object('id', id, 'email', email, 'name', name, 'created_at', " API_TS(             \
         "created_at") ")::text"
 
+/* Answers that may hold a token (or an account) are never stored by a cache or a browser. */
+static void no_store(api *a, tk_http_response *resp)
+{
+    a->host->http_set_header(resp, "Cache-Control", "no-store");
+    a->host->http_set_header(resp, "Pragma", "no-cache");
+}
+
 /* A plausible address: local@domain.tld, no spaces, sane lengths. */
 static int email_valid(const char *e)
 {
@@ -301,6 +476,7 @@ static int register_tx(void *conn, void *ud)
 static int route_register(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    no_store(a, resp);
     if (!api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp))
         return TK_OK;
     int sent;
@@ -355,8 +531,12 @@ static int login_lookup(void *conn, void *ud)
     api_call *c = ud;
     login *l = c->arg;
     const char *p[] = {l->email};
-    PGresult *res =
-        api_exec(c->a, conn, "SELECT id::text, hashed_password FROM users WHERE email = $1", 1, p);
+    /* emails match case-insensitively; where an older database holds case-duplicates, the
+     * account spelt exactly as typed wins, else the oldest */
+    PGresult *res = api_exec(c->a, conn,
+                             "SELECT id::text, hashed_password FROM users"
+                             " WHERE lower(email) = lower($1) ORDER BY email = $1 DESC, id LIMIT 1",
+                             1, p);
     int rc = api_ok(res) ? TK_OK : TK_ERR;
     if (rc == TK_OK && PQntuples(res) == 1) {
         snprintf(l->id, sizeof(l->id), "%s", PQgetvalue(res, 0, 0));
@@ -378,6 +558,7 @@ static int user_event_tx(void *conn, void *ud)
 static int route_login(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    no_store(a, resp);
     if (!api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp))
         return TK_OK;
     int sent;
@@ -433,15 +614,51 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     return api_run(&c, 1, user_event_tx, resp);
 }
 
+/* How long a revoked token's row outlives the token: the clocks of the replicas (which check
+ * exp) and of PostgreSQL (which purges) may disagree by less than this. */
+#define REVOKED_KEEP "1 hour"
+
+static int logout_tx(void *conn, void *ud)
+{
+    api_call *c = ud;
+    const jwt_claims *t = c->arg;
+    char exp[24];
+    snprintf(exp, sizeof(exp), "%lld", t->exp);
+    const char *p[] = {t->key, exp};
+    PGresult *res = api_exec(c->a, conn,
+                             "INSERT INTO revoked_tokens (jti, expires_at)"
+                             " VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT (jti) DO NOTHING",
+                             2, p);
+    int ok = api_ok(res);
+    PQclear(res);
+    if (!ok)
+        return TK_ERR;
+    /* rows of tokens long expired go, a bounded batch at a time */
+    res = api_exec(c->a, conn,
+                   "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens"
+                   " WHERE expires_at < now() - interval '" REVOKED_KEEP "' LIMIT 100)",
+                   0, NULL);
+    ok = api_ok(res);
+    PQclear(res);
+    if (!ok)
+        return TK_ERR;
+    int rc = api_event(c->a, conn, c->a->user_topic, "user.logout", c->user, NULL, json_object());
+    if (rc < 0)
+        return rc;
+    return api_answer(c, 200, json_pack("{s:s}", "message", "Logged out successfully"));
+}
+
+/* Revokes the token that calls it, on every replica (each request checks revoked_tokens). */
 static int route_logout(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
-    api_call c;
-    api_call_init(&c, a, (void *)"user.logout");
-    if (!api_authenticate(a, req, resp, c.user, 0))
+    jwt_claims t;
+    if (!authenticate_claims(a, req, resp, &t, 0, 0))
         return TK_OK;
-    api_answer(&c, 200, json_pack("{s:s}", "message", "Logged out successfully"));
-    return api_run(&c, 1, user_event_tx, resp);
+    api_call c;
+    api_call_init(&c, a, &t);
+    memcpy(c.user, t.user, sizeof(t.user));
+    return api_run(&c, 1, logout_tx, resp);
 }
 
 static int me_fn(void *conn, void *ud)
@@ -503,10 +720,13 @@ static int delete_account_tx(void *conn, void *ud)
 static int route_delete_account(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     api *a = ud;
+    jwt_claims t;
+    /* an account already gone is the contract's 404, answered by delete_account_tx */
+    if (!authenticate_claims(a, req, resp, &t, 0, 1))
+        return TK_OK;
     api_call c;
     api_call_init(&c, a, NULL);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    memcpy(c.user, t.user, sizeof(t.user));
     return api_run(&c, 1, delete_account_tx, resp);
 }
 

@@ -5,7 +5,9 @@
  * Taskora database it changes nothing. Later steps only add (indexes, new
  * tables); no constraint is added that existing rows could violate. (Unique
  * emails, which the existing service relied on, get an index only where no
- * unique index or constraint covers them yet.) */
+ * unique index or constraint covers them yet; step 4 makes them unique
+ * case-insensitively without refusing the case-duplicates a database may
+ * already hold.) */
 #include "schema.h"
 
 #include <stddef.h>
@@ -90,5 +92,28 @@ const char *const http_api_migrations[] = {
     " user_id VARCHAR NOT NULL PRIMARY KEY,"
     " day DATE NOT NULL,"
     " messages INTEGER NOT NULL)",
+
+    /* 5: emails unique case-insensitively, an index that also serves the login's lookup. A
+     * database that already holds case-duplicates keeps them: every later duplicate gets its
+     * own id as a second index key, so they stay apart and can still log in with their exact
+     * email, while the first of each group, and every new row, has 0 and so collides with any
+     * other spelling. (The table is locked first: no duplicate arrives between look and index.) */
+    "LOCK TABLE users IN SHARE MODE;"
+    "DO $$ DECLARE later text; BEGIN"
+    " SELECT string_agg(id::text, ',' ORDER BY id) INTO later FROM (SELECT id,"
+    "  row_number() OVER (PARTITION BY lower(email) ORDER BY id) AS n FROM users) d WHERE n > 1;"
+    " IF later IS NULL THEN"
+    "  CREATE UNIQUE INDEX ix_users_email_lower ON users (lower(email));"
+    " ELSE"
+    "  EXECUTE 'CREATE UNIQUE INDEX ix_users_email_lower ON users (lower(email),"
+    " (CASE WHEN id IN (' || later || ') THEN id ELSE 0 END))';"
+    " END IF; END $$",
+
+    /* 6: tokens revoked by a logout, kept a while past their expiry (keyed by "j:" + jti, or
+     * "m:" + the MAC of a token without one) */
+    "CREATE TABLE IF NOT EXISTS revoked_tokens ("
+    " jti TEXT PRIMARY KEY,"
+    " expires_at TIMESTAMP WITH TIME ZONE NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS ix_revoked_tokens_expires_at ON revoked_tokens (expires_at)",
     NULL,
 };
