@@ -3,7 +3,7 @@
 set -eu
 PACKAGES="gcc make autoconf automake libtool pkg-config libc6-dev \
 libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev libcrypt-dev check \
-postgresql postgresql-contrib curl valgrind binutils kcat wrk yamllint"
+postgresql postgresql-contrib curl valgrind binutils kcat wrk yamllint clang-14 libclang-rt-14-dev"
 missing=
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
