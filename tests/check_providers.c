@@ -1146,6 +1146,27 @@ START_TEST(test_gemini_error_in_array)
 }
 END_TEST
 
+/* A retryDelay no int64_t holds in ms is no delay, not undefined behaviour. */
+START_TEST(test_gemini_retry_delay_out_of_range)
+{
+    static const char *const delays[] = {"1e300s", "infs", "nans", "-1s", "1000000001s"};
+    start(GEMINI, NULL);
+    for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"error\": {\"code\": 429, \"message\": \"Resource has been exhausted\","
+                 " \"status\": \"RESOURCE_EXHAUSTED\", \"details\": [{\"@type\":"
+                 " \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"%s\"}]}}",
+                 delays[i]);
+        fake_ai_raw(C.fake, 429, NULL, body);
+        chat_result r = chat(HI);
+        assert_failed(r, TK_FAIL_RATE_LIMITED);
+        ck_assert_msg(r.f.retry_after_ms == -1, "retryDelay %s gave %lld ms, want -1", delays[i],
+                      (long long)r.f.retry_after_ms);
+    }
+}
+END_TEST
+
 /* ---- Cohere specifics ---------------------------------------------------------------------- */
 
 START_TEST(test_cohere_invalid_arguments)
@@ -1898,6 +1919,7 @@ int main(void)
     tcase_add_test(g, test_gemini_thoughts_not_in_text);
     tcase_add_test(g, test_gemini_call_ids_kept);
     tcase_add_test(g, test_gemini_error_in_array);
+    tcase_add_test(g, test_gemini_retry_delay_out_of_range);
     tcase_add_test(g, test_gemini_json_schema_forms);
     suite_add_tcase(s, g);
 

@@ -418,14 +418,15 @@ fail:
 
 /* --- response ------------------------------------------------------------------- */
 
-/* A duration as protobuf's JSON writes it ("19s", "3.7s") in ms, or -1. */
+/* A duration as protobuf's JSON writes it ("19s", "3.7s") in ms, or -1 (also for one past
+ * 10^9 s, "infs" or "nans", which no int64_t holds). */
 static int64_t parse_duration(const char *s)
 {
     if (!s)
         return -1;
     char *end;
     double v = strtod(s, &end);
-    if (end == s || strcmp(end, "s") != 0 || v < 0)
+    if (end == s || strcmp(end, "s") != 0 || !(v >= 0 && v <= 1e9))
         return -1;
     return (int64_t)(v * 1000.0 + 0.5);
 }
