@@ -1167,6 +1167,24 @@ START_TEST(test_gemini_retry_delay_out_of_range)
 }
 END_TEST
 
+/* Output tokens are candidates + thoughts; a sum past INT64_MAX stays there, not wrapped. */
+START_TEST(test_gemini_usage_saturates)
+{
+    start(GEMINI, NULL);
+    fake_ai_raw(C.fake, 200, NULL,
+                "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"hi\"}],"
+                " \"role\": \"model\"}, \"finishReason\": \"STOP\"}], \"usageMetadata\":"
+                " {\"promptTokenCount\": 3, \"candidatesTokenCount\": 9223372036854775807,"
+                " \"thoughtsTokenCount\": 2}}");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_msg(jeq(json_object_get(r.resp, "usage"),
+                      "{\"input_tokens\": 3, \"output_tokens\": 9223372036854775807}"),
+                  "usage %s", jdump(json_object_get(r.resp, "usage")));
+    result_free(&r);
+}
+END_TEST
+
 /* ---- Cohere specifics ---------------------------------------------------------------------- */
 
 START_TEST(test_cohere_invalid_arguments)
@@ -1920,6 +1938,7 @@ int main(void)
     tcase_add_test(g, test_gemini_call_ids_kept);
     tcase_add_test(g, test_gemini_error_in_array);
     tcase_add_test(g, test_gemini_retry_delay_out_of_range);
+    tcase_add_test(g, test_gemini_usage_saturates);
     tcase_add_test(g, test_gemini_json_schema_forms);
     suite_add_tcase(s, g);
 

@@ -612,11 +612,15 @@ static int parse_answer(const gemini *g, const aihttp_response *r, char **out, t
         finish = reason; /* FINISH_REASON_UNSPECIFIED, OTHER, ...: Gemini's own */
     json_object_set_new(resp, "finish_reason", json_string(finish));
 
-    /* output = candidates + thoughts: what is billed as output */
+    /* output = candidates + thoughts: what is billed as output (saturated, not wrapped) */
     json_t *um = json_object_get(root, "usageMetadata");
+    int64_t cands = json_integer_value(json_object_get(um, "candidatesTokenCount"));
+    int64_t thoughts = json_integer_value(json_object_get(um, "thoughtsTokenCount"));
+    int64_t output;
+    if (__builtin_add_overflow(cands, thoughts, &output))
+        output = thoughts > 0 ? INT64_MAX : INT64_MIN;
     aihttp_response_usage(resp, json_integer_value(json_object_get(um, "promptTokenCount")),
-                          json_integer_value(json_object_get(um, "candidatesTokenCount")) +
-                              json_integer_value(json_object_get(um, "thoughtsTokenCount")));
+                          output);
     json_decref(root);
     return aihttp_response_dump(resp, out, WHO, f);
 }
