@@ -1559,6 +1559,29 @@ START_TEST(test_openai_content_parts_and_usage)
 }
 END_TEST
 
+/* Token counts no int64_t holds are 0; integers past 2^53 are kept exactly. */
+START_TEST(test_usage_out_of_range)
+{
+    start(_i == 0 ? COHERE : OPENAI, NULL);
+    fake_ai_raw(C.fake, 200, NULL,
+                _i == 0
+                    ? "{\"id\": \"x\", \"finish_reason\": \"COMPLETE\", \"message\": {\"role\":"
+                      " \"assistant\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]},"
+                      " \"usage\": {\"billed_units\": {\"input_tokens\": 1e300, \"output_tokens\":"
+                      " 9223372036854775807}}}"
+                    : "{\"id\": \"x\", \"object\": \"chat.completion\", \"choices\": [{\"index\":"
+                      " 0, \"message\": {\"role\": \"assistant\", \"content\": \"hi\"},"
+                      " \"finish_reason\": \"stop\"}], \"usage\": {\"prompt_tokens\": -1e300,"
+                      " \"completion_tokens\": 9223372036854775807}}");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_msg(jeq(json_object_get(r.resp, "usage"),
+                      "{\"input_tokens\": 0, \"output_tokens\": 9223372036854775807}"),
+                  "usage %s", jdump(json_object_get(r.resp, "usage")));
+    result_free(&r);
+}
+END_TEST
+
 /* ---- the fake itself: it refuses what the real service refuses ----------------------------- */
 
 static long post(const char *path, const char *const *headers, const char *body, char **out)
@@ -1969,6 +1992,7 @@ int main(void)
     tcase_add_test(o, test_openai_reasoning_not_in_text);
     tcase_add_test(o, test_openai_content_filter_and_error_200);
     tcase_add_test(o, test_openai_content_parts_and_usage);
+    tcase_add_loop_test(o, test_usage_out_of_range, 0, 2); /* Cohere, OpenAI */
     suite_add_tcase(s, o);
 
     TCase *f = tcase_create("fake servers");
