@@ -1132,6 +1132,28 @@ START_TEST(test_gemini_json_schema_forms)
 }
 END_TEST
 
+/* Properties that each refer back to the root grow exponentially with the depth: the rewrite
+ * stops at a budget, quickly, and still sends a schema Gemini takes. */
+START_TEST(test_gemini_schema_bomb)
+{
+    start(GEMINI, NULL);
+    fake_ai_text(C.fake, "ok");
+    const char *ask =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{"
+        " \"name\": \"bomb\", \"parameters\": {\"type\": \"object\", \"properties\": {"
+        "  \"a\": {\"$ref\": \"#\"}, \"b\": {\"$ref\": \"#\"}, \"c\": {\"$ref\": \"#\"},"
+        "  \"d\": {\"$ref\": \"#\"}, \"e\": {\"$ref\": \"#\"}, \"f\": {\"$ref\": \"#\"},"
+        "  \"g\": {\"$ref\": \"#\"}, \"h\": {\"$ref\": \"#\"}}}}]}";
+    chat_result r = chat(ask);
+    assert_ok(r);
+    assert_sent(1);
+    ck_assert_msg(r.secs < 5, "the rewrite took %.1f s", r.secs);
+    ck_assert_msg(strlen(fake_ai_request_body(C.fake, 0)) < 1000000, "a request of %zu bytes",
+                  strlen(fake_ai_request_body(C.fake, 0)));
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(test_gemini_error_in_array)
 {
     start(GEMINI, NULL);
@@ -1960,6 +1982,7 @@ int main(void)
     tcase_add_test(g, test_gemini_thoughts_not_in_text);
     tcase_add_test(g, test_gemini_call_ids_kept);
     tcase_add_test(g, test_gemini_error_in_array);
+    tcase_add_test(g, test_gemini_schema_bomb);
     tcase_add_test(g, test_gemini_retry_delay_out_of_range);
     tcase_add_test(g, test_gemini_usage_saturates);
     tcase_add_test(g, test_gemini_json_schema_forms);
