@@ -206,21 +206,9 @@ static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *
     e->traceparent[0] = '\0';
     e->decoded = 0;
     rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char *name;
-        const void *val;
-        size_t sz;
-        for (size_t i = 0; i < 32 && !rd_kafka_header_get_all(h, i, &name, &val, &sz); i++) {
-            e->hdrs[i] = (tk_event_header){name, val, sz};
-            e->ev.header_count = i + 1;
-            if (strcmp(name, "traceparent") == 0 && val && sz < sizeof(e->traceparent)) {
-                memcpy(e->traceparent, val, sz);
-                e->traceparent[sz] = '\0';
-                e->ev.traceparent = e->traceparent;
-            }
-        }
-        e->ev.headers = e->hdrs;
-    }
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        tk_event_headers(&e->ev, h, e->hdrs, sizeof(e->hdrs) / sizeof(e->hdrs[0]), e->traceparent,
+                         sizeof(e->traceparent));
     if (tk_event_decode(m->payload, m->len, &e->ev, &e->doc, why, whylen) != 0)
         return -1;
     e->decoded = 1;

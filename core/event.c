@@ -68,6 +68,26 @@ int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *d
     return 0;
 }
 
+void tk_event_headers(tk_event *ev, const rd_kafka_headers_t *h, tk_event_header *hdrs, size_t max,
+                      char *tp, size_t tplen)
+{
+    if (!h)
+        return;
+    const char *name;
+    const void *val;
+    size_t sz;
+    for (size_t i = 0; i < max && !rd_kafka_header_get_all(h, i, &name, &val, &sz); i++) {
+        hdrs[i] = (tk_event_header){name, val, sz};
+        ev->header_count = i + 1;
+        if (strcmp(name, "traceparent") == 0 && val && sz < tplen) {
+            memcpy(tp, val, sz);
+            tp[sz] = '\0';
+            ev->traceparent = tp;
+        }
+    }
+    ev->headers = hdrs;
+}
+
 void tk_event_doc_free(tk_event_doc *doc)
 {
     json_decref(doc->root);

@@ -3,6 +3,7 @@
 #define TK_CORE_EVENT_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
 #include "taskora/plugin.h"
@@ -22,6 +23,14 @@ typedef struct tk_event_doc {
 int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
                     size_t whylen);
 void tk_event_doc_free(tk_event_doc *doc);
+
+/*
+ * Points ev->headers at a Kafka message's headers h (may be NULL), at most max of them
+ * copied into hdrs (names and values borrowed from h), and ev->traceparent at a
+ * NUL-terminated copy of the traceparent header in tp when it fits in tplen bytes.
+ */
+void tk_event_headers(tk_event *ev, const rd_kafka_headers_t *h, tk_event_header *hdrs, size_t max,
+                      char *tp, size_t tplen);
 
 /*
  * The CloudEvents document of a new event (EVENTS.md), with a fresh id

@@ -1132,6 +1132,28 @@ START_TEST(test_gemini_json_schema_forms)
 }
 END_TEST
 
+/* Properties that each refer back to the root grow exponentially with the depth: the rewrite
+ * stops at a budget, quickly, and still sends a schema Gemini takes. */
+START_TEST(test_gemini_schema_bomb)
+{
+    start(GEMINI, NULL);
+    fake_ai_text(C.fake, "ok");
+    const char *ask =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{"
+        " \"name\": \"bomb\", \"parameters\": {\"type\": \"object\", \"properties\": {"
+        "  \"a\": {\"$ref\": \"#\"}, \"b\": {\"$ref\": \"#\"}, \"c\": {\"$ref\": \"#\"},"
+        "  \"d\": {\"$ref\": \"#\"}, \"e\": {\"$ref\": \"#\"}, \"f\": {\"$ref\": \"#\"},"
+        "  \"g\": {\"$ref\": \"#\"}, \"h\": {\"$ref\": \"#\"}}}}]}";
+    chat_result r = chat(ask);
+    assert_ok(r);
+    assert_sent(1);
+    ck_assert_msg(r.secs < 5, "the rewrite took %.1f s", r.secs);
+    ck_assert_msg(strlen(fake_ai_request_body(C.fake, 0)) < 1000000, "a request of %zu bytes",
+                  strlen(fake_ai_request_body(C.fake, 0)));
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(test_gemini_error_in_array)
 {
     start(GEMINI, NULL);
@@ -1143,6 +1165,45 @@ START_TEST(test_gemini_error_in_array)
     ck_assert_int_eq(r.f.http_status, 503);
     ck_assert_msg(strstr(r.f.message, "overloaded") != NULL,
                   "the provider's message is not kept: %s", r.f.message);
+}
+END_TEST
+
+/* A retryDelay no int64_t holds in ms is no delay, not undefined behaviour. */
+START_TEST(test_gemini_retry_delay_out_of_range)
+{
+    static const char *const delays[] = {"1e300s", "infs", "nans", "-1s", "1000000001s"};
+    start(GEMINI, NULL);
+    for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"error\": {\"code\": 429, \"message\": \"Resource has been exhausted\","
+                 " \"status\": \"RESOURCE_EXHAUSTED\", \"details\": [{\"@type\":"
+                 " \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"%s\"}]}}",
+                 delays[i]);
+        fake_ai_raw(C.fake, 429, NULL, body);
+        chat_result r = chat(HI);
+        assert_failed(r, TK_FAIL_RATE_LIMITED);
+        ck_assert_msg(r.f.retry_after_ms == -1, "retryDelay %s gave %lld ms, want -1", delays[i],
+                      (long long)r.f.retry_after_ms);
+    }
+}
+END_TEST
+
+/* Output tokens are candidates + thoughts; a sum past INT64_MAX stays there, not wrapped. */
+START_TEST(test_gemini_usage_saturates)
+{
+    start(GEMINI, NULL);
+    fake_ai_raw(C.fake, 200, NULL,
+                "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"hi\"}],"
+                " \"role\": \"model\"}, \"finishReason\": \"STOP\"}], \"usageMetadata\":"
+                " {\"promptTokenCount\": 3, \"candidatesTokenCount\": 9223372036854775807,"
+                " \"thoughtsTokenCount\": 2}}");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_msg(jeq(json_object_get(r.resp, "usage"),
+                      "{\"input_tokens\": 3, \"output_tokens\": 9223372036854775807}"),
+                  "usage %s", jdump(json_object_get(r.resp, "usage")));
+    result_free(&r);
 }
 END_TEST
 
@@ -1516,6 +1577,29 @@ START_TEST(test_openai_content_parts_and_usage)
     ck_assert_msg(
         jeq(json_object_get(r.resp, "usage"), "{\"input_tokens\": 3, \"output_tokens\": 2}"),
         "usage %s", jdump(json_object_get(r.resp, "usage")));
+    result_free(&r);
+}
+END_TEST
+
+/* Token counts no int64_t holds are 0; integers past 2^53 are kept exactly. */
+START_TEST(test_usage_out_of_range)
+{
+    start(_i == 0 ? COHERE : OPENAI, NULL);
+    fake_ai_raw(C.fake, 200, NULL,
+                _i == 0
+                    ? "{\"id\": \"x\", \"finish_reason\": \"COMPLETE\", \"message\": {\"role\":"
+                      " \"assistant\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]},"
+                      " \"usage\": {\"billed_units\": {\"input_tokens\": 1e300, \"output_tokens\":"
+                      " 9223372036854775807}}}"
+                    : "{\"id\": \"x\", \"object\": \"chat.completion\", \"choices\": [{\"index\":"
+                      " 0, \"message\": {\"role\": \"assistant\", \"content\": \"hi\"},"
+                      " \"finish_reason\": \"stop\"}], \"usage\": {\"prompt_tokens\": -1e300,"
+                      " \"completion_tokens\": 9223372036854775807}}");
+    chat_result r = chat(HI);
+    assert_ok(r);
+    ck_assert_msg(jeq(json_object_get(r.resp, "usage"),
+                      "{\"input_tokens\": 0, \"output_tokens\": 9223372036854775807}"),
+                  "usage %s", jdump(json_object_get(r.resp, "usage")));
     result_free(&r);
 }
 END_TEST
@@ -1898,6 +1982,9 @@ int main(void)
     tcase_add_test(g, test_gemini_thoughts_not_in_text);
     tcase_add_test(g, test_gemini_call_ids_kept);
     tcase_add_test(g, test_gemini_error_in_array);
+    tcase_add_test(g, test_gemini_schema_bomb);
+    tcase_add_test(g, test_gemini_retry_delay_out_of_range);
+    tcase_add_test(g, test_gemini_usage_saturates);
     tcase_add_test(g, test_gemini_json_schema_forms);
     suite_add_tcase(s, g);
 
@@ -1928,6 +2015,7 @@ int main(void)
     tcase_add_test(o, test_openai_reasoning_not_in_text);
     tcase_add_test(o, test_openai_content_filter_and_error_200);
     tcase_add_test(o, test_openai_content_parts_and_usage);
+    tcase_add_loop_test(o, test_usage_out_of_range, 0, 2); /* Cohere, OpenAI */
     suite_add_tcase(s, o);
 
     TCase *f = tcase_create("fake servers");

@@ -224,8 +224,8 @@ static int parse_answer(const cohere *c, const aihttp_response *r, char **out, t
     json_t *units = json_object_get(usage, "billed_units");
     if (!json_is_object(units))
         units = json_object_get(usage, "tokens");
-    aihttp_response_usage(resp, (int64_t)json_number_value(json_object_get(units, "input_tokens")),
-                          (int64_t)json_number_value(json_object_get(units, "output_tokens")));
+    aihttp_response_usage(resp, aihttp_token_count(json_object_get(units, "input_tokens")),
+                          aihttp_token_count(json_object_get(units, "output_tokens")));
     json_decref(root);
     return aihttp_response_dump(resp, out, WHO, f);
 }

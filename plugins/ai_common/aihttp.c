@@ -517,6 +517,15 @@ json_t *aihttp_response_new(const char *provider, const char *model)
     return r;
 }
 
+int64_t aihttp_token_count(json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    double d = json_real_value(v); /* 0 when not a real */
+    /* [-2^63, 2^63): what truncates into an int64_t */
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? (int64_t)d : 0;
+}
+
 void aihttp_response_usage(json_t *resp, int64_t input_tokens, int64_t output_tokens)
 {
     json_t *usage = json_object_get(resp, "usage");

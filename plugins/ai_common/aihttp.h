@@ -177,6 +177,12 @@ json_t *aihttp_function_tools(json_t *tools);
 /* A new response: text "", tool_calls [], finish_reason "stop", usage 0/0, provider, model. */
 json_t *aihttp_response_new(const char *provider, const char *model);
 
+/*
+ * A token count of an answer as an int64_t: an integer as is, a real truncated, 0 for
+ * anything else and for a real no int64_t holds.
+ */
+int64_t aihttp_token_count(json_t *v);
+
 /* Sets usage.input_tokens / output_tokens. */
 void aihttp_response_usage(json_t *resp, int64_t input_tokens, int64_t output_tokens);
 

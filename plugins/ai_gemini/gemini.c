@@ -39,6 +39,12 @@ static const char *const schema_fields[] = {
 
 /* How deep references and nesting are followed; a recursive schema is cut there. */
 #define SCHEMA_MAX_DEPTH 16
+/*
+ * How many schema fields one tool's parameters may take to rewrite: references inline copies,
+ * so a small schema whose properties each refer back to the root grows exponentially with the
+ * depth. What is left when the budget runs out is cut like a recursion.
+ */
+#define SCHEMA_BUDGET 10000
 
 static int schema_field(const char *k)
 {
@@ -70,7 +76,7 @@ static json_t *schema_ref(json_t *root, const char *ref)
     return *p ? NULL : at;
 }
 
-static json_t *clean_schema(json_t *s, json_t *root, int depth);
+static json_t *clean_schema(json_t *s, json_t *root, int depth, long *budget);
 
 /* allOf: every part's fields in one schema; properties and required are joined. */
 static void merge_schema(json_t *out, json_t *part)
@@ -137,10 +143,11 @@ static void clean_type(json_t *out, json_t *type)
  * called "const". An empty "properties" is dropped (Gemini: "should be non-empty for OBJECT
  * type"), and "required" keeps only the properties there are.
  */
-static json_t *clean_schema(json_t *s, json_t *root, int depth)
+static json_t *clean_schema(json_t *s, json_t *root, int depth, long *budget)
 {
-    if (!json_is_object(s) || depth > SCHEMA_MAX_DEPTH)
+    if (!json_is_object(s) || depth > SCHEMA_MAX_DEPTH || *budget <= 0)
         return json_object(); /* true, or a recursion cut: any value */
+    *budget -= 1 + (long)json_object_size(s);
     json_t *ref = json_object_get(s, "$ref"), *target;
     if (json_is_string(ref) && (target = schema_ref(root, json_string_value(ref)))) {
         json_t *m = json_is_object(target) ? json_copy(target) : json_object();
@@ -151,7 +158,7 @@ static json_t *clean_schema(json_t *s, json_t *root, int depth)
             if (strcmp(k, "$ref") != 0)
                 json_object_set(m, k, v);
         }
-        json_t *out = clean_schema(m, root, depth + 1);
+        json_t *out = clean_schema(m, root, depth + 1, budget);
         json_decref(m);
         return out;
     }
@@ -167,16 +174,16 @@ static json_t *clean_schema(json_t *s, json_t *root, int depth)
             const char *name;
             json_t *sub;
             json_object_foreach(v, name, sub)
-                json_object_set_new(props, name, clean_schema(sub, root, depth + 1));
+                json_object_set_new(props, name, clean_schema(sub, root, depth + 1, budget));
             json_object_set_new(out, k, props);
         } else if (strcmp(k, "items") == 0) {
-            json_object_set_new(out, k, clean_schema(v, root, depth + 1));
+            json_object_set_new(out, k, clean_schema(v, root, depth + 1, budget));
         } else if ((strcmp(k, "anyOf") == 0 || strcmp(k, "oneOf") == 0) && json_is_array(v)) {
             json_t *any = json_array();
             size_t i;
             json_t *sub;
             json_array_foreach(v, i, sub)
-                json_array_append_new(any, clean_schema(sub, root, depth + 1));
+                json_array_append_new(any, clean_schema(sub, root, depth + 1, budget));
             json_object_set_new(out, "anyOf", any);
         } else if (strcmp(k, "type") == 0) {
             clean_type(out, v);
@@ -192,7 +199,7 @@ static json_t *clean_schema(json_t *s, json_t *root, int depth)
     size_t i;
     json_array_foreach(all, i, v)
     {
-        json_t *part = clean_schema(v, root, depth + 1);
+        json_t *part = clean_schema(v, root, depth + 1, budget);
         merge_schema(out, part);
         json_decref(part);
     }
@@ -227,8 +234,9 @@ static json_t *tools_wire(json_t *tools)
         json_t *desc = json_object_get(t, "description");
         if (json_is_string(desc))
             json_object_set(d, "description", desc);
-        json_t *params =
-            clean_schema(json_object_get(t, "parameters"), json_object_get(t, "parameters"), 0);
+        long budget = SCHEMA_BUDGET;
+        json_t *params = clean_schema(json_object_get(t, "parameters"),
+                                      json_object_get(t, "parameters"), 0, &budget);
         /* a function without parameters has no "parameters" at all */
         if (json_is_object(params) && json_object_get(params, "properties"))
             json_object_set_new(d, "parameters", params);
@@ -418,14 +426,15 @@ fail:
 
 /* --- response ------------------------------------------------------------------- */
 
-/* A duration as protobuf's JSON writes it ("19s", "3.7s") in ms, or -1. */
+/* A duration as protobuf's JSON writes it ("19s", "3.7s") in ms, or -1 (also for one past
+ * 10^9 s, "infs" or "nans", which no int64_t holds). */
 static int64_t parse_duration(const char *s)
 {
     if (!s)
         return -1;
     char *end;
     double v = strtod(s, &end);
-    if (end == s || strcmp(end, "s") != 0 || v < 0)
+    if (end == s || strcmp(end, "s") != 0 || !(v >= 0 && v <= 1e9))
         return -1;
     return (int64_t)(v * 1000.0 + 0.5);
 }
@@ -611,11 +620,15 @@ static int parse_answer(const gemini *g, const aihttp_response *r, char **out, t
         finish = reason; /* FINISH_REASON_UNSPECIFIED, OTHER, ...: Gemini's own */
     json_object_set_new(resp, "finish_reason", json_string(finish));
 
-    /* output = candidates + thoughts: what is billed as output */
+    /* output = candidates + thoughts: what is billed as output (saturated, not wrapped) */
     json_t *um = json_object_get(root, "usageMetadata");
+    int64_t cands = json_integer_value(json_object_get(um, "candidatesTokenCount"));
+    int64_t thoughts = json_integer_value(json_object_get(um, "thoughtsTokenCount"));
+    int64_t output;
+    if (__builtin_add_overflow(cands, thoughts, &output))
+        output = thoughts > 0 ? INT64_MAX : INT64_MIN;
     aihttp_response_usage(resp, json_integer_value(json_object_get(um, "promptTokenCount")),
-                          json_integer_value(json_object_get(um, "candidatesTokenCount")) +
-                              json_integer_value(json_object_get(um, "thoughtsTokenCount")));
+                          output);
     json_decref(root);
     return aihttp_response_dump(resp, out, WHO, f);
 }

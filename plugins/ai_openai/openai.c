@@ -277,8 +277,8 @@ static int parse_answer(const openai *o, const aihttp_response *r, char **out, t
     json_object_set_new(resp, "finish_reason", json_string(finish));
 
     json_t *usage = json_object_get(root, "usage");
-    aihttp_response_usage(resp, (int64_t)json_number_value(json_object_get(usage, "prompt_tokens")),
-                          (int64_t)json_number_value(json_object_get(usage, "completion_tokens")));
+    aihttp_response_usage(resp, aihttp_token_count(json_object_get(usage, "prompt_tokens")),
+                          aihttp_token_count(json_object_get(usage, "completion_tokens")));
     json_decref(root);
     return aihttp_response_dump(resp, out, WHO, f);
 }
