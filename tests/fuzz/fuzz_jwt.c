@@ -14,13 +14,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char secret[] = "fuzz-secret-fuzz-secret-fuzz-secret!";
 
-static void check_user(jwt_result r, const char user[24])
+static void check_user(jwt_result r, const jwt_claims *c)
 {
     if (r != JWT_OK)
         return;
-    size_t n = strnlen(user, 24);
-    if (n == 0 || n > 19 || user[0] == '0' || strspn(user, "0123456789") != n)
-        abort(); /* the user id is always a positive decimal integer */
+    const char *user = c->user;
+    size_t n = strnlen(user, sizeof(c->user));
+    if (n == 0 || n > 10 || user[0] == '0' || strspn(user, "0123456789") != n ||
+        atoll(user) > USER_ID_MAX)
+        abort(); /* the user id is always a positive decimal integer that fits users.id */
+    if (strncmp(c->key, "j:", 2) != 0 && strncmp(c->key, "m:", 2) != 0)
+        abort(); /* every valid token can be revoked */
+    if (c->exp > EXP_MAX)
+        abort();
 }
 
 static char *signed_token(const api *a, const char *header, size_t hlen, const char *claims,
@@ -51,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char mode = (char)data[0];
     const char *in = (const char *)data + 1;
     size_t n = size - 1;
-    char user[24];
+    jwt_claims user;
     if (mode == '1') {
         char *copy = malloc(n ? n : 1); /* exactly n bytes: a read past them is caught */
         size_t outlen = 0;
@@ -74,13 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t clen = nl ? n - hlen - 1 : 0;
         char *tok = signed_token(&a, in, hlen, claims, clen);
         if (tok)
-            check_user(jwt_verify(&a, tok, user), user);
+            check_user(jwt_verify(&a, tok, &user), &user);
         free(tok);
     } else {
         char *tok = malloc(n + 1);
         memcpy(tok, in, n);
         tok[n] = '\0';
-        check_user(jwt_verify(&a, tok, user), user);
+        check_user(jwt_verify(&a, tok, &user), &user);
         free(tok);
     }
     /* an issued token always verifies, for the user it names */
@@ -88,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char id[20];
         snprintf(id, sizeof(id), "%d", data[1] - '0');
         char *tok = api_jwt_issue(&a, id);
-        if (!tok || jwt_verify(&a, tok, user) != JWT_OK || strcmp(user, id) != 0)
+        if (!tok || jwt_verify(&a, tok, &user) != JWT_OK || strcmp(user.user, id) != 0)
             abort();
         free(tok);
     }
