@@ -36,15 +36,25 @@ pg_start() {
         export PG_DIR PG_PORT PG_URL
         return 0
     fi
+    local fixed=${PG_PORT:-} tries=0
     PG_PORT=${PG_PORT:-$(pg_free_port "${PG_PORT_START:-55432}")}
     if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
         pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \
             --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
             { cat "$PG_DIR/initdb.log" >&2; return 1; }
     fi
-    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    # a port nothing listens on may still be bound (the local end of some connection): then
+    # the server cannot bind it, and the next free one is tried
+    until pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
         -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-        start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+        start >/dev/null; do
+        tries=$((tries + 1))
+        if [ -n "$fixed" ] || [ $tries -ge 5 ] || ! grep -q "could not bind" "$PG_DIR/server.log"; then
+            cat "$PG_DIR/server.log" >&2
+            return 1
+        fi
+        PG_PORT=$(pg_free_port $((PG_PORT + 1)))
+    done
     PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
     export PG_DIR PG_PORT PG_URL
 }
