@@ -47,7 +47,7 @@ pg_start() {
     # the server cannot bind it, and the next free one is tried
     until pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
         -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-        start >/dev/null; do
+        start >/dev/null 2>&1; do
         tries=$((tries + 1))
         if [ -n "$fixed" ] || [ $tries -ge 5 ] || ! grep -q "could not bind" "$PG_DIR/server.log"; then
             cat "$PG_DIR/server.log" >&2
