@@ -109,11 +109,7 @@ static void setup(void)
     ck_assert_ptr_nonnull(producer);
 
     cfg = write_config();
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *err = NULL;
-    int rc = th_taskorad(args, NULL, &err, 60000);
-    ck_assert_msg(rc == 0, "migrate: %s", err);
-    free(err);
+    th_migrate(cfg);
 }
 
 static void teardown(void)

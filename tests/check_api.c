@@ -595,12 +595,7 @@ static void suite_up(void)
     tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
 
     char *cfg = th_write(dir, "api.json", config_text(SECRET));
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *out = NULL, *err = NULL;
-    int rc = th_taskorad(args, &out, &err, 60000);
-    ck_assert_msg(rc == 0, "migrate exited %d: %s%s", rc, out, err);
-    free(out);
-    free(err);
+    th_migrate(cfg);
 
     th_daemon_start_named(&daemon_, dir, cfg, "api");
     snprintf(base_url, sizeof(base_url), "%s", daemon_.url);

@@ -626,12 +626,7 @@ static void suite_setup(void)
                                 "\"%s/plugins/http_api/.libs\", \"plugins\": [{\"name\": \"api\","
                                 " \"load\": \"http_api\", \"config\": {\"jwt_secret\": \"x\"}}]}",
                                 dburl, th_builddir()));
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *out = NULL, *err = NULL;
-    int rc = th_taskorad(args, &out, &err, 60000);
-    ck_assert_msg(rc == 0, "migrate: %s%s", out, err);
-    free(out);
-    free(err);
+    th_migrate(cfg);
     free(cfg);
 }
 

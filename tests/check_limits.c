@@ -168,12 +168,7 @@ static void suite_up(void)
                "   \"config\": {\"max_streams_per_user\": 1000}, \"consume\": {\"topics\":"
                "   [\"task-events\"], \"broadcast\": true}}]}",
                dburl, READ_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S, th_builddir(), th_builddir()));
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *out = NULL, *err = NULL;
-    int rc = th_taskorad(args, &out, &err, 60000);
-    ck_assert_msg(rc == 0, "migrate exited %d: %s%s", rc, out, err);
-    free(out);
-    free(err);
+    th_migrate(cfg);
     th_daemon_start_named(&d, dir, cfg, "limits");
     free(cfg);
     port = atoi(strrchr(d.url, ':') + 1);

@@ -27,10 +27,7 @@ static void setup(void)
     setenv("TK_TEST_DB", dburl, 1);
     snprintf(text, sizeof(text), "{\"postgres\": {\"url\": \"${TK_TEST_DB}\"}}");
     char *cfg = th_write(dir, "c.json", text);
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *err = NULL;
-    ck_assert_int_eq(th_taskorad(args, NULL, &err, 60000), 0);
-    free(err);
+    th_migrate(cfg);
     free(cfg);
     th_rmtree(dir);
     free(dir);

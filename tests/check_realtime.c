@@ -245,10 +245,7 @@ static void suite_up(void)
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
     tk_mock_nodelay(bootstrap);
     char *cfg = config("migrate", 0);
-    const char *args[] = {"migrate", "-c", cfg, NULL};
-    char *err = NULL;
-    ck_assert_msg(th_taskorad(args, NULL, &err, 60000) == 0, "migrate: %s", err);
-    free(err);
+    th_migrate(cfg);
     free(cfg);
     start(&a, "a", 1);
     start(&b, "b", 0);

@@ -214,6 +214,17 @@ int th_taskorad(const char *const *args, char **out, char **err, int timeout_ms)
     return th_run(argv, out, err, timeout_ms);
 }
 
+void th_migrate(const char *config)
+{
+    const char *args[] = {"migrate", "-c", config, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = th_taskorad(args, &out, &err, 60000);
+    ck_assert_msg(rc == 0, "taskorad migrate -c %s exited %d: %s%s", config, rc, out ? out : "",
+                  err ? err : "");
+    free(out);
+    free(err);
+}
+
 int th_run_suite(Suite *s)
 {
     /* a failure message quoting a response or a log must not be cut to Check's 4 KiB, which

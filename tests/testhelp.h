@@ -27,6 +27,8 @@ int th_run(char *const argv[], char **out, char **err, int timeout_ms);
 /* Runs the built taskorad with args (NULL-terminated, without argv[0]); see th_run. */
 int th_taskorad(const char *const *args, char **out, char **err, int timeout_ms);
 
+/* Runs `taskorad migrate -c config`; a failure aborts the test, quoting its output. */
+void th_migrate(const char *config);
 /* Runs a Check suite (CK_NORMAL) and frees it; returns the process exit code. */
 struct Suite;
 int th_run_suite(struct Suite *s);
