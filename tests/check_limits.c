@@ -250,6 +250,18 @@ static void close_attack(attack *a)
     a->n = 0;
 }
 
+static double slowest; /* the longest a legitimate request took during the attack */
+
+/* Threads of the suite's taskorad (/proc/PID/status). */
+static int daemon_threads(void)
+{
+    char *st = th_read(th_fmt("/proc/%d/status", (int)d.pid));
+    const char *t = strstr(st, "\nThreads:");
+    int n = t ? atoi(t + 9) : -1;
+    free(st);
+    return n;
+}
+
 /* The legitimate client: /health and GET /api/tasks from 127.0.0.2, each within the deadline. */
 static void assert_served(const char *when)
 {
@@ -260,6 +272,7 @@ static void assert_served(const char *when)
                  buf, sizeof(buf), &secs);
     ck_assert_msg(st == 200 && secs < answer_deadline_s(), "%s: /health gave %d after %.3f s", when,
                   st, secs);
+    slowest = secs > slowest ? secs : slowest;
     st = exchange("127.0.0.2", port,
                   th_fmt("GET /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                          "Connection: close\r\n\r\n",
@@ -267,12 +280,14 @@ static void assert_served(const char *when)
                   buf, sizeof(buf), &secs);
     ck_assert_msg(st == 200 && secs < answer_deadline_s(),
                   "%s: GET /api/tasks gave %d after %.3f s", when, st, secs);
+    slowest = secs > slowest ? secs : slowest;
 }
 
 START_TEST(test_one_address_cannot_exhaust_connections)
 {
     static attack a;
     memset(&a, 0, sizeof(a));
+    int threads_before = daemon_threads();
     double t0 = th_now_s();
     open_slow_headers(&a);
     assert_served("during 600 slow-header connections");
@@ -280,10 +295,14 @@ START_TEST(test_one_address_cannot_exhaust_connections)
     assert_served("during 600 more idle event streams");
     double refused =
         th_metric(admin_url, "taskora_http_refused_total{reason=\"connections_per_client\"}");
+    int threads = daemon_threads();
     fprintf(stderr,
-            "check_limits: %d attack sockets in %.2f s, %.0f refused at accept; legitimate "
-            "requests served\n",
-            2 * ATTACK, th_now_s() - t0, refused);
+            "check_limits: %d attack sockets in %.2f s, %.0f refused at accept; taskorad's threads "
+            "%d before, %d during\n",
+            2 * ATTACK, th_now_s() - t0, refused, threads_before, threads);
+    /* slow and idle connections and open streams hold no thread */
+    ck_assert_msg(threads <= threads_before + 2, "threads grew from %d to %d", threads_before,
+                  threads);
     /* the attacker was held to its share */
     ck_assert(refused > 0);
     /* keep the attack up past the read timeout: service goes on while deadlines cut it */
@@ -293,6 +312,8 @@ START_TEST(test_one_address_cannot_exhaust_connections)
         usleep(200000);
     }
     ck_assert(th_metric(admin_url, "taskora_http_refused_total{reason=\"read_timeout\"}") > 0);
+    fprintf(stderr, "check_limits: slowest legitimate request during the attack: %.1f ms\n",
+            slowest * 1000);
     close_attack(&a);
     /* capacity is back within the keep-alive interval: 127.0.0.1 can open streams again */
     double back = th_now_s() + KEEPALIVE_S + 2;
