@@ -812,16 +812,42 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     pthread_mutex_unlock(&srv->active_lock);
 }
 
+/*
+ * libmicrohttpd's own messages (a client that vanished mid-request, a refused
+ * connection...). Clients cause them at will, so at most 10 are logged in any
+ * 10 s; the next one logged says how many were dropped.
+ */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static struct timespec window;
+    static int in_window, dropped;
     (void)cls;
-    char msg[512];
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&lock);
+    if (window.tv_sec == 0 || now.tv_sec - window.tv_sec >= 10) {
+        window = now;
+        in_window = 0;
+    }
+    int log_it = in_window < 10;
+    in_window += log_it;
+    int was_dropped = log_it ? dropped : 0;
+    if (log_it)
+        dropped = 0;
+    else
+        dropped++;
+    pthread_mutex_unlock(&lock);
+    if (!log_it)
+        return;
+    char msg[512], n[16];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    const char *kv[] = {"source", "libmicrohttpd"};
-    tk_log_write(NULL, TK_LOG_WARN, msg, kv, 1);
+    size_t len = strlen(msg);
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+    snprintf(n, sizeof(n), "%d", was_dropped);
+    const char *kv[] = {"source", "libmicrohttpd", "dropped_before", n};
+    tk_log_write(NULL, TK_LOG_WARN, msg, kv, was_dropped ? 2 : 1);
 }
 
 /* Parses "host:port" / "[v6]:port" into a socket address. */

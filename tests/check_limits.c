@@ -333,6 +333,13 @@ START_TEST(test_one_address_cannot_exhaust_connections)
             usleep(100000);
     }
     ck_assert_msg(ok, "127.0.0.1 still refused %d s after it left: %s", KEEPALIVE_S + 2, buf);
+    /* the cut connections do not flood the log: libmicrohttpd's messages are rationed */
+    char *log = th_read(d.log_path);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "source=libmicrohttpd")); p++)
+        lines++;
+    free(log);
+    ck_assert_msg(lines <= 20, "%d libmicrohttpd lines in the log after the attack", lines);
 }
 END_TEST
 
