@@ -85,7 +85,7 @@ static void find_client(tk_http_server *srv, tk_http_request *req)
 
 void tk_http_resp_status(tk_http_response *resp, int status)
 {
-    if (status >= 100 && status <= 599)
+    if (status >= 200 && status <= 599)
         resp->status = status;
 }
 
@@ -435,7 +435,9 @@ static enum MHD_Result send_response(tk_http_server *srv, tk_http_request *req)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
     tk_http_common_headers(srv, req, r, 0);
     int status = resp->status ? resp->status : 200;
-    if (req->too_large || status == 400 || status == 414 || status == 431)
+    /* while stopping, every answer ends its connection: clients reconnect elsewhere */
+    if (req->too_large || status == 400 || status == 414 || status == 431 ||
+        atomic_load(&srv->stopping))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -557,6 +559,16 @@ static void worker_job(void *arg)
     run_handler(req->srv, req);
     req->state = REQ_DONE;
     MHD_resume_connection(req->conn); /* the I/O thread sends the answer */
+}
+
+/* A request still waiting for a worker when the server stops: answered 503 unstarted. */
+static void cancel_job(void *arg)
+{
+    tk_http_request *req = arg;
+    tk_http_resp_error(&req->resp, 503, "Server is shutting down, try again");
+    tk_http_resp_header(&req->resp, "Retry-After", "1");
+    req->state = REQ_DONE;
+    MHD_resume_connection(req->conn);
 }
 
 /* Core routes that never block run on the I/O thread, so they answer even when workers are busy. */
@@ -980,8 +992,10 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
     listen_url(srv->mhd, &ss, srv->url, sizeof(srv->url));
     const char *kv[] = {"listen", srv->listen, "url", srv->url};
     tk_log_write(NULL, TK_LOG_INFO, "http server listening", kv, 2);
-    if (srv->admin_listen)
-        return start_admin(srv, err, errlen);
+    if (srv->admin_listen && start_admin(srv, err, errlen) != 0) {
+        tk_http_stop(srv, 0); /* nothing may be served once start-up fails */
+        return TK_ERR;
+    }
     return 0;
 }
 
@@ -990,8 +1004,8 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
     if (!srv)
         return;
     if (srv->mhd) {
-        /* stop accepting, end event streams, then let requests in progress finish */
-        MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+        /* new connections are refused (tk_guard_accept), event streams end, and the requests
+         * in progress may finish; answers from now on close their connections */
         atomic_store(&srv->stopping, 1);
         tk_sse_close_all(srv);
         struct timespec deadline = tk_deadline_ms(drain_ms);
@@ -1006,14 +1020,12 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
                     "http: %d request(s) still in progress after %d ms; closing them", left,
                     drain_ms);
         /* handlers still running hold suspended connections: they finish (and resume them)
-         * before the daemon may stop */
-        tk_workq_free(srv->work);
-        srv->work = NULL;
+         * before the daemon may stop; requests not started get 503. The pool stays
+         * allocated until the I/O threads are gone (a late push is refused, not a crash). */
+        tk_workq_stop(srv->work, cancel_job);
         tk_sse_close_all(srv);
         MHD_stop_daemon(srv->mhd);
         srv->mhd = NULL;
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd); /* MHD leaves a quiesced socket to us, to close after stopping */
     }
     tk_workq_free(srv->work);
     srv->work = NULL;

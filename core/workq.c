@@ -19,6 +19,7 @@ struct tk_workq {
     job *ring;
     size_t cap, head, len;
     int stopping;
+    int joined;
     pthread_t *threads;
     int nthreads;
 };
@@ -90,16 +91,33 @@ size_t tk_workq_waiting(tk_workq *q)
     return n;
 }
 
+void tk_workq_stop(tk_workq *q, void (*cancel)(void *arg))
+{
+    if (!q || q->joined)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = 1;
+    size_t n = cancel ? q->len : 0;
+    job *left = n ? calloc(n, sizeof(*left)) : NULL;
+    for (size_t i = 0; left && i < n; i++)
+        left[i] = q->ring[(q->head + i) % q->cap];
+    if (left)
+        q->len = 0;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    for (size_t i = 0; left && i < n; i++)
+        cancel(left[i].arg);
+    free(left);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+    q->joined = 1;
+}
+
 void tk_workq_free(tk_workq *q)
 {
     if (!q)
         return;
-    pthread_mutex_lock(&q->lock);
-    q->stopping = 1;
-    pthread_cond_broadcast(&q->cond);
-    pthread_mutex_unlock(&q->lock);
-    for (int i = 0; i < q->nthreads; i++)
-        pthread_join(q->threads[i], NULL);
+    tk_workq_stop(q, NULL);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->cond);
     free(q->ring);

@@ -15,7 +15,13 @@ tk_workq *tk_workq_new(const char *name, int threads, int max_queued);
 int tk_workq_push(tk_workq *q, void (*fn)(void *arg), void *arg);
 /* Jobs waiting (not running). */
 size_t tk_workq_waiting(tk_workq *q);
-/* Runs every queued job, joins the threads and frees the pool. */
+/*
+ * Stops taking jobs (push answers TK_EUNAVAILABLE from now on), hands every
+ * job not yet started to cancel(arg) (NULL: runs them), and joins the
+ * threads once the running ones return. The pool stays valid until freed.
+ */
+void tk_workq_stop(tk_workq *q, void (*cancel)(void *arg));
+/* Stops (running what is queued) if not stopped yet, and frees the pool. */
 void tk_workq_free(tk_workq *q);
 
 #endif

@@ -1,5 +1,8 @@
 /* taskorad run over real HTTP: plugin routes, core routes, limits, CORS, metrics, shutdown. */
 #include <check.h>
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <strings.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -316,6 +319,79 @@ START_TEST(test_request_in_flight_finishes_during_shutdown)
 }
 END_TEST
 
+/* A keep-alive client asking again and again on one connection (libcurl reuses it). */
+typedef struct keepalive_client {
+    char url[512];
+    atomic_int stop, ok, failed, closes;
+} keepalive_client;
+
+static size_t ka_header(char *b, size_t size, size_t n, void *ud)
+{
+    keepalive_client *k = ud;
+    if (size * n >= 17 && strncasecmp(b, "Connection: close", 17) == 0)
+        atomic_fetch_add(&k->closes, 1);
+    return size * n;
+}
+
+static size_t ka_body(char *b, size_t size, size_t n, void *ud)
+{
+    (void)b, (void)ud;
+    return size * n;
+}
+
+static void *ka_thread(void *arg)
+{
+    keepalive_client *k = arg;
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, k->url);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ka_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, k);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ka_body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    while (!atomic_load(&k->stop)) {
+        long st = 0;
+        if (curl_easy_perform(c) == CURLE_OK &&
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st) == CURLE_OK && st == 200)
+            atomic_fetch_add(&k->ok, 1);
+        else
+            atomic_fetch_add(&k->failed, 1);
+        usleep(10000);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+START_TEST(test_keep_alive_clients_are_told_to_leave_during_shutdown)
+{
+    /* a slow request keeps the drain open; a keep-alive client goes on asking meanwhile */
+    slow_call c = {0};
+    snprintf(c.url, sizeof(c.url), "%s/test/slow?ms=1500", d.url);
+    pthread_t slow, ka;
+    pthread_create(&slow, NULL, slow_thread, &c);
+    ck_assert(th_wait_file_contains(record, "slow-begin t1", 10000));
+    static keepalive_client k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.url, sizeof(k.url), "%s/test/hello/a", d.url);
+    pthread_create(&ka, NULL, ka_thread, &k);
+    double end = th_now_s() + 10;
+    while (atomic_load(&k.ok) < 3 && th_now_s() < end)
+        usleep(10000);
+    ck_assert_int_ge(atomic_load(&k.ok), 3);
+    ck_assert_int_eq(atomic_load(&k.closes), 0);
+    kill(d.pid, SIGTERM);
+    pthread_join(slow, NULL);
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(c.r.status, 200);
+    th_response_free(&c.r);
+    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    atomic_store(&k.stop, 1);
+    pthread_join(ka, NULL);
+    /* answered during the drain, with Connection: close so it reconnects elsewhere */
+    ck_assert_msg(atomic_load(&k.closes) >= 1, "no answer during the drain closed its connection");
+}
+END_TEST
+
 START_TEST(test_any_origin_gets_no_credentials)
 {
     const char *hdr[] = {"Origin: http://anywhere.test", NULL};
@@ -469,6 +545,7 @@ int main(void)
     tcase_add_test(tc, test_access_log_has_duration_and_secrets_are_redacted);
     tcase_add_test(tc, test_sigterm_stops_plugins_in_reverse_order_and_exits_0);
     tcase_add_test(tc, test_request_in_flight_finishes_during_shutdown);
+    tcase_add_test(tc, test_keep_alive_clients_are_told_to_leave_during_shutdown);
     suite_add_tcase(s, tc);
     TCase *t2 = tcase_create("second-signal");
     tcase_set_timeout(t2, 60);
