@@ -8,6 +8,7 @@
  * comments of event streams.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,8 @@ static void deadline_round(tk_http_guard *g)
         long long limit = ph == PH_READING ? g->o.read_timeout_ms
                           : ph == PH_IDLE  ? g->o.idle_timeout_ms
                                            : -1;
-        if (limit >= 0 && now - atomic_load(&c->since_ms) > limit) {
-            atomic_store(&c->phase, PH_CUT);
+        if (limit >= 0 && now - atomic_load(&c->since_ms) > limit &&
+            atomic_compare_exchange_strong(&c->phase, &ph, PH_CUT)) {
             shutdown(c->fd, SHUT_RDWR); /* the socket stays open until MHD's CLOSED notice */
             tk_http_count_refused(g->srv, ph == PH_READING ? "read_timeout" : "idle_timeout");
         }
@@ -172,6 +173,8 @@ enum MHD_Result tk_guard_accept(void *cls, const struct sockaddr *addr, socklen_
     (void)addrlen;
     char peer[48];
     tk_sockaddr_text(addr, peer, sizeof(peer));
+    if (atomic_load(&g->srv->stopping))
+        return MHD_NO; /* draining: new connections go to another replica */
     if (g->o.max_per_client <= 0 || tk_cidr_match(g->srv->trusted, g->srv->ntrusted, peer))
         return MHD_YES;
     int n = 0;
@@ -224,7 +227,7 @@ void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
     /* MHD closes its descriptor right after this notice: a duplicate keeps the socket
      * readable, so what the client still sends is read and dropped instead of reset */
     if (atomic_load(&c->linger) && c->fd >= 0 && g->nlinger < MAX_LINGERING) {
-        int fd = dup(c->fd);
+        int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) {
             shutdown(fd, SHUT_WR);
             g->lingering[g->nlinger++] = (lingerer){fd, now_ms() + LINGER_MS, 0};
@@ -245,10 +248,14 @@ static conn_ctx *ctx_of(struct MHD_Connection *conn)
 static void set_phase(struct MHD_Connection *conn, int phase)
 {
     conn_ctx *c = ctx_of(conn);
-    if (!c || atomic_load(&c->phase) == PH_CUT)
+    if (!c)
         return;
+    int cur = atomic_load(&c->phase);
+    do {
+        if (cur == PH_CUT)
+            return; /* cut by the timer: stays cut */
+    } while (!atomic_compare_exchange_weak(&c->phase, &cur, phase));
     atomic_store(&c->since_ms, now_ms());
-    atomic_store(&c->phase, phase);
 }
 
 void tk_guard_reading(struct MHD_Connection *conn, int uri_flags)

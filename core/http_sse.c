@@ -14,7 +14,7 @@
 #include "http_internal.h"
 #include "log.h"
 
-#define SSE_MAX_QUEUED (64 * 1024)
+#define SSE_MAX_QUEUED (256 * 1024) /* several of the largest events (realtime: 60 KiB) */
 
 struct tk_sse {
     pthread_mutex_t lock;
@@ -158,9 +158,20 @@ tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*o
     resp->sse = s;
     resp->status = 200;
     pthread_mutex_lock(&srv->sse_lock);
-    s->next = srv->streams;
-    srv->streams = s;
+    int stopping = atomic_load(&srv->stopping); /* under the lock: tk_sse_close_all sees it */
+    if (!stopping) {
+        s->next = srv->streams;
+        srv->streams = s;
+    }
     pthread_mutex_unlock(&srv->sse_lock);
+    if (stopping) {
+        resp->sse = NULL;
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        tk_http_resp_error(resp, 503, "Server is shutting down");
+        tk_http_resp_header(resp, "Retry-After", "1");
+        return NULL;
+    }
     return s;
 }
 

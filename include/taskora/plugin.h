@@ -530,7 +530,7 @@ typedef struct tk_host {
     /*
      * Queues "event: <event>\ndata: <data>\n\n" (event may be NULL: no event
      * line; data must not contain a newline, e.g. compact JSON). Any thread;
-     * never blocks: a client that does not read fast enough (64 KiB queued)
+     * never blocks: a client that does not read fast enough (256 KiB queued)
      * is disconnected. TK_ESTATE once closed, TK_EINVAL on a newline.
      */
     int (*sse_send)(tk_sse *s, const char *event, const char *data);
