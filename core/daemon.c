@@ -264,8 +264,8 @@ int tk_daemon_run(const tk_settings *s)
     tk_relay *relay = NULL;
     consumers cs = {0};
     sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
-    pthread_mutex_init(&sc.lock, NULL);
     raise_fd_limit();
+    pthread_mutex_init(&sc.lock, NULL);
     pthread_cond_init(&sc.cond, NULL);
     if (pthread_create(&sc.thread, NULL, signal_main, &sc) != 0) {
         tk_logf(NULL, TK_LOG_ERROR, "cannot start the signal thread");

@@ -101,10 +101,7 @@ struct tk_http_request {
 };
 
 /* ---- http_server.c ---- */
-int tk_http_json_reply(tk_http_response *resp, int status, json_t *o);
 void tk_http_resp_clear(tk_http_response *resp);
-/* 1: origin named in cors_origins; 2: allowed by "*" only; 0: not allowed. */
-int tk_http_origin_allowed(const tk_http_server *srv, const char *origin);
 /* Adds the headers every response carries (request id, CORS, security). */
 void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r,
                             int stream);

@@ -147,7 +147,7 @@ int tk_http_resp_body(tk_http_response *resp, const char *content_type, const vo
 }
 
 /* Sets status and the compact JSON of o (consumed) as the body. */
-int tk_http_json_reply(tk_http_response *resp, int status, json_t *o)
+static int json_reply(tk_http_response *resp, int status, json_t *o)
 {
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
@@ -161,7 +161,7 @@ int tk_http_json_reply(tk_http_response *resp, int status, json_t *o)
 
 int tk_http_resp_error(tk_http_response *resp, int status, const char *detail)
 {
-    return tk_http_json_reply(resp, status, json_pack("{s:s}", "detail", detail ? detail : ""));
+    return json_reply(resp, status, json_pack("{s:s}", "detail", detail ? detail : ""));
 }
 
 void tk_http_resp_clear(tk_http_response *resp)
@@ -181,8 +181,8 @@ static int route_health(void *ud, const tk_http_request *req, tk_http_response *
 {
     tk_http_server *srv = ud;
     (void)req;
-    return tk_http_json_reply(resp, 200,
-                              json_pack("{s:s,s:s}", "status", "healthy", "service", srv->app_id));
+    return json_reply(resp, 200,
+                      json_pack("{s:s,s:s}", "status", "healthy", "service", srv->app_id));
 }
 
 static int route_ready(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -191,7 +191,7 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
     (void)req;
     if (!atomic_load(&srv->ready)) {
         const char *reason = atomic_load(&srv->not_ready_reason);
-        return tk_http_json_reply(
+        return json_reply(
             resp, 503,
             json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
     }
@@ -205,7 +205,7 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
     }
     if (!ready)
         json_object_set_new(o, "status", json_string("not_ready"));
-    return tk_http_json_reply(resp, ready ? 200 : 503, o);
+    return json_reply(resp, ready ? 200 : 503, o);
 }
 
 static int route_metrics(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -333,11 +333,6 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 }
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
-const char *tk_http_admin_url(const tk_http_server *srv)
-{
-    return srv->admin_url[0] ? srv->admin_url : NULL;
-}
-
 int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud)
 {
     if (atomic_load(&srv->started) || srv->nprobes == 4)
@@ -352,7 +347,8 @@ void tk_http_count_refused(tk_http_server *srv, const char *what)
     tk_metric_add(srv->refused, labels, 1);
 }
 
-int tk_http_origin_allowed(const tk_http_server *srv, const char *origin)
+/* 1: origin named in cors_origins; 2: allowed by "*" only; 0: not allowed. */
+static int origin_allowed(const tk_http_server *srv, const char *origin)
 {
     size_t i;
     json_t *it;
@@ -406,7 +402,7 @@ void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MH
         !MHD_get_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     const char *origin = tk_http_req_header(req, "Origin");
-    int allowed = origin ? tk_http_origin_allowed(srv, origin) : 0;
+    int allowed = origin ? origin_allowed(srv, origin) : 0;
     if (allowed) {
         /* credentials only for origins named in the config, never for "*" */
         MHD_add_response_header(r, "Access-Control-Allow-Origin", allowed == 1 ? origin : "*");
@@ -507,7 +503,7 @@ static void preflight(tk_http_server *srv, tk_http_request *req)
     tk_http_response *resp = &req->resp;
     const char *origin = tk_http_req_header(req, "Origin");
     req->route_label = "preflight";
-    if (!origin || !tk_http_origin_allowed(srv, origin)) {
+    if (!origin || !origin_allowed(srv, origin)) {
         tk_http_resp_error(resp, 400, "Disallowed CORS origin");
         return;
     }
@@ -599,7 +595,7 @@ static enum MHD_Result refuse_nul(tk_http_server *srv, tk_http_request *req, con
     if (!o) /* a name that is not UTF-8 */
         o = json_pack("{s:[{s:[s],s:s,s:s}]}", "detail", "loc", "query", "msg", msg, "type",
                       "string_type");
-    tk_http_json_reply(&req->resp, 422, o);
+    json_reply(&req->resp, 422, o);
     return send_response(srv, req);
 }
 

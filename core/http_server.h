@@ -42,8 +42,6 @@ int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
 int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
 /* The base URL it listens on ("http://127.0.0.1:8000"), after start. */
 const char *tk_http_url(const tk_http_server *srv);
-/* The admin listener's base URL, or NULL when there is none. */
-const char *tk_http_admin_url(const tk_http_server *srv);
 /*
  * Stops accepting connections, waits up to drain_ms for requests in
  * progress to finish and answer, then closes every connection.

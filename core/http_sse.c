@@ -128,49 +128,37 @@ tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*o
         return NULL;
     tk_http_server *srv = req->srv;
     int limit = srv->opt.max_streams_per_client;
+    /* one critical section for the checks and the insertion: concurrent opens cannot pass
+     * the limit together, and tk_sse_close_all (stopping) sees every stream it let in */
     pthread_mutex_lock(&srv->sse_lock);
     int n = 0;
     for (tk_sse *o = srv->streams; o; o = o->next)
         n += strcmp(o->client, req->client) == 0;
-    pthread_mutex_unlock(&srv->sse_lock);
-    if (atomic_load(&srv->stopping)) {
-        tk_http_resp_error(resp, 503, "Server is shutting down");
-        tk_http_resp_header(resp, "Retry-After", "1");
-        return NULL;
-    }
-    if (limit > 0 && n >= limit) {
-        tk_http_count_refused(srv, "streams_per_client");
-        tk_http_resp_error(resp, 429, "Too many event streams from this address");
-        tk_http_resp_header(resp, "Retry-After", "30");
-        return NULL;
-    }
-    tk_sse *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    pthread_mutex_init(&s->lock, NULL);
-    s->refs = 2; /* the connection's and the plugin's */
-    s->on_close = on_close;
-    s->ud = ud;
-    s->srv = srv;
-    s->conn = req->conn;
-    snprintf(s->client, sizeof(s->client), "%s", req->client);
-    clock_gettime(CLOCK_MONOTONIC, &s->last_put);
-    resp->sse = s;
-    resp->status = 200;
-    pthread_mutex_lock(&srv->sse_lock);
-    int stopping = atomic_load(&srv->stopping); /* under the lock: tk_sse_close_all sees it */
-    if (!stopping) {
+    int stopping = atomic_load(&srv->stopping), over = limit > 0 && n >= limit;
+    tk_sse *s = stopping || over ? NULL : calloc(1, sizeof(*s));
+    if (s) {
+        pthread_mutex_init(&s->lock, NULL);
+        s->refs = 2; /* the connection's and the plugin's */
+        s->on_close = on_close;
+        s->ud = ud;
+        s->srv = srv;
+        s->conn = req->conn;
+        snprintf(s->client, sizeof(s->client), "%s", req->client);
+        clock_gettime(CLOCK_MONOTONIC, &s->last_put);
         s->next = srv->streams;
         srv->streams = s;
     }
     pthread_mutex_unlock(&srv->sse_lock);
     if (stopping) {
-        resp->sse = NULL;
-        pthread_mutex_destroy(&s->lock);
-        free(s);
         tk_http_resp_error(resp, 503, "Server is shutting down");
         tk_http_resp_header(resp, "Retry-After", "1");
-        return NULL;
+    } else if (over) {
+        tk_http_count_refused(srv, "streams_per_client");
+        tk_http_resp_error(resp, 429, "Too many event streams from this address");
+        tk_http_resp_header(resp, "Retry-After", "30");
+    } else if (s) {
+        resp->sse = s;
+        resp->status = 200;
     }
     return s;
 }

@@ -83,14 +83,6 @@ int tk_workq_push(tk_workq *q, void (*fn)(void *arg), void *arg)
     return TK_OK;
 }
 
-size_t tk_workq_waiting(tk_workq *q)
-{
-    pthread_mutex_lock(&q->lock);
-    size_t n = q->len;
-    pthread_mutex_unlock(&q->lock);
-    return n;
-}
-
 void tk_workq_stop(tk_workq *q, void (*cancel)(void *arg))
 {
     if (!q || q->joined)

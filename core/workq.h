@@ -13,8 +13,6 @@ tk_workq *tk_workq_new(const char *name, int threads, int max_queued);
  * queue is full or the pool is stopping (fn is then not called).
  */
 int tk_workq_push(tk_workq *q, void (*fn)(void *arg), void *arg);
-/* Jobs waiting (not running). */
-size_t tk_workq_waiting(tk_workq *q);
 /*
  * Stops taking jobs (push answers TK_EUNAVAILABLE from now on), hands every
  * job not yet started to cancel(arg) (NULL: runs them), and joins the
