@@ -354,6 +354,16 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
                      f->choices);
             return TK_EINVAL;
         }
+        if (f->has_range && (f->type == TK_CFG_INT || f->type == TK_CFG_DOUBLE) &&
+            !(json_number_value(v) >= f->min && json_number_value(v) <= f->max)) {
+            if (f->type == TK_CFG_INT)
+                snprintf(err, errlen, "%s: %lld is outside %.0f..%.0f", sub,
+                         (long long)json_integer_value(v), f->min, f->max);
+            else
+                snprintf(err, errlen, "%s: %g is outside %g..%g", sub, json_number_value(v), f->min,
+                         f->max);
+            return TK_EINVAL;
+        }
         if (f->type == TK_CFG_OBJECT && f->children) {
             json_t *child = json_incref(v);
             int rc = tk_config_validate(&child, f->children, sub, err, errlen);
@@ -365,6 +375,48 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
         }
     }
     return 0;
+}
+
+/* tk_config_field as plugins built for ABI 1.0 to 1.5 lay it out. */
+typedef struct config_field_1_0 {
+    const char *name;
+    tk_config_type type;
+    int required;
+    const char *default_json;
+    const char *choices;
+    const char *description;
+    const struct config_field_1_0 *children;
+} config_field_1_0;
+
+tk_config_field *tk_config_schema_upgrade(const void *old_schema)
+{
+    const config_field_1_0 *old = old_schema;
+    size_t n = 0;
+    while (old[n].name)
+        n++;
+    tk_config_field *f = calloc(n + 1, sizeof(*f));
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        f[i] = (tk_config_field){.name = old[i].name,
+                                 .type = old[i].type,
+                                 .required = old[i].required,
+                                 .default_json = old[i].default_json,
+                                 .choices = old[i].choices,
+                                 .description = old[i].description};
+        if (old[i].children && !(f[i].children = tk_config_schema_upgrade(old[i].children))) {
+            tk_config_schema_free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+void tk_config_schema_free(tk_config_field *schema)
+{
+    for (tk_config_field *f = schema; f && f->name; f++)
+        tk_config_schema_free((tk_config_field *)f->children);
+    free(schema);
 }
 
 json_t *tk_config_get(json_t *obj, const char *dotted)

@@ -26,6 +26,13 @@ int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen)
  * choices are errors "PATH: reason". Fills defaults and converts strings to
  * the declared type. `path` names the object for messages ("" at the top).
  */
+/*
+ * A schema of a plugin built for ABI 1.5 or older (whose tk_config_field has no range
+ * members) copied to this layout, children too. NULL when out of memory.
+ */
+tk_config_field *tk_config_schema_upgrade(const void *old_schema);
+void tk_config_schema_free(tk_config_field *schema);
+
 int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
                        size_t errlen);
 

@@ -268,16 +268,26 @@ static int h_pg_once(tk_instance *inst, const char *group, const char *event_id,
     return p ? tk_pg_once(p, group, event_id, fn, ud, duplicate) : TK_EUNAVAILABLE;
 }
 
-static int h_outbox_append(tk_instance *inst, void *conn, const char *topic, const char *type,
-                           const char *user_id, const char *subject, const char *payload_json,
-                           const char *traceparent, char *event_id_out)
+static int h_outbox_append_event(tk_instance *inst, void *conn, const char *topic, const char *type,
+                                 const char *user_id, const char *subject, const char *payload_json,
+                                 const char *traceparent, char *event_id_out, char **event_json_out)
 {
+    if (event_json_out)
+        *event_json_out = NULL;
     int rc = tk_outbox_append(conn, inst->rt->app_id, topic, type, user_id, subject, payload_json,
-                              traceparent, event_id_out);
+                              traceparent, event_id_out, event_json_out);
     if (rc == TK_EINVAL)
         tk_logf(inst->name, TK_LOG_ERROR,
                 "outbox_append: needs a connection, a topic, a type and a JSON object payload");
     return rc;
+}
+
+static int h_outbox_append(tk_instance *inst, void *conn, const char *topic, const char *type,
+                           const char *user_id, const char *subject, const char *payload_json,
+                           const char *traceparent, char *event_id_out)
+{
+    return h_outbox_append_event(inst, conn, topic, type, user_id, subject, payload_json,
+                                 traceparent, event_id_out, NULL);
 }
 
 /* ---- resiliency and AI providers (ABI 1.3) ---------------------------------------- */
@@ -408,6 +418,22 @@ static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void 
     return rc;
 }
 
+static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, void *ud)
+{
+    if (!fn)
+        return TK_EINVAL;
+    if (!inst->rt->http)
+        return TK_EUNAVAILABLE;
+    if (!inst->rt->in_init)
+        return TK_ESTATE;
+    int rc = tk_http_set_authenticator2(inst->rt->http, fn, ud);
+    if (rc == TK_EEXIST)
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "another plugin already authenticates this process's "
+                "requests");
+    return rc;
+}
+
 static const tk_host host_table = {
     .struct_size = sizeof(tk_host),
     .abi_major = TK_PLUGIN_ABI_MAJOR,
@@ -459,6 +485,9 @@ static const tk_host host_table = {
     .sse_close = tk_sse_close,
     .sse_release = tk_sse_release,
     .http_client_addr = tk_http_req_client,
+    .http_set_authenticator2 = h_http_set_authenticator2,
+    .http_authenticate2 = tk_http_authenticate2,
+    .outbox_append_event = h_outbox_append_event,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

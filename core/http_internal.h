@@ -54,7 +54,9 @@ struct tk_http_server {
     char url[96], admin_url[96];
     tk_cidr *trusted; /* http.trusted_proxies */
     size_t ntrusted;
-    tk_http_auth_fn auth; /* the process's authenticator (set during init), or NULL */
+    /* the process's authenticator (set during init): auth2, or a 1.4 auth, or neither */
+    tk_http_auth_fn auth;
+    tk_http_auth2_fn auth2;
     void *auth_ud;
     pthread_mutex_t sse_lock; /* guards the list of open event streams */
     struct tk_sse *streams;

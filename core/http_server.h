@@ -75,8 +75,13 @@ int tk_http_resp_error(tk_http_response *resp, int status, const char *detail);
 
 /* The process's authenticator (see plugin.h): set before start; TK_EEXIST when set. */
 int tk_http_set_authenticator(tk_http_server *srv, tk_http_auth_fn fn, void *ud);
+/* The 1.6 authenticator (TK_OK or a negative code); one of the two per process. */
+int tk_http_set_authenticator2(tk_http_server *srv, tk_http_auth2_fn fn, void *ud);
+/* The host table's http_authenticate (1 or 0) and http_authenticate2 (TK_OK or negative). */
 int tk_http_authenticate(const tk_http_request *req, tk_http_response *resp, char *user, size_t len,
                          int allow_query_token);
+int tk_http_authenticate2(const tk_http_request *req, tk_http_response *resp, char *user,
+                          size_t len, int allow_query_token);
 
 /* Server-sent event streams (the host table's sse_*; see plugin.h). */
 tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*on_close)(void *),

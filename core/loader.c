@@ -171,6 +171,15 @@ static int load_type(tk_loader *l, const char *file, tk_plugin_type **out, char 
     }
     t->dl = dl;
     t->desc = d;
+    t->schema = d->config;
+    if (d->config && d->abi_minor < 6 &&
+        !(t->schema = t->schema_copy = tk_config_schema_upgrade(d->config))) {
+        free(t->path);
+        free(t);
+        dlclose(dl);
+        snprintf(err, errlen, "out of memory");
+        return TK_ENOMEM;
+    }
     t->next = l->types;
     l->types = t;
     *out = t;
@@ -219,13 +228,13 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         char jpath[64];
         snprintf(jpath, sizeof(jpath), "%s.config", pc->jpath);
         inst->config = pc->config ? json_deep_copy(pc->config) : NULL;
-        if (!t->desc->config && inst->config && json_object_size(inst->config) > 0) {
+        if (!t->schema && inst->config && json_object_size(inst->config) > 0) {
             snprintf(err, errlen, "%s: %s: plugin %s takes no configuration", s->path, jpath,
                      t->desc->name);
             return TK_EINVAL;
         }
         static const tk_config_field none[] = {{0}};
-        if (tk_config_validate(&inst->config, t->desc->config ? t->desc->config : none, jpath, why,
+        if (tk_config_validate(&inst->config, t->schema ? t->schema : none, jpath, why,
                                sizeof(why))) {
             snprintf(err, errlen, "%s: %s", s->path, why);
             return TK_EINVAL;
@@ -314,6 +323,7 @@ void tk_loader_close(tk_loader *l)
         tk_plugin_type *t = l->types;
         l->types = t->next;
         dlclose(t->dl);
+        tk_config_schema_free(t->schema_copy);
         free(t->path);
         free(t);
     }

@@ -27,6 +27,8 @@ typedef struct tk_plugin_type {
     char *path;
     void *dl;
     const tk_plugin *desc;
+    const tk_config_field *schema; /* desc->config in this host's layout, or NULL */
+    tk_config_field *schema_copy;  /* owned: desc->config of a plugin built for ABI < 1.6 */
     struct tk_plugin_type *next;
 } tk_plugin_type;
 

@@ -21,7 +21,7 @@
 
 int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const char *type,
                      const char *user_id, const char *subject, const char *payload_json,
-                     const char *traceparent, char id_out[37])
+                     const char *traceparent, char id_out[37], char **value_out)
 {
     if (!conn || !topic || !*topic || !type || !*type || !payload_json)
         return TK_EINVAL;
@@ -58,6 +58,10 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
     }
     if (rc == 0 && id_out)
         memcpy(id_out, id, 37);
+    if (rc == 0 && value_out) {
+        *value_out = value;
+        value = NULL;
+    }
     free(value);
     free(headers);
     return rc;

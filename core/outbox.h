@@ -11,10 +11,11 @@
 #include "metrics.h"
 #include "producer.h"
 
-/* Appends an event on conn (inside the caller's transaction). See tk_host.outbox_append. */
+/* Appends an event on conn (inside the caller's transaction). See tk_host.outbox_append_event:
+ * the encoded event goes to *value_out (malloc'd) unless value_out is NULL. */
 int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const char *type,
                      const char *user_id, const char *subject, const char *payload_json,
-                     const char *traceparent, char id_out[37]);
+                     const char *traceparent, char id_out[37], char **value_out);
 
 typedef struct tk_relay tk_relay;
 

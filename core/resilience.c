@@ -22,41 +22,47 @@
 #include "log.h"
 
 static const tk_config_field retry_fields[] = {
-    {"attempts", TK_CFG_INT, 0, "3", NULL, "tries in all (1: no retries)", NULL},
-    {"delay_ms", TK_CFG_INT, 0, "1000", NULL, "wait before the first retry", NULL},
-    {"backoff", TK_CFG_DOUBLE, 0, "2.0", NULL, "each further wait is this many times longer", NULL},
+    {"attempts", TK_CFG_INT, 0, "3", NULL, "tries in all (1: no retries)", NULL, TK_CFG_NO_RANGE},
+    {"delay_ms", TK_CFG_INT, 0, "1000", NULL, "wait before the first retry", NULL, TK_CFG_NO_RANGE},
+    {"backoff", TK_CFG_DOUBLE, 0, "2.0", NULL, "each further wait is this many times longer", NULL,
+     TK_CFG_NO_RANGE},
     {"max_delay_ms", TK_CFG_INT, 0, "30000", NULL,
-     "longest wait, a server's Retry-After included; longer fails at once", NULL},
+     "longest wait, a server's Retry-After included; longer fails at once", NULL, TK_CFG_NO_RANGE},
     {0}};
 static const tk_config_field breaker_fields[] = {
     {"failures", TK_CFG_INT, 0, "5", NULL, "consecutive failed attempts that open the circuit",
-     NULL},
-    {"open_ms", TK_CFG_INT, 0, "30000", NULL, "time open before one trial call", NULL},
+     NULL, TK_CFG_NO_RANGE},
+    {"open_ms", TK_CFG_INT, 0, "30000", NULL, "time open before one trial call", NULL,
+     TK_CFG_NO_RANGE},
     {0}};
 
 const tk_config_field tk_resilience_fields[] = {
-    {"retry", TK_CFG_OBJECT, 0, NULL, NULL, "retries of failed calls", retry_fields},
-    {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, "per target", breaker_fields},
-    {"timeout_ms", TK_CFG_INT, 0, "60000", NULL, "a whole call, attempts and waits together", NULL},
+    {"retry", TK_CFG_OBJECT, 0, NULL, NULL, "retries of failed calls", retry_fields,
+     TK_CFG_NO_RANGE},
+    {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, "per target", breaker_fields,
+     TK_CFG_NO_RANGE},
+    {"timeout_ms", TK_CFG_INT, 0, "60000", NULL, "a whole call, attempts and waits together", NULL,
+     TK_CFG_NO_RANGE},
     {"targets", TK_CFG_JSON, 0, "{}", NULL,
      "per-target overrides of these keys, e.g. {\"ai.gemini\": {\"retry\": {\"attempts\": 5}}}",
-     NULL},
+     NULL, TK_CFG_NO_RANGE},
     {0}};
 
 /* The same keys without defaults: an override names only what it changes. */
 static const tk_config_field retry_over[] = {
-    {"attempts", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
-    {"delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
-    {"backoff", TK_CFG_DOUBLE, 0, NULL, NULL, NULL, NULL},
-    {"max_delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
+    {"attempts", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"backoff", TK_CFG_DOUBLE, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"max_delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
     {0}};
-static const tk_config_field breaker_over[] = {{"failures", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
-                                               {"open_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
-                                               {0}};
+static const tk_config_field breaker_over[] = {
+    {"failures", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"open_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {0}};
 static const tk_config_field target_over[] = {
-    {"retry", TK_CFG_OBJECT, 0, NULL, NULL, NULL, retry_over},
-    {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, NULL, breaker_over},
-    {"timeout_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL},
+    {"retry", TK_CFG_OBJECT, 0, NULL, NULL, NULL, retry_over, TK_CFG_NO_RANGE},
+    {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, NULL, breaker_over, TK_CFG_NO_RANGE},
+    {"timeout_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
     {0}};
 
 typedef enum { CLOSED = 0, HALF_OPEN = 1, OPEN = 2 } breaker_state;

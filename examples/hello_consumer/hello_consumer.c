@@ -191,10 +191,13 @@ static void destroy(void *state)
 /* The keys an instance's "config" may hold; the host checks them (and fills defaults) before
  * init, so a typo in the config file is an error naming the key, not a silent default. */
 static const tk_config_field config[] = {
-    {"greeting", TK_CFG_STRING, 0, "\"hello\"", NULL, "returned with the counts", NULL},
-    {"route", TK_CFG_STRING, 0, "\"/hello\"", NULL, "path of the counts route", NULL},
+    {"greeting", TK_CFG_STRING, 0, "\"hello\"", NULL, "returned with the counts", NULL,
+     TK_CFG_NO_RANGE},
+    {"route", TK_CFG_STRING, 0, "\"/hello\"", NULL, "path of the counts route", NULL,
+     TK_CFG_NO_RANGE},
     {"persist", TK_CFG_BOOL, 0, "false", NULL,
-     "count in the hello_event_counts table, each event exactly once (needs postgres)", NULL},
+     "count in the hello_event_counts table, each event exactly once (needs postgres)", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

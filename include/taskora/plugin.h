@@ -32,9 +32,16 @@ extern "C" {
  *                    server-sent events (sse_open, sse_send, sse_comment,
  *                    sse_close, sse_release).
  *   2026-12-02  1.5  host table: http_client_addr.
+ *   2026-12-02  1.6  tk_config_field: has_range, min, max (the host reads
+ *                    the schema of a plugin built for 1.5 or older with the
+ *                    old layout); return code TK_EPERM; host table:
+ *                    http_set_authenticator2 and http_authenticate2 (TK_OK
+ *                    or a negative code, as every other function; the 1.4
+ *                    pair keeps answering 1/0), outbox_append_event (hands
+ *                    back the encoded event).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 5
+#define TK_PLUGIN_ABI_MINOR 6
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -61,6 +68,7 @@ enum {
     TK_ETIMEDOUT = -6,    /* gave up waiting */
     TK_EUNAVAILABLE = -7, /* a dependency (database, broker, provider) is down */
     TK_ESTATE = -8,       /* called at the wrong time (e.g. a route after init) */
+    TK_EPERM = -9,        /* not allowed (1.6): e.g. no or a bad credential */
 };
 
 /* A short English description of a return code. Static storage; any thread. */
@@ -76,6 +84,7 @@ static inline const char *tk_strerror(int rc)
     case TK_ETIMEDOUT: return "timed out";
     case TK_EUNAVAILABLE: return "unavailable";
     case TK_ESTATE: return "called at the wrong time";
+    case TK_EPERM: return "not allowed";
     default: return "unknown error";
     }
 }
@@ -157,8 +166,8 @@ typedef int (*tk_pg_fn)(void *conn, void *ud);
  * Configuration schema. A plugin declares the keys its instance config may
  * hold; the host validates the instance's "config" object against it before
  * init (unknown keys, wrong types, missing required keys and values outside
- * `choices` are refused, naming the JSON path), fills in defaults, and
- * converts strings such as "${PORT:-8}" to the declared type.
+ * `choices` or the range are refused, naming the JSON path), fills in
+ * defaults, and converts strings such as "${PORT:-8}" to the declared type.
  */
 typedef enum tk_config_type {
     TK_CFG_STRING = 1,
@@ -179,7 +188,16 @@ typedef struct tk_config_field {
     const char *choices;                    /* TK_CFG_STRING: allowed values "a|b|c", or NULL */
     const char *description;                /* one line, shown by `taskorad plugins` */
     const struct tk_config_field *children; /* TK_CFG_OBJECT: its fields */
+    /* 1.6: TK_CFG_INT, TK_CFG_DOUBLE: with has_range, values outside [min, max]
+     * are refused (defaults too). Write TK_CFG_RANGE(lo, hi) after `children`. */
+    int has_range;
+    double min;
+    double max;
 } tk_config_field;
+
+/* The last three members of a tk_config_field: the value must lie in [lo, hi]; or none. */
+#define TK_CFG_RANGE(lo, hi) 1, (double)(lo), (double)(hi)
+#define TK_CFG_NO_RANGE 0, 0.0, 0.0
 
 /* One Kafka header of a consumed event. Borrowed: valid during consume(). */
 typedef struct tk_event_header {
@@ -302,6 +320,15 @@ typedef struct tk_ai_provider {
  */
 typedef int (*tk_http_auth_fn)(void *ud, const tk_http_request *req, tk_http_response *resp,
                                char *user, size_t len, int allow_query_token);
+
+/*
+ * The authenticator's successor (ABI 1.6), with the ABI's own convention:
+ * TK_OK with the user id in `user`, or a negative code after answering the
+ * request itself (TK_EPERM with 401 and WWW-Authenticate; TK_EUNAVAILABLE
+ * with 503 when the accounts cannot be read). Same arguments as above.
+ */
+typedef int (*tk_http_auth2_fn)(void *ud, const tk_http_request *req, tk_http_response *resp,
+                                char *user, size_t len, int allow_query_token);
 
 /* A server-sent event stream (ABI 1.4): see sse_open. */
 typedef struct tk_sse tk_sse;
@@ -549,6 +576,30 @@ typedef struct tk_host {
      * The key for per-client limits. Owned by the host, valid during the handler.
      */
     const char *(*http_client_addr)(const tk_http_request *req);
+
+    /* --- users and events, with the ABI's return codes (ABI 1.6) ---------- */
+    /*
+     * Registers the process's authenticator (from init); either this or
+     * http_set_authenticator, once per process: TK_EEXIST when one is set.
+     */
+    int (*http_set_authenticator2)(tk_instance *inst, tk_http_auth2_fn fn, void *ud);
+    /*
+     * Asks the authenticator, whichever way it was registered: TK_OK with
+     * the user id in `user`, or a negative code with the answer already in
+     * `resp` (return it from the handler). Without an authenticator: 503
+     * {"detail":"No authenticator is loaded"} and TK_EUNAVAILABLE.
+     */
+    int (*http_authenticate2)(const tk_http_request *req, tk_http_response *resp, char *user,
+                              size_t len, int allow_query_token);
+    /*
+     * outbox_append that also hands back the encoded event: on TK_OK, when
+     * event_json_out is not NULL, *event_json_out is the CloudEvent exactly
+     * as it will be published (malloc'd; free with this table's `free`), so
+     * nobody needs to read the outbox back.
+     */
+    int (*outbox_append_event)(tk_instance *inst, void *conn, const char *topic, const char *type,
+                               const char *user_id, const char *subject, const char *payload_json,
+                               const char *traceparent, char *event_id_out, char **event_json_out);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */

@@ -267,14 +267,17 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 
 static const tk_config_field config[] = {
     {"api_key", TK_CFG_STRING, 0, "\"\"", NULL,
-     "Cohere API key (COHERE_API_KEY); empty: every chat fails with auth", NULL},
-    {"model", TK_CFG_STRING, 0, "\"command-r-plus-08-2024\"", NULL, "model name", NULL},
+     "Cohere API key (COHERE_API_KEY); empty: every chat fails with auth", NULL, TK_CFG_NO_RANGE},
+    {"model", TK_CFG_STRING, 0, "\"command-r-plus-08-2024\"", NULL, "model name", NULL,
+     TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"https://api.cohere.com\"", NULL, "API root, without /v2",
-     NULL},
+     NULL, TK_CFG_NO_RANGE},
     {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL},
+     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

@@ -671,14 +671,16 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 
 static const tk_config_field config[] = {
     {"api_key", TK_CFG_STRING, 0, "\"\"", NULL,
-     "Gemini API key (GEMINI_API_KEY); empty: every chat fails with auth", NULL},
-    {"model", TK_CFG_STRING, 0, "\"gemini-2.0-flash\"", NULL, "model name", NULL},
+     "Gemini API key (GEMINI_API_KEY); empty: every chat fails with auth", NULL, TK_CFG_NO_RANGE},
+    {"model", TK_CFG_STRING, 0, "\"gemini-2.0-flash\"", NULL, "model name", NULL, TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"https://generativelanguage.googleapis.com\"", NULL,
-     "API root, without /v1beta", NULL},
+     "API root, without /v1beta", NULL, TK_CFG_NO_RANGE},
     {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "maxOutputTokens when the request sets none", NULL},
+     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "maxOutputTokens when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

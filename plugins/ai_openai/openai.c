@@ -318,17 +318,21 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 
 static const tk_config_field config[] = {
     {"api_key", TK_CFG_STRING, 0, "\"\"", NULL,
-     "Bearer key (OPENAI_API_KEY); empty: no Authorization header (local servers need none)", NULL},
+     "Bearer key (OPENAI_API_KEY); empty: no Authorization header (local servers need none)", NULL,
+     TK_CFG_NO_RANGE},
     {"model", TK_CFG_STRING, 0, "\"llama3.1\"", NULL,
-     "model name as the server knows it (llama.cpp serves its one model whatever the name)", NULL},
+     "model name as the server knows it (llama.cpp serves its one model whatever the name)", NULL,
+     TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"http://127.0.0.1:8080\"", NULL,
      "server root, without /v1: llama.cpp http://127.0.0.1:8080, Ollama "
      "http://127.0.0.1:11434, vLLM http://127.0.0.1:8000",
-     NULL},
+     NULL, TK_CFG_NO_RANGE},
     {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL},
+     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

@@ -692,7 +692,8 @@ static void destroy(void *state) { free(state); }
 
 static const tk_config_field config[] = {
     {"routes", TK_CFG_BOOL, 0, "true", NULL,
-     "serve GET /api/analytics/summary (when HTTP is enabled in the process)", NULL},
+     "serve GET /api/analytics/summary (when HTTP is enabled in the process)", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

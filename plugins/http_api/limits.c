@@ -35,9 +35,9 @@
 #define BUCKET_FIELDS(var, per_minute, burst)                                                      \
     static const tk_config_field var[] = {                                                         \
         {"per_minute", TK_CFG_INT, 0, #per_minute, NULL, "tokens added per minute (0: no limit)",  \
-         NULL},                                                                                    \
+         NULL, TK_CFG_NO_RANGE},                                                                   \
         {"burst", TK_CFG_INT, 0, #burst, NULL, "the bucket's size: requests allowed at once",      \
-         NULL},                                                                                    \
+         NULL, TK_CFG_NO_RANGE},                                                                   \
         {0},                                                                                       \
     }
 
@@ -49,29 +49,30 @@ BUCKET_FIELDS(chat_user_fields, 20, 10);
 
 const tk_config_field api_limits_config[] = {
     {"login_per_address", TK_CFG_OBJECT, 0, NULL, NULL, "POST /api/auth/login per client address",
-     login_address_fields},
+     login_address_fields, TK_CFG_NO_RANGE},
     {"login_per_account", TK_CFG_OBJECT, 0, NULL, NULL,
-     "POST /api/auth/login per email (lower-cased)", login_account_fields},
+     "POST /api/auth/login per email (lower-cased)", login_account_fields, TK_CFG_NO_RANGE},
     {"register_per_address", TK_CFG_OBJECT, 0, NULL, NULL,
-     "POST /api/auth/register per client address", register_address_fields},
+     "POST /api/auth/register per client address", register_address_fields, TK_CFG_NO_RANGE},
     {"chat_per_address", TK_CFG_OBJECT, 0, NULL, NULL,
-     "POST /api/{user_id}/chat per client address", chat_address_fields},
+     "POST /api/{user_id}/chat per client address", chat_address_fields, TK_CFG_NO_RANGE},
     {"chat_per_user", TK_CFG_OBJECT, 0, NULL, NULL, "POST /api/{user_id}/chat per user",
-     chat_user_fields},
+     chat_user_fields, TK_CFG_NO_RANGE},
     {"buckets", TK_CFG_INT, 0, "8192", NULL,
-     "slots of each limit's table (and of the login failure table); fixed memory", NULL},
+     "slots of each limit's table (and of the login failure table); fixed memory", NULL,
+     TK_CFG_NO_RANGE},
     {"login_failures_before_delay", TK_CFG_INT, 0, "5", NULL,
-     "wrong passwords for one email before attempts are delayed (0: never)", NULL},
+     "wrong passwords for one email before attempts are delayed (0: never)", NULL, TK_CFG_NO_RANGE},
     {"login_failure_delay_max_s", TK_CFG_INT, 0, "900", NULL,
-     "the longest delay (1 s, doubled at each further failure)", NULL},
+     "the longest delay (1 s, doubled at each further failure)", NULL, TK_CFG_NO_RANGE},
     {"password_hashes", TK_CFG_INT, 0, "0", NULL,
-     "password hashes computed at once (0: the number of CPUs)", NULL},
+     "password hashes computed at once (0: the number of CPUs)", NULL, TK_CFG_NO_RANGE},
     {"password_hash_queue", TK_CFG_INT, 0, "-1", NULL,
-     "requests that may wait for a hash slot (-1: twice password_hashes)", NULL},
-    {"password_hash_wait_ms", TK_CFG_INT, 0, "2000", NULL, "the longest wait for a hash slot",
-     NULL},
+     "requests that may wait for a hash slot (-1: twice password_hashes)", NULL, TK_CFG_NO_RANGE},
+    {"password_hash_wait_ms", TK_CFG_INT, 0, "2000", NULL, "the longest wait for a hash slot", NULL,
+     TK_CFG_NO_RANGE},
     {"chat_daily_quota", TK_CFG_INT, 0, "200", NULL,
-     "chat messages per user per UTC day, across replicas (0: no quota)", NULL},
+     "chat messages per user per UTC day, across replicas (0: no quota)", NULL, TK_CFG_NO_RANGE},
     {0},
 };
 

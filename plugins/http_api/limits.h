@@ -15,7 +15,8 @@ extern const tk_config_field api_limits_config[];
 #define API_LIMITS_CONFIG_FIELD                                                                    \
     {                                                                                              \
         "limits", TK_CFG_OBJECT, 0, NULL, NULL,                                                    \
-            "rate limits, login failure delays, password hash pool, chat quota", api_limits_config \
+            "rate limits, login failure delays, password hash pool, chat quota",                   \
+            api_limits_config, TK_CFG_NO_RANGE                                                     \
     }
 
 typedef enum api_limit {

@@ -272,15 +272,17 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
  * ------------------------------------------------------------------------------------ */
 
 static const tk_config_field config[] = {
-    {"routes", TK_CFG_BOOL, 0, "true", NULL, "serve the stream and the Dapr delivery routes", NULL},
+    {"routes", TK_CFG_BOOL, 0, "true", NULL, "serve the stream and the Dapr delivery routes", NULL,
+     TK_CFG_NO_RANGE},
     {"dapr_token", TK_CFG_STRING, 0, "\"\"", NULL,
      "the sidecar's app API token, as the core's dapr.app_token: the Dapr delivery routes are "
      "served only when set, and deliveries must carry it in dapr-api-token",
-     NULL},
+     NULL, TK_CFG_NO_RANGE},
     {"max_streams_per_user", TK_CFG_INT, 0, "8", NULL,
-     "open event streams one user may have; the next one is answered 429", NULL},
+     "open event streams one user may have; the next one is answered 429", NULL, TK_CFG_NO_RANGE},
     {"max_event_bytes", TK_CFG_INT, 0, "32768", NULL,
-     "largest event pushed to a stream (and Dapr delivery body); larger ones are not pushed", NULL},
+     "largest event pushed to a stream (and Dapr delivery body); larger ones are not pushed", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 

@@ -144,8 +144,8 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 static void destroy(void *state) { free(state); }
 
 static const tk_config_field config[] = {
-    {"slow_ms", TK_CFG_INT, 0, "0", NULL, "sleep this long in each call", NULL},
-    {"emit_route", TK_CFG_BOOL, 0, "false", NULL, "serve POST /sink/emit", NULL},
+    {"slow_ms", TK_CFG_INT, 0, "0", NULL, "sleep this long in each call", NULL, TK_CFG_NO_RANGE},
+    {"emit_route", TK_CFG_BOOL, 0, "false", NULL, "serve POST /sink/emit", NULL, TK_CFG_NO_RANGE},
     {0},
 };
 

@@ -147,21 +147,24 @@ static void destroy(void *st)
 }
 
 static const tk_config_field limits_fields[] = {
-    {"max", TK_CFG_INT, 0, "10", NULL, "a nested integer", NULL},
+    {"max", TK_CFG_INT, 0, "10", NULL, "a nested integer", NULL, TK_CFG_NO_RANGE},
     {0},
 };
 
 static const tk_config_field config[] = {
-    {"record", TK_CFG_STRING, 0, NULL, NULL, "file to append lifecycle events to", NULL},
-    {"greeting", TK_CFG_STRING, 0, "\"hi\"", NULL, "returned by the hello route", NULL},
-    {"level", TK_CFG_STRING, 0, "\"low\"", "low|high", "an enumerated value", NULL},
+    {"record", TK_CFG_STRING, 0, NULL, NULL, "file to append lifecycle events to", NULL,
+     TK_CFG_NO_RANGE},
+    {"greeting", TK_CFG_STRING, 0, "\"hi\"", NULL, "returned by the hello route", NULL,
+     TK_CFG_NO_RANGE},
+    {"level", TK_CFG_STRING, 0, "\"low\"", "low|high", "an enumerated value", NULL,
+     TK_CFG_NO_RANGE},
     {"route_prefix", TK_CFG_STRING, 0, "\"/test\"", NULL, "prefix of the routes; empty for none",
-     NULL},
-    {"fail_init", TK_CFG_BOOL, 0, "false", NULL, "make init fail", NULL},
-    {"fail_start", TK_CFG_BOOL, 0, "false", NULL, "make start fail", NULL},
-    {"stop_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long stop takes", NULL},
-    {"init_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long init takes", NULL},
-    {"limits", TK_CFG_OBJECT, 0, NULL, NULL, "nested settings", limits_fields},
+     NULL, TK_CFG_NO_RANGE},
+    {"fail_init", TK_CFG_BOOL, 0, "false", NULL, "make init fail", NULL, TK_CFG_NO_RANGE},
+    {"fail_start", TK_CFG_BOOL, 0, "false", NULL, "make start fail", NULL, TK_CFG_NO_RANGE},
+    {"stop_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long stop takes", NULL, TK_CFG_NO_RANGE},
+    {"init_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long init takes", NULL, TK_CFG_NO_RANGE},
+    {"limits", TK_CFG_OBJECT, 0, NULL, NULL, "nested settings", limits_fields, TK_CFG_NO_RANGE},
     {0},
 };
 
