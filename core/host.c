@@ -326,13 +326,6 @@ static int ai_attempt_fn(void *ud, tk_failure *f)
     return rc;
 }
 
-static const char *failure_kind_name(tk_failure_kind k)
-{
-    static const char *const names[] = {"ok",          "auth",    "rate_limited", "unavailable",
-                                        "bad_request", "blocked", "timeout"};
-    return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
-}
-
 static int h_ai_chat(tk_instance *inst, const char *provider, const char *request_json,
                      char **response_json, tk_failure *f)
 {
@@ -371,7 +364,7 @@ static int h_ai_chat(tk_instance *inst, const char *provider, const char *reques
         tk_metric_family *tok = tk_metrics_family(m, TK_METRIC_COUNTER, "taskora_ai_tokens_total",
                                                   "Tokens sent to and received from AI providers",
                                                   l_tok, NULL, 0, e, sizeof(e));
-        const char *vr[] = {provider, rc >= 0 ? "ok" : failure_kind_name(f->kind)};
+        const char *vr[] = {provider, rc >= 0 ? "ok" : tk_failure_kind_name(f->kind)};
         const char *vl[] = {provider};
         if (req)
             tk_metric_add(req, vr, 1);
@@ -392,7 +385,7 @@ static int h_ai_chat(tk_instance *inst, const char *provider, const char *reques
     }
     if (rc < 0) {
         tk_logf(inst->name, TK_LOG_WARN, "AI provider %s failed (%s): %s", provider,
-                failure_kind_name(f->kind), f->message);
+                tk_failure_kind_name(f->kind), f->message);
         free(a.response);
         return rc;
     }

@@ -253,6 +253,18 @@ typedef enum tk_failure_kind {
     TK_FAIL_TIMEOUT = 6,      /* no complete answer within the attempt's time */
 } tk_failure_kind;
 
+/*
+ * The kind's name in logs and metric labels: "none" (no failure), "auth",
+ * "rate_limited", "unavailable", "bad_request", "blocked", "timeout", or
+ * "unknown". Static storage; any thread.
+ */
+static inline const char *tk_failure_kind_name(tk_failure_kind k)
+{
+    static const char *const names[] = {"none",        "auth",    "rate_limited", "unavailable",
+                                        "bad_request", "blocked", "timeout"};
+    return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
+}
+
 typedef struct tk_failure {
     tk_failure_kind kind;
     int http_status;        /* the answer's status, 0 when there was none */

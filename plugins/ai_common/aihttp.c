@@ -247,19 +247,6 @@ int aihttp_kind_rc(tk_failure_kind kind)
     }
 }
 
-const char *aihttp_kind_name(tk_failure_kind kind)
-{
-    switch (kind) {
-    case TK_FAIL_AUTH: return "auth";
-    case TK_FAIL_RATE_LIMITED: return "rate_limited";
-    case TK_FAIL_UNAVAILABLE: return "unavailable";
-    case TK_FAIL_BAD_REQUEST: return "bad_request";
-    case TK_FAIL_BLOCKED: return "blocked";
-    case TK_FAIL_TIMEOUT: return "timeout";
-    default: return "none";
-    }
-}
-
 /* Replaces each occurrence of secret in buf (capacity cap <= 4096) by "[redacted]". */
 static void scrub(char *buf, size_t cap, const char *secret)
 {
@@ -403,10 +390,11 @@ void aihttp_log_call(const tk_host *host, const tk_instance *inst, const char *p
                      const char *model, long status, int64_t latency_ms, const tk_failure *f)
 {
     host->log(inst, TK_LOG_DEBUG, "provider=%s model=%s status=%ld latency_ms=%lld result=%s",
-              provider, model, status, (long long)latency_ms, f ? aihttp_kind_name(f->kind) : "ok");
+              provider, model, status, (long long)latency_ms,
+              f ? tk_failure_kind_name(f->kind) : "ok");
     if (f)
         host->log(inst, TK_LOG_WARN, "provider=%s model=%s chat failed (%s): %s", provider, model,
-                  aihttp_kind_name(f->kind), f->message);
+                  tk_failure_kind_name(f->kind), f->message);
 }
 
 /* --- the normalised request and response ------------------------------------- */

@@ -74,9 +74,6 @@ tk_failure_kind aihttp_status_kind(long status);
 /* The return code a failure kind is reported with (TK_ETIMEDOUT, TK_EUNAVAILABLE, TK_ERR). */
 int aihttp_kind_rc(tk_failure_kind kind);
 
-/* "auth", "rate_limited", "unavailable", "bad_request", "blocked", "timeout" or "none". */
-const char *aihttp_kind_name(tk_failure_kind kind);
-
 /*
  * Fills *f (kind, status, message) and returns aihttp_kind_rc(kind);
  * retry_after_ms and fail_fast are left as they are. The formatted message
