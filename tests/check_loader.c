@@ -223,6 +223,147 @@ START_TEST(test_usage_errors_exit_2)
 }
 END_TEST
 
+/* ---- plugins built for an older minor (ABI 1.6 additions) ------------------------------------ */
+
+START_TEST(test_schema_of_a_1_5_plugin_is_read_with_its_own_layout)
+{
+    expect_refusal("[{\"name\": \"o\", \"load\": \"abi_1_5\", \"config\": {\"mode\": \"c\"}}]",
+                   "plugins[0].config.mode: \"c\" is not one of a|b", NULL);
+    expect_refusal("[{\"name\": \"o\", \"load\": \"abi_1_5\","
+                   " \"config\": {\"nested\": {\"depth\": \"deep\"}}}]",
+                   "plugins[0].config.nested.depth: expected an integer", NULL);
+    expect_refusal("[{\"name\": \"o\", \"load\": \"abi_1_5\", \"config\": {\"colour\": 1}}]",
+                   "plugins[0].config.colour: unknown key (known keys: greeting, mode, "
+                   "authenticator, nested)",
+                   NULL);
+    char *out = NULL, *err = NULL;
+    int rc = run_with_plugins("plugins",
+                              "[{\"name\": \"o\", \"load\": \"abi_1_5\","
+                              " \"config\": {\"nested\": {\"depth\": 9}}}]",
+                              &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "abi_1_5") && strstr(out, "1.5"), "%s", out);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_config_ranges_are_enforced_naming_the_path)
+{
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"percent\": 101}}]",
+                   "plugins[0].config.percent: 101 is outside 0..100", NULL);
+    expect_refusal(
+        "[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"percent\": \"-1\"}}]",
+        "plugins[0].config.percent: -1 is outside 0..100", NULL);
+    expect_refusal("[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": {\"ratio\": 1.5}}]",
+                   "plugins[0].config.ratio: 1.5 is outside 0..1", NULL);
+    char *out = NULL, *err = NULL;
+    int rc = run_with_plugins("plugins",
+                              "[{\"name\": \"t\", \"load\": \"test_plugin\", \"config\": "
+                              "{\"percent\": 100, \"ratio\": 0}}]",
+                              &out, &err);
+    ck_assert_msg(rc == 0, "the bounds themselves are allowed: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+static th_daemon dd;
+
+/* Starts taskorad with the given plugins and HTTP on a free port. */
+static void start_daemon(const char *plugins)
+{
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "{\"app_id\": \"loader-test\", \"log\": {\"format\": \"text\"},"
+             " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"plugin_dir\": \"%s\", \"plugins\": %s}",
+             th_plugin_dir(), plugins);
+    char *cfg = th_write(dir, "run.json", text);
+    th_daemon_start_named(&dd, dir, cfg, "taskorad");
+    free(cfg);
+}
+
+/* GET path (as user, or anonymous): asserts the status and that the body holds `want`. */
+static void expect_get(const char *path, const char *user, long status, const char *want)
+{
+    char url[512], hdr[128];
+    snprintf(url, sizeof(url), "%s%s", dd.url, path);
+    snprintf(hdr, sizeof(hdr), "X-Test-User: %s", user ? user : "");
+    const char *h[] = {hdr, NULL};
+    th_response r;
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, user ? h : NULL, &r), 0);
+    ck_assert_msg(r.status == status, "GET %s: %ld, want %ld: %s", path, r.status, status, r.body);
+    ck_assert_msg(strstr(r.body, want), "GET %s: no %s in %s", path, want, r.body);
+    if (status == 401) {
+        char *www = th_header(&r, "www-authenticate");
+        ck_assert_msg(www && strcmp(www, "Bearer") == 0, "GET %s: 401 without WWW-Authenticate",
+                      path);
+        free(www);
+    }
+    th_response_free(&r);
+}
+
+START_TEST(test_a_1_4_authenticator_answers_both_generations_of_callers)
+{
+    start_daemon(
+        "[{\"name\": \"old\", \"load\": \"abi_1_5\", \"config\": {\"authenticator\": true}},"
+        " {\"name\": \"new\", \"load\": \"test_plugin\"}]");
+    expect_get("/old/config", NULL, 200, "{\"greeting\":\"hello\",\"mode\":\"a\",\"depth\":3}");
+    expect_get("/old/whoami", "ada", 200, "{\"user\":\"ada\",\"via\":\"1.4\"}");
+    expect_get("/old/whoami", NULL, 401, "Not authenticated");
+    expect_get("/test/whoami2", "ada", 200, "{\"user\":\"ada\",\"via\":\"1.6\",\"percent\":50}");
+    expect_get("/test/whoami2", NULL, 401, "Not authenticated");
+    th_daemon_cleanup(&dd);
+}
+END_TEST
+
+START_TEST(test_a_1_6_authenticator_answers_both_generations_of_callers)
+{
+    start_daemon(
+        "[{\"name\": \"old\", \"load\": \"abi_1_5\"},"
+        " {\"name\": \"new\", \"load\": \"test_plugin\", \"config\": {\"authenticator2\": true}}]");
+    expect_get("/old/whoami", "grace", 200, "{\"user\":\"grace\",\"via\":\"1.4\"}");
+    expect_get("/old/whoami", NULL, 401, "Not authenticated");
+    expect_get("/test/whoami2", "grace", 200, "{\"user\":\"grace\",\"via\":\"1.6\"");
+    expect_get("/test/whoami2", NULL, 401, "Not authenticated");
+    th_daemon_cleanup(&dd);
+}
+END_TEST
+
+START_TEST(test_without_an_authenticator_both_callers_answer_503)
+{
+    start_daemon("[{\"name\": \"old\", \"load\": \"abi_1_5\"},"
+                 " {\"name\": \"new\", \"load\": \"test_plugin\"}]");
+    expect_get("/old/whoami", "x", 503, "No authenticator is loaded");
+    expect_get("/test/whoami2", "x", 503, "No authenticator is loaded");
+    th_daemon_cleanup(&dd);
+}
+END_TEST
+
+START_TEST(test_two_authenticators_of_either_generation_are_refused)
+{
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "{\"app_id\": \"loader-test\", \"log\": {\"format\": \"text\"},"
+             " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
+             " \"plugin_dir\": \"%s\", \"plugins\": ["
+             "  {\"name\": \"old\", \"load\": \"abi_1_5\", \"config\": {\"authenticator\": true}},"
+             "  {\"name\": \"new\", \"load\": \"test_plugin\", \"config\": {\"authenticator2\": "
+             "true}}]}",
+             th_plugin_dir());
+    char *path = th_write(dir, "two.json", text);
+    const char *args[] = {"run", "-c", path, NULL};
+    char *err = NULL;
+    int rc = th_taskorad(args, NULL, &err, 20000);
+    ck_assert_msg(rc != 0, "started with two authenticators: %s", err);
+    ck_assert_msg(strstr(err, "another plugin already authenticates"), "%s", err);
+    ck_assert_msg(strstr(err, "init failed: already exists"), "%s", err);
+    free(err);
+    free(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loader");
@@ -241,6 +382,12 @@ int main(void)
     tcase_add_test(tc, test_plugins_command_lists_instances);
     tcase_add_test(tc, test_port_in_use_is_a_runtime_failure);
     tcase_add_test(tc, test_usage_errors_exit_2);
+    tcase_add_test(tc, test_schema_of_a_1_5_plugin_is_read_with_its_own_layout);
+    tcase_add_test(tc, test_config_ranges_are_enforced_naming_the_path);
+    tcase_add_test(tc, test_a_1_4_authenticator_answers_both_generations_of_callers);
+    tcase_add_test(tc, test_a_1_6_authenticator_answers_both_generations_of_callers);
+    tcase_add_test(tc, test_without_an_authenticator_both_callers_answer_503);
+    tcase_add_test(tc, test_two_authenticators_of_either_generation_are_refused);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

@@ -82,6 +82,35 @@ static int route_slow(void *ud, const tk_http_request *req, tk_http_response *re
     return reply_json(s, resp, "{\"slow\":true}");
 }
 
+/* The 1.6 authenticator: the user named by X-Test-User, else 401 and TK_EPERM. */
+static int authenticate2(void *ud, const tk_http_request *req, tk_http_response *resp, char *user,
+                         size_t len, int allow_query_token)
+{
+    state *s = ud;
+    (void)allow_query_token;
+    const char *who = s->host->http_header(req, "X-Test-User");
+    if (!who || !*who) {
+        s->host->http_set_header(resp, "WWW-Authenticate", "Bearer");
+        s->host->http_error(resp, 401, "Not authenticated");
+        return TK_EPERM;
+    }
+    snprintf(user, len, "%s", who);
+    return TK_OK;
+}
+
+/* GET {prefix}/whoami2 through http_authenticate2: its negative code carries the answer. */
+static int route_whoami2(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    state *s = ud;
+    char user[64], body[160];
+    int rc = s->host->http_authenticate2(req, resp, user, sizeof(user), 0);
+    if (rc != TK_OK)
+        return rc;
+    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"via\":\"1.6\",\"percent\":%lld}", user,
+             (long long)s->host->config_int(s->inst, "percent"));
+    return reply_json(s, resp, body);
+}
+
 static int init(const tk_host *host, tk_instance *inst, void **out)
 {
     state *s = calloc(1, sizeof(*s));
@@ -111,6 +140,10 @@ static int init(const tk_host *host, tk_instance *inst, void **out)
         rc = rc ? rc : host->http_route(inst, "GET", p, route_fail, s);
         snprintf(p, sizeof(p), "%s/slow", s->prefix);
         rc = rc ? rc : host->http_route(inst, "GET", p, route_slow, s);
+        snprintf(p, sizeof(p), "%s/whoami2", s->prefix);
+        rc = rc ? rc : host->http_route(inst, "GET", p, route_whoami2, s);
+        if (!rc && host->config_bool(inst, "authenticator2"))
+            rc = host->http_set_authenticator2(inst, authenticate2, s);
         if (rc) {
             free(s);
             return rc;
@@ -165,6 +198,10 @@ static const tk_config_field config[] = {
     {"stop_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long stop takes", NULL, TK_CFG_NO_RANGE},
     {"init_delay_ms", TK_CFG_INT, 0, "0", NULL, "how long init takes", NULL, TK_CFG_NO_RANGE},
     {"limits", TK_CFG_OBJECT, 0, NULL, NULL, "nested settings", limits_fields, TK_CFG_NO_RANGE},
+    {"percent", TK_CFG_INT, 0, "50", NULL, "a ranged integer", NULL, TK_CFG_RANGE(0, 100)},
+    {"ratio", TK_CFG_DOUBLE, 0, "0.5", NULL, "a ranged number", NULL, TK_CFG_RANGE(0, 1)},
+    {"authenticator2", TK_CFG_BOOL, 0, "false", NULL, "register the 1.6 authenticator", NULL,
+     TK_CFG_NO_RANGE},
     {0},
 };
 
