@@ -705,11 +705,8 @@ END_TEST
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        fprintf(stderr, "check_analytics: TASKORA_TEST_DATABASE_URL is not set; the test command "
-                        "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_analytics");
     Suite *s = suite_create("analytics");
     TCase *tc = tcase_create("analytics");
     tcase_set_timeout(tc, 300);

@@ -3256,11 +3256,8 @@ static TCase *tcase(Suite *s, const char *name)
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        fprintf(stderr, "check_api: TASKORA_TEST_DATABASE_URL is not set; the test command "
-                        "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_api");
     Suite *s = suite_create("api");
     TCase *tc = tcase(s, "operations");
     tcase_add_test(tc, test_root_health_ready_and_metrics_answer);

@@ -593,10 +593,8 @@ static void suite_teardown(void)
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        printf("SKIP: set TASKORA_TEST_DATABASE_URL (scripts/test does)\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_auth_limits");
     curl_global_init(CURL_GLOBAL_ALL); /* before the tests' threads call libcurl */
     Suite *s = suite_create("auth_limits");
     TCase *tc = tcase_create("rate");

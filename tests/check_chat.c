@@ -639,10 +639,8 @@ static void suite_teardown(void)
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        printf("SKIP: set TASKORA_TEST_DATABASE_URL (scripts/test does)\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_chat");
     Suite *s = suite_create("chat");
     TCase *tc = tcase_create("chat");
     tcase_set_timeout(tc, 90);

@@ -430,11 +430,8 @@ END_TEST
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        fprintf(stderr, "check_kafka: TASKORA_TEST_DATABASE_URL is not set; the test command "
-                        "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_kafka");
     Suite *s = suite_create("kafka");
     TCase *tc = tcase_create("events");
     tcase_set_timeout(tc, 300);

@@ -429,11 +429,8 @@ END_TEST
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        fprintf(stderr, "check_migrate: TASKORA_TEST_DATABASE_URL is not set; the test command "
-                        "(scripts/test) starts a throwaway PostgreSQL and sets it\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_migrate");
     Suite *s = suite_create("migrate");
     TCase *tc = tcase_create("migrate");
     tcase_set_timeout(tc, 120);

@@ -667,10 +667,8 @@ END_TEST
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        printf("SKIP: set TASKORA_TEST_DATABASE_URL (scripts/test does)\n");
-        return 77;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_realtime");
     Suite *s = suite_create("realtime");
     TCase *tc = tcase_create("realtime");
     tcase_set_timeout(tc, 120);

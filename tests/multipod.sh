@@ -15,7 +15,12 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     export DATABASE_URL
 else
     unset DATABASE_URL
-    ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { echo "SKIP: no PostgreSQL server binaries"; exit 77; }
+    ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || {
+        case "${TASKORA_REQUIRE_DB:-}${CI:-}" in
+        "" | 0 | 00 | false) echo "SKIP: no PostgreSQL server binaries"; exit 77 ;;
+        *) echo "FAIL: no PostgreSQL server binaries, and this run requires the database tests"; exit 99 ;;
+        esac
+    }
 fi
 out=$(mktemp /tmp/taskora-multipod-test-XXXXXX)
 trap 'rm -f "$out"' EXIT

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <ctype.h>
+#include <strings.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -455,6 +456,30 @@ const char *th_pg_admin_url(void)
 {
     const char *u = getenv("TASKORA_TEST_DATABASE_URL");
     return u && *u ? u : NULL;
+}
+
+static int env_true(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 &&
+           strcasecmp(v, "no") != 0;
+}
+
+int th_no_database(const char *suite)
+{
+    if (env_true("TASKORA_REQUIRE_DB") || env_true("CI")) {
+        fprintf(stderr,
+                "%s: FAIL: TASKORA_TEST_DATABASE_URL is not set, and this run requires the "
+                "database suites (TASKORA_REQUIRE_DB or CI is set); scripts/test starts a "
+                "throwaway PostgreSQL and sets it\n",
+                suite);
+        return 99;
+    }
+    fprintf(stderr,
+            "%s: SKIP: TASKORA_TEST_DATABASE_URL is not set; the test command (scripts/test) "
+            "starts a throwaway PostgreSQL and sets it\n",
+            suite);
+    return 77;
 }
 
 void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t urllen)

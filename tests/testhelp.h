@@ -112,6 +112,12 @@ const char *th_pg_admin_url(void);
 void th_pg_create_db(const char *name, char *url, size_t urllen);
 void th_pg_drop_db(const char *name);
 /* The same server's conninfo with another dbname. */
+/*
+ * For a suite that needs PostgreSQL and has no TASKORA_TEST_DATABASE_URL: says so
+ * and returns the exit status, 77 (skipped), or 99 (a hard error) when
+ * TASKORA_REQUIRE_DB=1 or CI is set, so a CI run cannot pass without testing.
+ */
+int th_no_database(const char *suite);
 void th_pg_url_for(const char *base_url, const char *dbname, char *url, size_t urllen);
 /* Runs a statement that must succeed (ck_assert). */
 void th_pg_exec(const char *url, const char *sql);
