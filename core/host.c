@@ -427,6 +427,16 @@ static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, voi
     return rc;
 }
 
+static int h_pg_mark_processed(tk_instance *inst, void *conn, const char *group,
+                               const char *const *event_ids, size_t n, int *fresh)
+{
+    int rc = tk_pg_mark_processed(conn, group, event_ids, n, fresh);
+    if (rc == TK_EINVAL)
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "pg_mark_processed: needs a connection, a group and n event ids");
+    return rc;
+}
+
 static const tk_host host_table = {
     .struct_size = sizeof(tk_host),
     .abi_major = TK_PLUGIN_ABI_MAJOR,
@@ -481,6 +491,7 @@ static const tk_host host_table = {
     .http_set_authenticator2 = h_http_set_authenticator2,
     .http_authenticate2 = tk_http_authenticate2,
     .outbox_append_event = h_outbox_append_event,
+    .pg_mark_processed = h_pg_mark_processed,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "clock.h"
 #include "log.h"
 
@@ -420,6 +422,54 @@ static int failure_of(PGconn *c, const PGresult *r)
 }
 
 static int failure(PGconn *c) { return failure_of(c, NULL); }
+
+int tk_pg_mark_processed(PGconn *conn, const char *group, const char *const *event_ids, size_t n,
+                         int *fresh)
+{
+    if (!conn || !group || !*group || (n && (!event_ids || !fresh)))
+        return TK_EINVAL;
+    if (n == 0)
+        return TK_OK;
+    json_t *ids = json_array();
+    for (size_t i = 0; ids && i < n; i++) {
+        if (!event_ids[i] || json_array_append_new(ids, json_string(event_ids[i])) != 0) {
+            json_decref(ids);
+            return event_ids[i] ? TK_ENOMEM : TK_EINVAL;
+        }
+        fresh[i] = 0;
+    }
+    char *text = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
+    json_decref(ids);
+    if (!text)
+        return TK_ENOMEM;
+    const char *params[] = {group, text};
+    PGresult *r = PQexecParams(conn,
+                               "INSERT INTO taskora_processed_events (consumer_group, event_id)"
+                               " SELECT DISTINCT $1, e FROM jsonb_array_elements_text($2::jsonb) e"
+                               " ON CONFLICT DO NOTHING RETURNING event_id",
+                               2, NULL, params, NULL, NULL, 0);
+    free(text);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+        why[strcspn(why, "\n")] = '\0';
+        const char *kv[] = {"error", why};
+        tk_log_write(NULL, TK_LOG_ERROR, "postgres: recording processed events failed", kv, 1);
+        PQclear(r);
+        return TK_ERR;
+    }
+    /* each returned id marks its first occurrence in the batch as fresh */
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *id = PQgetvalue(r, row, 0);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(event_ids[i], id) == 0) {
+                fresh[i] = 1;
+                break;
+            }
+    }
+    PQclear(r);
+    return TK_OK;
+}
 
 /* One try of run_tx. *again is set when trying once more may succeed (stale connection,
  * serialization failure) and nothing was done. */

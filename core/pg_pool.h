@@ -56,6 +56,9 @@ int tk_pg_tx(tk_pg_pool *p, int (*fn)(void *conn, void *ud), void *ud);
  * already there, fn does not run, nothing changes, *duplicate is set to 1
  * and 0 is returned.
  */
+/* The host table's pg_mark_processed (see plugin.h): records a batch's event ids on conn. */
+int tk_pg_mark_processed(PGconn *conn, const char *group, const char *const *event_ids, size_t n,
+                         int *fresh);
 int tk_pg_once(tk_pg_pool *p, const char *group, const char *event_id,
                int (*fn)(void *conn, void *ud), void *ud, int *duplicate);
 

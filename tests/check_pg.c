@@ -297,6 +297,59 @@ START_TEST(test_once_applies_the_same_event_id_once)
 }
 END_TEST
 
+typedef struct mark_call {
+    const char *const *ids;
+    size_t n;
+    int fresh[8];
+    int fail_after; /* roll the transaction back after marking */
+} mark_call;
+
+static int mark_fn(void *conn, void *ud)
+{
+    mark_call *m = ud;
+    int rc = tk_pg_mark_processed(conn, "analytics", m->ids, m->n, m->fresh);
+    return rc < 0 ? rc : m->fail_after ? TK_ERR : TK_OK;
+}
+
+START_TEST(test_a_batch_is_marked_processed_once_per_id_with_the_callers_transaction)
+{
+    tk_pg_pool *p = pool_new(dburl, 2, 5000);
+    const char *ids[] = {"b-1", "b-2", "b-1", "b-3"};
+    /* rolled back with the caller's work: nothing recorded */
+    mark_call m = {.ids = ids, .n = 4, .fail_after = 1};
+    ck_assert_int_eq(tk_pg_tx(p, mark_fn, &m), TK_ERR);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_processed_events"
+                                        " WHERE event_id LIKE 'b-%'"),
+                     0);
+    /* committed: each id fresh once, the repeat inside the batch not */
+    m = (mark_call){.ids = ids, .n = 4};
+    ck_assert_int_eq(tk_pg_tx(p, mark_fn, &m), TK_OK);
+    ck_assert_int_eq(m.fresh[0], 1);
+    ck_assert_int_eq(m.fresh[1], 1);
+    ck_assert_int_eq(m.fresh[2], 0);
+    ck_assert_int_eq(m.fresh[3], 1);
+    /* redelivered with one new id: only that one is fresh */
+    const char *again[] = {"b-2", "b-4", "b-3"};
+    m = (mark_call){.ids = again, .n = 3};
+    ck_assert_int_eq(tk_pg_tx(p, mark_fn, &m), TK_OK);
+    ck_assert_int_eq(m.fresh[0], 0);
+    ck_assert_int_eq(m.fresh[1], 1);
+    ck_assert_int_eq(m.fresh[2], 0);
+    /* pg_once sees what the batch recorded, and the other way round */
+    int dup = -1;
+    ck_assert_int_eq(tk_pg_once(p, "analytics", "b-4", bump, NULL, &dup), 0);
+    ck_assert_int_eq(dup, 1);
+    ck_assert_int_eq(tk_pg_once(p, "analytics", "b-5", bump, NULL, &dup), 0);
+    const char *five[] = {"b-5"};
+    m = (mark_call){.ids = five, .n = 1};
+    ck_assert_int_eq(tk_pg_tx(p, mark_fn, &m), TK_OK);
+    ck_assert_int_eq(m.fresh[0], 0);
+    m = (mark_call){.ids = NULL, .n = 1};
+    ck_assert_int_eq(tk_pg_tx(p, mark_fn, &m), TK_EINVAL);
+    tk_pg_pool_free(p);
+}
+END_TEST
+
 /* ---- the host table ---------------------------------------------------- */
 
 START_TEST(test_plugins_reach_the_pool_through_the_host_table)
@@ -510,6 +563,7 @@ int main(void)
     tcase_add_test(tc, test_every_libpq_parameter_comes_through_the_url);
     tcase_add_test(tc, test_tx_commits_on_success_and_rolls_back_on_failure);
     tcase_add_test(tc, test_once_applies_the_same_event_id_once);
+    tcase_add_test(tc, test_a_batch_is_marked_processed_once_per_id_with_the_callers_transaction);
     tcase_add_test(tc, test_plugins_reach_the_pool_through_the_host_table);
     tcase_add_test(tc, test_taskorad_starts_without_its_database_and_says_so);
     suite_add_tcase(s, tc);

@@ -38,7 +38,8 @@ extern "C" {
  *                    http_set_authenticator2 and http_authenticate2 (TK_OK
  *                    or a negative code, as every other function; the 1.4
  *                    pair keeps answering 1/0), outbox_append_event (hands
- *                    back the encoded event).
+ *                    back the encoded event), pg_mark_processed (the
+ *                    batch form of pg_once's record).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
 #define TK_PLUGIN_ABI_MINOR 6
@@ -612,6 +613,18 @@ typedef struct tk_host {
     int (*outbox_append_event)(tk_instance *inst, void *conn, const char *topic, const char *type,
                                const char *user_id, const char *subject, const char *payload_json,
                                const char *traceparent, char *event_id_out, char **event_json_out);
+    /*
+     * pg_once's record for a batch, inside the caller's transaction on `conn`
+     * (a PGconn *, e.g. in a pg_tx function): records (group, event_ids[i])
+     * for each of the n ids and sets fresh[i] to 1 for an id recorded now for
+     * the first time (a repeat inside the batch counts once), 0 for one
+     * recorded before. The records commit or roll back with the caller's
+     * work, so an event is applied exactly once per group. TK_OK, TK_EINVAL,
+     * TK_ENOMEM, or TK_ERR when the statement failed (the transaction is
+     * then aborted: return a negative code to roll it back).
+     */
+    int (*pg_mark_processed)(tk_instance *inst, void *conn, const char *group,
+                             const char *const *event_ids, size_t n, int *fresh);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
