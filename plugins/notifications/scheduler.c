@@ -1,0 +1,251 @@
+/*
+ * Firing due reminders, exactly once across pods.
+ *
+ * The schedule is the database: tasks' reminder_at, reminder_sent and completed. A scheduler
+ * thread sleeps until the earliest pending reminder (or poll_ms, or until a consumed task event
+ * says the schedule may have changed), then claims due rows with FOR UPDATE SKIP LOCKED and, in
+ * that one transaction, marks them sent, writes the notification rows, appends the events to the
+ * outbox and queues the webhook deliveries. Nothing is kept in memory, so a restart, a second
+ * pod or a lost event changes nothing: the next round reads the truth.
+ */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "notif.h"
+
+/* ---- firing due reminders -------------------------------------------------------------------- */
+
+/* Claims due reminders: the row lock makes one pod the owner, SKIP LOCKED lets the others
+ * move on, and the re-check under the lock excludes a row another pod just marked sent. */
+static const char CLAIM_SQL[] =
+    "WITH due AS (SELECT id FROM tasks"
+    " WHERE reminder_at IS NOT NULL AND reminder_at <= (now() AT TIME ZONE 'utc')"
+    " AND NOT reminder_sent AND NOT completed"
+    " ORDER BY reminder_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+    " UPDATE tasks t SET reminder_sent = true FROM due WHERE t.id = due.id"
+    " RETURNING t.id, t.user_id, t.title, taskora_iso_utc(t.due_date),"
+    " taskora_iso_utc(t.reminder_at), to_char(t.due_date, 'YYYY-MM-DD HH24:MI'),"
+    " extract(epoch FROM (now() AT TIME ZONE 'utc') - t.reminder_at)::float8";
+
+/* Milliseconds from now until the earliest pending reminder (NULL: none). */
+static const char NEXT_SQL[] =
+    "SELECT ceil(extract(epoch FROM min(reminder_at) - (clock_timestamp() AT TIME ZONE 'utc'))"
+    " * 1000)::bigint FROM tasks"
+    " WHERE reminder_at IS NOT NULL AND NOT reminder_sent AND NOT completed";
+
+static const char NOTIFICATION_SQL[] =
+    "INSERT INTO notifications (user_id, task_id, type, title, message, event_id)"
+    " VALUES ($1, $2::int, 'reminder', $3, $4, $5)";
+
+/* The webhook body is the event exactly as the outbox row holds it (the sequence value this
+ * session just took identifies it; the id check makes sure); $3 is the same event built here,
+ * used only if that row cannot be found. */
+static const char DELIVERY_SQL[] =
+    "INSERT INTO notification_webhooks (instance, event_id, body) VALUES ($1, $2, coalesce("
+    "(SELECT value FROM taskora_outbox"
+    " WHERE id = currval(pg_get_serial_sequence('taskora_outbox', 'id'))"
+    " AND value::jsonb->>'id' = $2), $3))";
+
+typedef struct claim {
+    notif *n;
+    int fired;
+    int queued; /* webhook deliveries */
+    int64_t next_ms;
+    int has_next;
+    double lags[1000];
+} claim;
+
+/* The CloudEvent for the webhook fallback body (see DELIVERY_SQL). Malloc'd. */
+static char *fallback_body(notif *n, const char *id, const char *user, const char *subject,
+                           json_t *payload)
+{
+    char now[40];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(now + k, sizeof(now) - k, ".%06ld+00:00", ts.tv_nsec / 1000);
+    json_t *ce = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:O}}", "specversion",
+                           "1.0", "id", id, "source", n->host->app_id(n->inst), "type",
+                           "task.reminder", "time", now, "datacontenttype", "application/json",
+                           "subject", subject, "data", "event_id", id, "event_type",
+                           "task.reminder", "timestamp", now, "user_id", user, "payload", payload);
+    char *text = ce ? json_dumps(ce, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ce);
+    return text;
+}
+
+/* One reminder: its event, its notification row and its webhook delivery. */
+static int fire_one(notif *n, PGconn *conn, PGresult *r, int i)
+{
+    const char *id = PQgetvalue(r, i, 0), *user = PQgetvalue(r, i, 1), *title = PQgetvalue(r, i, 2);
+    json_t *payload =
+        json_pack("{s:I,s:s,s:s?,s:s,s:s}", "task_id", (json_int_t)strtoll(id, NULL, 10), "title",
+                  title, "due_date", PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
+                  "reminder_at", PQgetvalue(r, i, 4), "reminder_type", "custom");
+    char *payload_text = payload ? json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!payload_text) {
+        json_decref(payload);
+        return TK_ENOMEM;
+    }
+    char event_id[37] = "";
+    int rc = n->host->outbox_append(n->inst, conn, n->task_topic, "task.reminder", user, id,
+                                    payload_text, NULL, event_id);
+    free(payload_text);
+    if (rc < 0) {
+        json_decref(payload);
+        return PQstatus(conn) == CONNECTION_BAD ? TK_EUNAVAILABLE : rc;
+    }
+    char message[512];
+    if (PQgetisnull(r, i, 5))
+        snprintf(message, sizeof(message), "Reminder: %s", title);
+    else
+        snprintf(message, sizeof(message), "Reminder: %s (due %s UTC)", title, PQgetvalue(r, i, 5));
+    const char *np[] = {user, id, title, message, event_id};
+    PGresult *x = PQexecParams(conn, NOTIFICATION_SQL, 5, NULL, np, NULL, NULL, 0);
+    if (!notif_pg_ok(x)) {
+        json_decref(payload);
+        return notif_pg_fail(n, conn, x, "inserting a notification");
+    }
+    PQclear(x);
+    if (*n->webhook_url) {
+        char *body = fallback_body(n, event_id, user, id, payload);
+        const char *dp[] = {n->host->instance_name(n->inst), event_id, body};
+        x = body ? PQexecParams(conn, DELIVERY_SQL, 3, NULL, dp, NULL, NULL, 0) : NULL;
+        free(body);
+        if (!notif_pg_ok(x)) {
+            json_decref(payload);
+            return x ? notif_pg_fail(n, conn, x, "queueing a webhook delivery") : TK_ENOMEM;
+        }
+        PQclear(x);
+    }
+    json_decref(payload);
+    if (n->host->log_enabled(n->inst, TK_LOG_DEBUG))
+        n->host->log_kv(n->inst, TK_LOG_DEBUG, "reminder fired", "task_id", id, "user_id", user,
+                        "event_id", event_id, NULL);
+    return TK_OK;
+}
+
+/* pg_tx work: claims up to `batch` due reminders and fires each; then reads the next due time. */
+static int claim_fn(void *conn_v, void *ud)
+{
+    PGconn *conn = conn_v;
+    claim *c = ud;
+    notif *n = c->n;
+    char limit[24];
+    snprintf(limit, sizeof(limit), "%lld", (long long)n->batch);
+    const char *p[] = {limit};
+    PGresult *r = PQexecParams(conn, CLAIM_SQL, 1, NULL, p, NULL, NULL, 0);
+    if (!notif_pg_ok(r))
+        return notif_pg_fail(n, conn, r, "claiming due reminders");
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        int rc = fire_one(n, conn, r, i);
+        if (rc < 0) {
+            PQclear(r);
+            return rc;
+        }
+        c->lags[i] = strtod(PQgetvalue(r, i, 6), NULL);
+    }
+    PQclear(r);
+    c->fired = rows;
+    c->queued = *n->webhook_url ? rows : 0;
+    if (rows < n->batch) {
+        r = PQexec(conn, NEXT_SQL);
+        if (!notif_pg_ok(r))
+            return notif_pg_fail(n, conn, r, "reading the next reminder's time");
+        c->has_next = !PQgetisnull(r, 0, 0);
+        c->next_ms = c->has_next ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        PQclear(r);
+    }
+    return TK_OK;
+}
+
+/* One scheduler round: fires everything due (batch by batch); *wait_ms = time to the next. */
+static int scheduler_round(notif *n, int64_t *wait_ms)
+{
+    claim *c = malloc(sizeof(*c));
+    if (!c)
+        return TK_ENOMEM;
+    int rc;
+    for (;;) {
+        memset(c, 0, offsetof(claim, lags));
+        c->n = n;
+        rc = n->host->pg_tx(n->inst, claim_fn, c);
+        if (rc < 0)
+            break;
+        if (c->fired > 0) {
+            n->host->metric_add(n->m_fired, NULL, c->fired);
+            for (int i = 0; i < c->fired; i++)
+                n->host->metric_observe(n->m_lag, NULL, c->lags[i] > 0 ? c->lags[i] : 0);
+            n->host->log(n->inst, TK_LOG_INFO, "fired %d reminder(s)", c->fired);
+        }
+        if (c->queued > 0)
+            notif_signal(n, &n->hook_cond, &n->hook_wake);
+        if (c->fired < n->batch || atomic_load(&n->stopping))
+            break;
+    }
+    if (rc >= 0) {
+        *wait_ms = n->poll_ms;
+        if (c->has_next && c->next_ms < *wait_ms)
+            /* a due row we could not claim is being fired by another pod: look again soon */
+            *wait_ms = c->next_ms > 0 ? c->next_ms : 20;
+    }
+    free(c);
+    return rc;
+}
+
+void *notif_scheduler_main(void *arg)
+{
+    notif *n = arg;
+    int failures = 0;
+    n->host->log(n->inst, TK_LOG_INFO, "scheduler started (poll %lld ms, batch %lld)",
+                 (long long)n->poll_ms, (long long)n->batch);
+    while (!atomic_load(&n->stopping)) {
+        int64_t wait_ms = n->poll_ms;
+        int rc = scheduler_round(n, &wait_ms);
+        if (rc < 0) {
+            notif_count_error(n, "scheduler");
+            if (++failures == 1)
+                n->host->log(n->inst, TK_LOG_WARN,
+                             "scheduler: %s; due reminders wait until the database answers "
+                             "(retrying with backoff)",
+                             tk_strerror(rc));
+            wait_ms = notif_error_backoff_ms(n, failures);
+        } else if (failures) {
+            n->host->log(n->inst, TK_LOG_INFO,
+                         "scheduler: the database answers again (after %d "
+                         "failed round(s))",
+                         failures);
+            failures = 0;
+        }
+        notif_wait_signal(n, &n->sched_cond, &n->sched_wake, wait_ms);
+    }
+    return NULL;
+}
+
+/* ---- consuming task events ------------------------------------------------------------------- */
+
+/*
+ * Task events only tell the scheduler to look again (the database already holds the change
+ * when its event arrives, since the event was committed with it). Cheap, never fails: events
+ * it has no use for are simply done.
+ */
+tk_consume_result notif_consume(void *state, const tk_event *ev)
+{
+    notif *n = state;
+    if (!n->scheduler || ev->struct_size < offsetof(tk_event, type) + sizeof(ev->type) ||
+        !ev->type || strncmp(ev->type, "task.", 5) != 0)
+        return TK_CONSUME_OK;
+    /* a deletion or a reminder fired can only remove pending reminders: the scheduler's
+     * next wake-up stays right */
+    if (strcmp(ev->type, "task.reminder") == 0 || strcmp(ev->type, "task.deleted") == 0)
+        return TK_CONSUME_OK;
+    notif_signal(n, &n->sched_cond, &n->sched_wake);
+    return TK_CONSUME_OK;
+}
