@@ -85,12 +85,13 @@ static int register_metrics(notif *n)
     return n->m_fired && n->m_lag && n->m_webhook && n->m_errors ? TK_OK : TK_ERR;
 }
 
-/* Webhooks need resilient_call (ABI 1.3). */
+/* This plugin needs ABI 1.6's outbox_append_event, and resilient_call for webhooks. */
 static int host_problem(const tk_host *host, tk_instance *inst, int webhooks)
 {
-    if (host->struct_size < offsetof(tk_host, resilient_call) + sizeof(void *) ||
-        (webhooks && !host->resilient_call)) {
-        host->log(inst, TK_LOG_ERROR, "this taskorad has no resilient_call (ABI < 1.3)");
+    if (host->struct_size < offsetof(tk_host, outbox_append_event) + sizeof(void *) ||
+        !host->outbox_append_event || (webhooks && !host->resilient_call)) {
+        host->log(inst, TK_LOG_ERROR,
+                  "this taskorad lacks outbox_append_event or resilient_call (ABI < 1.6)");
         return TK_EINVAL;
     }
     return TK_OK;

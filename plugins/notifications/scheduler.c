@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "notif.h"
 
@@ -37,18 +36,14 @@ static const char NEXT_SQL[] =
     " * 1000)::bigint FROM tasks"
     " WHERE reminder_at IS NOT NULL AND NOT reminder_sent AND NOT completed";
 
+enum { C_TASK, C_USER, C_TITLE, C_DUE, C_REMINDER, C_DUE_TEXT, C_LAG };
+
 static const char NOTIFICATION_SQL[] =
     "INSERT INTO notifications (user_id, task_id, type, title, message, event_id)"
     " VALUES ($1, $2::int, 'reminder', $3, $4, $5)";
 
-/* The webhook body is the event exactly as the outbox row holds it (the sequence value this
- * session just took identifies it; the id check makes sure); $3 is the same event built here,
- * used only if that row cannot be found. */
 static const char DELIVERY_SQL[] =
-    "INSERT INTO notification_webhooks (instance, event_id, body) VALUES ($1, $2, coalesce("
-    "(SELECT value FROM taskora_outbox"
-    " WHERE id = currval(pg_get_serial_sequence('taskora_outbox', 'id'))"
-    " AND value::jsonb->>'id' = $2), $3))";
+    "INSERT INTO notification_webhooks (instance, event_id, body) VALUES ($1, $2, $3)";
 
 typedef struct claim {
     notif *n;
@@ -59,72 +54,63 @@ typedef struct claim {
     double lags[1000];
 } claim;
 
-/* The CloudEvent for the webhook fallback body (see DELIVERY_SQL). Malloc'd. */
-static char *fallback_body(notif *n, const char *id, const char *user, const char *subject,
-                           json_t *payload)
+/* The task.reminder payload of claimed row i, as JSON text (malloc'd) or NULL. */
+static char *reminder_payload(PGresult *r, int i)
 {
-    char now[40];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(now + k, sizeof(now) - k, ".%06ld+00:00", ts.tv_nsec / 1000);
-    json_t *ce = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:O}}", "specversion",
-                           "1.0", "id", id, "source", n->host->app_id(n->inst), "type",
-                           "task.reminder", "time", now, "datacontenttype", "application/json",
-                           "subject", subject, "data", "event_id", id, "event_type",
-                           "task.reminder", "timestamp", now, "user_id", user, "payload", payload);
-    char *text = ce ? json_dumps(ce, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(ce);
+    json_t *payload = json_pack(
+        "{s:I,s:s,s:s?,s:s,s:s}", "task_id",
+        (json_int_t)strtoll(PQgetvalue(r, i, C_TASK), NULL, 10), "title", PQgetvalue(r, i, C_TITLE),
+        "due_date", PQgetisnull(r, i, C_DUE) ? NULL : PQgetvalue(r, i, C_DUE), "reminder_at",
+        PQgetvalue(r, i, C_REMINDER), "reminder_type", "custom");
+    char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(payload);
     return text;
+}
+
+/* The webhook delivery of one event: its body is the event as published. */
+static int queue_delivery(notif *n, PGconn *conn, const char *event_id, const char *body)
+{
+    const char *dp[] = {n->host->instance_name(n->inst), event_id, body};
+    PGresult *x = PQexecParams(conn, DELIVERY_SQL, 3, NULL, dp, NULL, NULL, 0);
+    if (!notif_pg_ok(x))
+        return notif_pg_fail(n, conn, x, "queueing a webhook delivery");
+    PQclear(x);
+    return TK_OK;
 }
 
 /* One reminder: its event, its notification row and its webhook delivery. */
 static int fire_one(notif *n, PGconn *conn, PGresult *r, int i)
 {
-    const char *id = PQgetvalue(r, i, 0), *user = PQgetvalue(r, i, 1), *title = PQgetvalue(r, i, 2);
-    json_t *payload =
-        json_pack("{s:I,s:s,s:s?,s:s,s:s}", "task_id", (json_int_t)strtoll(id, NULL, 10), "title",
-                  title, "due_date", PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
-                  "reminder_at", PQgetvalue(r, i, 4), "reminder_type", "custom");
-    char *payload_text = payload ? json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (!payload_text) {
-        json_decref(payload);
+    const char *id = PQgetvalue(r, i, C_TASK), *user = PQgetvalue(r, i, C_USER),
+               *title = PQgetvalue(r, i, C_TITLE);
+    char *payload = reminder_payload(r, i);
+    if (!payload)
         return TK_ENOMEM;
-    }
     char event_id[37] = "";
-    int rc = n->host->outbox_append(n->inst, conn, n->task_topic, "task.reminder", user, id,
-                                    payload_text, NULL, event_id);
-    free(payload_text);
-    if (rc < 0) {
-        json_decref(payload);
+    char *event = NULL;
+    int rc = n->host->outbox_append_event(n->inst, conn, n->task_topic, "task.reminder", user, id,
+                                          payload, NULL, event_id, *n->webhook_url ? &event : NULL);
+    free(payload);
+    if (rc < 0)
         return PQstatus(conn) == CONNECTION_BAD ? TK_EUNAVAILABLE : rc;
-    }
     char message[512];
-    if (PQgetisnull(r, i, 5))
+    if (PQgetisnull(r, i, C_DUE_TEXT))
         snprintf(message, sizeof(message), "Reminder: %s", title);
     else
-        snprintf(message, sizeof(message), "Reminder: %s (due %s UTC)", title, PQgetvalue(r, i, 5));
+        snprintf(message, sizeof(message), "Reminder: %s (due %s UTC)", title,
+                 PQgetvalue(r, i, C_DUE_TEXT));
     const char *np[] = {user, id, title, message, event_id};
     PGresult *x = PQexecParams(conn, NOTIFICATION_SQL, 5, NULL, np, NULL, NULL, 0);
     if (!notif_pg_ok(x)) {
-        json_decref(payload);
+        n->host->free(event);
         return notif_pg_fail(n, conn, x, "inserting a notification");
     }
     PQclear(x);
-    if (*n->webhook_url) {
-        char *body = fallback_body(n, event_id, user, id, payload);
-        const char *dp[] = {n->host->instance_name(n->inst), event_id, body};
-        x = body ? PQexecParams(conn, DELIVERY_SQL, 3, NULL, dp, NULL, NULL, 0) : NULL;
-        free(body);
-        if (!notif_pg_ok(x)) {
-            json_decref(payload);
-            return x ? notif_pg_fail(n, conn, x, "queueing a webhook delivery") : TK_ENOMEM;
-        }
-        PQclear(x);
-    }
-    json_decref(payload);
+    if (*n->webhook_url)
+        rc = event ? queue_delivery(n, conn, event_id, event) : TK_ENOMEM;
+    n->host->free(event);
+    if (rc < 0)
+        return rc;
     if (n->host->log_enabled(n->inst, TK_LOG_DEBUG))
         n->host->log_kv(n->inst, TK_LOG_DEBUG, "reminder fired", "task_id", id, "user_id", user,
                         "event_id", event_id, NULL);
@@ -150,7 +136,7 @@ static int claim_fn(void *conn_v, void *ud)
             PQclear(r);
             return rc;
         }
-        c->lags[i] = strtod(PQgetvalue(r, i, 6), NULL);
+        c->lags[i] = strtod(PQgetvalue(r, i, C_LAG), NULL);
     }
     PQclear(r);
     c->fired = rows;
