@@ -25,19 +25,11 @@ static void state_free(notif *n)
     free(n);
 }
 
-/* What is wrong with the config, or NULL when it is right. */
+/* What the schema's ranges cannot say about the config, or NULL when it is right. */
 static const char *config_problem(const notif *n)
 {
     if (!n->task_topic || !*n->task_topic)
         return "task_topic must not be empty";
-    if (n->poll_ms < 10 || n->poll_ms > 3600000)
-        return "poll_ms must be between 10 and 3600000";
-    if (n->batch < 1 || n->batch > 1000)
-        return "batch must be between 1 and 1000";
-    if (n->webhook_timeout_ms < 100 || n->webhook_timeout_ms > 600000)
-        return "webhook_timeout_ms must be between 100 and 600000";
-    if (n->webhook_max_attempts < 1 || n->webhook_max_attempts > 1000)
-        return "webhook_max_attempts must be between 1 and 1000";
     if (!n->webhook_url || !n->webhook_secret)
         return "webhook_url and webhook_secret must be strings";
     if (*n->webhook_url && strncmp(n->webhook_url, "http://", 7) != 0 &&
@@ -200,18 +192,18 @@ static const tk_config_field config[] = {
      NULL, TK_CFG_NO_RANGE},
     {"poll_ms", TK_CFG_INT, 0, "5000", NULL,
      "longest sleep of the scheduler and the webhook sender between looks at the database", NULL,
-     TK_CFG_NO_RANGE},
-    {"batch", TK_CFG_INT, 0, "100", NULL, "reminders claimed per transaction (1..1000)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(10, 3600000)},
+    {"batch", TK_CFG_INT, 0, "100", NULL, "reminders claimed per transaction", NULL,
+     TK_CFG_RANGE(1, 1000)},
     {"webhook_url", TK_CFG_STRING, 0, "\"\"", NULL, "POST each task.reminder here (\"\": off)",
      NULL, TK_CFG_NO_RANGE},
     {"webhook_secret", TK_CFG_STRING, 0, "\"\"", NULL,
      "HMAC-SHA256 key of X-Taskora-Signature (required with webhook_url)", NULL, TK_CFG_NO_RANGE},
     {"webhook_timeout_ms", TK_CFG_INT, 0, "5000", NULL, "one webhook request's time limit", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(100, 600000)},
     {"webhook_max_attempts", TK_CFG_INT, 0, "10", NULL,
      "webhook requests per event in all (retries and later rounds); then it is given up", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1000)},
     {0},
 };
 
