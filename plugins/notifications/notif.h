@@ -9,8 +9,12 @@
 
 #include <taskora/plugin.h>
 
-#define NOTIF_VERSION "0.1.0"
+#define NOTIF_VERSION "0.2.0"
 #define NOTIF_JSON_TYPE "application/json; charset=utf-8"
+
+/* A stored UTC timestamp (TIMESTAMP WITHOUT TIME ZONE) as the API writes times:
+ * 2026-02-04T12:00:00.123456+00:00; NULL stays NULL. */
+#define NOTIF_ISO_UTC(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 
 /* The longest pause after a database error (the scheduler and the sender retry until stopped). */
 #define NOTIF_MAX_ERROR_BACKOFF_MS 5000
@@ -20,7 +24,7 @@ typedef struct notif {
     tk_instance *inst;
     const char *task_topic;
     int scheduler;
-    int64_t poll_ms, batch;
+    int64_t poll_ms, batch, settle_ms;
     const char *webhook_url, *webhook_secret;
     int64_t webhook_timeout_ms, webhook_max_attempts;
     char target[192]; /* resiliency target "webhook.<instance>" */
@@ -56,15 +60,17 @@ int64_t notif_error_backoff_ms(notif *n, int failures);
 int notif_exec_pooled(notif *n, const char *sql, int np, const char *const *p, PGresult **out,
                       const char *what);
 
-/* ---- scheduler.c: firing due reminders, woken by task events ---- */
+/* ---- scheduler.c: firing due reminders ---- */
 void *notif_scheduler_main(void *arg);
-tk_consume_result notif_consume(void *state, const tk_event *ev);
 
 /* ---- webhooks.c: sending webhook deliveries ---- */
 void *notif_webhook_main(void *arg);
 
 /* ---- routes.c: GET /api/notifications, POST /api/notifications/{id}/read ---- */
 int notif_routes(notif *n);
+
+/* ---- schedule.c: the reminder schedule, fed by task and user events ---- */
+tk_consume_result notif_consume(void *state, const tk_event *ev);
 
 /* ---- schema.c ---- */
 extern const char *const notif_migrations[];

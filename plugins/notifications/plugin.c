@@ -3,9 +3,10 @@
  * delivered in-app (the notifications table and its routes), as a task.reminder event, and by
  * signed webhook.
  *
- * The scheduler (scheduler.c) fires due reminders, the webhook sender (webhooks.c) posts them,
- * the routes (routes.c) show them. This file: the config, the instance's lifecycle and the
- * descriptor.
+ * The plugin owns its data: the reminder schedule (schedule.c) is its own table, kept from the
+ * task and user events it consumes; the scheduler (scheduler.c) fires from it; the webhook
+ * sender (webhooks.c) and the routes (routes.c) read and write only its own tables. This file:
+ * the config, the instance's lifecycle and the descriptor.
  */
 #include <curl/curl.h>
 #include <stddef.h>
@@ -49,6 +50,7 @@ static void read_config(notif *n)
     n->scheduler = host->config_bool(inst, "scheduler");
     n->poll_ms = host->config_int(inst, "poll_ms");
     n->batch = host->config_int(inst, "batch");
+    n->settle_ms = host->config_int(inst, "settle_ms");
     n->webhook_url = host->config_string(inst, "webhook_url");
     n->webhook_secret = host->config_string(inst, "webhook_secret");
     n->webhook_timeout_ms = host->config_int(inst, "webhook_timeout_ms");
@@ -71,9 +73,9 @@ static int register_metrics(notif *n)
     n->m_webhook = host->metric_counter(
         inst, "taskora_notifications_webhook_deliveries_total",
         "Webhook delivery rounds by outcome (delivered, failed, gave_up, circuit_open)", outcome);
-    n->m_errors =
-        host->metric_counter(inst, "taskora_notifications_errors_total",
-                             "Database errors of the scheduler and the webhook sender", stage);
+    n->m_errors = host->metric_counter(
+        inst, "taskora_notifications_errors_total",
+        "Database errors of the scheduler, the webhook sender and the event consumer", stage);
     return n->m_fired && n->m_lag && n->m_webhook && n->m_errors ? TK_OK : TK_ERR;
 }
 
@@ -195,6 +197,10 @@ static const tk_config_field config[] = {
      TK_CFG_RANGE(10, 3600000)},
     {"batch", TK_CFG_INT, 0, "100", NULL, "reminders claimed per transaction", NULL,
      TK_CFG_RANGE(1, 1000)},
+    {"settle_ms", TK_CFG_INT, 0, "1000", NULL,
+     "a reminder fires only once no event changed its task for this long (events that arrive "
+     "together, as when a consumer catches up, are all applied first)",
+     NULL, TK_CFG_RANGE(0, 60000)},
     {"webhook_url", TK_CFG_STRING, 0, "\"\"", NULL, "POST each task.reminder here (\"\": off)",
      NULL, TK_CFG_NO_RANGE},
     {"webhook_secret", TK_CFG_STRING, 0, "\"\"", NULL,

@@ -10,10 +10,11 @@
 
 #include "notif.h"
 
+/* One notification row (alias x) as the API's JSON; times as the API writes them. */
 #define NOTIFICATION_JSON(x)                                                                       \
     "json_build_object('id', " x ".id, 'task_id', " x ".task_id, 'type', " x ".type, 'title', " x  \
-    ".title, 'message', " x ".message, 'created_at', taskora_iso_utc(" x                           \
-    ".created_at), 'read_at', taskora_iso_utc(" x ".read_at))"
+    ".title, 'message', " x ".message, 'created_at', " NOTIF_ISO_UTC(                              \
+        x ".created_at") ", 'read_at', " NOTIF_ISO_UTC(x ".read_at") ")"
 
 static int send_text(notif *n, tk_http_response *resp, int status, const char *text)
 {

@@ -1,12 +1,13 @@
 /*
  * Firing due reminders, exactly once across pods.
  *
- * The schedule is the database: tasks' reminder_at, reminder_sent and completed. A scheduler
- * thread sleeps until the earliest pending reminder (or poll_ms, or until a consumed task event
- * says the schedule may have changed), then claims due rows with FOR UPDATE SKIP LOCKED and, in
- * that one transaction, marks them sent, writes the notification rows, appends the events to the
- * outbox and queues the webhook deliveries. Nothing is kept in memory, so a restart, a second
- * pod or a lost event changes nothing: the next round reads the truth.
+ * The schedule is this plugin's own table, notification_reminders (schedule.c keeps it from the
+ * task events). A scheduler thread sleeps until the earliest pending reminder (or poll_ms, or
+ * until a consumed task event says the schedule may have changed), then claims due rows with
+ * FOR UPDATE SKIP LOCKED and, in that one transaction, marks them sent, writes the notification
+ * rows, appends the task.reminder events to the outbox and queues the webhook deliveries (whose
+ * body is the event exactly as it is published). Nothing is kept in memory, so a restart, a
+ * second pod or a lost wake-up changes nothing: the next round reads the truth.
  */
 #include <jansson.h>
 #include <stddef.h>
@@ -16,27 +17,38 @@
 
 #include "notif.h"
 
-/* ---- firing due reminders -------------------------------------------------------------------- */
-
-/* Claims due reminders: the row lock makes one pod the owner, SKIP LOCKED lets the others
- * move on, and the re-check under the lock excludes a row another pod just marked sent. */
+/* Claims due reminders: the row lock makes one pod the owner, SKIP LOCKED lets the others move
+ * on, and the re-check under the lock excludes a row another pod just marked sent. A row an
+ * event changed less than settle_ms ago ($2) waits: events that come together (a consumer
+ * catching up after a start or a rebalance) are applied one by one within milliseconds, and a
+ * completion or deletion right behind the event that set a reminder must win. The last
+ * column is true for a reminder the version before this schedule already notified: a row copied
+ * from tasks by the upgrade (backfilled) that has a notification at or after its time. Such a
+ * row is marked sent without firing again. */
+#define DUE_ISO NOTIF_ISO_UTC("r.due_date")
+#define REMINDER_ISO NOTIF_ISO_UTC("r.reminder_at")
 static const char CLAIM_SQL[] =
-    "WITH due AS (SELECT id FROM tasks"
+    "WITH due AS (SELECT task_id FROM notification_reminders"
     " WHERE reminder_at IS NOT NULL AND reminder_at <= (now() AT TIME ZONE 'utc')"
-    " AND NOT reminder_sent AND NOT completed"
-    " ORDER BY reminder_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-    " UPDATE tasks t SET reminder_sent = true FROM due WHERE t.id = due.id"
-    " RETURNING t.id, t.user_id, t.title, taskora_iso_utc(t.due_date),"
-    " taskora_iso_utc(t.reminder_at), to_char(t.due_date, 'YYYY-MM-DD HH24:MI'),"
-    " extract(epoch FROM (now() AT TIME ZONE 'utc') - t.reminder_at)::float8";
+    " AND NOT sent AND NOT completed"
+    " AND updated_at <= now() - make_interval(secs => $2::int / 1000.0)"
+    " ORDER BY reminder_at, task_id LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+    " UPDATE notification_reminders r SET sent = true, updated_at = now() FROM due"
+    " WHERE r.task_id = due.task_id"
+    " RETURNING r.task_id, r.user_id, r.title, " DUE_ISO ", " REMINDER_ISO ","
+    " to_char(r.due_date, 'YYYY-MM-DD HH24:MI'),"
+    " extract(epoch FROM (now() AT TIME ZONE 'utc') - r.reminder_at)::float8,"
+    " r.backfilled AND EXISTS (SELECT 1 FROM notifications n WHERE n.task_id = r.task_id"
+    " AND n.type = 'reminder' AND n.created_at >= r.reminder_at)";
 
-/* Milliseconds from now until the earliest pending reminder (NULL: none). */
+enum { C_TASK, C_USER, C_TITLE, C_DUE, C_REMINDER, C_DUE_TEXT, C_LAG, C_NOTIFIED };
+
+/* Milliseconds from now until the earliest pending reminder may fire (NULL: none). */
 static const char NEXT_SQL[] =
-    "SELECT ceil(extract(epoch FROM min(reminder_at) - (clock_timestamp() AT TIME ZONE 'utc'))"
-    " * 1000)::bigint FROM tasks"
-    " WHERE reminder_at IS NOT NULL AND NOT reminder_sent AND NOT completed";
-
-enum { C_TASK, C_USER, C_TITLE, C_DUE, C_REMINDER, C_DUE_TEXT, C_LAG };
+    "SELECT ceil(extract(epoch FROM min(greatest(reminder_at, (updated_at"
+    " + make_interval(secs => $1::int / 1000.0)) AT TIME ZONE 'utc'))"
+    " - (clock_timestamp() AT TIME ZONE 'utc')) * 1000)::bigint FROM notification_reminders"
+    " WHERE reminder_at IS NOT NULL AND NOT sent AND NOT completed";
 
 static const char NOTIFICATION_SQL[] =
     "INSERT INTO notifications (user_id, task_id, type, title, message, event_id)"
@@ -47,11 +59,12 @@ static const char DELIVERY_SQL[] =
 
 typedef struct claim {
     notif *n;
+    int claimed; /* rows claimed (fired or found notified before) */
     int fired;
     int queued; /* webhook deliveries */
     int64_t next_ms;
     int has_next;
-    double lags[1000];
+    double lags[1000]; /* of the fired ones; batch is at most 1000 */
 } claim;
 
 /* The task.reminder payload of claimed row i, as JSON text (malloc'd) or NULL. */
@@ -123,26 +136,32 @@ static int claim_fn(void *conn_v, void *ud)
     PGconn *conn = conn_v;
     claim *c = ud;
     notif *n = c->n;
-    char limit[24];
+    char limit[24], settle[24];
     snprintf(limit, sizeof(limit), "%lld", (long long)n->batch);
-    const char *p[] = {limit};
-    PGresult *r = PQexecParams(conn, CLAIM_SQL, 1, NULL, p, NULL, NULL, 0);
+    snprintf(settle, sizeof(settle), "%lld", (long long)n->settle_ms);
+    const char *p[] = {limit, settle};
+    PGresult *r = PQexecParams(conn, CLAIM_SQL, 2, NULL, p, NULL, NULL, 0);
     if (!notif_pg_ok(r))
         return notif_pg_fail(n, conn, r, "claiming due reminders");
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
+        if (PQgetvalue(r, i, C_NOTIFIED)[0] == 't') {
+            n->host->log_kv(n->inst, TK_LOG_INFO, "reminder already notified before the upgrade",
+                            "task_id", PQgetvalue(r, i, C_TASK), NULL);
+            continue;
+        }
         int rc = fire_one(n, conn, r, i);
         if (rc < 0) {
             PQclear(r);
             return rc;
         }
-        c->lags[i] = strtod(PQgetvalue(r, i, C_LAG), NULL);
+        c->lags[c->fired++] = strtod(PQgetvalue(r, i, C_LAG), NULL);
     }
     PQclear(r);
-    c->fired = rows;
-    c->queued = *n->webhook_url ? rows : 0;
+    c->claimed = rows;
+    c->queued = *n->webhook_url ? c->fired : 0;
     if (rows < n->batch) {
-        r = PQexec(conn, NEXT_SQL);
+        r = PQexecParams(conn, NEXT_SQL, 1, NULL, p + 1, NULL, NULL, 0);
         if (!notif_pg_ok(r))
             return notif_pg_fail(n, conn, r, "reading the next reminder's time");
         c->has_next = !PQgetisnull(r, 0, 0);
@@ -173,7 +192,7 @@ static int scheduler_round(notif *n, int64_t *wait_ms)
         }
         if (c->queued > 0)
             notif_signal(n, &n->hook_cond, &n->hook_wake);
-        if (c->fired < n->batch || atomic_load(&n->stopping))
+        if (c->claimed < n->batch || atomic_load(&n->stopping))
             break;
     }
     if (rc >= 0) {
@@ -213,25 +232,4 @@ void *notif_scheduler_main(void *arg)
         notif_wait_signal(n, &n->sched_cond, &n->sched_wake, wait_ms);
     }
     return NULL;
-}
-
-/* ---- consuming task events ------------------------------------------------------------------- */
-
-/*
- * Task events only tell the scheduler to look again (the database already holds the change
- * when its event arrives, since the event was committed with it). Cheap, never fails: events
- * it has no use for are simply done.
- */
-tk_consume_result notif_consume(void *state, const tk_event *ev)
-{
-    notif *n = state;
-    if (!n->scheduler || ev->struct_size < offsetof(tk_event, type) + sizeof(ev->type) ||
-        !ev->type || strncmp(ev->type, "task.", 5) != 0)
-        return TK_CONSUME_OK;
-    /* a deletion or a reminder fired can only remove pending reminders: the scheduler's
-     * next wake-up stays right */
-    if (strcmp(ev->type, "task.reminder") == 0 || strcmp(ev->type, "task.deleted") == 0)
-        return TK_CONSUME_OK;
-    notif_signal(n, &n->sched_cond, &n->sched_wake);
-    return TK_CONSUME_OK;
 }

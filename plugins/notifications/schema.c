@@ -39,5 +39,50 @@ const char *const notif_migrations[] = {
     "CREATE INDEX IF NOT EXISTS ix_notification_webhooks_pending"
     " ON notification_webhooks (instance, next_attempt_at, id)"
     " WHERE delivered_at IS NULL AND failed_at IS NULL",
+
+    /* 2: the reminder schedule, this plugin's own projection of the task and user events it
+     * consumes (schedule.c): one row per task with what a reminder needs. The accounts deleted
+     * (their tasks' events may still arrive: user-events and task-events are not ordered with
+     * each other). Where the tasks table exists (a database older than this schedule, or one the
+     * API plugin migrated first), its rows are copied once, under a lock that holds writers off
+     * until this step commits: the one declared read of another plugin's table. The copy's
+     * bounds, the highest task id and the time it was taken, tell the consumer which events it
+     * already holds. */
+    "CREATE TABLE IF NOT EXISTS notification_reminders ("
+    " task_id INTEGER PRIMARY KEY,"
+    " user_id VARCHAR NOT NULL,"
+    " title VARCHAR NOT NULL DEFAULT '',"
+    " due_date TIMESTAMP WITHOUT TIME ZONE,"
+    " reminder_at TIMESTAMP WITHOUT TIME ZONE,"
+    " completed BOOLEAN NOT NULL DEFAULT false,"
+    " sent BOOLEAN NOT NULL DEFAULT false,"
+    " backfilled BOOLEAN NOT NULL DEFAULT false,"
+    " updated_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+    "CREATE INDEX IF NOT EXISTS ix_notification_reminders_pending"
+    " ON notification_reminders (reminder_at, task_id)"
+    " WHERE reminder_at IS NOT NULL AND NOT sent AND NOT completed;"
+    "CREATE INDEX IF NOT EXISTS ix_notification_reminders_user"
+    " ON notification_reminders (user_id);"
+    "CREATE TABLE IF NOT EXISTS notification_deleted_users ("
+    " user_id VARCHAR PRIMARY KEY,"
+    " deleted_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS notification_backfill ("
+    " one_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (one_row),"
+    " last_task_id BIGINT NOT NULL,"
+    " done_at TIMESTAMPTZ NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS ix_notifications_task_reminder"
+    " ON notifications (task_id, created_at) WHERE type = 'reminder';"
+    "DO $$ BEGIN"
+    " IF to_regclass('tasks') IS NOT NULL THEN"
+    "  LOCK TABLE tasks IN SHARE MODE;"
+    "  INSERT INTO notification_reminders (task_id, user_id, title, due_date, reminder_at,"
+    "   completed, sent, backfilled)"
+    "   SELECT id, user_id, title, due_date, reminder_at, completed, reminder_sent, true FROM tasks"
+    "   ON CONFLICT (task_id) DO NOTHING;"
+    "  INSERT INTO notification_backfill (last_task_id, done_at)"
+    "   SELECT greatest(coalesce(max(id), 0), coalesce(pg_sequence_last_value("
+    "    pg_get_serial_sequence('tasks', 'id')::regclass), 0)), clock_timestamp() FROM tasks"
+    "   ON CONFLICT (one_row) DO NOTHING;"
+    " END IF; END $$",
     NULL,
 };
