@@ -214,19 +214,22 @@ static const char *common_config(void)
         th_builddir(), th_builddir(), bootstrap);
 }
 
-/* The API pod: http_api, and notifications for its routes only. */
+/* The API pod: http_api (and its consumer of task.reminder, which marks reminder_sent), and
+ * notifications for its routes only. */
 static char *api_config(void)
 {
     return th_write(dir, "api.json",
                     th_fmt("{%s, \"plugins\": ["
                            " {\"name\": \"api\", \"load\": \"http_api\", \"config\":"
-                           "  {\"jwt_secret\": \"" JWT_SECRET "\", \"bcrypt_cost\": 4}},"
+                           "  {\"jwt_secret\": \"" JWT_SECRET "\", \"bcrypt_cost\": 4},"
+                           "  \"consume\": {\"topics\": [\"task-events\"], \"workers\": 2,"
+                           "   \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}},"
                            " {\"name\": \"notif\", \"load\": \"notifications\","
                            "  \"config\": {\"scheduler\": false}}]}",
                            common_config()));
 }
 
-/* A notification worker: scheduler, webhook sender, consumer of task-events. */
+/* A notification worker: scheduler, webhook sender, consumer of task- and user-events. */
 static char *worker_config(const char *name, int poll_ms)
 {
     return th_write(
@@ -238,7 +241,7 @@ static char *worker_config(const char *name, int poll_ms)
                " \"plugins\": [{\"name\": \"notif\", \"load\": \"notifications\","
                "  \"config\": {\"routes\": false, \"poll_ms\": %d, \"webhook_url\": \"%s\","
                "   \"webhook_secret\": \"" SECRET "\", \"webhook_timeout_ms\": 2000},"
-               "  \"consume\": {\"topics\": [\"task-events\"], \"workers\": 2,"
+               "  \"consume\": {\"topics\": [\"task-events\", \"user-events\"], \"workers\": 2,"
                "   \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
                common_config(), poll_ms, hook.url));
 }
@@ -283,6 +286,8 @@ static void setup(void)
     ck_assert_ptr_nonnull(mc);
     rd_kafka_mock_topic_create(mc, "task-events", 2, 1);
     rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
+    rd_kafka_mock_topic_create(mc, "user-events", 2, 1);
+    rd_kafka_mock_topic_create(mc, "user-events.dlq", 1, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
     tk_mock_nodelay(bootstrap);
     hook_start();
@@ -406,6 +411,73 @@ static const char *reminder_events(long task_id)
         task_id, task_id);
 }
 
+/* ---- events the test puts on Kafka itself ------------------------------------------------- */
+
+/* Produces value with key on topic, partitioned as taskorad's producer does (by key). */
+static void produce(const char *topic, const char *key, const char *value)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+    rd_kafka_destroy(p);
+}
+
+/* A bare event (the data object without the CloudEvents wrapper, which consumers accept), with
+ * an id of its own. Valid until 8 more th_fmt calls. */
+static const char *bare_event(const char *id, const char *type, const char *user_id,
+                              const char *payload)
+{
+    return th_fmt("{\"event_id\":\"%s-%d\",\"event_type\":\"%s\",\"timestamp\":\"%s\","
+                  "\"user_id\":\"%s\",\"payload\":%s}",
+                  id, (int)getpid(), type, iso_in(0), user_id, payload);
+}
+
+/* Waits until consumer group `group` handled the bare event `id` (it records it in pg_once). */
+static int wait_handled(const char *group, const char *id)
+{
+    return th_pg_wait_count(dburl,
+                            th_fmt("SELECT count(*) FROM taskora_processed_events"
+                                   " WHERE consumer_group = '%s' AND event_id = '%s-%d'",
+                                   group, id, (int)getpid()),
+                            1, 20) == 1;
+}
+
+/* The value of the outbox row of task `task_id`'s event of `type` (malloc'd; the one there is). */
+static char *outbox_value(const char *type, long task_id)
+{
+    char *v = th_pg_query1(dburl, th_fmt("SELECT value FROM taskora_outbox"
+                                         " WHERE value::jsonb->>'type' = '%s'"
+                                         " AND value::jsonb->>'subject' = '%ld'",
+                                         type, task_id));
+    ck_assert_msg(v && *v, "no %s event for task %ld", type, task_id);
+    return v;
+}
+
+/* Waits until the API shows the task's reminder as sent (it follows task.reminder). */
+static int wait_reminder_sent(long task_id)
+{
+    return th_pg_wait_count(
+               dburl,
+               th_fmt("SELECT count(*) FROM tasks WHERE id = %ld AND reminder_sent", task_id), 1,
+               20) == 1;
+}
+
+/* Answers 2xx to a call whose body does not matter. */
+static void call_ok(const char *method, const char *path, const char *body, const user *u)
+{
+    reply r = call(method, path, body, u->token);
+    ck_assert_msg(r.status >= 200 && r.status < 300, "%s %s: %ld %s", method, path, r.status,
+                  r.body);
+    json_decref(r.json);
+}
+
 /* ---- tests ----------------------------------------------------------------------------------- */
 
 START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
@@ -441,7 +513,10 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
         ck_assert_int_eq(notifications_of_task(ids[i]), 1);
     ck_assert_int_eq(notifications_of_task(done), 0);
     ck_assert_int_eq(notifications_of_task(gone), 0);
-    /* never early, and the task says it was sent */
+    /* never early, and the task says it was sent (once the API consumed task.reminder) */
+    ck_assert_int_eq(
+        th_pg_wait_count(dburl, "SELECT count(*) FROM tasks WHERE reminder_sent", N + 1, 20),
+        N + 1);
     ck_assert_int_eq(
         th_pg_count(dburl, "SELECT count(*) FROM notifications n JOIN tasks t ON t.id = n.task_id"
                            " WHERE n.created_at < t.reminder_at OR NOT t.reminder_sent"),
@@ -595,6 +670,9 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
 }
 END_TEST
 
+/* th_dlq_read's filter: the messages one consumer (instance name ud) dead-lettered. */
+static int from_consumer(const th_dlq_msg *m, void *ud) { return strcmp(m->consumer, ud) == 0; }
+
 START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
 {
     th_daemon w;
@@ -611,7 +689,9 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
     ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
     rd_kafka_destroy(p);
     th_dlq_msg m[1];
-    ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 1, 30, NULL, NULL), 1);
+    /* (the API's consumer of task.reminder dead-letters it too, under its own name) */
+    ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 1, 30, from_consumer, "notif"),
+                     1);
     ck_assert_uint_eq(m[0].len, strlen(poison));
     ck_assert_str_eq(m[0].consumer, "notif");
     ck_assert_str_eq(m[0].topic, "task-events");
@@ -707,6 +787,293 @@ START_TEST(test_webhook_down_is_retried_and_delivered_once)
 }
 END_TEST
 
+START_TEST(test_a_reminder_fires_once_and_the_webhook_body_is_the_published_event)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user u = new_user("exact");
+    long t = task_with_reminder(&u, "renew the passport", 2);
+    ck_assert_msg(wait_notified(t, 20), "the reminder did not fire");
+    ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(t), 1, 20), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      "SELECT count(*) FROM notification_webhooks"
+                                      " WHERE delivered_at IS NOT NULL",
+                                      1, 30),
+                     1);
+    /* the webhook got the event exactly as it went to Kafka, and the notification names it */
+    char *published = outbox_value("task.reminder", t);
+    int ok = 0;
+    ck_assert_int_eq(hook_requests_for(t, &ok), 1);
+    pthread_mutex_lock(&hook.lock);
+    ck_assert_str_eq(hook.reqs[0].body, published);
+    json_t *ev = json_loads(published, 0, NULL);
+    ck_assert_str_eq(hook.reqs[0].event_id, json_string_value(json_object_get(ev, "id")));
+    pthread_mutex_unlock(&hook.lock);
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM notifications WHERE task_id = %ld"
+                                  " AND event_id = '%s' AND message = 'Reminder: renew the"
+                                  " passport (due 2030-01-02 09:30 UTC)'",
+                                  t, json_string_value(json_object_get(ev, "id")))),
+        1);
+    json_t *payload = json_object_get(json_object_get(ev, "data"), "payload");
+    ck_assert_str_eq(json_string_value(json_object_get(payload, "due_date")),
+                     "2030-01-02T09:30:00.000000+00:00");
+    ck_assert_str_eq(json_string_value(json_object_get(payload, "title")), "renew the passport");
+    json_decref(ev);
+    free(published);
+
+    /* the API shows it sent: in the task, and no longer among the pending reminders */
+    ck_assert_msg(wait_reminder_sent(t), "tasks.reminder_sent did not follow task.reminder");
+    reply r = call("GET", th_fmt("/api/tasks/%ld", t), NULL, u.token);
+    ck_assert(json_is_true(json_object_get(r.json, "reminder_sent")));
+    json_decref(r.json);
+    r = call("GET", "/api/tasks/reminders", NULL, u.token);
+    ck_assert_str_eq(r.body, "[]");
+    json_decref(r.json);
+
+    /* once: a reminder due after it fired, and it still has one of each */
+    long later = task_with_reminder(&u, "later one", 2);
+    ck_assert_msg(wait_notified(later, 20), "the later reminder did not fire");
+    ck_assert_int_eq(notifications_of_task(t), 1);
+    ck_assert_int_eq(hook_requests_for(t, NULL), 1);
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM taskora_outbox"
+                                               " WHERE value::jsonb->>'type' = 'task.reminder'"
+                                               " AND value::jsonb->>'subject' = '%ld'",
+                                               t)),
+                     1);
+    stop_daemon(&w);
+}
+END_TEST
+
+START_TEST(test_reminders_of_a_deleted_task_or_account_never_fire)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user a = new_user("deltask"), b = new_user("delacct"), c = new_user("control");
+    long gone = task_with_reminder(&a, "deleted before its reminder", 2);
+    call_ok("DELETE", th_fmt("/api/tasks/%ld", gone), NULL, &a);
+    long orphan = task_with_reminder(&b, "its account deleted before its reminder", 2);
+    call_ok("DELETE", "/api/auth/delete-account", NULL, &b);
+
+    /* user-events and task-events are not ordered with each other: a deleted account's task
+     * event may come after its user.deleted. Here for an account that never had one before,
+     * with a reminder already due. */
+    produce("user-events", "999001", bare_event("ghost-gone", "user.deleted", "999001", "{}"));
+    ck_assert(wait_handled("taskora-notif", "ghost-gone"));
+    produce("task-events", "999001",
+            bare_event("ghost-task", "task.created", "999001",
+                       th_fmt("{\"task_id\":999001,\"title\":\"ghost\",\"priority\":\"low\","
+                              "\"due_date\":null,\"reminder_at\":\"%s\",\"is_recurring\":false,"
+                              "\"recurrence_rule\":null,\"tags\":[]}",
+                              iso_in(-60))));
+    ck_assert(wait_handled("taskora-notif", "ghost-task"));
+
+    /* due after all the others: once it fired, the scheduler has been past their times */
+    long later = task_with_reminder(&c, "control", 4);
+    ck_assert_msg(wait_notified(later, 30), "the control reminder did not fire");
+    ck_assert_int_eq(notifications_of_task(gone), 0);
+    ck_assert_int_eq(notifications_of_task(orphan), 0);
+    ck_assert_int_eq(notifications_of_task(999001), 0);
+    ck_assert_int_eq(hook_requests_for(gone, NULL) + hook_requests_for(orphan, NULL) +
+                         hook_requests_for(999001, NULL),
+                     0);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox"
+                                        " WHERE value::jsonb->>'type' = 'task.reminder'"),
+                     1);
+    /* nothing of them is left in the schedule */
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM notification_reminders"
+                                               " WHERE task_id IN (%ld, %ld, 999001)"
+                                               " OR user_id IN ('%s', '999001')",
+                                               gone, orphan, b.id)),
+                     0);
+    stop_daemon(&w);
+}
+END_TEST
+
+START_TEST(test_marking_sent_or_completing_stops_a_reminder_and_a_new_time_rearms_it)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user u = new_user("rearm");
+    long marked = task_with_reminder(&u, "marked sent before its time", 2);
+    call_ok("POST", th_fmt("/api/tasks/%ld/reminder/sent", marked), NULL, &u);
+    long patched = task_with_reminder(&u, "completed with PATCH", 2);
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/complete", patched), "{\"completed\":true}", &u);
+    long put = task_with_reminder(&u, "completed with PUT", 2);
+    call_ok("PUT", th_fmt("/api/tasks/%ld", put), "{\"completed\":true}", &u);
+    long reopened = task_with_reminder(&u, "completed, then reopened", 2);
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/complete", reopened), "{\"completed\":true}", &u);
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/complete", reopened), "{\"completed\":false}", &u);
+    long moved = task_with_reminder(&u, "moved an hour sooner", 3600);
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/reminder", moved),
+            th_fmt("{\"reminder_at\":\"%s\"}", iso_in(2)), &u);
+    long twice = task_with_reminder(&u, "reminded twice", 1);
+    ck_assert_msg(wait_notified(twice, 20), "the first reminder did not fire");
+    ck_assert_msg(wait_reminder_sent(twice), "tasks.reminder_sent did not follow");
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/reminder", twice),
+            th_fmt("{\"reminder_at\":\"%s\"}", iso_in(1)), &u);
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      th_fmt("SELECT count(*) FROM notifications"
+                                             " WHERE task_id = %ld",
+                                             twice),
+                                      2, 20),
+                     2);
+
+    /* a task.reminder of a time the task no longer has does not mark the new one sent */
+    long stale = task_with_reminder(&u, "reminder moved later", 3000);
+    reply r = call("PATCH", th_fmt("/api/tasks/%ld/reminder", stale),
+                   th_fmt("{\"reminder_at\":\"%s\"}", iso_in(3600)), u.token);
+    ck_assert_int_eq(r.status, 200);
+    json_decref(r.json);
+    produce("task-events", u.id,
+            bare_event("stale-reminder", "task.reminder", u.id,
+                       th_fmt("{\"task_id\":%ld,\"title\":\"x\",\"due_date\":null,"
+                              "\"reminder_at\":\"%s\",\"reminder_type\":\"custom\"}",
+                              stale, iso_in(3000))));
+    ck_assert(wait_handled("taskora-api", "stale-reminder"));
+    r = call("GET", th_fmt("/api/tasks/%ld", stale), NULL, u.token);
+    ck_assert(json_is_false(json_object_get(r.json, "reminder_sent")));
+    json_decref(r.json);
+
+    long later = task_with_reminder(&u, "control", 4);
+    ck_assert_msg(wait_notified(later, 30), "the control reminder did not fire");
+    ck_assert_msg(wait_notified(moved, 10), "the moved reminder did not fire");
+    ck_assert_msg(wait_notified(reopened, 10), "the reopened task's reminder did not fire");
+    ck_assert_int_eq(notifications_of_task(marked), 0);
+    ck_assert_int_eq(notifications_of_task(patched), 0);
+    ck_assert_int_eq(notifications_of_task(put), 0);
+    ck_assert_int_eq(notifications_of_task(reopened), 1);
+    ck_assert_int_eq(notifications_of_task(moved), 1);
+    ck_assert_int_eq(notifications_of_task(twice), 2);
+    ck_assert_int_eq(notifications_of_task(stale), 0);
+    ck_assert_msg(wait_reminder_sent(moved) && wait_reminder_sent(twice),
+                  "tasks.reminder_sent did not follow");
+    stop_daemon(&w);
+}
+END_TEST
+
+/* Puts the database back as the version before the schedule left it: notifications' step 2
+ * undone, so the next migrate applies it again (and copies tasks). */
+static void undo_schedule_step(void)
+{
+    th_pg_exec(dburl, "DROP TABLE notification_reminders, notification_deleted_users,"
+                      " notification_backfill;"
+                      "DROP INDEX ix_notifications_task_reminder;"
+                      "DELETE FROM taskora_migrations WHERE component = 'notifications'"
+                      " AND step = 2");
+}
+
+/* An in-app notification as the version before the schedule wrote it when it fired. */
+static void fired_by_the_previous_version(long task_id, const user *u)
+{
+    th_pg_exec(dburl, th_fmt("UPDATE tasks SET reminder_sent = true WHERE id = %ld;"
+                             "INSERT INTO notifications (user_id, task_id, title, message)"
+                             " VALUES ('%s', %ld, 'fired', 'Reminder: fired')",
+                             task_id, u->id, task_id));
+}
+
+START_TEST(test_the_upgrade_copies_pending_reminders_from_tasks_once)
+{
+    user u = new_user("upgrade");
+    undo_schedule_step();
+    /* what the version before left: tasks with their events on Kafka (none consumed into a
+     * schedule), and one that only tasks knows */
+    long pending = task_with_reminder(&u, "pending at the upgrade", 3);
+    th_pg_exec(dburl, th_fmt("INSERT INTO tasks (title, user_id, due_date, reminder_at)"
+                             " VALUES ('only in tasks', '%s', '2030-01-02 09:30',"
+                             " (now() AT TIME ZONE 'utc') - interval '1 minute')",
+                             u.id));
+    char *max_id = th_pg_query1(dburl, "SELECT max(id) FROM tasks");
+    long direct = atol(max_id);
+    free(max_id);
+    long fired = task_with_reminder(&u, "fired before the upgrade", -60);
+    fired_by_the_previous_version(fired, &u);
+    long deleted = task_with_reminder(&u, "deleted before the upgrade", -60);
+    call_ok("DELETE", th_fmt("/api/tasks/%ld", deleted), NULL, &u);
+    long completed = task_with_reminder(&u, "completed before the upgrade", -60);
+    call_ok("PATCH", th_fmt("/api/tasks/%ld/complete", completed), "{\"completed\":true}", &u);
+    long late = task_with_reminder(&u, "fired by an old worker after the copy", -60);
+
+    char *cfg = api_config();
+    const char *args[] = {"migrate", "-c", cfg, NULL};
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(th_taskorad(args, &out, &err, 60000) == 0, "migrate: %s", err);
+    ck_assert_msg(strstr(out, "notifications"), "step 2 was not applied again: %s", out);
+    free(out);
+    free(err);
+    free(cfg);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM notification_reminders"
+                                        " WHERE backfilled"),
+                     5);
+    fired_by_the_previous_version(late, &u); /* an old worker still running */
+
+    th_daemon w;
+    start_worker(&w, "w", 1000);
+    ck_assert_msg(wait_notified(direct, 20), "the reminder only tasks knew did not fire");
+    ck_assert_msg(wait_notified(pending, 20), "the pending reminder did not fire");
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM notifications WHERE task_id = %ld"
+                                  " AND message = 'Reminder: only in tasks (due 2030-01-02"
+                                  " 09:30 UTC)'",
+                                  direct)),
+        1);
+    /* the copied tasks' events, consumed from the start, are already in the copy: a reminder
+     * set after the upgrade fires once they were all handled */
+    long after = task_with_reminder(&u, "set after the upgrade", 2);
+    ck_assert_msg(wait_notified(after, 30), "a reminder set after the upgrade did not fire");
+    ck_assert_int_eq(notifications_of_task(direct), 1);
+    ck_assert_int_eq(notifications_of_task(pending), 1);
+    ck_assert_int_eq(notifications_of_task(fired), 1); /* the previous version's */
+    ck_assert_int_eq(notifications_of_task(late), 1);  /* the old worker's */
+    ck_assert_int_eq(notifications_of_task(deleted), 0);
+    ck_assert_int_eq(notifications_of_task(completed), 0);
+    ck_assert_int_eq(notifications_of_task(after), 1);
+    ck_assert_msg(wait_reminder_sent(direct) && wait_reminder_sent(pending),
+                  "tasks.reminder_sent did not follow");
+    ck_assert_int_eq(hook_count(), 3);
+    stop_daemon(&w);
+}
+END_TEST
+
+START_TEST(test_a_task_event_delivered_again_changes_nothing_twice)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user u = new_user("again");
+    long t = task_with_reminder(&u, "only once", 1);
+    ck_assert_msg(wait_notified(t, 20), "the reminder did not fire");
+    ck_assert_msg(wait_reminder_sent(t), "tasks.reminder_sent did not follow");
+    /* its task.reminder and its task.created (which sets the reminder: applied again, it would
+     * fire at once) come again, as after a consumer's crash; then, behind them on the same
+     * partition, another task's, due after the repeated one would have fired */
+    char *created = outbox_value("task.created", t), *fired = outbox_value("task.reminder", t);
+    produce("task-events", u.id, fired);
+    produce("task-events", u.id, created);
+    free(created);
+    free(fired);
+    long next = task_with_reminder(&u, "behind the repeats", 3);
+    ck_assert_msg(wait_notified(next, 20), "the next reminder did not fire");
+    ck_assert_msg(wait_reminder_sent(next), "tasks.reminder_sent did not follow");
+    ck_assert_int_eq(notifications_of_task(t), 1);
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM taskora_outbox"
+                                               " WHERE value::jsonb->>'type' = 'task.reminder'"
+                                               " AND value::jsonb->>'subject' = '%ld'",
+                                               t)),
+                     1);
+    ck_assert_int_eq(th_pg_wait_count(dburl,
+                                      "SELECT count(*) FROM notification_webhooks"
+                                      " WHERE delivered_at IS NOT NULL",
+                                      2, 30),
+                     2);
+    ck_assert_int_eq(hook_requests_for(t, NULL), 1);
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM notification_reminders"
+                                               " WHERE task_id = %ld AND sent",
+                                               t)),
+                     1);
+    stop_daemon(&w);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url())
@@ -720,6 +1087,11 @@ int main(void)
     tcase_add_test(tc, test_poison_event_goes_to_the_dlq_and_reminders_keep_firing);
     tcase_add_test(tc, test_scheduler_survives_a_database_outage_and_fires_what_came_due);
     tcase_add_test(tc, test_webhook_down_is_retried_and_delivered_once);
+    tcase_add_test(tc, test_a_reminder_fires_once_and_the_webhook_body_is_the_published_event);
+    tcase_add_test(tc, test_reminders_of_a_deleted_task_or_account_never_fire);
+    tcase_add_test(tc, test_marking_sent_or_completing_stops_a_reminder_and_a_new_time_rearms_it);
+    tcase_add_test(tc, test_the_upgrade_copies_pending_reminders_from_tasks_once);
+    tcase_add_test(tc, test_a_task_event_delivered_again_changes_nothing_twice);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

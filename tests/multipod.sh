@@ -1,7 +1,8 @@
 #!/bin/sh
 # The local multi-pod run, short version (scripts/multipod --short): broker, PostgreSQL, an API
-# process, two notification workers and an analytics worker from this build tree; partitions
-# split 3+3, one worker SIGKILLed, its partitions taken over, every reminder fired exactly once.
+# process, two notification workers and an analytics worker from this build tree; the 12
+# partitions of task-events and user-events split between the workers, one worker SIGKILLed, its
+# partitions taken over, every reminder fired exactly once.
 # Uses TASKORA_TEST_DATABASE_URL's server (a throwaway database on it), else starts its own
 # PostgreSQL with scripts/pg.sh. Skips (77) while the notifications or analytics plugin is not
 # built, or without PostgreSQL server binaries and no server to use.
@@ -29,9 +30,9 @@ status=0
 TK_BUILDDIR=$TK_BUILDDIR "$TK_SRCDIR/scripts/multipod" --short >"$out" 2>&1 || status=$?
 [ $status -ne 77 ] || { cat "$out"; exit 77; }
 [ $status -eq 0 ] || fail "scripts/multipod --short exited $status"
-grep -Eq '^== group taskora-notifications: notifications-1 holds [1-5] partition\(s\), notifications-2 holds [1-5]$' "$out" ||
+grep -Eq '^== group taskora-notifications-schedule: notifications-1 holds ([1-9]|1[01]) partition\(s\), notifications-2 holds ([1-9]|1[01])$' "$out" ||
     fail "the two notification workers did not split the partitions"
-grep -q '^== notifications-1 now holds 6 partition(s)' "$out" || fail "the partitions did not move to the survivor"
+grep -q '^== notifications-1 now holds 12 partition(s)' "$out" || fail "the partitions did not move to the survivor"
 grep -Eq '^== reminders: ([0-9]+) tasks, \1 notifications, \1 distinct tasks, 0 pending$' "$out" ||
     fail "reminders lost or fired twice"
 grep -q '^multipod: OK' "$out" || fail "no OK line"

@@ -5,6 +5,7 @@
 
 #include "api.h"
 #include "limits.h"
+#include "reminders_consumer.h"
 #include "schema.h"
 
 /* GET / : the service's greeting, as the existing front end expects. */
@@ -156,6 +157,7 @@ static const tk_plugin descriptor = {
     .migrations = http_api_migrations,
     .init = init,
     .destroy = destroy,
+    .consume = api_reminders_consume, /* with a consume section: reminder_sent */
 };
 
 TK_PLUGIN_EXPORT const tk_plugin *taskora_plugin_entry(void);
