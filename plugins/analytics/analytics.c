@@ -301,13 +301,9 @@ static int cmp_day_row(const void *x, const void *y)
     return c ? c : strcmp(a->day, b->day);
 }
 
-static int batch_fn(void *conn, void *ud)
+/* Step 1: records the batch's event ids as processed; the ids it returns are the new ones. */
+static int record_processed(batch *b, PGconn *c, PGresult **out)
 {
-    batch *b = ud;
-    PGconn *c = conn;
-    b->applied = b->duplicates = b->ignored = 0;
-
-    /* 1. which of the batch's events are new */
     const char *params[] = {b->group, b->ids_json};
     PGresult *r = PQexecParams(c,
                                "INSERT INTO taskora_processed_events (consumer_group, event_id)"
@@ -316,22 +312,60 @@ static int batch_fn(void *conn, void *ud)
                                2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return set_error(b, c, r, "recording processed events");
-    int nnew = PQntuples(r);
-    /* fresh[i]: the returned id, cleared once an event of the batch used it */
-    const char *fresh[64];
-    int nfresh = nnew < 64 ? nnew : 64;
-    for (int i = 0; i < nfresh; i++)
-        fresh[i] = PQgetvalue(r, i, 0);
+    *out = r;
+    return 0;
+}
 
+/* What the batch's new events add up to: counters per (user, day) and the task times. */
+typedef struct tally {
     day_row rows[64];
-    size_t nrows = 0;
-    json_t *created = json_array(), *completions = json_array(), *deletions = json_array();
-    int rc = 0;
-    if (!created || !completions || !deletions) {
-        rc = TK_ENOMEM;
-        snprintf(b->error, sizeof(b->error), "out of memory");
-        goto out;
+    size_t nrows;
+    json_t *created, *completions, *deletions; /* rows for analytics_task_created / _completions */
+} tally;
+
+/* Counts it->kind on its (user, day) row. */
+static void count_day(tally *t, const item *it)
+{
+    size_t k = 0;
+    while (k < t->nrows &&
+           (strcmp(t->rows[k].user, it->ev->user_id) != 0 || strcmp(t->rows[k].day, it->day) != 0))
+        k++;
+    if (k == t->nrows) {
+        memset(&t->rows[k], 0, sizeof(t->rows[k]));
+        t->rows[k].user = it->ev->user_id;
+        t->rows[k].day = it->day;
+        t->nrows++;
     }
+    t->rows[k].count[it->kind]++;
+}
+
+/* Notes what a task's creation, completion or deletion means for time to complete. */
+static int note_task(tally *t, const item *it)
+{
+    json_t *o = NULL, *arr = NULL;
+    if (it->kind == K_CREATED) {
+        o = json_pack("{s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
+                      it->ts);
+        arr = t->created;
+    } else if (it->kind == K_COMPLETED) {
+        o = json_pack("{s:s,s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
+                      it->ts, "day", it->day);
+        arr = t->completions;
+    } else if (it->kind == K_DELETED) {
+        o = json_pack("{s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id);
+        arr = t->deletions;
+    }
+    if (arr && (!o || json_array_append_new(arr, o) != 0))
+        return TK_ENOMEM;
+    return 0;
+}
+
+/*
+ * Step 2: the events whose ids step 1 returned (fresh[i], cleared once used: an id repeated in
+ * the batch counts once) are tallied; the others are duplicates.
+ */
+static int tally_new(batch *b, const char **fresh, int nfresh, tally *t)
+{
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         int is_new = 0;
@@ -350,130 +384,128 @@ static int batch_fn(void *conn, void *ud)
             continue;
         }
         b->applied++;
-        size_t k = 0;
-        while (k < nrows &&
-               (strcmp(rows[k].user, it->ev->user_id) != 0 || strcmp(rows[k].day, it->day) != 0))
-            k++;
-        if (k == nrows) {
-            memset(&rows[k], 0, sizeof(rows[k]));
-            rows[k].user = it->ev->user_id;
-            rows[k].day = it->day;
-            nrows++;
-        }
-        rows[k].count[it->kind]++;
-        if (!it->task_id[0])
-            continue;
-        json_t *o = NULL, *arr = NULL;
-        if (it->kind == K_CREATED) {
-            o = json_pack("{s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
-                          it->ts);
-            arr = created;
-        } else if (it->kind == K_COMPLETED) {
-            o = json_pack("{s:s,s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id,
-                          "at", it->ts, "day", it->day);
-            arr = completions;
-        } else if (it->kind == K_DELETED) {
-            o = json_pack("{s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id);
-            arr = deletions;
-        }
-        if (arr && (!o || json_array_append_new(arr, o) != 0)) {
-            rc = TK_ENOMEM;
-            snprintf(b->error, sizeof(b->error), "out of memory");
-            goto out;
-        }
+        count_day(t, it);
+        if (it->task_id[0] && note_task(t, it) < 0)
+            return TK_ENOMEM;
     }
+    return 0;
+}
 
-    /* 2. the counters: one upsert for every (user, day) of the batch, in key order */
-    if (nrows) {
-        qsort(rows, nrows, sizeof(rows[0]), cmp_day_row);
-        json_t *list = json_array();
-        for (size_t k = 0; list && k < nrows; k++) {
-            json_t *o = json_pack("{s:s,s:s}", "user_id", rows[k].user, "day", rows[k].day);
-            for (int j = 0; o && j < K_COUNT; j++)
-                json_object_set_new(o, kind_column[j], json_integer(rows[k].count[j]));
-            if (!o || json_array_append_new(list, o) != 0) {
-                json_decref(list);
-                list = NULL;
-            }
+/* Step 3: the counters, one upsert for every (user, day) of the batch, in key order. */
+static int upsert_days(batch *b, PGconn *c, tally *t)
+{
+    if (!t->nrows)
+        return 0;
+    qsort(t->rows, t->nrows, sizeof(t->rows[0]), cmp_day_row);
+    json_t *list = json_array();
+    for (size_t k = 0; list && k < t->nrows; k++) {
+        json_t *o = json_pack("{s:s,s:s}", "user_id", t->rows[k].user, "day", t->rows[k].day);
+        for (int j = 0; o && j < K_COUNT; j++)
+            json_object_set_new(o, kind_column[j], json_integer(t->rows[k].count[j]));
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            list = NULL;
         }
-        char *text = dump_new(list);
-        if (!text) {
-            rc = TK_ENOMEM;
-            snprintf(b->error, sizeof(b->error), "out of memory");
-            goto out;
-        }
-        rc = exec_json(
-            b, c, "updating the daily counters",
-            "INSERT INTO analytics_daily AS d"
-            " (user_id, day, created, completed, reopened, deleted, chat_messages)"
-            " SELECT x.user_id, x.day, x.created, x.completed, x.reopened, x.deleted,"
-            " x.chat_messages FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, day date,"
-            " created int, completed int, reopened int, deleted int, chat_messages int)"
-            " ORDER BY x.user_id, x.day"
-            " ON CONFLICT (user_id, day) DO UPDATE SET"
-            " created = d.created + EXCLUDED.created,"
-            " completed = d.completed + EXCLUDED.completed,"
-            " reopened = d.reopened + EXCLUDED.reopened,"
-            " deleted = d.deleted + EXCLUDED.deleted,"
-            " chat_messages = d.chat_messages + EXCLUDED.chat_messages,"
-            " updated_at = now()",
-            text);
-        free(text);
-        if (rc)
-            goto out;
     }
+    char *text = dump_new(list);
+    if (!text)
+        return TK_ENOMEM;
+    int rc = exec_json(b, c, "updating the daily counters",
+                       "INSERT INTO analytics_daily AS d"
+                       " (user_id, day, created, completed, reopened, deleted, chat_messages)"
+                       " SELECT x.user_id, x.day, x.created, x.completed, x.reopened, x.deleted,"
+                       " x.chat_messages FROM jsonb_to_recordset($1::jsonb) AS x(user_id text,"
+                       " day date, created int, completed int, reopened int, deleted int,"
+                       " chat_messages int)"
+                       " ORDER BY x.user_id, x.day"
+                       " ON CONFLICT (user_id, day) DO UPDATE SET"
+                       " created = d.created + EXCLUDED.created,"
+                       " completed = d.completed + EXCLUDED.completed,"
+                       " reopened = d.reopened + EXCLUDED.reopened,"
+                       " deleted = d.deleted + EXCLUDED.deleted,"
+                       " chat_messages = d.chat_messages + EXCLUDED.chat_messages,"
+                       " updated_at = now()",
+                       text);
+    free(text);
+    return rc;
+}
 
-    /* 3. time to complete: creations first, so a task created and completed in one batch
-     * has its duration */
-    if (json_array_size(created)) {
-        char *text = dump_new(json_incref(created));
-        rc = text
-                 ? exec_json(b, c, "recording task creations",
-                             "INSERT INTO analytics_task_created (user_id, task_id, created_at)"
-                             " SELECT x.user_id, x.task_id, x.at FROM jsonb_to_recordset($1::jsonb)"
-                             " AS x(user_id text, task_id text, at timestamptz)"
-                             " ORDER BY x.user_id, x.task_id"
-                             " ON CONFLICT (user_id, task_id) DO NOTHING",
-                             text)
-                 : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-    if (json_array_size(completions)) {
-        char *text = dump_new(json_incref(completions));
-        rc = text
-                 ? exec_json(b, c, "recording completion times",
-                             "INSERT INTO analytics_completions (user_id, day, task_id, duration_s)"
-                             " SELECT x.user_id, x.day, x.task_id,"
-                             " greatest(0, extract(epoch FROM x.at - t.created_at))::float8"
-                             " FROM jsonb_to_recordset($1::jsonb)"
-                             " AS x(user_id text, task_id text, at timestamptz, day date)"
-                             " JOIN analytics_task_created t"
-                             " ON t.user_id = x.user_id AND t.task_id = x.task_id",
-                             text)
-                 : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-    if (json_array_size(deletions)) {
-        char *text = dump_new(json_incref(deletions));
-        rc = text ? exec_json(b, c, "forgetting deleted tasks",
-                              "DELETE FROM analytics_task_created t USING"
-                              " jsonb_to_recordset($1::jsonb) AS x(user_id text, task_id text)"
-                              " WHERE t.user_id = x.user_id AND t.task_id = x.task_id",
-                              text)
-                  : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-out:
-    json_decref(created);
-    json_decref(completions);
-    json_decref(deletions);
-    PQclear(r); /* the fresh ids pointed into it */
+/* Runs sql with rows (a JSON array) as its parameter, when there are any. */
+static int exec_rows(batch *b, PGconn *c, const char *what, const char *sql, json_t *rows)
+{
+    if (!json_array_size(rows))
+        return 0;
+    char *text = dump_new(json_incref(rows));
+    int rc = text ? exec_json(b, c, what, sql, text) : TK_ENOMEM;
+    free(text);
+    return rc;
+}
+
+/* Step 4: time to complete. Creations first, so a task created and completed in one batch has
+ * its duration. */
+static int write_task_times(batch *b, PGconn *c, tally *t)
+{
+    int rc = exec_rows(b, c, "recording task creations",
+                       "INSERT INTO analytics_task_created (user_id, task_id, created_at)"
+                       " SELECT x.user_id, x.task_id, x.at FROM jsonb_to_recordset($1::jsonb)"
+                       " AS x(user_id text, task_id text, at timestamptz)"
+                       " ORDER BY x.user_id, x.task_id"
+                       " ON CONFLICT (user_id, task_id) DO NOTHING",
+                       t->created);
+    if (!rc)
+        rc = exec_rows(b, c, "recording completion times",
+                       "INSERT INTO analytics_completions (user_id, day, task_id, duration_s)"
+                       " SELECT x.user_id, x.day, x.task_id,"
+                       " greatest(0, extract(epoch FROM x.at - t.created_at))::float8"
+                       " FROM jsonb_to_recordset($1::jsonb)"
+                       " AS x(user_id text, task_id text, at timestamptz, day date)"
+                       " JOIN analytics_task_created t"
+                       " ON t.user_id = x.user_id AND t.task_id = x.task_id",
+                       t->completions);
+    if (!rc)
+        rc = exec_rows(b, c, "forgetting deleted tasks",
+                       "DELETE FROM analytics_task_created t USING"
+                       " jsonb_to_recordset($1::jsonb) AS x(user_id text, task_id text)"
+                       " WHERE t.user_id = x.user_id AND t.task_id = x.task_id",
+                       t->deletions);
+    return rc;
+}
+
+/* The batch's transaction: steps 1 to 4 (see the top of the file). */
+static int batch_fn(void *conn, void *ud)
+{
+    batch *b = ud;
+    PGconn *c = conn;
+    b->applied = b->duplicates = b->ignored = 0;
+    PGresult *r = NULL;
+    int rc = record_processed(b, c, &r);
+    if (rc)
+        return rc;
+    /* fresh[i]: a returned id (pointing into r), cleared once an event of the batch used it */
+    const char *fresh[64];
+    int nfresh = PQntuples(r) < 64 ? PQntuples(r) : 64;
+    for (int i = 0; i < nfresh; i++)
+        fresh[i] = PQgetvalue(r, i, 0);
+    tally t = {.nrows = 0,
+               .created = json_array(),
+               .completions = json_array(),
+               .deletions = json_array()};
+    if (!t.created || !t.completions || !t.deletions)
+        rc = TK_ENOMEM;
+    if (!rc)
+        rc = tally_new(b, fresh, nfresh, &t);
+    if (rc == TK_ENOMEM)
+        snprintf(b->error, sizeof(b->error), "out of memory");
+    if (!rc)
+        rc = upsert_days(b, c, &t);
+    if (!rc)
+        rc = write_task_times(b, c, &t);
+    if (rc == TK_ENOMEM && !b->error[0])
+        snprintf(b->error, sizeof(b->error), "out of memory");
+    json_decref(t.created);
+    json_decref(t.completions);
+    json_decref(t.deletions);
+    PQclear(r);
     return rc;
 }
 

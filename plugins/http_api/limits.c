@@ -494,22 +494,11 @@ int api_chat_quota_refuse(api *a, tk_http_response *resp, long long retry_after_
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-int api_limits_init(api *a)
+/* The token bucket tables, nsets sets each. */
+static int init_buckets(api *a, api_limits *l, size_t nsets)
 {
     const tk_host *h = a->host;
     tk_instance *inst = a->inst;
-    pthread_once(&hash_once, hash_secret_init);
-    api_limits *l = calloc(1, sizeof(*l));
-    if (!l)
-        return TK_ENOMEM;
-    a->limits = l;
-    int64_t slots = h->config_int(inst, "limits.buckets");
-    if (slots < WAYS || slots > (1 << 24)) {
-        h->log(inst, TK_LOG_ERROR, "config.limits.buckets must be between %d and %d", WAYS,
-               1 << 24);
-        return TK_EINVAL;
-    }
-    size_t nsets = (size_t)slots / WAYS;
     for (int i = 0; i < API_LIMIT_COUNT; i++) {
         bucket_table *t = &l->tables[i];
         char path[96];
@@ -530,6 +519,14 @@ int api_limits_init(api *a)
         if (per_min > 0 && !(t->slots = calloc(nsets * WAYS, sizeof(bucket))))
             return TK_ENOMEM;
     }
+    return TK_OK;
+}
+
+/* The login failure table, nsets sets. */
+static int init_failures(api *a, api_limits *l, size_t nsets)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     pthread_mutex_init(&l->fmu, NULL);
     l->failures_free = h->config_int(inst, "limits.login_failures_before_delay");
     l->delay_max = (double)h->config_int(inst, "limits.login_failure_delay_max_s");
@@ -542,7 +539,14 @@ int api_limits_init(api *a)
     l->nfsets = nsets;
     if (l->failures_free > 0 && !(l->failures = calloc(nsets * WAYS, sizeof(failure))))
         return TK_ENOMEM;
+    return TK_OK;
+}
 
+/* The password hash pool. */
+static int init_hash_pool(api *a, api_limits *l)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     pthread_mutex_init(&l->hmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -567,12 +571,13 @@ int api_limits_init(api *a)
     l->max_running = (int)n;
     l->max_waiting = (int)q;
     l->wait_ms = (int)w;
-    l->chat_quota = h->config_int(inst, "limits.chat_daily_quota");
-    if (l->chat_quota < 0) {
-        h->log(inst, TK_LOG_ERROR, "config.limits.chat_daily_quota must be >= 0");
-        return TK_EINVAL;
-    }
+    return TK_OK;
+}
 
+static int init_metrics(api *a, api_limits *l)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     static const char *const limit_label[] = {"limit", NULL};
     l->m_limited = h->metric_counter(inst, "taskora_http_api_rate_limited_total",
                                      "requests refused with 429 by a limit", limit_label);
@@ -591,6 +596,36 @@ int api_limits_init(api *a)
     if (!l->m_limited || !l->m_buckets || !l->m_hashing || !l->m_hwaiting || !l->m_hash_slots ||
         !l->m_hashes || !l->m_hrefused)
         return TK_ERR;
+    return TK_OK;
+}
+
+int api_limits_init(api *a)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
+    pthread_once(&hash_once, hash_secret_init);
+    api_limits *l = calloc(1, sizeof(*l));
+    if (!l)
+        return TK_ENOMEM;
+    a->limits = l;
+    int64_t slots = h->config_int(inst, "limits.buckets");
+    if (slots < WAYS || slots > (1 << 24)) {
+        h->log(inst, TK_LOG_ERROR, "config.limits.buckets must be between %d and %d", WAYS,
+               1 << 24);
+        return TK_EINVAL;
+    }
+    size_t nsets = (size_t)slots / WAYS;
+    int rc;
+    if ((rc = init_buckets(a, l, nsets)) < 0 || (rc = init_failures(a, l, nsets)) < 0 ||
+        (rc = init_hash_pool(a, l)) < 0)
+        return rc;
+    l->chat_quota = h->config_int(inst, "limits.chat_daily_quota");
+    if (l->chat_quota < 0) {
+        h->log(inst, TK_LOG_ERROR, "config.limits.chat_daily_quota must be >= 0");
+        return TK_EINVAL;
+    }
+    if ((rc = init_metrics(a, l)) < 0)
+        return rc;
     h->metric_set(l->m_hash_slots, NULL, l->max_running);
     hash_gauges(a);
     h->log(inst, TK_LOG_INFO,

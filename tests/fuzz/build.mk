@@ -20,7 +20,7 @@ CORE = $(O)/obj/libcore.a
 CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
 HTTP_API = $(patsubst %.c,$(O)/obj/%.o,$(wildcard plugins/http_api/*.c))
 UTIL = $(O)/obj/plugins/http_api/util.o
-AIHTTP = $(O)/obj/plugins/ai_common/aihttp.o
+AIHTTP = $(O)/obj/plugins/ai_common/aihttp.o $(O)/obj/plugins/ai_common/aiwire.o
 
 # what each harness links besides its own file
 DEPS_config = $(CORE)
