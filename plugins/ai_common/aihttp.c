@@ -1,48 +1,23 @@
 /* Shared by the AI provider plugins: one libcurl POST, failures, ids, the provider skeleton. */
 #include "aihttp.h"
 
-#include <ctype.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
+#include "../kit/kit.h"
+#include "../kit/kit_curl.h"
+
 /* An answer larger than this is refused rather than buffered. */
 #define MAX_BODY ((size_t)16 << 20)
-/* The connect timeout never exceeds this, whatever the total timeout. */
-#define MAX_CONNECT_MS 10000L
-
-/* --- libcurl's global state ------------------------------------------------ */
-
-/*
- * curl_global_init is refcounted, but before libcurl 7.84 it is not
- * thread-safe; init()/destroy() run on the main thread, the lock is only a
- * guard for hosts that do otherwise. A pthread_once would not pair with one
- * cleanup per destroy() when several instances are configured.
- */
-static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int aihttp_global_init(void)
-{
-    pthread_mutex_lock(&global_lock);
-    CURLcode c = curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_mutex_unlock(&global_lock);
-    return c == CURLE_OK ? TK_OK : TK_ERR;
-}
-
-void aihttp_global_cleanup(void)
-{
-    pthread_mutex_lock(&global_lock);
-    curl_global_cleanup();
-    pthread_mutex_unlock(&global_lock);
-}
+/* A Retry-After further away than this is no answer to wait for. */
+#define MAX_RETRY_AFTER_S 1000000000
 
 /* --- one POST -------------------------------------------------------------- */
 
@@ -76,41 +51,18 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     return add;
 }
 
-/* Keeps the Retry-After value of the last response's headers. */
-static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
-{
-    char *retry_after = ud; /* 64 bytes */
-    size_t len = size * n;
-    static const char name[] = "retry-after:";
-    if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
-        retry_after[0] = '\0'; /* a new response (after a 100 Continue, say) */
-    } else if (len > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-        const char *v = ptr + sizeof(name) - 1, *end = ptr + len;
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && isspace((unsigned char)end[-1]))
-            end--;
-        size_t m = (size_t)(end - v) < 63 ? (size_t)(end - v) : 63;
-        memcpy(retry_after, v, m);
-        retry_after[m] = '\0';
-    }
-    return len;
-}
-
 int aihttp_post(const aihttp_request *req, aihttp_response *r)
 {
     memset(r, 0, sizeof(*r));
     r->retry_after_ms = -1;
     body_buf b = {0};
-    char retry_after[64] = "";
+    char retry_after[KIT_RETRY_AFTER_LEN] = "";
     char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
     char *key_line = NULL;
+    CURL *c = NULL;
     CURLcode rc = CURLE_OUT_OF_MEMORY;
 
-    CURL *c = curl_easy_init();
-    if (!c)
-        goto done;
     if (req->key_header && req->key) {
         size_t n = strlen(req->key_header) + strlen(req->key) + 1;
         if (!(key_line = malloc(n)))
@@ -120,37 +72,18 @@ int aihttp_post(const aihttp_request *req, aihttp_response *r)
     /* "Expect:" stops libcurl's 100-continue wait on large bodies */
     const char *fixed[] = {"Content-Type: application/json", "Accept: application/json",
                            "Expect:", key_line};
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        if (!fixed[i])
-            continue;
-        struct curl_slist *h = curl_slist_append(headers, fixed[i]);
-        if (!h)
-            goto done;
-        headers = h;
-    }
+    if (!(headers = kit_curl_headers(fixed, sizeof(fixed) / sizeof(fixed[0]))))
+        goto done;
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : 30000;
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "taskora-ai/1.0");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* many threads: no SIGALRM for DNS timeouts */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     timeout < MAX_CONNECT_MS ? timeout : MAX_CONNECT_MS);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    c = kit_curl_post(req->url, req->body, strlen(req->body), headers, "taskora-ai/1.0", timeout,
+                      errbuf);
+    if (!c)
+        goto done;
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl can decode */
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, kit_curl_retry_after);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, retry_after);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 done:
@@ -169,7 +102,7 @@ done:
                              : curl_easy_strerror(rc));
     r->body = b.data ? b.data : calloc(1, 1);
     r->body_len = b.len;
-    r->retry_after_ms = aihttp_parse_retry_after(retry_after, (int64_t)time(NULL));
+    r->retry_after_ms = kit_parse_retry_after(retry_after, (int64_t)time(NULL), MAX_RETRY_AFTER_S);
     if (!r->body && rc == CURLE_OK) {
         r->curl_code = CURLE_OUT_OF_MEMORY;
         snprintf(r->curl_error, sizeof(r->curl_error), "out of memory");
@@ -182,34 +115,6 @@ void aihttp_response_free(aihttp_response *r)
     free(r->body);
     r->body = NULL;
     r->body_len = 0;
-}
-
-int64_t aihttp_parse_retry_after(const char *value, int64_t now_s)
-{
-    if (!value)
-        return -1;
-    while (isspace((unsigned char)*value))
-        value++;
-    if (!*value)
-        return -1;
-    if (isdigit((unsigned char)*value)) { /* delay-seconds (a fraction is tolerated) */
-        char *end;
-        double s = strtod(value, &end);
-        while (isspace((unsigned char)*end))
-            end++;
-        if (*end || s < 0 || s > 1e9)
-            return -1;
-        return (int64_t)(s * 1000.0 + 0.5);
-    }
-    /* HTTP-date, IMF-fixdate form: "Wed, 21 Oct 2015 07:28:00 GMT" */
-    struct tm tm = {0};
-    const char *end = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end)
-        return -1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    return (int64_t)t > now_s ? ((int64_t)t - now_s) * 1000 : 0;
 }
 
 /* --- failures -------------------------------------------------------------- */
@@ -405,7 +310,7 @@ void aihttp_provider_free(aihttp_provider *p)
         return;
     free(p->url);
     free(p);
-    aihttp_global_cleanup();
+    kit_curl_global_cleanup();
 }
 
 int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *strip_prefix,
@@ -414,13 +319,13 @@ int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *stri
     *out = NULL;
     if (base_out)
         *base_out = NULL;
-    if (aihttp_global_init() < 0) {
+    if (kit_curl_global_init() < 0) {
         host->log(inst, TK_LOG_ERROR, "curl_global_init failed");
         return TK_ERR;
     }
     aihttp_provider *p = calloc(1, sizeof(*p));
     if (!p) {
-        aihttp_global_cleanup();
+        kit_curl_global_cleanup();
         return TK_ENOMEM;
     }
     p->host = host;

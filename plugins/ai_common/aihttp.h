@@ -16,16 +16,6 @@
 
 #include <taskora/plugin.h>
 
-/* --- libcurl's global state ------------------------------------------------ */
-
-/*
- * curl_global_init / curl_global_cleanup, refcounted by libcurl itself: call
- * aihttp_global_init once in every init() and aihttp_global_cleanup once in
- * the matching destroy() (or on init's failure path).
- */
-int aihttp_global_init(void);
-void aihttp_global_cleanup(void);
-
 /* --- one POST -------------------------------------------------------------- */
 
 typedef struct aihttp_request {
@@ -46,17 +36,15 @@ typedef struct aihttp_response {
 } aihttp_response;
 
 /*
- * POSTs req->body to req->url and waits for the whole answer (no redirects
- * are followed, so the key header never goes to another host). Returns TK_OK
+ * POSTs req->body to req->url and waits for the whole answer, with the toolkit's
+ * safe set-up (kit_curl.h: no redirects are followed, so the key header never goes to
+ * another host). r->retry_after_ms is read with kit_parse_retry_after. Returns TK_OK
  * when an HTTP answer arrived, whatever its status; otherwise a negative
  * code with r->curl_code and r->curl_error set (see aihttp_fail_transport).
  * Always call aihttp_response_free afterwards.
  */
 int aihttp_post(const aihttp_request *req, aihttp_response *r);
 void aihttp_response_free(aihttp_response *r);
-
-/* Retry-After: delay-seconds or an HTTP-date (relative to `now`), in ms; -1 when unusable. */
-int64_t aihttp_parse_retry_after(const char *value, int64_t now_s);
 
 /* --- failures -------------------------------------------------------------- */
 

@@ -19,25 +19,25 @@
  * without status_change, completed:true) -> completed (+ duration), with "reopened" /
  * completed:false -> reopened; task.deleted -> deleted; chat.message_sent -> chat_messages.
  * Other types, and events without a user id, are recorded as processed and otherwise
- * ignored. An event without a parseable time counts on the day it is processed.
+ * ignored. An event without a parseable time (kit_time_parse, date and time of day) counts
+ * on the day it is processed.
  *
  * Summary: completion_rate = completed / created over the window (0 when nothing was
  * created; it may exceed 1 when tasks created before the window are completed in it);
  * median_time_to_complete_s is the median of the durations of the completions in the
  * window (null when there is none, or none of a task whose creation was seen).
  */
-#define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <taskora/plugin.h>
 
-#define JSON_TYPE "application/json; charset=utf-8"
+#include "../kit/kit.h"
+
 #define MAX_USER_LEN 255
 
 /* What an event counts as. */
@@ -58,10 +58,10 @@ typedef struct analytics {
 /* One event of a batch, classified before the transaction. */
 typedef struct item {
     const tk_event *ev;
-    int kind;         /* K_* */
-    char day[11];     /* YYYY-MM-DD (UTC) */
-    char ts[40];      /* the event time in UTC, as PostgreSQL reads it */
-    char task_id[40]; /* "" when the payload has none */
+    int kind;              /* K_* */
+    char day[11];          /* YYYY-MM-DD (UTC) */
+    char ts[KIT_TIME_LEN]; /* the event time in UTC, ISO 8601 */
+    char task_id[40];      /* "" when the payload has none */
 } item;
 
 /* The work of one batch, shared with the transaction function. */
@@ -75,129 +75,6 @@ typedef struct batch {
     long applied, duplicates, ignored;
     char error[256];
 } batch;
-
-/* ---- time ------------------------------------------------------------------ */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static long long days_from_civil(long long y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long long)doe - 719468;
-}
-
-static void civil_from_days(long long z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    long long era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long yy = (long long)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yy + (*m <= 2));
-}
-
-static int digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return 0;
-}
-
-/*
- * Parses an ISO 8601 / RFC 3339 time ("2026-02-04T12:00:00.123456+00:00", "...Z", a space
- * instead of T; no offset means UTC) into microseconds since the epoch. 0 ok, -1 not a time.
- */
-static int parse_time(const char *s, long long *us)
-{
-    int y, mo, d, h, mi, sec, frac = 0;
-    if (!s)
-        return -1;
-    const char *p = s;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
-        return -1;
-    p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
-        digits(&p, 2, &sec))
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    if (*p == '.' || *p == ',') {
-        p++;
-        int n = 0;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9') {
-            if (n < 6) {
-                frac = frac * 10 + (*p - '0');
-                n++;
-            }
-            p++;
-        }
-        while (n++ < 6)
-            frac *= 10;
-    }
-    long long offset_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (digits(&p, 2, &oh))
-            return -1;
-        if (*p == ':')
-            p++;
-        if (*p && digits(&p, 2, &om))
-            return -1;
-        if (oh > 23 || om > 59)
-            return -1;
-        offset_s = sign * (oh * 3600LL + om * 60LL);
-    }
-    if (*p)
-        return -1;
-    long long days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-    long long secs = days * 86400 + h * 3600LL + mi * 60LL + sec - offset_s;
-    *us = secs * 1000000LL + frac;
-    return 0;
-}
-
-/* The UTC day and a PostgreSQL timestamptz literal of a time in microseconds. */
-static void format_time(long long us, char day[11], char ts[40])
-{
-    long long secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    long long frac = us - secs * 1000000;
-    long long days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    long long rem = secs - days * 86400;
-    int y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    unsigned yy = (unsigned)(y < 0 ? 0 : y > 9999 ? 9999 : y);
-    m %= 100;
-    d %= 100;
-    snprintf(day, 11, "%04u-%02u-%02u", yy, m, d);
-    snprintf(ts, 40, "%04u-%02u-%02u %02u:%02u:%02u.%06u+00", yy, m, d, (unsigned)(rem / 3600),
-             (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), (unsigned)frac);
-}
-
-static long long now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
-}
 
 /* ---- classification -------------------------------------------------------- */
 
@@ -245,10 +122,11 @@ static int classify(const tk_event *ev, item *it)
     }
     if (kind == K_NONE)
         return K_NONE;
-    long long us;
-    if (parse_time(ev->time, &us) != 0)
-        us = now_us();
-    format_time(us, it->day, it->ts);
+    int64_t us;
+    if (kit_time_parse(ev->time, KIT_TIME_DATETIME, &us) < 0)
+        us = kit_time_now_us();
+    kit_time_format(us, KIT_TIME_DAY, it->day, sizeof(it->day));
+    kit_time_format(us, KIT_TIME_ISO, it->ts, sizeof(it->ts));
     it->kind = kind;
     return kind;
 }
@@ -584,24 +462,6 @@ static tk_consume_result consume(void *state, const tk_event *ev)
 
 /* ---- GET /api/analytics/summary -------------------------------------------- */
 
-static int send_json(analytics *a, tk_http_response *resp, int status, const char *text)
-{
-    a->host->http_status(resp, status);
-    return a->host->http_set_body(resp, JSON_TYPE, text, strlen(text));
-}
-
-static int send_422(analytics *a, tk_http_response *resp, const char *msg, const char *type)
-{
-    json_t *body = json_pack("{s:[{s:[s,s],s:s,s:s}]}", "detail", "loc", "query", "days", "msg",
-                             msg, "type", type);
-    char *text = dump_new(body);
-    if (!text)
-        return TK_ENOMEM;
-    int rc = send_json(a, resp, 422, text);
-    free(text);
-    return rc;
-}
-
 static const char summary_sql[] =
     "WITH w AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today, $2::int AS n),"
     " d AS (SELECT (w.today - g)::date AS day FROM w, generate_series(0, w.n - 1) g),"
@@ -630,38 +490,21 @@ static int route_summary(void *ud, const tk_http_request *req, tk_http_response 
     analytics *a = ud;
     const tk_host *h = a->host;
     char user[64];
-    if (h->struct_size < offsetof(tk_host, http_authenticate) + sizeof(h->http_authenticate) ||
-        !h->http_authenticate) {
-        return send_json(a, resp, 503, "{\"detail\":\"No authenticator is loaded\"}");
-    }
-    if (!h->http_authenticate(req, resp, user, sizeof(user), 0))
-        return TK_OK; /* answered (401) */
-
-    long days = 30;
-    const char *v = h->http_query(req, "days");
-    if (v) {
-        char *end;
-        days = strtol(v, &end, 10);
-        if (!*v || *end)
-            return send_422(a, resp,
-                            "Input should be a valid integer, unable to parse string as an integer",
-                            "int_parsing");
-        if (days < 1)
-            return send_422(a, resp, "Input should be greater than or equal to 1",
-                            "greater_than_equal");
-        if (days > 365)
-            return send_422(a, resp, "Input should be less than or equal to 365",
-                            "less_than_equal");
-    }
-    char ndays[16];
-    snprintf(ndays, sizeof(ndays), "%ld", days);
+    int rc = kit_authenticate(h, req, resp, user, sizeof(user), 0);
+    if (rc < 0)
+        return rc; /* answered (401, 503) */
+    kit_errors e;
+    kit_errors_init(&e);
+    int64_t days = kit_query_int(h, req, &e, "days", 1, 365, 30);
+    if (kit_errors_any(&e))
+        return kit_errors_send(h, resp, &e);
+    kit_errors_free(&e);
+    char ndays[24];
+    snprintf(ndays, sizeof(ndays), "%lld", (long long)days);
 
     tk_pg *pg;
-    int rc = h->pg_acquire(a->inst, -1, &pg);
-    if (rc < 0) {
-        h->http_set_header(resp, "Retry-After", "1");
-        return h->http_error(resp, 503, "Database unavailable");
-    }
+    if ((rc = h->pg_acquire(a->inst, -1, &pg)) < 0)
+        return kit_db_error(h, resp, rc);
     PGconn *c = h->pg_conn(pg);
     const char *params[] = {user, ndays};
     PGresult *r = PQexecParams(c, summary_sql, 2, NULL, params, NULL, NULL, 0);
@@ -673,13 +516,10 @@ static int route_summary(void *ud, const tk_http_request *req, tk_http_response 
         PQclear(r);
         h->pg_release(pg);
         h->log_kv(a->inst, TK_LOG_ERROR, "summary query failed", "error", why, NULL);
-        if (down) {
-            h->http_set_header(resp, "Retry-After", "1");
-            return h->http_error(resp, 503, "Database unavailable");
-        }
-        return TK_ERR;
+        return down ? kit_db_error(h, resp, TK_EUNAVAILABLE) : TK_ERR;
     }
-    rc = send_json(a, resp, 200, PQgetvalue(r, 0, 0));
+    const char *text = PQgetvalue(r, 0, 0);
+    rc = kit_send_text(h, resp, 200, text, strlen(text));
     PQclear(r);
     h->pg_release(pg);
     return rc;

@@ -9,6 +9,8 @@
 
 #include <taskora/plugin.h>
 
+#include "../kit/kit.h"
+
 typedef struct api {
     const tk_host *host;
     tk_instance *inst;
@@ -31,12 +33,8 @@ typedef struct api {
 /* Tags a task may carry: with max_description this bounds a task's JSON, and so a page's. */
 #define API_MAX_TASK_TAGS 100
 
-/* ---- responses (util.c) ---- */
+/* ---- responses (util.c; JSON answers in general: the toolkit, kit.h) ---- */
 
-/* Sends a JSON value (stolen) with status. TK_OK or an error code. */
-int api_send_json(api *a, tk_http_response *resp, int status, json_t *body);
-/* Sends already-serialised JSON text. */
-int api_send_text(api *a, tk_http_response *resp, int status, const char *json, size_t len);
 /* {"detail": detail} with status. */
 int api_error(api *a, tk_http_response *resp, int status, const char *detail);
 /* {"detail": {"code": code, "message": message}} with status. */
@@ -45,20 +43,9 @@ int api_error_code(api *a, tk_http_response *resp, int status, const char *code,
 /* {"message": message}, 200. */
 int api_message(api *a, tk_http_response *resp, const char *message);
 
-/* ---- validation errors, the existing service's 422 shape (util.c) ---- */
+/* ---- validation errors, the existing service's 422 shape (kit.h) ---- */
 
-typedef struct api_errors {
-    json_t *list; /* [{"loc","msg","type"}] */
-} api_errors;
-
-void api_errors_init(api_errors *e);
-/* Adds one error; `where` is "body", "query" or "path". */
-void api_errors_add(api_errors *e, const char *where, const char *field, const char *msg,
-                    const char *type);
-int api_errors_any(const api_errors *e);
-/* Sends 422 with the collected errors and frees them. */
-int api_errors_send(api *a, tk_http_response *resp, api_errors *e);
-void api_errors_free(api_errors *e);
+typedef kit_errors api_errors;
 
 /*
  * Parses the request body as a JSON object. On malformed JSON or a non-object
@@ -73,27 +60,20 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
 /* A boolean field; returns 0/1, *present set. */
 int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
 
-/* Is s well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
-int api_utf8_valid(const char *s);
 /*
- * A query argument, or NULL when absent; a value that is not UTF-8 records a 422 entry
- * (string_unicode) and reads as absent. Every query argument of the plugin is read with it.
+ * An integer query argument in [min, max] (absent: dflt) as text, into out; a 422 entry when it
+ * is not one (kit_query_int). Query arguments are read with the toolkit (kit_query...).
  */
-const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name);
-/* A boolean query argument (tk_bool_word's words; absent: 0); a 422 entry when not one. */
-int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name);
+void api_query_int(api *a, const tk_http_request *req, api_errors *e, const char *name, long min,
+                   long max, long dflt, char out[16]);
 
-/* Reads an integer query argument in [min, max] (absent: dflt) into out; a 422 entry when not. */
-void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
-                   char out[16]);
-
-/* Parses an integer path parameter; records int_parsing under ("path", name) on failure. */
+/* Parses an integer path parameter (an int4 id); records int_parsing under ("path", name). */
 int64_t api_path_id(api_errors *e, const char *value, const char *name);
 
 /* ---- time (util.c) ---- */
 
 /*
- * Parses ISO 8601 (date, date-time with optional fraction, Z/offset, naive =
+ * Parses ISO 8601 (kit_time_parse: date, date-time with optional fraction, Z/offset, naive =
  * UTC) into a UTC timestamp string for PostgreSQL ("YYYY-MM-DD HH:MM:SS.ffffff").
  * 0 ok, -1 invalid.
  */
@@ -166,8 +146,6 @@ int api_call_send(api_call *c, int rc, tk_http_response *resp);
  * account no longer exists (a token outliving its account creates nothing).
  */
 int api_lock_user(api_call *c, PGconn *conn);
-/* Answers a pool error: 503 (unreachable, busy) or 500. */
-int api_db_error(api *a, tk_http_response *resp, int rc);
 
 /* ---- auth (auth.c) ---- */
 

@@ -116,7 +116,7 @@ static int authenticate_claims(api *a, const tk_http_request *req, tk_http_respo
     int user_exists = 0, revoked = 0;
     int rc = token_standing(a, t, &user_exists, &revoked);
     if (rc < 0) {
-        api_db_error(a, resp, rc);
+        kit_db_error(a->host, resp, rc);
         return 0;
     }
     if (revoked || (!user_exists && !allow_missing_user)) {
@@ -251,11 +251,11 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     reg r = {0};
     r.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
     if (r.email && !email_valid(r.email)) {
-        api_errors_add(&e, "body", "email",
+        kit_errors_add(&e, "body", "email",
                        "value is not a valid email address: An email address must have an @-sign "
                        "and a domain",
                        "value_error");
@@ -263,11 +263,11 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
     }
     r.name = api_field_string(&e, body, "name", 1, 1, 255, NULL, NULL);
     const char *password = api_field_string(&e, body, "password", 1, 1, 1024, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     if (!api_hash_begin(a, resp)) {
         json_decref(body);
         return TK_OK;
@@ -333,15 +333,15 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     login l = {0};
     l.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
     const char *password = api_field_string(&e, body, "password", 1, 0, 0, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     /* the email's failure delay and rate, before any database work or hash */
     if (!api_login_admit(a, l.email, resp)) {
         json_decref(body);
@@ -358,7 +358,7 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     if (rc < 0) {
         api_hash_end(a);
         json_decref(body);
-        return api_db_error(a, resp, rc);
+        return kit_db_error(a->host, resp, rc);
     }
     /* an unknown email costs a hash check too, so timing does not tell which emails exist */
     int ok = password_check(password, l.hash ? l.hash : a->dummy_hash) && l.hash;

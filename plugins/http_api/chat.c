@@ -350,22 +350,22 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     json_t *cid = json_object_get(body, "conversation_id");
     if (cid && !json_is_null(cid)) {
         if (json_is_integer(cid) && json_integer_value(cid) >= INT32_MIN &&
             json_integer_value(cid) <= INT32_MAX) /* an int column, as path ids are */
             snprintf(in.cid, sizeof(in.cid), "%lld", (long long)json_integer_value(cid));
         else
-            api_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",
+            kit_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",
                            "int_type");
     }
     in.message = api_field_string(&e, body, "message", 1, 0, 2000, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     const char *m = in.message;
     while (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r')
         m++;

@@ -11,8 +11,9 @@
 static int route_root(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     (void)req;
+    api *a = ud;
     static const char body[] = "{\"message\":\"Welcome to Taskora API\"}";
-    return api_send_text(ud, resp, 200, body, sizeof(body) - 1);
+    return kit_send_text(a->host, resp, 200, body, sizeof(body) - 1);
 }
 
 /* The process's authenticator: other plugins' routes (notifications, analytics, realtime)

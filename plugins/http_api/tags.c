@@ -30,14 +30,14 @@ static void read_tag(api_errors *e, json_t *body, tag_in *t, int create)
     int present = 0, is_null = 0;
     t->color = api_field_string(e, body, "color", 0, 0, 0, &present, &is_null);
     if (!create && is_null)
-        api_errors_add(e, "body", "color", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "color", "Input should be a valid string", "string_type");
     if (t->color && !color_valid(t->color)) {
-        api_errors_add(e, "body", "color", "String should match pattern '^#[0-9A-Fa-f]{6}$'",
+        kit_errors_add(e, "body", "color", "String should match pattern '^#[0-9A-Fa-f]{6}$'",
                        "string_pattern_mismatch");
         t->color = NULL;
     }
     if (!create && json_is_null(json_object_get(body, "name")))
-        api_errors_add(e, "body", "name", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "name", "Input should be a valid string", "string_type");
 }
 
 /* Answers the one-row, one-column JSON result, or 404 Tag not found. */
@@ -187,26 +187,26 @@ static int tag_route(api *a, const tk_http_request *req, tk_http_response *resp,
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (with_id) {
         t.id = api_path_id(&e, a->host->http_param(req, "tag_id"), "tag_id");
         snprintf(t.id_text, sizeof(t.id_text), "%lld", (long long)t.id);
     }
     json_t *body = NULL;
-    if (body_mode && !api_errors_any(&e)) {
+    if (body_mode && !kit_errors_any(&e)) {
         int sent;
         body = api_body_object(a, req, resp, &sent);
         if (!body) {
-            api_errors_free(&e);
+            kit_errors_free(&e);
             return sent ? TK_OK : TK_ERR;
         }
         read_tag(&e, body, &t, body_mode == 1);
     }
     int rc;
-    if (api_errors_any(&e)) {
-        rc = api_errors_send(a, resp, &e);
+    if (kit_errors_any(&e)) {
+        rc = kit_errors_send(a->host, resp, &e);
     } else {
-        api_errors_free(&e);
+        kit_errors_free(&e);
         rc = api_run(&c, tx, fn, resp);
     }
     json_decref(body);

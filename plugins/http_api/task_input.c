@@ -28,7 +28,7 @@ void task_enum_error(api_errors *e, const char *where, const char *field, const 
                               : " or ",
                  set[i]);
     }
-    api_errors_add(e, where, field, msg, "enum");
+    kit_errors_add(e, where, field, msg, "enum");
 }
 
 /* ---- reading a task body ------------------------------------------------------ */
@@ -42,11 +42,11 @@ int task_read_time(api_errors *e, json_t *body, const char *field, char out[32],
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        api_errors_add(e, "body", field, "Input should be a valid datetime", "datetime_type");
+        kit_errors_add(e, "body", field, "Input should be a valid datetime", "datetime_type");
         return -1;
     }
     if (api_parse_time(json_string_value(v), out) < 0) {
-        api_errors_add(e, "body", field, "Input should be a valid datetime", "datetime_parsing");
+        kit_errors_add(e, "body", field, "Input should be a valid datetime", "datetime_parsing");
         return -1;
     }
     return 0;
@@ -61,7 +61,7 @@ char *task_read_ids(api_errors *e, json_t *v, const char *field, size_t max)
     if (json_is_null(v))
         return strdup("{}");
     if (!json_is_array(v)) {
-        api_errors_add(e, "body", field, "Input should be a valid list", "list_type");
+        kit_errors_add(e, "body", field, "Input should be a valid list", "list_type");
         return NULL;
     }
     size_t n = json_array_size(v), i;
@@ -69,7 +69,7 @@ char *task_read_ids(api_errors *e, json_t *v, const char *field, size_t max)
         char msg[96];
         snprintf(msg, sizeof(msg), "List should have at most %zu items after validation, not %zu",
                  max, n);
-        api_errors_add(e, "body", field, msg, "too_long");
+        kit_errors_add(e, "body", field, msg, "too_long");
         return NULL;
     }
     char *out = malloc(n * 12 + 3), *p = out;
@@ -81,7 +81,7 @@ char *task_read_ids(api_errors *e, json_t *v, const char *field, size_t max)
     {
         if (!json_is_integer(it) || json_integer_value(it) < -2147483647 ||
             json_integer_value(it) > 2147483647) {
-            api_errors_add(e, "body", field, "Input should be a valid integer", "int_type");
+            kit_errors_add(e, "body", field, "Input should be a valid integer", "int_type");
             free(out);
             return NULL;
         }
@@ -98,7 +98,7 @@ void task_read_body(api *a, api_errors *e, json_t *body, task_in *t, int create)
     int is_null = 0;
     t->title = api_field_string(e, body, "title", create, 1, 255, &t->has_title, &is_null);
     if (!create && is_null)
-        api_errors_add(e, "body", "title", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "title", "Input should be a valid string", "string_type");
     t->has_title = t->title != NULL;
     t->description = api_field_string(e, body, "description", 0, 0, a->max_description,
                                       &t->has_description, &is_null);
@@ -107,7 +107,7 @@ void task_read_body(api *a, api_errors *e, json_t *body, task_in *t, int create)
     t->completed = api_field_bool(e, body, "completed", 0, &t->has_completed);
     t->priority = api_field_string(e, body, "priority", 0, 0, 0, &t->has_priority, &is_null);
     if (is_null)
-        api_errors_add(e, "body", "priority", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "priority", "Input should be a valid string", "string_type");
     if (t->priority && !task_one_of(t->priority, task_priorities)) {
         task_enum_error(e, "body", "priority", task_priorities);
         t->priority = NULL;
@@ -128,13 +128,13 @@ void task_read_body(api *a, api_errors *e, json_t *body, task_in *t, int create)
         if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 36500)
             snprintf(t->interval, sizeof(t->interval), "%lld", (long long)json_integer_value(v));
         else if (json_is_integer(v))
-            api_errors_add(e, "body", "recurrence_interval",
+            kit_errors_add(e, "body", "recurrence_interval",
                            json_integer_value(v) < 1
                                ? "Input should be greater than or equal to 1"
                                : "Input should be less than or equal to 36500",
                            json_integer_value(v) < 1 ? "greater_than_equal" : "less_than_equal");
         else if (!t->interval_null)
-            api_errors_add(e, "body", "recurrence_interval", "Input should be a valid integer",
+            kit_errors_add(e, "body", "recurrence_interval", "Input should be a valid integer",
                            "int_type");
     }
     v = json_object_get(body, "tag_ids");
@@ -152,19 +152,19 @@ void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, lis
     static const char *const sorts[] = {"created_at", "due_date", "priority", "title", NULL};
     static const char *const orders[] = {"asc", "desc", NULL};
     const char *v;
-    q->search = api_query(a, req, e, "search");
+    q->search = kit_query(a->host, req, e, "search");
     if (q->search && !*q->search)
         q->search = NULL;
-    q->status = (v = api_query(a, req, e, "status")) ? v : "all";
+    q->status = (v = kit_query(a->host, req, e, "status")) ? v : "all";
     if (!task_one_of(q->status, statuses))
         task_enum_error(e, "query", "status", statuses);
-    q->sort = (v = api_query(a, req, e, "sort_by")) ? v : "created_at";
+    q->sort = (v = kit_query(a->host, req, e, "sort_by")) ? v : "created_at";
     if (!task_one_of(q->sort, sorts))
         task_enum_error(e, "query", "sort_by", sorts);
-    q->order = (v = api_query(a, req, e, "order")) ? v : "desc";
+    q->order = (v = kit_query(a->host, req, e, "order")) ? v : "desc";
     if (!task_one_of(q->order, orders))
         task_enum_error(e, "query", "order", orders);
-    if ((v = api_query(a, req, e, "priority")) && *v) {
+    if ((v = kit_query(a->host, req, e, "priority")) && *v) {
         /* a CSV of known names: kept as a set, so the array literal is short and safe */
         unsigned set = 0;
         char *copy = strdup(v), *save = NULL, *tok;
@@ -200,7 +200,7 @@ void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, lis
         q->prio[len++] = '}';
         q->prio[len] = '\0';
     }
-    if ((v = api_query(a, req, e, "tags")) && *v) {
+    if ((v = kit_query(a->host, req, e, "tags")) && *v) {
         json_t *ids = json_array();
         char *copy = strdup(v), *save = NULL, *tok;
         for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
@@ -210,32 +210,32 @@ void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, lis
             while (*end == ' ')
                 end++;
             if (end == tok || *end || id < -2147483647 || id > 2147483647) {
-                api_errors_add(e, "query", "tags",
+                kit_errors_add(e, "query", "tags",
                                "Input should be a comma-separated list of integers", "int_parsing");
                 break;
             }
             json_array_append_new(ids, json_integer(id));
         }
         api_errors scratch;
-        api_errors_init(&scratch);
+        kit_errors_init(&scratch);
         q->tags = task_read_ids(&scratch, ids, "tags", 0);
-        api_errors_free(&scratch);
+        kit_errors_free(&scratch);
         json_decref(ids);
         free(copy);
     }
-    if ((v = api_query(a, req, e, "due_before"))) {
+    if ((v = kit_query(a->host, req, e, "due_before"))) {
         q->has_before = 1;
         if (api_parse_time(v, q->before) < 0)
-            api_errors_add(e, "query", "due_before", "Input should be a valid datetime",
+            kit_errors_add(e, "query", "due_before", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    if ((v = api_query(a, req, e, "due_after"))) {
+    if ((v = kit_query(a->host, req, e, "due_after"))) {
         q->has_after = 1;
         if (api_parse_time(v, q->after) < 0)
-            api_errors_add(e, "query", "due_after", "Input should be a valid datetime",
+            kit_errors_add(e, "query", "due_after", "Input should be a valid datetime",
                            "datetime_parsing");
     }
-    q->overdue = api_query_bool(a, req, e, "overdue");
-    api_query_int(e, api_query(a, req, e, "limit"), "limit", 1, 1000, 500, q->limit);
-    api_query_int(e, api_query(a, req, e, "offset"), "offset", 0, 2147483647, 0, q->offset);
+    q->overdue = kit_query_bool(a->host, req, e, "overdue", 0);
+    api_query_int(a, req, e, "limit", 1, 1000, 500, q->limit);
+    api_query_int(a, req, e, "offset", 0, 2147483647, 0, q->offset);
 }

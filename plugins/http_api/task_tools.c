@@ -75,10 +75,10 @@ static const char *tool_task_id(json_t *args, char out[24], json_t **result)
         return NULL;
     }
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     api_path_id(&e, out, "task_id"); /* past PostgreSQL's integer range: no task has it */
-    int bad = api_errors_any(&e);
-    api_errors_free(&e);
+    int bad = kit_errors_any(&e);
+    kit_errors_free(&e);
     if (bad) {
         char msg[80];
         snprintf(msg, sizeof(msg), "Task with ID %s not found", out);
@@ -97,12 +97,12 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
     snprintf(c.user, sizeof(c.user), "%s", user);
     json_t *result = NULL;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (!json_is_object(args)) {
         result = json_pack("{s:s}", "error", "arguments must be a JSON object");
     } else if (strcmp(tool, "add_task") == 0) {
         task_read_body(a, &e, args, &t, 1);
-        if (api_errors_any(&e))
+        if (kit_errors_any(&e))
             result = tool_validation_error(&e);
         else {
             json_t *task = tool_run(&c, task_create_fn, 1, NULL);
@@ -158,7 +158,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
                     json_object_set(fields, "description", json_object_get(args, "description"));
                 task_read_body(a, &e, fields, &t, 0);
                 json_decref(fields);
-                if (api_errors_any(&e)) {
+                if (kit_errors_any(&e)) {
                     result = tool_validation_error(&e);
                 } else {
                     json_t *r = tool_run(&c, task_update_fn, 1, t.id_text);
@@ -172,7 +172,7 @@ json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
         snprintf(msg, sizeof(msg), "unknown tool %.80s", tool);
         result = json_pack("{s:s}", "error", msg);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     free(t.tag_ids);
     return result ? result : json_pack("{s:s}", "error", "internal error");
 }

@@ -21,17 +21,17 @@ static int task_route(api *a, const tk_http_request *req, tk_http_response *resp
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (with_id) {
         int64_t id = api_path_id(&e, a->host->http_param(req, "task_id"), "task_id");
         snprintf(t.id_text, sizeof(t.id_text), "%lld", (long long)id);
     }
     json_t *body = NULL;
-    if (kind != NO_BODY && !api_errors_any(&e)) {
+    if (kind != NO_BODY && !kit_errors_any(&e)) {
         int sent;
         body = api_body_object(a, req, resp, &sent);
         if (!body) {
-            api_errors_free(&e);
+            kit_errors_free(&e);
             return sent ? TK_OK : TK_ERR;
         }
         if (kind == CREATE || kind == UPDATE) {
@@ -40,17 +40,17 @@ static int task_route(api *a, const tk_http_request *req, tk_http_response *resp
             t.completed = api_field_bool(&e, body, "completed", 1, NULL);
         } else {
             if (!json_object_get(body, "reminder_at"))
-                api_errors_add(&e, "body", "reminder_at", "Field required", "missing");
+                kit_errors_add(&e, "body", "reminder_at", "Field required", "missing");
             else
                 task_read_time(&e, body, "reminder_at", t.reminder, &t.has_reminder,
                                &t.reminder_null);
         }
     }
     int rc;
-    if (api_errors_any(&e)) {
-        rc = api_errors_send(a, resp, &e);
+    if (kit_errors_any(&e)) {
+        rc = kit_errors_send(a->host, resp, &e);
     } else {
-        api_errors_free(&e);
+        kit_errors_free(&e);
         rc = api_run(&c, tx, fn, resp);
     }
     free(t.tag_ids);
@@ -68,10 +68,10 @@ static int route_list(void *ud, const tk_http_request *req, tk_http_response *re
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     task_read_list_query(a, req, &e, &q);
-    int rc = api_errors_any(&e) ? api_errors_send(a, resp, &e)
-                                : (api_errors_free(&e), api_run(&c, 0, task_list_fn, resp));
+    int rc = kit_errors_any(&e) ? kit_errors_send(a->host, resp, &e)
+                                : (kit_errors_free(&e), api_run(&c, 0, task_list_fn, resp));
     free(q.tags);
     return rc;
 }
@@ -85,14 +85,14 @@ static int route_reminders(void *ud, const tk_http_request *req, tk_http_respons
     if (!api_authenticate(a, req, resp, c.user, 0))
         return TK_OK;
     api_errors e;
-    api_errors_init(&e);
-    const char *v = api_query(a, req, &e, "before");
+    kit_errors_init(&e);
+    const char *v = kit_query(a->host, req, &e, "before");
     if (v && api_parse_time(v, before) < 0)
-        api_errors_add(&e, "query", "before", "Input should be a valid datetime",
+        kit_errors_add(&e, "query", "before", "Input should be a valid datetime",
                        "datetime_parsing");
-    if (api_errors_any(&e))
-        return api_errors_send(a, resp, &e);
-    api_errors_free(&e);
+    if (kit_errors_any(&e))
+        return kit_errors_send(a->host, resp, &e);
+    kit_errors_free(&e);
     c.arg = v ? before : NULL;
     return api_run(&c, 0, task_reminders_fn, resp);
 }

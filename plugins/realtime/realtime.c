@@ -24,6 +24,8 @@
 
 #include <taskora/plugin.h>
 
+#include "../kit/kit.h"
+
 typedef struct stream stream;
 typedef struct realtime {
     const tk_host *host;
@@ -44,8 +46,6 @@ struct stream {
     char id[160]; /* the request id (up to 128) and a counter */
     stream *next;
 };
-
-#define JSON_TYPE "application/json; charset=utf-8"
 
 /* The events of task-events, the only ones Dapr deliveries may push (docs: EVENTS.md). */
 static const char *const task_types[] = {"task.created",
@@ -119,8 +119,9 @@ static int route_stream(void *ud, const tk_http_request *req, tk_http_response *
     realtime *rt = ud;
     char user[24];
     /* EventSource cannot send headers: the token may come as ?token= */
-    if (!rt->host->http_authenticate(req, resp, user, sizeof(user), 1))
-        return TK_OK;
+    int rc = kit_authenticate(rt->host, req, resp, user, sizeof(user), 1);
+    if (rc < 0)
+        return rc; /* answered (401, 503) */
     stream *s = calloc(1, sizeof(*s));
     if (!s)
         return TK_ENOMEM;
@@ -183,8 +184,7 @@ static int answer(realtime *rt, tk_http_response *resp, int status, const char *
 {
     char body[64];
     snprintf(body, sizeof(body), "{\"status\":\"%s\"}", dapr_status);
-    rt->host->http_status(resp, status);
-    return rt->host->http_set_body(resp, JSON_TYPE, body, strlen(body));
+    return kit_send_text(rt->host, resp, status, body, strlen(body));
 }
 
 /* A user id as the streams hold it: a positive integer (JSON number or decimal string). */
