@@ -166,11 +166,14 @@ char *api_jwt_issue(api *a, const char *user_id);
 
 /*
  * Runs one of the assistant's task tools (add_task, list_tasks,
- * complete_task, delete_task, update_task) for user through the REST
- * routes' own validation, transactions and events. Returns the result
- * object; failures are {"error": "..."} for the model to read.
+ * complete_task, delete_task, update_task: task_tools.c's table) for user
+ * through the REST routes' own validation, transactions and events. Returns
+ * the result object; failures, an unknown tool too, are {"error": "..."} for
+ * the model to read.
  */
 json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args);
+/* Those tools as the normalised request's "tools" (a JSON array, JSON Schema parameters). */
+extern const char api_task_tools_json[];
 
 /* ---- route registration ---- */
 int api_auth_routes(api *a);

@@ -16,31 +16,6 @@
 #include "api.h"
 #include "limits.h"
 
-/* The tools the model may call, as JSON Schema. */
-static const char tools_json[] =
-    "["
-    "{\"name\":\"add_task\",\"description\":\"Create a task for the user.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"title\":{\"type\":\"string\",\"description\":\"what to do (1-255 characters)\"},"
-    "\"description\":{\"type\":\"string\"},"
-    "\"priority\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\",\"urgent\"]},"
-    "\"due_date\":{\"type\":\"string\",\"description\":\"ISO 8601 date-time, UTC\"}},"
-    "\"required\":[\"title\"]}},"
-    "{\"name\":\"list_tasks\",\"description\":\"List the user's tasks.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"status\":{\"type\":\"string\",\"enum\":[\"all\",\"pending\",\"completed\"]}}}},"
-    "{\"name\":\"complete_task\",\"description\":\"Mark a task as completed.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
-    "{\"name\":\"delete_task\",\"description\":\"Delete a task.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
-    "{\"name\":\"update_task\",\"description\":\"Change a task's title or description.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"},\"title\":{\"type\":\"string\"},"
-    "\"description\":{\"type\":\"string\"}},\"required\":[\"task_id\"]}}"
-    "]";
-
 typedef struct chat_in {
     char cid[24]; /* "" : a new conversation */
     const char *message;
@@ -268,7 +243,7 @@ static int ask(api *a, chat_in *in, json_t *request, json_t **resp, tk_failure *
 static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
 {
     json_t *request = json_pack("{s:s,s:O,s:o}", "system", a->chat_system_prompt, "messages",
-                                in->history, "tools", json_loads(tools_json, 0, NULL));
+                                in->history, "tools", json_loads(api_task_tools_json, 0, NULL));
     json_t *messages = json_object_get(request, "messages");
     double t0 = now_ms();
     int rc = TK_OK;

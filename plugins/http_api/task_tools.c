@@ -88,91 +88,152 @@ static const char *tool_task_id(json_t *args, char out[24], json_t **result)
     return out;
 }
 
+/* The tools the model may call, as JSON Schema: the ones of the table below. */
+const char api_task_tools_json[] =
+    "["
+    "{\"name\":\"add_task\",\"description\":\"Create a task for the user.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"title\":{\"type\":\"string\",\"description\":\"what to do (1-255 characters)\"},"
+    "\"description\":{\"type\":\"string\"},"
+    "\"priority\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\",\"urgent\"]},"
+    "\"due_date\":{\"type\":\"string\",\"description\":\"ISO 8601 date-time, UTC\"}},"
+    "\"required\":[\"title\"]}},"
+    "{\"name\":\"list_tasks\",\"description\":\"List the user's tasks.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"status\":{\"type\":\"string\",\"enum\":[\"all\",\"pending\",\"completed\"]}}}},"
+    "{\"name\":\"complete_task\",\"description\":\"Mark a task as completed.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
+    "{\"name\":\"delete_task\",\"description\":\"Delete a task.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
+    "{\"name\":\"update_task\",\"description\":\"Change a task's title or description.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"task_id\":{\"type\":\"integer\"},\"title\":{\"type\":\"string\"},"
+    "\"description\":{\"type\":\"string\"}},\"required\":[\"task_id\"]}}"
+    "]";
+
+/* One call of a tool: its arguments, the route's call state, the task input and 422 entries. */
+typedef struct tool_call {
+    api *a;
+    json_t *args; /* a JSON object */
+    api_call c;   /* c.arg: &t (list_tasks: its list_in) */
+    task_in t;    /* t.id_text: the task_id argument of a tool that takes one */
+    api_errors e;
+} tool_call;
+
+static json_t *tool_add(tool_call *tc)
+{
+    task_read_body(tc->a, &tc->e, tc->args, &tc->t, 1);
+    if (kit_errors_any(&tc->e))
+        return tool_validation_error(&tc->e);
+    json_t *task = tool_run(&tc->c, task_create_fn, 1, NULL);
+    json_t *result = json_object_get(task, "error") ? json_incref(task) : task_brief(task);
+    json_decref(task);
+    return result;
+}
+
+static json_t *tool_list(tool_call *tc)
+{
+    static const char *const statuses[] = {"all", "pending", "completed", NULL};
+    list_in q;
+    memset(&q, 0, sizeof(q));
+    const char *status = json_string_value(json_object_get(tc->args, "status"));
+    q.status = status ? status : "all";
+    q.sort = "created_at";
+    q.order = "desc";
+    snprintf(q.limit, sizeof(q.limit), "100");
+    snprintf(q.offset, sizeof(q.offset), "0");
+    if (!task_one_of(q.status, statuses))
+        return json_pack("{s:s}", "error", "status must be all, pending or completed");
+    tc->c.arg = &q;
+    json_t *list = tool_run(&tc->c, task_list_fn, 0, NULL);
+    if (!json_is_array(list))
+        return list;
+    json_t *brief = json_array(), *task;
+    size_t i;
+    json_array_foreach(list, i, task) json_array_append_new(brief, task_brief(task));
+    json_decref(list);
+    return json_pack("{s:o,s:I}", "tasks", brief, "count", (json_int_t)json_array_size(brief));
+}
+
+static json_t *tool_complete(tool_call *tc)
+{
+    tc->t.completed = 1;
+    json_t *r = tool_run(&tc->c, task_complete_fn, 1, tc->t.id_text);
+    json_t *done = json_object_get(r, "completed_task");
+    json_t *result = json_object_get(r, "error") ? json_incref(r)
+                     : done ? json_pack("{s:o,s:O}", "task", task_brief(done), "next_task",
+                                        json_object_get(r, "next_task"))
+                            : json_pack("{s:o}", "task", task_brief(r));
+    json_decref(r);
+    return result;
+}
+
+static json_t *tool_delete(tool_call *tc)
+{
+    return tool_run(&tc->c, task_delete_fn, 1, tc->t.id_text);
+}
+
+static json_t *tool_update(tool_call *tc)
+{
+    /* only what the tool declares: title and description */
+    json_t *fields = json_object();
+    if (json_object_get(tc->args, "title"))
+        json_object_set(fields, "title", json_object_get(tc->args, "title"));
+    if (json_object_get(tc->args, "description"))
+        json_object_set(fields, "description", json_object_get(tc->args, "description"));
+    task_read_body(tc->a, &tc->e, fields, &tc->t, 0);
+    json_decref(fields);
+    if (kit_errors_any(&tc->e))
+        return tool_validation_error(&tc->e);
+    json_t *r = tool_run(&tc->c, task_update_fn, 1, tc->t.id_text);
+    json_t *result = json_object_get(r, "error") ? json_incref(r) : task_brief(r);
+    json_decref(r);
+    return result;
+}
+
+/* The tools, by name (api_task_tools_json declares them to the model). */
+static const struct {
+    const char *name;
+    json_t *(*fn)(tool_call *tc);
+    int takes_id; /* reads the task_id argument into t.id_text first */
+} tools[] = {
+    {"add_task", tool_add, 0},           {"list_tasks", tool_list, 0},
+    {"complete_task", tool_complete, 1}, {"delete_task", tool_delete, 1},
+    {"update_task", tool_update, 1},
+};
+
+/* The tool's index in the table, or -1. */
+static int tool_index(const char *name)
+{
+    for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
+        if (strcmp(name, tools[i].name) == 0)
+            return (int)i;
+    return -1;
+}
+
 json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args)
 {
-    api_call c;
-    task_in t;
-    memset(&t, 0, sizeof(t));
-    api_call_init(&c, a, &t);
-    snprintf(c.user, sizeof(c.user), "%s", user);
+    tool_call tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.a = a;
+    tc.args = args;
+    api_call_init(&tc.c, a, &tc.t);
+    snprintf(tc.c.user, sizeof(tc.c.user), "%s", user);
+    kit_errors_init(&tc.e);
     json_t *result = NULL;
-    api_errors e;
-    kit_errors_init(&e);
+    int i = json_is_object(args) ? tool_index(tool) : -1;
     if (!json_is_object(args)) {
         result = json_pack("{s:s}", "error", "arguments must be a JSON object");
-    } else if (strcmp(tool, "add_task") == 0) {
-        task_read_body(a, &e, args, &t, 1);
-        if (kit_errors_any(&e))
-            result = tool_validation_error(&e);
-        else {
-            json_t *task = tool_run(&c, task_create_fn, 1, NULL);
-            result = json_object_get(task, "error") ? json_incref(task) : task_brief(task);
-            json_decref(task);
-        }
-    } else if (strcmp(tool, "list_tasks") == 0) {
-        list_in q;
-        memset(&q, 0, sizeof(q));
-        static const char *const statuses[] = {"all", "pending", "completed", NULL};
-        const char *status = json_string_value(json_object_get(args, "status"));
-        q.status = status ? status : "all";
-        q.sort = "created_at";
-        q.order = "desc";
-        snprintf(q.limit, sizeof(q.limit), "100");
-        snprintf(q.offset, sizeof(q.offset), "0");
-        if (!task_one_of(q.status, statuses)) {
-            result = json_pack("{s:s}", "error", "status must be all, pending or completed");
-        } else {
-            c.arg = &q;
-            json_t *list = tool_run(&c, task_list_fn, 0, NULL);
-            if (json_is_array(list)) {
-                json_t *brief = json_array(), *task;
-                size_t i;
-                json_array_foreach(list, i, task) json_array_append_new(brief, task_brief(task));
-                result = json_pack("{s:o,s:I}", "tasks", brief, "count",
-                                   (json_int_t)json_array_size(brief));
-                json_decref(list);
-            } else {
-                result = list;
-            }
-        }
-    } else if (strcmp(tool, "complete_task") == 0 || strcmp(tool, "delete_task") == 0 ||
-               strcmp(tool, "update_task") == 0) {
-        if (tool_task_id(args, t.id_text, &result)) {
-            if (tool[0] == 'c') {
-                t.completed = 1;
-                json_t *r = tool_run(&c, task_complete_fn, 1, t.id_text);
-                json_t *done = json_object_get(r, "completed_task");
-                result = json_object_get(r, "error") ? json_incref(r)
-                         : done ? json_pack("{s:o,s:O}", "task", task_brief(done), "next_task",
-                                            json_object_get(r, "next_task"))
-                                : json_pack("{s:o}", "task", task_brief(r));
-                json_decref(r);
-            } else if (tool[0] == 'd') {
-                result = tool_run(&c, task_delete_fn, 1, t.id_text);
-            } else {
-                /* only what the tool declares: title and description */
-                json_t *fields = json_object();
-                if (json_object_get(args, "title"))
-                    json_object_set(fields, "title", json_object_get(args, "title"));
-                if (json_object_get(args, "description"))
-                    json_object_set(fields, "description", json_object_get(args, "description"));
-                task_read_body(a, &e, fields, &t, 0);
-                json_decref(fields);
-                if (kit_errors_any(&e)) {
-                    result = tool_validation_error(&e);
-                } else {
-                    json_t *r = tool_run(&c, task_update_fn, 1, t.id_text);
-                    result = json_object_get(r, "error") ? json_incref(r) : task_brief(r);
-                    json_decref(r);
-                }
-            }
-        }
-    } else {
+    } else if (i < 0) {
         char msg[120];
         snprintf(msg, sizeof(msg), "unknown tool %.80s", tool);
-        result = json_pack("{s:s}", "error", msg);
+        result = json_pack("{s:s}", "error", msg); /* NULL for a name that is not UTF-8 */
+    } else if (!tools[i].takes_id || tool_task_id(args, tc.t.id_text, &result)) {
+        result = tools[i].fn(&tc);
     }
-    kit_errors_free(&e);
-    free(t.tag_ids);
+    kit_errors_free(&tc.e);
+    free(tc.t.tag_ids);
     return result ? result : json_pack("{s:s}", "error", "internal error");
 }
