@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "tasks.h"
-#include "sqlb.h"
 
 /* The WHERE clause of a list query. */
 static void list_where(sqlb *b, const list_in *q, const char *user)
@@ -70,7 +69,7 @@ int task_list_fn(void *conn, void *ud)
 {
     api_call *c = ud;
     const list_in *q = c->arg;
-    sqlb b = {.len = 0, .n = 0};
+    sqlb b = {0};
     sqlb_add(&b, "SELECT count(*) OVER (), " TASK_JSON("t") "::text FROM tasks t");
     list_where(&b, q, c->user);
     const char *dir = strcmp(q->order, "asc") == 0 ? "ASC" : "DESC";
@@ -88,6 +87,9 @@ int task_list_fn(void *conn, void *ud)
         sqlb_add(&b, " ORDER BY t.created_at %s, t.id %s", dir, dir);
     int nl = sqlb_param(&b, q->limit), no = sqlb_param(&b, q->offset);
     sqlb_add(&b, " LIMIT $%d::int OFFSET $%d::int", nl, no);
+
+    if (task_sqlb_check(c, &b, "task list") < 0)
+        return TK_ERR;
 
     /* the page's JSON is built row by row into one buffer: never the whole result beside it */
     page pg = {0};
@@ -107,9 +109,11 @@ int task_list_fn(void *conn, void *ud)
     c->total = pg.total;
     if (!pg.rows && atol(q->offset) > 0) {
         /* a page past the end: count on its own */
-        sqlb cb = {.len = 0, .n = 0};
+        sqlb cb = {0};
         sqlb_add(&cb, "SELECT count(*) FROM tasks t");
         list_where(&cb, q, c->user);
+        if (task_sqlb_check(c, &cb, "task count") < 0)
+            return TK_ERR;
         PGresult *res = api_exec(c->a, conn, cb.sql, cb.n, cb.p);
         if (!api_ok(res)) {
             PQclear(res);

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sqlb.h"
 #include "tasks.h"
 
 /* ---- shared steps ----------------------------------------------------------------- */
@@ -22,6 +21,16 @@ json_t *task_load(api_call *c, PGconn *conn, const char *id, int *err)
         out = json_loads(PQgetvalue(res, 0, 0), 0, NULL), *err = out == NULL;
     PQclear(res);
     return out;
+}
+
+int task_sqlb_check(api_call *c, const sqlb *b, const char *what)
+{
+    if (sqlb_check(b) == TK_OK)
+        return TK_OK;
+    c->a->host->log(c->a->inst, TK_LOG_ERROR,
+                    "%s: the statement does not fit the SQL builder (%d bytes, %d parameters)",
+                    what, SQLB_MAX_SQL, SQLB_MAX_PARAMS);
+    return TK_ERR;
 }
 
 /* Runs a statement whose result is not needed; TK_OK or TK_ERR. */
@@ -158,7 +167,7 @@ int task_update_fn(void *conn, void *ud)
     if (!found)
         return api_fail(c, 404, "Task not found");
 
-    sqlb b = {.len = 0, .n = 0};
+    sqlb b = {0};
     json_t *changes = json_array();
     sqlb_add(&b, "UPDATE tasks SET updated_at = " NOW_UTC);
 #define SET(cond, name, cast, value)                                                               \
@@ -180,7 +189,7 @@ int task_update_fn(void *conn, void *ud)
         sqlb_add(&b, ", reminder_sent = false");
     int idn = sqlb_param(&b, t->id_text);
     sqlb_add(&b, " WHERE id = $%d::int", idn);
-    if (task_exec(c, conn, b.sql, b.n, b.p) < 0) {
+    if (task_sqlb_check(c, &b, "task update") < 0 || task_exec(c, conn, b.sql, b.n, b.p) < 0) {
         json_decref(changes);
         return TK_ERR;
     }

@@ -6,6 +6,7 @@
 #define HTTP_API_TASKS_H
 
 #include "api.h"
+#include "sqlb.h"
 
 // clang-format off
 /* One task row (alias t) as the API's JSON, tags included. */
@@ -80,6 +81,8 @@ void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, lis
 
 /* The task as JSON (parsed), or NULL when it is not the user's; *err on failure. */
 json_t *task_load(api_call *c, PGconn *conn, const char *id, int *err);
+/* TK_OK when b was built whole (sqlb_check); else logs what overflowed and TK_ERR (500). */
+int task_sqlb_check(api_call *c, const sqlb *b, const char *what);
 /* Runs a statement whose result is not needed; TK_OK or TK_ERR. */
 int task_exec(api_call *c, PGconn *conn, const char *sql, int n, const char *const *p);
 /* Attaches the user's tags among ids (others are ignored) to a task. */
