@@ -153,9 +153,9 @@ int api_lock_user(api_call *c, PGconn *conn);
  * Authenticates the request from its Bearer token (or, with allow_query,
  * the `token` query argument): its signature and claims, then, in
  * PostgreSQL, that it was not revoked by a logout and that its user still
- * exists. On success copies the user id (decimal) into user and returns 1;
- * otherwise sends the 401 (503 when the database is unreachable) and
- * returns 0.
+ * exists. On success copies the user id (decimal) into user and returns
+ * TK_OK; otherwise sends the 401 and returns TK_EPERM (the database's code
+ * after a 503 when it is unreachable, or a 500).
  */
 int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
                      int allow_query);

@@ -86,8 +86,8 @@ static int token_standing(api *a, const jwt_claims *t, int *user_exists, int *re
 
 /*
  * Authenticates the request and reads its claims. A revoked token is refused, and so, unless
- * allow_missing_user, is the token of a user who no longer exists. Sends the 401 (or the 503 of
- * an unreachable database) and returns 0 when the request goes no further.
+ * allow_missing_user, is the token of a user who no longer exists. TK_OK; or, when the request
+ * goes no further, TK_EPERM after the 401, or the database's code after its 503 (500).
  */
 static int authenticate_claims(api *a, const tk_http_request *req, tk_http_response *resp,
                                jwt_claims *t, int allow_query, int allow_missing_user)
@@ -103,13 +103,13 @@ static int authenticate_claims(api *a, const tk_http_request *req, tk_http_respo
     }
     if (!token || !*token) {
         unauthorized(a, resp, "Not authenticated");
-        return 0;
+        return TK_EPERM;
     }
     memset(t, 0, sizeof(*t));
     switch (api_jwt_verify(a, token, t)) {
     case JWT_OK: break;
-    case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return 0;
-    default: unauthorized(a, resp, "Could not validate credentials"); return 0;
+    case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return TK_EPERM;
+    default: unauthorized(a, resp, "Could not validate credentials"); return TK_EPERM;
     }
     /* checked in PostgreSQL on every request, so a logout or a deleted account holds on
      * every replica at once */
@@ -117,23 +117,23 @@ static int authenticate_claims(api *a, const tk_http_request *req, tk_http_respo
     int rc = token_standing(a, t, &user_exists, &revoked);
     if (rc < 0) {
         kit_db_error(a->host, resp, rc);
-        return 0;
+        return rc;
     }
     if (revoked || (!user_exists && !allow_missing_user)) {
         unauthorized(a, resp, "Could not validate credentials");
-        return 0;
+        return TK_EPERM;
     }
-    return 1;
+    return TK_OK;
 }
 
 int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
                      int allow_query)
 {
     jwt_claims t;
-    if (!authenticate_claims(a, req, resp, &t, allow_query, 0))
-        return 0;
-    memcpy(user, t.user, sizeof(t.user));
-    return 1;
+    int rc = authenticate_claims(a, req, resp, &t, allow_query, 0);
+    if (rc == TK_OK)
+        memcpy(user, t.user, sizeof(t.user));
+    return rc;
 }
 
 /* ---- passwords ------------------------------------------------------------- */
@@ -244,8 +244,8 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
 {
     api *a = ud;
     no_store(a, resp);
-    if (!api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -268,7 +268,7 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
         return kit_errors_send(a->host, resp, &e);
     }
     kit_errors_free(&e);
-    if (!api_hash_begin(a, resp)) {
+    if (api_hash_begin(a, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
@@ -326,8 +326,8 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
 {
     api *a = ud;
     no_store(a, resp);
-    if (!api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -343,12 +343,12 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     }
     kit_errors_free(&e);
     /* the email's failure delay and rate, before any database work or hash */
-    if (!api_login_admit(a, l.email, resp)) {
+    if (api_login_admit(a, l.email, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
     /* a slot of the hash pool before the lookup: a login the pool refuses costs nothing */
-    if (!api_hash_begin(a, resp)) {
+    if (api_hash_begin(a, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
@@ -420,8 +420,9 @@ static int route_logout(void *ud, const tk_http_request *req, tk_http_response *
 {
     api *a = ud;
     jwt_claims t;
-    if (!authenticate_claims(a, req, resp, &t, 0, 0))
-        return TK_OK;
+    int rc = authenticate_claims(a, req, resp, &t, 0, 0);
+    if (rc < 0)
+        return rc; /* answered */
     api_call c;
     api_call_init(&c, a, &t);
     memcpy(c.user, t.user, sizeof(t.user));
@@ -447,8 +448,9 @@ static int route_me(void *ud, const tk_http_request *req, tk_http_response *resp
     api *a = ud;
     api_call c;
     api_call_init(&c, a, NULL);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int rc = api_authenticate(a, req, resp, c.user, 0);
+    if (rc < 0)
+        return rc; /* answered */
     return api_run(&c, 0, me_fn, resp);
 }
 
@@ -489,8 +491,9 @@ static int route_delete_account(void *ud, const tk_http_request *req, tk_http_re
     api *a = ud;
     jwt_claims t;
     /* an account already gone is the contract's 404, answered by delete_account_tx */
-    if (!authenticate_claims(a, req, resp, &t, 0, 1))
-        return TK_OK;
+    int rc = authenticate_claims(a, req, resp, &t, 0, 1);
+    if (rc < 0)
+        return rc; /* answered */
     api_call c;
     api_call_init(&c, a, NULL);
     memcpy(c.user, t.user, sizeof(t.user));

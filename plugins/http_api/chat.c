@@ -111,12 +111,10 @@ static int store_question(void *conn, void *ud)
             return api_fail_code(c, 404, "CONVERSATION_NOT_FOUND", "Conversation not found");
     }
     int q = api_chat_quota_take(c->a, conn, c->user, &in->quota_retry_s);
+    if (q == TK_EPERM)
+        in->over_quota = 1;
     if (q < 0)
         return TK_ERR;
-    if (q == 0) {
-        in->over_quota = 1;
-        return TK_ERR;
-    }
     in->is_new = !in->cid[0];
     return in->is_new ? TK_OK : insert_question(c, conn);
 }
@@ -311,15 +309,16 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     memset(&in, 0, sizeof(in));
     api_call c;
     api_call_init(&c, a, &in);
-    if (!api_limit_take(a, API_LIMIT_CHAT_ADDRESS, req, NULL, resp))
-        return TK_OK;
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_CHAT_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
+    int rc = api_authenticate(a, req, resp, c.user, 0);
+    if (rc < 0)
+        return rc; /* answered */
     const char *path_user = a->host->http_param(req, "user_id");
     if (!path_user || strcmp(path_user, c.user) != 0)
         return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");
-    if (!api_limit_take(a, API_LIMIT_CHAT_USER, req, c.user, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_CHAT_USER, req, c.user, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
@@ -348,7 +347,7 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
         json_decref(body);
         return api_error_code(a, resp, 400, "MESSAGE_REQUIRED", "Please enter a message");
     }
-    int rc = api_call_run(&c, 1, store_question);
+    rc = api_call_run(&c, 1, store_question);
     if (in.over_quota) {
         json_decref(body);
         return api_chat_quota_refuse(a, resp, in.quota_retry_s);

@@ -141,8 +141,9 @@ static int conv_route(api *a, const tk_http_request *req, tk_http_response *resp
     conv_in q;
     memset(&q, 0, sizeof(q));
     api_call_init(&c, a, &q);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     const char *path_user = a->host->http_param(req, "user_id");
     if (!path_user || strcmp(path_user, c.user) != 0)
         return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");

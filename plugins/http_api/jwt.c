@@ -121,52 +121,53 @@ char *api_jwt_issue(api *a, const char *user_id)
 
 /*
  * A user id claim: a positive integer that fits users.id, as a JSON integer or its canonical
- * decimal string (no sign, no leading zeros, no spaces).
+ * decimal string (no sign, no leading zeros, no spaces). TK_OK, or TK_EINVAL.
  */
 static int user_claim(json_t *v, char user[24])
 {
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
         if (n < 1 || n > USER_ID_MAX)
-            return 0;
+            return TK_EINVAL;
         snprintf(user, 24, "%lld", (long long)n);
-        return 1;
+        return TK_OK;
     }
     if (!json_is_string(v))
-        return 0;
+        return TK_EINVAL;
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n == 0 || n > 10 || s[0] == '0')
-        return 0;
+        return TK_EINVAL;
     long long id = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return 0;
+            return TK_EINVAL;
         id = id * 10 + (s[i] - '0');
     }
     if (id > USER_ID_MAX)
-        return 0;
+        return TK_EINVAL;
     memcpy(user, s, n + 1);
-    return 1;
+    return TK_OK;
 }
 
-/* exp: a number of seconds in [1, EXP_MAX] (a fraction is allowed, as other issuers write). */
+/* exp: a number of seconds in [1, EXP_MAX] (a fraction is allowed, as other issuers write).
+ * TK_OK, or TK_EINVAL. */
 static int exp_claim(json_t *v, long long *out)
 {
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
         if (n < 1 || n > EXP_MAX)
-            return 0;
+            return TK_EINVAL;
         *out = (long long)n;
-        return 1;
+        return TK_OK;
     }
     if (!json_is_real(v))
-        return 0;
+        return TK_EINVAL;
     double d = json_real_value(v);
     if (!(d >= 1.0 && d <= (double)EXP_MAX)) /* also refuses NaN */
-        return 0;
+        return TK_EINVAL;
     *out = (long long)d;
-    return 1;
+    return TK_OK;
 }
 
 jwt_result api_jwt_verify(const api *a, const char *token, jwt_claims *out)
@@ -192,7 +193,7 @@ jwt_result api_jwt_verify(const api *a, const char *token, jwt_claims *out)
     hs256(a, token, (size_t)(d2 - token), mac);
     if (CRYPTO_memcmp(mac, s, 32) != 0)
         goto out;
-    if (!exp_claim(json_object_get(claims, "exp"), &out->exp))
+    if (exp_claim(json_object_get(claims, "exp"), &out->exp) < 0)
         goto out;
     if (out->exp <= (long long)time(NULL)) {
         r = JWT_EXPIRED;
@@ -201,7 +202,7 @@ jwt_result api_jwt_verify(const api *a, const char *token, jwt_claims *out)
     json_t *sub = json_object_get(claims, "sub");
     if (!sub)
         sub = json_object_get(claims, "user_id");
-    if (!user_claim(sub, out->user))
+    if (user_claim(sub, out->user) < 0)
         goto out;
     /*
      * The revocation key. Tokens issued here carry a random jti. A token without one (issued

@@ -195,13 +195,15 @@ static void limited(api *a, const char *limit)
     a->host->metric_add(a->limits->m_limited, v, 1);
 }
 
-static int refuse(api *a, tk_http_response *resp, int status, long long secs, const char *detail)
+/* Answers status with Retry-After and {"detail": detail}; returns rc (the refusal's code). */
+static int refuse(api *a, tk_http_response *resp, int status, long long secs, const char *detail,
+                  int rc)
 {
     char ra[24];
     snprintf(ra, sizeof(ra), "%lld", secs);
     a->host->http_set_header(resp, "Retry-After", ra);
     api_error(a, resp, status, detail);
-    return 0;
+    return rc;
 }
 
 /*
@@ -276,7 +278,7 @@ int api_limit_take(api *a, api_limit limit, const tk_http_request *req, const ch
     api_limits *l = a->limits;
     bucket_table *t = &l->tables[limit];
     if (t->rate <= 0)
-        return 1;
+        return TK_OK;
     char addr[INET6_ADDRSTRLEN + 8];
     if (!key) {
         address_key(a->host->http_client_addr(req), addr, sizeof(addr));
@@ -289,9 +291,9 @@ int api_limit_take(api *a, api_limit limit, const tk_http_request *req, const ch
         a->host->metric_add(l->m_buckets, v, 1);
     }
     if (wait <= 0)
-        return 1;
+        return TK_OK;
     limited(a, limit_names[limit]);
-    return refuse(a, resp, 429, retry_secs(wait), limit_details[limit]);
+    return refuse(a, resp, 429, retry_secs(wait), limit_details[limit], TK_EPERM);
 }
 
 /* ---- login failures ------------------------------------------------------------ */
@@ -335,7 +337,8 @@ int api_login_admit(api *a, const char *email, tk_http_response *resp)
             limited(a, "login_failures");
             return refuse(a, resp, 429, retry_secs(wait),
                           "Too many failed login attempts for this account; please try again "
-                          "later");
+                          "later",
+                          TK_EPERM);
         }
     }
     char lower[320];
@@ -429,10 +432,10 @@ int api_hash_begin(api *a, tk_http_response *resp)
     pthread_mutex_unlock(&l->hmu);
     if (ok) {
         a->host->metric_add(l->m_hashes, NULL, 1);
-        return 1;
+        return TK_OK;
     }
     a->host->metric_add(l->m_hrefused, NULL, 1);
-    return refuse(a, resp, 503, 2, "The server is busy; please try again shortly");
+    return refuse(a, resp, 503, 2, "The server is busy; please try again shortly", TK_EUNAVAILABLE);
 }
 
 void api_hash_end(api *a)
@@ -451,7 +454,7 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
 {
     api_limits *l = a->limits;
     if (l->chat_quota <= 0)
-        return 1;
+        return TK_OK;
     char quota[24];
     snprintf(quota, sizeof(quota), "%lld", (long long)l->chat_quota);
     const char *p[] = {user, quota};
@@ -471,14 +474,14 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
     if (!api_ok(res)) {
         rc = TK_ERR;
     } else if (PQntuples(res) == 1) {
-        rc = 1;
+        rc = TK_OK;
     } else {
         /* over: the quota renews at the next UTC midnight */
         time_t t = time(NULL);
         *retry_after_s = 86400 - (long long)(t % 86400);
         if (*retry_after_s < 1)
             *retry_after_s = 1;
-        rc = 0;
+        rc = TK_EPERM;
     }
     PQclear(res);
     return rc;
@@ -487,9 +490,8 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
 int api_chat_quota_refuse(api *a, tk_http_response *resp, long long retry_after_s)
 {
     limited(a, "chat_quota");
-    refuse(a, resp, 429, retry_after_s,
-           "Daily chat message limit reached; please try again tomorrow");
-    return TK_OK;
+    return refuse(a, resp, 429, retry_after_s,
+                  "Daily chat message limit reached; please try again tomorrow", TK_OK);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */

@@ -17,15 +17,16 @@ static int route_root(void *ud, const tk_http_request *req, tk_http_response *re
 }
 
 /* The process's authenticator: other plugins' routes (notifications, analytics, realtime)
- * learn who is calling through host->http_authenticate. */
+ * learn who is calling through host->http_authenticate2. TK_OK, or a negative code after the
+ * answer (401, 503). */
 static int authenticate(void *ud, const tk_http_request *req, tk_http_response *resp, char *user,
                         size_t len, int allow_query_token)
 {
     char id[24];
-    if (!api_authenticate(ud, req, resp, id, allow_query_token))
-        return 0;
-    snprintf(user, len, "%s", id);
-    return 1;
+    int rc = api_authenticate(ud, req, resp, id, allow_query_token);
+    if (rc == TK_OK)
+        snprintf(user, len, "%s", id);
+    return rc;
 }
 
 static const tk_config_field config[] = {
@@ -119,7 +120,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     if (!(a->dummy_hash =
               api_password_hash(a->bcrypt_cost > 12 ? a->bcrypt_cost : 12, "taskora-unknown-user")))
         goto fail;
-    rc = host->http_set_authenticator(inst, authenticate, a);
+    rc = host->http_set_authenticator2(inst, authenticate, a);
     if (rc < 0 && rc != TK_EUNAVAILABLE) /* (no HTTP server in this process: nothing to do) */
         goto fail;
     if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||

@@ -10,11 +10,9 @@ int task_complete_fn(void *conn, void *ud)
     api_call *c = ud;
     task_in *t = c->arg;
     int was_completed = 0;
-    int found = task_lock(c, conn, t->id_text, &was_completed);
-    if (found < 0)
-        return found;
-    if (!found)
-        return api_fail(c, 404, "Task not found");
+    int rc = task_lock(c, conn, t->id_text, &was_completed);
+    if (rc < 0)
+        return rc; /* TK_ENOTFOUND: answered 404 */
     const char *p[] = {t->id_text, t->completed ? "true" : "false"};
     if (t->completed != was_completed &&
         task_exec(c, conn,
@@ -26,7 +24,6 @@ int task_complete_fn(void *conn, void *ud)
     json_t *task = task_load(c, conn, t->id_text, &err);
     if (!task)
         return TK_ERR;
-    int rc = TK_OK;
     if (t->completed != was_completed)
         rc = task_event(c, conn, "task.completed", task,
                         task_completion_payload(task, t->completed));

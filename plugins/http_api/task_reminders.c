@@ -12,11 +12,9 @@
 static int reminder_change(api_call *c, PGconn *conn, int sent)
 {
     task_in *t = c->arg;
-    int found = task_lock(c, conn, t->id_text, NULL);
-    if (found < 0)
-        return found;
-    if (!found)
-        return api_fail(c, 404, "Task not found");
+    int rc = task_lock(c, conn, t->id_text, NULL);
+    if (rc < 0)
+        return rc; /* TK_ENOTFOUND: answered 404 */
     const char *p[] = {t->id_text, t->reminder_null ? NULL : t->reminder};
     if (task_exec(c, conn,
                   sent ? "UPDATE tasks SET reminder_sent = true, updated_at = " NOW_UTC
@@ -35,7 +33,7 @@ static int reminder_change(api_call *c, PGconn *conn, int sent)
              : json_pack("{s:O,s:O,s:O,s:[s]}", "task_id", json_object_get(task, "id"), "title",
                          json_object_get(task, "title"), "reminder_at",
                          json_object_get(task, "reminder_at"), "changes", "reminder_at");
-    int rc = task_event(c, conn, "task.updated", task, payload);
+    rc = task_event(c, conn, "task.updated", task, payload);
     if (rc < 0) {
         json_decref(task);
         return rc;

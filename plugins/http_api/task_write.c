@@ -134,7 +134,6 @@ int task_get_fn(void *conn, void *ud)
     return task ? api_answer(c, 200, task) : api_fail(c, 404, "Task not found");
 }
 
-/* Locks the user's task; 1 found (with *completed), 0 not, < 0 error. */
 int task_lock(api_call *c, PGconn *conn, const char *id, int *completed)
 {
     const char *p[] = {id, c->user};
@@ -142,10 +141,12 @@ int task_lock(api_call *c, PGconn *conn, const char *id, int *completed)
                              "SELECT completed FROM tasks WHERE id = $1::int AND user_id = $2"
                              " FOR UPDATE",
                              2, p);
-    int rc = api_ok(res) ? PQntuples(res) == 1 : TK_ERR;
-    if (rc == 1 && completed)
+    int rc = !api_ok(res) ? TK_ERR : PQntuples(res) == 1 ? TK_OK : TK_ENOTFOUND;
+    if (rc == TK_OK && completed)
         *completed = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
+    if (rc == TK_ENOTFOUND)
+        api_fail(c, 404, "Task not found");
     return rc;
 }
 
@@ -161,11 +162,9 @@ int task_update_fn(void *conn, void *ud)
     api_call *c = ud;
     task_in *t = c->arg;
     int was_completed = 0;
-    int found = task_lock(c, conn, t->id_text, &was_completed);
-    if (found < 0)
-        return found;
-    if (!found)
-        return api_fail(c, 404, "Task not found");
+    int rc = task_lock(c, conn, t->id_text, &was_completed);
+    if (rc < 0)
+        return rc; /* TK_ENOTFOUND: answered 404 */
 
     sqlb b = {0};
     json_t *changes = json_array();
@@ -219,7 +218,7 @@ int task_update_fn(void *conn, void *ud)
                                                      : json_incref(json_object_get(task, key)));
     }
     json_object_set_new(payload, "changes", changes);
-    int rc = task_event(c, conn, "task.updated", task, payload);
+    rc = task_event(c, conn, "task.updated", task, payload);
     if (rc >= 0 && t->has_completed && t->completed != was_completed)
         rc = task_event(c, conn, "task.completed", task,
                         task_completion_payload(task, t->completed));
@@ -234,11 +233,9 @@ int task_delete_fn(void *conn, void *ud)
 {
     api_call *c = ud;
     task_in *t = c->arg;
-    int found = task_lock(c, conn, t->id_text, NULL);
-    if (found < 0)
-        return found;
-    if (!found)
-        return api_fail(c, 404, "Task not found");
+    int rc = task_lock(c, conn, t->id_text, NULL);
+    if (rc < 0)
+        return rc; /* TK_ENOTFOUND: answered 404 */
     const char *p[] = {t->id_text};
     /* the instances a recurring task created outlive it */
     if (task_exec(c, conn, "UPDATE tasks SET parent_task_id = NULL WHERE parent_task_id = $1::int",
@@ -247,8 +244,8 @@ int task_delete_fn(void *conn, void *ud)
         return TK_ERR;
     char subject[24];
     snprintf(subject, sizeof(subject), "%s", t->id_text);
-    int rc = api_event(c->a, conn, c->a->task_topic, "task.deleted", c->user, subject,
-                       json_pack("{s:I}", "task_id", (json_int_t)atoll(t->id_text)));
+    rc = api_event(c->a, conn, c->a->task_topic, "task.deleted", c->user, subject,
+                   json_pack("{s:I}", "task_id", (json_int_t)atoll(t->id_text)));
     if (rc < 0)
         return rc;
     return api_answer(c, 200, json_pack("{s:s}", "message", "Task deleted successfully"));

@@ -18,8 +18,9 @@ static int task_route(api *a, const tk_http_request *req, tk_http_response *resp
     task_in t;
     memset(&t, 0, sizeof(t));
     api_call_init(&c, a, &t);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     api_errors e;
     kit_errors_init(&e);
     if (with_id) {
@@ -65,8 +66,9 @@ static int route_list(void *ud, const tk_http_request *req, tk_http_response *re
     list_in q;
     memset(&q, 0, sizeof(q));
     api_call_init(&c, a, &q);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     api_errors e;
     kit_errors_init(&e);
     task_read_list_query(a, req, &e, &q);
@@ -82,8 +84,9 @@ static int route_reminders(void *ud, const tk_http_request *req, tk_http_respons
     api_call c;
     char before[32];
     api_call_init(&c, a, NULL);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     api_errors e;
     kit_errors_init(&e);
     const char *v = kit_query(a->host, req, &e, "before");

@@ -91,7 +91,10 @@ int task_attach_tags(api_call *c, PGconn *conn, const char *task_id, const char 
 int task_event(api_call *c, PGconn *conn, const char *type, json_t *task, json_t *payload);
 /* The names of the task's tags, a new array. */
 json_t *task_tag_names(json_t *task);
-/* Locks the user's task; 1 found (with *completed), 0 not, < 0 error. */
+/*
+ * Locks the user's task (FOR UPDATE): TK_OK with *completed (may be NULL); TK_ENOTFOUND with the
+ * 404 answer set when it is not the user's; TK_ERR when the statement failed.
+ */
 int task_lock(api_call *c, PGconn *conn, const char *id, int *completed);
 /* task.completed's payload. */
 json_t *task_completion_payload(json_t *task, int completed);

@@ -187,7 +187,8 @@ static int answer(realtime *rt, tk_http_response *resp, int status, const char *
     return kit_send_text(rt->host, resp, status, body, strlen(body));
 }
 
-/* A user id as the streams hold it: a positive integer (JSON number or decimal string). */
+/* A user id as the streams hold it: a positive integer (JSON number or decimal string).
+ * TK_OK, or TK_EINVAL. */
 static int user_id_of(json_t *v, char out[24])
 {
     long long id = 0;
@@ -197,16 +198,16 @@ static int user_id_of(json_t *v, char out[24])
         const char *t = json_string_value(v);
         char *end = NULL;
         if (t[0] < '1' || t[0] > '9' || strlen(t) > 19)
-            return 0;
+            return TK_EINVAL;
         errno = 0;
         id = strtoll(t, &end, 10);
         if (errno || *end)
-            return 0;
+            return TK_EINVAL;
     }
     if (id <= 0)
-        return 0;
+        return TK_EINVAL;
     snprintf(out, 24, "%lld", id);
-    return 1;
+    return TK_OK;
 }
 
 /* The event's type when it is one of task-events', else NULL. */
@@ -247,7 +248,7 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
     int rc;
     if (!json_is_object(e))
         rc = refuse(rt, req, resp, 422, "The body is not a JSON event");
-    else if (!user_id_of(json_object_get(e, "user_id"), uid))
+    else if (user_id_of(json_object_get(e, "user_id"), uid) < 0)
         rc = refuse(rt, req, resp, 422, "user_id must be a positive integer");
     else if (!(type = task_type_of(doc, e)))
         rc = refuse(rt, req, resp, 422, "Unknown event type");
