@@ -351,11 +351,6 @@ int aihttp_provider_new(const tk_host *host, tk_instance *inst, const char *stri
         host->log(inst, TK_LOG_ERROR, "config.base_url and config.model must not be empty");
         goto fail;
     }
-    if (timeout <= 0 || timeout > 3600000 || p->max_tokens <= 0) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.timeout_ms (1..3600000) and config.max_tokens (> 0) must be positive");
-        goto fail;
-    }
     p->timeout_ms = (long)timeout;
     if (base_out)
         *base_out = base;

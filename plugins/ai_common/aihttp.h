@@ -179,6 +179,20 @@ int aihttp_response_dump(json_t *resp, char **out, const char *who, tk_failure *
 
 /* --- the provider skeleton every plugin shares ----------------------------------- */
 
+/*
+ * The config keys every provider has beside api_key, model and base_url, for its
+ * tk_config_field table: timeout_ms, temperature and max_tokens (described as max_tokens_doc).
+ * The host enforces their ranges.
+ */
+// clang-format off
+#define AIHTTP_CONFIG_TUNING(max_tokens_doc)                                                       \
+    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,                                                   \
+     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_RANGE(1, 3600000)},         \
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,             \
+     TK_CFG_NO_RANGE},                                                                             \
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, max_tokens_doc, NULL, TK_CFG_RANGE(1, INT64_MAX)}
+// clang-format on
+
 /* The settings every provider reads (config keys of the same names). */
 typedef struct aihttp_provider {
     const tk_host *host;
@@ -197,7 +211,8 @@ typedef struct aihttp_provider {
  * config table's, which the host fills in), strips strip_prefix (or NULL)
  * from the model, and builds url from base_url and path_fmt, whose one %s
  * (if any) is the model. Refuses (logged, TK_EINVAL) an empty base_url or
- * model and a timeout or max_tokens out of range. TK_OK with *out, else the
+ * model (the host refuses a timeout or max_tokens out of range:
+ * AIHTTP_CONFIG_TUNING). TK_OK with *out, else the
  * code and *out NULL. *base_out (may be NULL) gets the base URL for the
  * plugin's log line; free it.
  */

@@ -467,12 +467,7 @@ static const tk_config_field config[] = {
     {"model", TK_CFG_STRING, 0, "\"gemini-2.0-flash\"", NULL, "model name", NULL, TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"https://generativelanguage.googleapis.com\"", NULL,
      "API root, without /v1beta", NULL, TK_CFG_NO_RANGE},
-    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "maxOutputTokens when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
+    AIHTTP_CONFIG_TUNING("maxOutputTokens when the request sets none"),
     {0},
 };
 

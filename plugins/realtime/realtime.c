@@ -280,10 +280,12 @@ static const tk_config_field config[] = {
      "served only when set, and deliveries must carry it in dapr-api-token",
      NULL, TK_CFG_NO_RANGE},
     {"max_streams_per_user", TK_CFG_INT, 0, "8", NULL,
-     "open event streams one user may have; the next one is answered 429", NULL, TK_CFG_NO_RANGE},
+     "open event streams one user may have; the next one is answered 429", NULL,
+     TK_CFG_RANGE(1, INT64_MAX)},
+    /* a stream's queue holds 64 KiB: a larger event would end the stream it is sent to */
     {"max_event_bytes", TK_CFG_INT, 0, "32768", NULL,
      "largest event pushed to a stream (and Dapr delivery body); larger ones are not pushed", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1024, 60 * 1024)},
     {0},
 };
 
@@ -300,15 +302,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     rt->inst = inst;
     rt->dapr_token = host->config_string(inst, "dapr_token");
     rt->max_per_user = host->config_int(inst, "max_streams_per_user");
-    int64_t max_event = host->config_int(inst, "max_event_bytes");
-    /* a stream's queue holds 64 KiB: a larger event would end the stream it is sent to */
-    if (rt->max_per_user < 1 || max_event < 1024 || max_event > 60 * 1024) {
-        host->log(inst, TK_LOG_ERROR,
-                  "max_streams_per_user must be at least 1 and max_event_bytes 1024..61440");
-        free(rt);
-        return TK_EINVAL;
-    }
-    rt->max_event = (size_t)max_event;
+    rt->max_event = (size_t)host->config_int(inst, "max_event_bytes"); /* the schema's ranges */
     int dapr_routes = rt->dapr_token && *rt->dapr_token;
     pthread_mutex_init(&rt->lock, NULL);
     rt->m_open = host->metric_gauge(inst, "taskora_realtime_streams", "Open event streams", NULL);
