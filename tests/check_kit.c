@@ -203,6 +203,15 @@ START_TEST(test_query_arguments_through_the_host)
     ck_assert_int_eq(kit_query_int(&fake_host, &req, &e, "absent", 1, 100, 5), 5);
     ck_assert_int_eq(kit_query_int(&fake_host, &req, &e, "n", 1, 10, 5), 5);
     ck_assert_str_eq(only_error(&e, "query", "n"), "less_than_equal");
+    json_object_set_new(req.query, "when", json_string("2026-02-04T14:00:00+02:00"));
+    json_object_set_new(req.query, "bad", json_string("2026-02-30"));
+    int64_t us = 0;
+    ck_assert_int_eq(kit_query_time(&fake_host, &req, &e, "when", 0, &us), TK_OK);
+    ck_assert_int_eq(us, INT64_C(1770206400000000));
+    ck_assert_int_eq(kit_query_time(&fake_host, &req, &e, "absent", 0, &us), TK_ENOTFOUND);
+    ck_assert_str_eq(only_error(&e, "query", "when"), "");
+    ck_assert_int_eq(kit_query_time(&fake_host, &req, &e, "bad", 0, &us), TK_EINVAL);
+    ck_assert_str_eq(only_error(&e, "query", "bad"), "datetime_parsing");
     kit_errors_free(&e);
     json_decref(req.query);
 }

@@ -67,6 +67,13 @@ int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, 
 void api_query_int(api *a, const tk_http_request *req, api_errors *e, const char *name, long min,
                    long max, long dflt, char out[16]);
 
+/*
+ * A date-time query argument (kit_query_time) as a PostgreSQL UTC timestamp into out: TK_OK,
+ * TK_ENOTFOUND when absent, TK_EINVAL with a 422 entry.
+ */
+int api_query_time(api *a, const tk_http_request *req, api_errors *e, const char *name,
+                   char out[32]);
+
 /* Parses an integer path parameter (an int4 id); records int_parsing under ("path", name). */
 int64_t api_path_id(api_errors *e, const char *value, const char *name);
 

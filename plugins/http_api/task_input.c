@@ -146,6 +146,69 @@ void task_read_body(api *a, api_errors *e, json_t *body, task_in *t, int create)
 
 /* ---- the list's query ------------------------------------------------------------ */
 
+/* ?priority=: a CSV of known names, kept as a set (so the array literal is short and safe). */
+static void read_priorities(api_errors *e, const char *v, char prio[32])
+{
+    unsigned set = 0;
+    char *copy = strdup(v), *save = NULL, *tok;
+    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        unsigned bit = 0;
+        for (unsigned i = 0; task_priorities[i] && !bit; i++)
+            if (strcmp(tok, task_priorities[i]) == 0)
+                bit = 1u << i;
+        if (!bit) {
+            task_enum_error(e, "query", "priority", task_priorities);
+            break;
+        }
+        set |= bit;
+    }
+    free(copy);
+    /* at most "{low,medium,high,urgent}": 25 bytes */
+    size_t len = 0;
+    prio[len++] = '{';
+    for (unsigned i = 0; task_priorities[i]; i++) {
+        if (!(set & (1u << i)))
+            continue;
+        if (len > 1)
+            prio[len++] = ',';
+        memcpy(prio + len, task_priorities[i], strlen(task_priorities[i]));
+        len += strlen(task_priorities[i]);
+    }
+    prio[len++] = '}';
+    prio[len] = '\0';
+}
+
+/* ?tags=: a CSV of ids as a PostgreSQL array literal (malloc'd), or NULL with a 422 entry. */
+static char *read_tag_list(api_errors *e, const char *v)
+{
+    json_t *ids = json_array();
+    char *copy = strdup(v), *save = NULL, *tok;
+    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long long id = strtoll(tok, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (end == tok || *end || id < -2147483647 || id > 2147483647) {
+            kit_errors_add(e, "query", "tags", "Input should be a comma-separated list of integers",
+                           "int_parsing");
+            break;
+        }
+        json_array_append_new(ids, json_integer(id));
+    }
+    api_errors scratch;
+    kit_errors_init(&scratch);
+    char *out = task_read_ids(&scratch, ids, "tags", 0);
+    kit_errors_free(&scratch);
+    json_decref(ids);
+    free(copy);
+    return out;
+}
+
 void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, list_in *q)
 {
     static const char *const statuses[] = {"all", "pending", "completed", NULL};
@@ -164,77 +227,12 @@ void task_read_list_query(api *a, const tk_http_request *req, api_errors *e, lis
     q->order = (v = kit_query(a->host, req, e, "order")) ? v : "desc";
     if (!task_one_of(q->order, orders))
         task_enum_error(e, "query", "order", orders);
-    if ((v = kit_query(a->host, req, e, "priority")) && *v) {
-        /* a CSV of known names: kept as a set, so the array literal is short and safe */
-        unsigned set = 0;
-        char *copy = strdup(v), *save = NULL, *tok;
-        for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
-             tok = strtok_r(NULL, ",", &save)) {
-            while (*tok == ' ')
-                tok++;
-            char *end = tok + strlen(tok);
-            while (end > tok && end[-1] == ' ')
-                *--end = '\0';
-            unsigned bit = 0;
-            for (unsigned i = 0; task_priorities[i] && !bit; i++)
-                if (strcmp(tok, task_priorities[i]) == 0)
-                    bit = 1u << i;
-            if (!bit) {
-                task_enum_error(e, "query", "priority", task_priorities);
-                break;
-            }
-            set |= bit;
-        }
-        free(copy);
-        /* at most "{low,medium,high,urgent}": 25 bytes */
-        size_t len = 0;
-        q->prio[len++] = '{';
-        for (unsigned i = 0; task_priorities[i]; i++) {
-            if (!(set & (1u << i)))
-                continue;
-            if (len > 1)
-                q->prio[len++] = ',';
-            memcpy(q->prio + len, task_priorities[i], strlen(task_priorities[i]));
-            len += strlen(task_priorities[i]);
-        }
-        q->prio[len++] = '}';
-        q->prio[len] = '\0';
-    }
-    if ((v = kit_query(a->host, req, e, "tags")) && *v) {
-        json_t *ids = json_array();
-        char *copy = strdup(v), *save = NULL, *tok;
-        for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
-             tok = strtok_r(NULL, ",", &save)) {
-            char *end;
-            long long id = strtoll(tok, &end, 10);
-            while (*end == ' ')
-                end++;
-            if (end == tok || *end || id < -2147483647 || id > 2147483647) {
-                kit_errors_add(e, "query", "tags",
-                               "Input should be a comma-separated list of integers", "int_parsing");
-                break;
-            }
-            json_array_append_new(ids, json_integer(id));
-        }
-        api_errors scratch;
-        kit_errors_init(&scratch);
-        q->tags = task_read_ids(&scratch, ids, "tags", 0);
-        kit_errors_free(&scratch);
-        json_decref(ids);
-        free(copy);
-    }
-    if ((v = kit_query(a->host, req, e, "due_before"))) {
-        q->has_before = 1;
-        if (api_parse_time(v, q->before) < 0)
-            kit_errors_add(e, "query", "due_before", "Input should be a valid datetime",
-                           "datetime_parsing");
-    }
-    if ((v = kit_query(a->host, req, e, "due_after"))) {
-        q->has_after = 1;
-        if (api_parse_time(v, q->after) < 0)
-            kit_errors_add(e, "query", "due_after", "Input should be a valid datetime",
-                           "datetime_parsing");
-    }
+    if ((v = kit_query(a->host, req, e, "priority")) && *v)
+        read_priorities(e, v, q->prio);
+    if ((v = kit_query(a->host, req, e, "tags")) && *v)
+        q->tags = read_tag_list(e, v);
+    q->has_before = api_query_time(a, req, e, "due_before", q->before) != TK_ENOTFOUND;
+    q->has_after = api_query_time(a, req, e, "due_after", q->after) != TK_ENOTFOUND;
     q->overdue = kit_query_bool(a->host, req, e, "overdue", 0);
     api_query_int(a, req, e, "limit", 1, 1000, 500, q->limit);
     api_query_int(a, req, e, "offset", 0, 2147483647, 0, q->offset);

@@ -89,14 +89,11 @@ static int route_reminders(void *ud, const tk_http_request *req, tk_http_respons
         return auth; /* answered */
     api_errors e;
     kit_errors_init(&e);
-    const char *v = kit_query(a->host, req, &e, "before");
-    if (v && api_parse_time(v, before) < 0)
-        kit_errors_add(&e, "query", "before", "Input should be a valid datetime",
-                       "datetime_parsing");
+    int given = api_query_time(a, req, &e, "before", before) == TK_OK;
     if (kit_errors_any(&e))
         return kit_errors_send(a->host, resp, &e);
     kit_errors_free(&e);
-    c.arg = v ? before : NULL;
+    c.arg = given ? before : NULL;
     return api_run(&c, 0, task_reminders_fn, resp);
 }
 

@@ -128,6 +128,16 @@ void api_query_int(api *a, const tk_http_request *req, api_errors *e, const char
     snprintf(out, 16, "%lld", (long long)kit_query_int(a->host, req, e, name, min, max, dflt));
 }
 
+int api_query_time(api *a, const tk_http_request *req, api_errors *e, const char *name,
+                   char out[32])
+{
+    int64_t us;
+    int rc = kit_query_time(a->host, req, e, name, 0, &us);
+    if (rc == TK_OK)
+        kit_time_format(us, KIT_TIME_SQL, out, 32);
+    return rc;
+}
+
 int api_parse_time(const char *in, char out[32])
 {
     int64_t us;

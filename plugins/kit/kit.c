@@ -330,6 +330,19 @@ int64_t kit_query_int(const tk_host *h, const tk_http_request *req, kit_errors *
     return n;
 }
 
+int kit_query_time(const tk_host *h, const tk_http_request *req, kit_errors *e, const char *name,
+                   unsigned flags, int64_t *us)
+{
+    const char *v = kit_query(h, req, e, name);
+    if (!v)
+        return TK_ENOTFOUND;
+    if (kit_time_parse(v, flags, us) < 0) {
+        kit_errors_add(e, "query", name, "Input should be a valid datetime", "datetime_parsing");
+        return TK_EINVAL;
+    }
+    return TK_OK;
+}
+
 int64_t kit_path_int(kit_errors *e, const char *value, const char *name, int64_t min, int64_t max)
 {
     char *end = NULL;

@@ -114,6 +114,12 @@ int kit_int_arg(kit_errors *e, const char *where, const char *name, const char *
 int64_t kit_query_int(const tk_host *h, const tk_http_request *req, kit_errors *e, const char *name,
                       int64_t min, int64_t max, int64_t dflt);
 /*
+ * A date-time query argument (kit_time_parse with flags) into *us: TK_OK, TK_ENOTFOUND when
+ * absent, or TK_EINVAL with a 422 entry (datetime_parsing).
+ */
+int kit_query_time(const tk_host *h, const tk_http_request *req, kit_errors *e, const char *name,
+                   unsigned flags, int64_t *us);
+/*
  * An integer path parameter in [min, max]. Anything else, out of range too, records int_parsing
  * under ("path", name) (a path names no object there) and reads -1.
  */
