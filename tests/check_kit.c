@@ -217,6 +217,25 @@ START_TEST(test_query_arguments_through_the_host)
 }
 END_TEST
 
+START_TEST(test_utf8_lengths_count_characters)
+{
+    ck_assert_uint_eq(kit_utf8_len(""), 0);
+    ck_assert_uint_eq(kit_utf8_len("abc"), 3);
+    ck_assert_uint_eq(kit_utf8_len("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 8);
+    ck_assert_uint_eq(kit_utf8_prefix("caf\xc3\xa9 \xe2\x82\xac", 4), 5); /* "café" */
+    ck_assert_uint_eq(kit_utf8_prefix("caf\xc3\xa9 \xe2\x82\xac", 6), 9);
+    ck_assert_uint_eq(kit_utf8_prefix("abc", 100), 3);
+    ck_assert_uint_eq(kit_utf8_prefix("abc", 0), 0);
+    ck_assert(kit_utf8_valid("caf\xc3\xa9"));
+    ck_assert(!kit_utf8_valid("\xc0\xaf"));         /* overlong */
+    ck_assert(!kit_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+    ck_assert(!kit_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+    ck_assert(!kit_utf8_valid("\xe2\x82"));         /* cut short */
+    int64_t t0 = kit_monotonic_ms();
+    ck_assert(kit_monotonic_ms() >= t0);
+}
+END_TEST
+
 /* ---- answers ------------------------------------------------------------------------------- */
 
 START_TEST(test_answers)
@@ -289,6 +308,7 @@ int main(void)
     tcase_add_test(tc, test_time_styles);
     tcase_add_test(tc, test_integer_arguments);
     tcase_add_test(tc, test_query_arguments_through_the_host);
+    tcase_add_test(tc, test_utf8_lengths_count_characters);
     tcase_add_test(tc, test_answers);
     tcase_add_test(tc, test_retry_after);
     suite_add_tcase(s, tc);

@@ -232,13 +232,6 @@ void aihttp_snippet(const char *body, char *out, size_t len)
 
 /* --- helpers ----------------------------------------------------------------- */
 
-int64_t aihttp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void aihttp_call_id(char *out, size_t len)
 {
     static atomic_uint_fast64_t counter;
@@ -419,9 +412,9 @@ int aihttp_chat(const aihttp_provider *p, const aihttp_wire *w, const char *requ
     aihttp_failure_reset(f);
     *response_json = NULL;
     long status = 0;
-    int64_t t0 = aihttp_now_ms();
+    int64_t t0 = kit_monotonic_ms();
     int rc = attempt(p, w, request_json, response_json, f, &status);
-    aihttp_log_call(p->host, p->inst, w->provider, p->model, status, aihttp_now_ms() - t0,
+    aihttp_log_call(p->host, p->inst, w->provider, p->model, status, kit_monotonic_ms() - t0,
                     rc == TK_OK ? NULL : f);
     return rc;
 }

@@ -86,9 +86,6 @@ void aihttp_snippet(const char *body, char *out, size_t len);
 
 /* --- helpers ----------------------------------------------------------------- */
 
-/* Milliseconds of a monotonic clock. */
-int64_t aihttp_now_ms(void);
-
 /* A fresh tool call id, "call_" and 16 hex digits (random), into out (>= 22 bytes). */
 void aihttp_call_id(char *out, size_t len);
 

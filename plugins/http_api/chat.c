@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api.h"
 #include "limits.h"
@@ -30,13 +29,6 @@ typedef struct chat_in {
     int over_quota;          /* the daily quota is used up */
     long long quota_retry_s; /* then: seconds until it renews */
 } chat_in;
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
-}
 
 /*
  * The conversation made for a first message (the user's row locked, so a concurrent
@@ -72,17 +64,9 @@ static int insert_question(api_call *c, PGconn *conn)
     PQclear(res);
     if (!ok)
         return TK_ERR;
-    char preview[404];
-    snprintf(preview, sizeof(preview), "%s", in->message);
-    /* the first 100 characters, not bytes */
-    size_t chars = 0, i = 0;
-    for (; preview[i] && chars <= 100; i++)
-        if (((unsigned char)preview[i] & 0xC0) != 0x80 && ++chars > 100)
-            break;
-    preview[i] = '\0';
-    size_t len = 0;
-    for (const char *m = in->message; *m; m++)
-        len += ((unsigned char)*m & 0xC0) != 0x80;
+    char preview[404]; /* the first 100 characters, not bytes */
+    snprintf(preview, sizeof(preview), "%.*s", (int)kit_utf8_prefix(in->message, 100), in->message);
+    size_t len = kit_utf8_len(in->message);
     int rc = api_event(c->a, conn, c->a->chat_topic, "chat.message_sent", c->user, in->cid,
                        json_pack("{s:I,s:I,s:s}", "conversation_id", (json_int_t)atoll(in->cid),
                                  "message_length", (json_int_t)len, "message_preview", preview));
@@ -179,9 +163,7 @@ static int store_answer(void *conn, void *ud)
     json_t *names = json_array(), *call;
     size_t i;
     json_array_foreach(in->calls, i, call) json_array_append(names, json_object_get(call, "tool"));
-    size_t len = 0;
-    for (const char *m = in->answer; *m; m++)
-        len += ((unsigned char)*m & 0xC0) != 0x80;
+    size_t len = kit_utf8_len(in->answer);
     int rc = api_event(c->a, conn, c->a->chat_topic, "chat.response_received", c->user, in->cid,
                        json_pack("{s:I,s:I,s:s,s:s,s:o,s:I}", "conversation_id",
                                  (json_int_t)atoll(in->cid), "response_length", (json_int_t)len,
@@ -243,7 +225,7 @@ static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
     json_t *request = json_pack("{s:s,s:O,s:o}", "system", a->chat_system_prompt, "messages",
                                 in->history, "tools", json_loads(api_task_tools_json, 0, NULL));
     json_t *messages = json_object_get(request, "messages");
-    double t0 = now_ms();
+    int64_t t0 = kit_monotonic_ms();
     int rc = TK_OK;
     const char *last_text = "";
     json_t *resp = NULL;
@@ -294,7 +276,7 @@ static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
         in->answer = strdup(*last_text ? last_text
                                        : "I could not finish that in the steps I am allowed; "
                                          "please try a simpler request.");
-    in->latency_ms = (long long)(now_ms() - t0);
+    in->latency_ms = (long long)(kit_monotonic_ms() - t0);
     json_decref(resp);
     json_decref(request);
     if (rc >= 0 && !in->answer)

@@ -49,16 +49,6 @@ json_t *api_body_object(api *a, const tk_http_request *req, tk_http_response *re
     return NULL;
 }
 
-/* Characters (code points) in a UTF-8 string. */
-static size_t utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 const char *api_field_string(api_errors *e, json_t *obj, const char *field, int required,
                              size_t min_len, size_t max_len, int *present, int *is_null)
 {
@@ -82,7 +72,7 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
         return NULL;
     }
     const char *s = json_string_value(v);
-    size_t n = utf8_len(s);
+    size_t n = kit_utf8_len(s);
     char msg[96];
     if (n < min_len) {
         snprintf(msg, sizeof(msg), "String should have at least %zu character%s", min_len,

@@ -167,6 +167,13 @@ int64_t kit_time_now_us(void)
     return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
+int64_t kit_monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* ---- the API's 422 answer -------------------------------------------------------------- */
 
 void kit_errors_init(kit_errors *e) { e->list = json_array(); }
@@ -269,6 +276,23 @@ int kit_utf8_valid(const char *s)
         p += n + 1;
     }
     return 1;
+}
+
+size_t kit_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80; /* every byte but a continuation byte */
+    return n;
+}
+
+size_t kit_utf8_prefix(const char *s, size_t n)
+{
+    size_t i = 0, chars = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && ++chars > n)
+            break; /* the first byte of character n + 1 */
+    return i;
 }
 
 const char *kit_query(const tk_host *h, const tk_http_request *req, kit_errors *e, const char *name)

@@ -49,6 +49,8 @@ void kit_time_format(int64_t us, kit_time_style style, char *out, size_t len);
 
 /* The current time in microseconds since the epoch. */
 int64_t kit_time_now_us(void);
+/* A monotonic clock in milliseconds, for durations. */
+int64_t kit_monotonic_ms(void);
 
 /* ---- the API's 422 answer -------------------------------------------------------------- */
 
@@ -89,6 +91,10 @@ int kit_db_error(const tk_host *h, tk_http_response *resp, int rc);
 
 /* Is s well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
 int kit_utf8_valid(const char *s);
+/* The characters (code points) of a UTF-8 string: what the API's lengths count. */
+size_t kit_utf8_len(const char *s);
+/* The bytes of the first n characters of a UTF-8 string (all of it when it is shorter). */
+size_t kit_utf8_prefix(const char *s, size_t n);
 
 /*
  * A query argument, or NULL when absent. A value that is not UTF-8 records a 422 entry
