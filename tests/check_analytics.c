@@ -599,14 +599,15 @@ START_TEST(test_median_completion_rate_utc_days_validation_and_isolation)
     ck_assert_int_eq(json_array_size(json_object_get(s, "days")), 365);
     json_decref(s);
 
-    /* days outside 1..365, or not a number: 422 in the API's shape */
+    /* days outside 1..365, or not a number: 422 in the API's shape, read as every route reads
+     * an integer argument (an integer beyond 64 bits is out of range, bytes that are not UTF-8
+     * are said to be so) */
     static const struct {
         const char *q, *type;
-    } bad[] = {{"0", "greater_than_equal"},
-               {"-3", "greater_than_equal"},
-               {"366", "less_than_equal"},
-               {"abc", "int_parsing"},
-               {"", "int_parsing"}};
+    } bad[] = {{"0", "greater_than_equal"}, {"-3", "greater_than_equal"},
+               {"366", "less_than_equal"},  {"99999999999999999999", "less_than_equal"},
+               {"abc", "int_parsing"},      {"", "int_parsing"},
+               {"%FF", "string_unicode"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char path[64];
         snprintf(path, sizeof(path), "/api/analytics/summary?days=%s", bad[i].q);

@@ -1846,6 +1846,39 @@ START_TEST(test_query_validation_errors_are_422)
 }
 END_TEST
 
+/* Every filter at once, at its longest: the statement is built whole and answers. */
+START_TEST(test_the_longest_filter_combination_answers)
+{
+    seeded s = seed();
+    user *u = &s.u;
+    char *tags = S("%d,%d", s.home, s.work);
+    for (int i = 1; i <= 98; i++) /* ids of no task of the user's: they match nothing */
+        tags = S("%s,%d", tags, 2000000000 + i);
+    const char *filters = S("search=milk&status=pending&priority=low,medium,high,urgent&tags=%s"
+                            "&due_after=2021-01-01T00:00:00Z&due_before=2021-03-01T00:00:00.999999Z"
+                            "&overdue=t&sort_by=priority&order=asc&limit=1000",
+                            tags);
+    long total = -2;
+    ck_assert_str_eq(list_ids(u, S("%s&offset=0", filters), &total), T(&s, "1"));
+    ck_assert_int_eq(total, 1);
+    /* past the end the count runs on its own, with every filter too */
+    ck_assert_str_eq(list_ids(u, S("%s&offset=2147483647", filters), &total), "");
+    ck_assert_int_eq(total, 1);
+    /* and a change of every field at once */
+    R r = PUT(S("/api/tasks/%d", s.t[1]), u->token,
+              S("{\"title\":\"Buy oat milk\",\"description\":\"two\",\"completed\":true,"
+                "\"priority\":\"urgent\",\"due_date\":\"2021-01-11T09:00:00Z\","
+                "\"reminder_at\":\"2021-01-11T08:00:00Z\",\"is_recurring\":true,"
+                "\"recurrence_rule\":\"custom\",\"recurrence_interval\":3,\"tag_ids\":[%d]}",
+                s.work));
+    json_t *j = EXPECT(r, 200);
+    JSTR(j, "title", "Buy oat milk");
+    JSTR(j, "priority", "urgent");
+    JINT(j, "recurrence_interval", 3);
+    JINT(j, "tags.0.id", s.work);
+}
+END_TEST
+
 /* ========================================= completion ======================================= */
 
 START_TEST(test_complete_and_reopen_plain_task)
@@ -3311,6 +3344,7 @@ int main(void)
     tcase_add_test(tc, test_sort_by_priority_due_date_title_and_created_at);
     tcase_add_test(tc, test_limit_offset_and_total_count);
     tcase_add_test(tc, test_query_validation_errors_are_422);
+    tcase_add_test(tc, test_the_longest_filter_combination_answers);
 
     tc = tcase(s, "completion");
     tcase_add_test(tc, test_complete_and_reopen_plain_task);

@@ -389,6 +389,65 @@ START_TEST(test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends)
 }
 END_TEST
 
+/* A task made through the REST API; its id. */
+static int rest_task(const char *title)
+{
+    reply r = call("POST", "/api/tasks", th_fmt("{\"title\":\"%s\"}", title), token);
+    ck_assert_int_eq(r.status, 201);
+    int id = (int)json_integer_value(json_object_get(r.json, "id"));
+    reply_free(&r);
+    return id;
+}
+
+/* The result of the i-th tool call of a chat answer. */
+static json_t *tool_result(const reply *r, size_t i)
+{
+    return json_object_get(json_array_get(json_object_get(r->json, "tool_calls"), i), "result");
+}
+
+START_TEST(test_each_tool_runs_its_own_route_and_an_unknown_one_is_an_error)
+{
+    start((setup){.provider = "gemini"});
+    int keep = rest_task("keep me"), gone = rest_task("drop me");
+    /* names sharing their first letter with real tools must not reach them */
+    fake_ai_tool_calls(
+        gemini,
+        th_fmt("[{\"name\":\"update_task\",\"args\":{\"task_id\":%d,\"title\":\"renamed\"}},"
+               " {\"name\":\"complete_all\",\"args\":{}},"
+               " {\"name\":\"drop_tasks\",\"args\":{\"task_id\":%d}},"
+               " {\"name\":\"complete_task\",\"args\":{\"task_id\":%d}},"
+               " {\"name\":\"delete_task\",\"args\":{\"task_id\":\"%d\"}},"
+               " {\"name\":\"list_tasks\",\"args\":{\"status\":\"completed\"}}]",
+               keep, gone, keep, gone));
+    fake_ai_text(gemini, "Done.");
+    reply r = chat("{\"message\":\"tidy up\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "tool_calls")), 6);
+    ck_assert_str_eq(json_string_value(json_object_get(tool_result(&r, 0), "title")), "renamed");
+    ck_assert_str_eq(json_string_value(json_object_get(tool_result(&r, 1), "error")),
+                     "unknown tool complete_all");
+    ck_assert_str_eq(json_string_value(json_object_get(tool_result(&r, 2), "error")),
+                     "unknown tool drop_tasks");
+    json_t *done = json_object_get(tool_result(&r, 3), "task");
+    ck_assert_msg(json_is_true(json_object_get(done, "completed")), "%s", r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(tool_result(&r, 4), "message")),
+                     "Task deleted successfully");
+    ck_assert_int_eq(json_integer_value(json_object_get(tool_result(&r, 5), "count")), 1);
+    reply_free(&r);
+    /* what the user sees through the REST API */
+    r = call("GET", th_fmt("/api/tasks/%d", keep), NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "title")), "renamed");
+    ck_assert(json_is_true(json_object_get(r.json, "completed")));
+    reply_free(&r);
+    r = call("GET", th_fmt("/api/tasks/%d", gone), NULL, token);
+    ck_assert_int_eq(r.status, 404);
+    reply_free(&r);
+    ck_assert_msg(fake_ai_violation_count(gemini) == 0, "%s", fake_ai_last_violation(gemini));
+    stop();
+}
+END_TEST
+
 /* The user's conversations and messages now. */
 static long conversations(void)
 {
@@ -653,6 +712,7 @@ int main(void)
     tcase_add_test(tc, test_fallback_provider_answers_while_the_circuit_is_open);
     tcase_add_test(tc, test_a_timeout_is_a_timeout_not_a_hang);
     tcase_add_test(tc, test_invalid_tool_arguments_go_back_to_the_model_and_the_loop_ends);
+    tcase_add_test(tc, test_each_tool_runs_its_own_route_and_an_unknown_one_is_an_error);
     tcase_add_test(tc, test_without_an_api_key_chat_is_503_and_only_the_log_names_the_key);
     tcase_add_test(tc, test_failed_calls_leave_no_conversation_behind);
     tcase_add_test(tc, test_chat_is_rate_limited_per_user_and_per_address);

@@ -167,6 +167,21 @@ START_TEST(test_check_config_command_reports_line_and_exits_2)
 }
 END_TEST
 
+/* Points TASKORA_PLUGIN_DIR (a config's plugin_dir) at every plugin of the build tree. */
+static void use_built_plugins(void)
+{
+    static const char *const dirs[] = {"plugins/http_api",        "plugins/ai_gemini",
+                                       "plugins/ai_cohere",       "plugins/realtime",
+                                       "plugins/notifications",   "plugins/analytics",
+                                       "examples/hello_consumer", "plugins/ai_openai"};
+    char plugdir[8192] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        n += (size_t)snprintf(plugdir + n, sizeof(plugdir) - n, "%s%s/%s/.libs", i ? ":" : "",
+                              th_builddir(), dirs[i]);
+    setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
+}
+
 START_TEST(test_shipped_configs_pass_check_config)
 {
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
@@ -176,16 +191,7 @@ START_TEST(test_shipped_configs_pass_check_config)
                            "config/worker-analytics.json",
                            "examples/hello_consumer/hello.json",
                            "examples/hello_consumer/hello-db.json"};
-    /* every plugin of the build tree, wherever its .so is */
-    static const char *const dirs[] = {
-        "plugins/http_api",      "plugins/ai_gemini", "plugins/ai_cohere",      "plugins/realtime",
-        "plugins/notifications", "plugins/analytics", "examples/hello_consumer"};
-    char plugdir[8192] = "";
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-        n += (size_t)snprintf(plugdir + n, sizeof(plugdir) - n, "%s%s/%s/.libs", i ? ":" : "",
-                              th_builddir(), dirs[i]);
-    setenv("TASKORA_PLUGIN_DIR", plugdir, 1);
+    use_built_plugins();
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", src, files[i]);
@@ -196,6 +202,50 @@ START_TEST(test_shipped_configs_pass_check_config)
         ck_assert_msg(strstr(out, ": OK") != NULL, "%s", out);
         free(out);
         free(errs);
+    }
+    unsetenv("TASKORA_PLUGIN_DIR");
+}
+END_TEST
+
+/* A plugin's config value outside its field's range is refused before the plugin starts,
+ * naming the JSON path (the host enforces TK_CFG_RANGE). */
+START_TEST(test_plugin_values_out_of_range_are_refused_naming_the_path)
+{
+    use_built_plugins();
+    static const char *const cases[][3] = {
+        {"http_api", "{\"jwt_secret\": \"x\", \"bcrypt_cost\": 3}",
+         "plugins[0].config.bcrypt_cost: 3 is outside 4..16"},
+        {"http_api", "{\"jwt_secret\": \"x\", \"chat_max_rounds\": 21}",
+         "plugins[0].config.chat_max_rounds: 21 is outside 1..20"},
+        {"http_api", "{\"jwt_secret\": \"x\", \"limits\": {\"buckets\": 4}}",
+         "plugins[0].config.limits.buckets: 4 is outside 8..16777216"},
+        {"http_api",
+         "{\"jwt_secret\": \"x\", \"limits\": {\"chat_per_user\": {\"per_minute\": -1}}}",
+         "plugins[0].config.limits.chat_per_user.per_minute: -1 is outside 0..1000000"},
+        {"http_api", "{\"jwt_secret\": \"x\", \"limits\": {\"password_hash_queue\": -2}}",
+         "plugins[0].config.limits.password_hash_queue: -2 is outside -1..100000"},
+        {"realtime", "{\"max_event_bytes\": 100000}",
+         "plugins[0].config.max_event_bytes: 100000 is outside 1024..61440"},
+        {"realtime", "{\"max_streams_per_user\": 0}",
+         "plugins[0].config.max_streams_per_user: 0 is outside 1.."},
+        {"ai_gemini", "{\"timeout_ms\": 0}",
+         "plugins[0].config.timeout_ms: 0 is outside 1..3600000"},
+        {"ai_openai", "{\"max_tokens\": 0}", "plugins[0].config.max_tokens: 0 is outside 1.."},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = th_write(dir, "range.json",
+                              th_fmt("{\"plugin_dir\": \"${TASKORA_PLUGIN_DIR}\","
+                                     " \"plugins\": [{\"name\": \"p\", \"load\": \"%s\","
+                                     " \"config\": %s}]}",
+                                     cases[i][0], cases[i][1]));
+        const char *args[] = {"check-config", "-c", path, NULL};
+        char *out = NULL, *errs = NULL;
+        int rc = th_taskorad(args, &out, &errs, 10000);
+        ck_assert_msg(rc == 2, "%s %s: rc %d: %s", cases[i][0], cases[i][1], rc, errs);
+        ck_assert_msg(strstr(errs, cases[i][2]), "%s %s: %s", cases[i][0], cases[i][1], errs);
+        free(out);
+        free(errs);
+        free(path);
     }
     unsetenv("TASKORA_PLUGIN_DIR");
 }
@@ -217,6 +267,7 @@ int main(void)
     tcase_add_test(tc, test_duplicate_json_keys_are_refused);
     tcase_add_test(tc, test_check_config_command_reports_line_and_exits_2);
     tcase_add_test(tc, test_shipped_configs_pass_check_config);
+    tcase_add_test(tc, test_plugin_values_out_of_range_are_refused_naming_the_path);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

@@ -272,12 +272,7 @@ static const tk_config_field config[] = {
      TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"https://api.cohere.com\"", NULL, "API root, without /v2",
      NULL, TK_CFG_NO_RANGE},
-    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
+    AIHTTP_CONFIG_TUNING("when the request sets none"),
     {0},
 };
 

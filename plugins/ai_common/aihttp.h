@@ -16,16 +16,6 @@
 
 #include <taskora/plugin.h>
 
-/* --- libcurl's global state ------------------------------------------------ */
-
-/*
- * curl_global_init / curl_global_cleanup, refcounted by libcurl itself: call
- * aihttp_global_init once in every init() and aihttp_global_cleanup once in
- * the matching destroy() (or on init's failure path).
- */
-int aihttp_global_init(void);
-void aihttp_global_cleanup(void);
-
 /* --- one POST -------------------------------------------------------------- */
 
 typedef struct aihttp_request {
@@ -46,17 +36,15 @@ typedef struct aihttp_response {
 } aihttp_response;
 
 /*
- * POSTs req->body to req->url and waits for the whole answer (no redirects
- * are followed, so the key header never goes to another host). Returns TK_OK
+ * POSTs req->body to req->url and waits for the whole answer, with the toolkit's
+ * safe set-up (kit_curl.h: no redirects are followed, so the key header never goes to
+ * another host). r->retry_after_ms is read with kit_parse_retry_after. Returns TK_OK
  * when an HTTP answer arrived, whatever its status; otherwise a negative
  * code with r->curl_code and r->curl_error set (see aihttp_fail_transport).
  * Always call aihttp_response_free afterwards.
  */
 int aihttp_post(const aihttp_request *req, aihttp_response *r);
 void aihttp_response_free(aihttp_response *r);
-
-/* Retry-After: delay-seconds or an HTTP-date (relative to `now`), in ms; -1 when unusable. */
-int64_t aihttp_parse_retry_after(const char *value, int64_t now_s);
 
 /* --- failures -------------------------------------------------------------- */
 
@@ -97,9 +85,6 @@ int aihttp_fail_transport(const aihttp_request *req, const aihttp_response *r, c
 void aihttp_snippet(const char *body, char *out, size_t len);
 
 /* --- helpers ----------------------------------------------------------------- */
-
-/* Milliseconds of a monotonic clock. */
-int64_t aihttp_now_ms(void);
 
 /* A fresh tool call id, "call_" and 16 hex digits (random), into out (>= 22 bytes). */
 void aihttp_call_id(char *out, size_t len);
@@ -191,6 +176,20 @@ int aihttp_response_dump(json_t *resp, char **out, const char *who, tk_failure *
 
 /* --- the provider skeleton every plugin shares ----------------------------------- */
 
+/*
+ * The config keys every provider has beside api_key, model and base_url, for its
+ * tk_config_field table: timeout_ms, temperature and max_tokens (described as max_tokens_doc).
+ * The host enforces their ranges.
+ */
+// clang-format off
+#define AIHTTP_CONFIG_TUNING(max_tokens_doc)                                                       \
+    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,                                                   \
+     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_RANGE(1, 3600000)},         \
+    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,             \
+     TK_CFG_NO_RANGE},                                                                             \
+    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, max_tokens_doc, NULL, TK_CFG_RANGE(1, INT64_MAX)}
+// clang-format on
+
 /* The settings every provider reads (config keys of the same names). */
 typedef struct aihttp_provider {
     const tk_host *host;
@@ -209,7 +208,8 @@ typedef struct aihttp_provider {
  * config table's, which the host fills in), strips strip_prefix (or NULL)
  * from the model, and builds url from base_url and path_fmt, whose one %s
  * (if any) is the model. Refuses (logged, TK_EINVAL) an empty base_url or
- * model and a timeout or max_tokens out of range. TK_OK with *out, else the
+ * model (the host refuses a timeout or max_tokens out of range:
+ * AIHTTP_CONFIG_TUNING). TK_OK with *out, else the
  * code and *out NULL. *base_out (may be NULL) gets the base URL for the
  * plugin's log line; free it.
  */

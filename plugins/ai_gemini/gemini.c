@@ -16,6 +16,7 @@
 #include <taskora/plugin.h>
 
 #include "../ai_common/aihttp.h"
+#include "gemini.h"
 
 #define WHO "ai_gemini"
 #define PROVIDER "gemini"
@@ -24,232 +25,6 @@
 typedef aihttp_provider gemini;
 
 /* --- request ------------------------------------------------------------------ */
-
-/*
- * Tool parameters arrive as JSON Schema; Gemini takes a subset of OpenAPI 3.0's Schema and
- * answers 400 to any other field. These are the fields of its Schema message; a value of one of
- * the first ones is itself a schema (or an object or list of them).
- */
-static const char *const schema_fields[] = {
-    "properties", "items",    "anyOf", /* schemas inside */
-    "type",       "format",   "title",    "description",      "nullable",      "enum",
-    "maxItems",   "minItems", "required", "minProperties",    "maxProperties", "minLength",
-    "maxLength",  "pattern",  "example",  "propertyOrdering", "default",       "minimum",
-    "maximum",    NULL};
-
-/* How deep references and nesting are followed; a recursive schema is cut there. */
-#define SCHEMA_MAX_DEPTH 16
-/*
- * How many schema fields one tool's parameters may take to rewrite: references inline copies,
- * so a small schema whose properties each refer back to the root grows exponentially with the
- * depth. What is left when the budget runs out is cut like a recursion.
- */
-#define SCHEMA_BUDGET 10000
-
-static int schema_field(const char *k)
-{
-    for (int i = 0; schema_fields[i]; i++)
-        if (strcmp(k, schema_fields[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* The target of a local reference ("#", "#/$defs/tag", JSON Pointer escapes), or NULL. */
-static json_t *schema_ref(json_t *root, const char *ref)
-{
-    if (ref[0] != '#' || (ref[1] && ref[1] != '/'))
-        return NULL; /* another document: nothing to read it from */
-    json_t *at = root;
-    const char *p = ref + 1;
-    while (at && *p == '/') {
-        p++;
-        char tok[256];
-        size_t n = 0;
-        for (; *p && *p != '/' && n + 1 < sizeof(tok); p++)
-            if (p[0] == '~' && (p[1] == '0' || p[1] == '1'))
-                tok[n++] = *++p == '0' ? '~' : '/';
-            else
-                tok[n++] = *p;
-        tok[n] = '\0';
-        at = json_object_get(at, tok);
-    }
-    return *p ? NULL : at;
-}
-
-static json_t *clean_schema(json_t *s, json_t *root, int depth, long *budget);
-
-/* allOf: every part's fields in one schema; properties and required are joined. */
-static void merge_schema(json_t *out, json_t *part)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(part, k, v)
-    {
-        json_t *have = json_object_get(out, k);
-        if (!have) {
-            json_object_set(out, k, v);
-        } else if (strcmp(k, "properties") == 0 && json_is_object(have)) {
-            json_object_update_missing(have, v);
-        } else if (strcmp(k, "required") == 0 && json_is_array(have)) {
-            json_t *joined = json_copy(have); /* `have` may be the caller's own array */
-            size_t i, j;
-            json_t *r, *h;
-            json_array_foreach(v, i, r)
-            {
-                int dup = 0;
-                json_array_foreach(joined, j, h) dup |= json_equal(h, r);
-                if (!dup)
-                    json_array_append(joined, r);
-            }
-            json_object_set_new(out, k, joined);
-        }
-    }
-}
-
-/* JSON Schema's "type": ["string", "null"] is Gemini's type "string" with nullable. */
-static void clean_type(json_t *out, json_t *type)
-{
-    if (json_is_string(type)) {
-        json_object_set(out, "type", type);
-        return;
-    }
-    json_t *kinds = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach(type, i, t)
-    {
-        if (!json_is_string(t))
-            continue;
-        if (strcmp(json_string_value(t), "null") == 0)
-            json_object_set_new(out, "nullable", json_true());
-        else
-            json_array_append(kinds, t);
-    }
-    if (json_array_size(kinds) == 1) {
-        json_object_set(out, "type", json_array_get(kinds, 0));
-    } else if (json_array_size(kinds) > 1 && !json_object_get(out, "anyOf")) {
-        json_t *any = json_array();
-        json_array_foreach(kinds, i, t) json_array_append_new(any, json_pack("{s:O}", "type", t));
-        json_object_set_new(out, "anyOf", any);
-    }
-    json_decref(kinds);
-}
-
-/*
- * A copy of a JSON Schema in the form Gemini accepts, at any depth: local $refs inlined (the
- * keys beside a $ref win), allOf merged, oneOf sent as anyOf, a type list made one type with
- * nullable, a string "const" a one-value "enum", and every other field Gemini does not know
- * dropped. The keys of "properties" are parameter names, not keywords: a parameter may well be
- * called "const". An empty "properties" is dropped (Gemini: "should be non-empty for OBJECT
- * type"), and "required" keeps only the properties there are.
- */
-static json_t *clean_schema(json_t *s, json_t *root, int depth, long *budget)
-{
-    if (!json_is_object(s) || depth > SCHEMA_MAX_DEPTH || *budget <= 0)
-        return json_object(); /* true, or a recursion cut: any value */
-    *budget -= 1 + (long)json_object_size(s);
-    json_t *ref = json_object_get(s, "$ref"), *target;
-    if (json_is_string(ref) && (target = schema_ref(root, json_string_value(ref)))) {
-        json_t *m = json_is_object(target) ? json_copy(target) : json_object();
-        const char *k;
-        json_t *v;
-        json_object_foreach(s, k, v)
-        {
-            if (strcmp(k, "$ref") != 0)
-                json_object_set(m, k, v);
-        }
-        json_t *out = clean_schema(m, root, depth + 1, budget);
-        json_decref(m);
-        return out;
-    }
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(s, k, v)
-    {
-        if (strcmp(k, "properties") == 0 && json_is_object(v)) {
-            if (json_object_size(v) == 0)
-                continue;
-            json_t *props = json_object();
-            const char *name;
-            json_t *sub;
-            json_object_foreach(v, name, sub)
-                json_object_set_new(props, name, clean_schema(sub, root, depth + 1, budget));
-            json_object_set_new(out, k, props);
-        } else if (strcmp(k, "items") == 0) {
-            json_object_set_new(out, k, clean_schema(v, root, depth + 1, budget));
-        } else if ((strcmp(k, "anyOf") == 0 || strcmp(k, "oneOf") == 0) && json_is_array(v)) {
-            json_t *any = json_array();
-            size_t i;
-            json_t *sub;
-            json_array_foreach(v, i, sub)
-                json_array_append_new(any, clean_schema(sub, root, depth + 1, budget));
-            json_object_set_new(out, "anyOf", any);
-        } else if (strcmp(k, "type") == 0) {
-            clean_type(out, v);
-        } else if (strcmp(k, "const") == 0) {
-            /* the constraint survives as the one-value enum Gemini understands */
-            if (json_is_string(v) && !json_object_get(s, "enum"))
-                json_object_set_new(out, "enum", json_pack("[O]", v));
-        } else if (schema_field(k)) {
-            json_object_set(out, k, v);
-        }
-    }
-    json_t *all = json_object_get(s, "allOf");
-    size_t i;
-    json_array_foreach(all, i, v)
-    {
-        json_t *part = clean_schema(v, root, depth + 1, budget);
-        merge_schema(out, part);
-        json_decref(part);
-    }
-    json_t *req = json_object_get(out, "required");
-    if (req) {
-        json_t *props = json_object_get(out, "properties"), *kept = json_array(), *r;
-        json_array_foreach(req, i, r)
-        {
-            if (json_is_string(r) && json_object_get(props, json_string_value(r)))
-                json_array_append(kept, r);
-        }
-        if (json_array_size(kept))
-            json_object_set_new(out, "required", kept);
-        else {
-            json_object_del(out, "required");
-            json_decref(kept);
-        }
-    }
-    return out;
-}
-
-/* tools[{functionDeclarations[...]}], one declaration per normalised tool. */
-static json_t *tools_wire(json_t *tools)
-{
-    json_t *decls = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach(tools, i, t)
-    {
-        json_t *d = json_object();
-        json_object_set(d, "name", json_object_get(t, "name"));
-        json_t *desc = json_object_get(t, "description");
-        if (json_is_string(desc))
-            json_object_set(d, "description", desc);
-        long budget = SCHEMA_BUDGET;
-        json_t *params = clean_schema(json_object_get(t, "parameters"),
-                                      json_object_get(t, "parameters"), 0, &budget);
-        /* a function without parameters has no "parameters" at all */
-        if (json_is_object(params) && json_object_get(params, "properties"))
-            json_object_set_new(d, "parameters", params);
-        else
-            json_decref(params);
-        json_array_append_new(decls, d);
-    }
-    json_t *tool = json_object();
-    json_object_set_new(tool, "functionDeclarations", decls);
-    json_t *out = json_array();
-    json_array_append_new(out, tool);
-    return out;
-}
 
 /* {"text": content} */
 static json_t *text_part(json_t *content)
@@ -405,7 +180,7 @@ static json_t *request_wire(const gemini *g, json_t *req, double temperature, in
     }
     json_t *tools = json_object_get(req, "tools");
     if (json_array_size(tools) > 0) {
-        json_object_set_new(body, "tools", tools_wire(tools));
+        json_object_set_new(body, "tools", gemini_tools_wire(tools));
         json_t *fcc = json_object();
         json_object_set_new(fcc, "mode", json_string("AUTO"));
         json_t *tc = json_object();
@@ -525,6 +300,95 @@ static json_t *tool_call(json_t *part)
     return call;
 }
 
+/*
+ * A 2xx answer that is a failure: no candidate (a blocked prompt), a blocked answer, a call the
+ * model wrote that does not parse. Its code with *f filled; TK_OK when cand holds an answer.
+ */
+static int answer_failure(const gemini *g, const aihttp_response *r, json_t *root, json_t *cand,
+                          tk_failure *f)
+{
+    if (!json_is_object(cand)) {
+        /* a blocked prompt: 200, no candidates, promptFeedback.blockReason */
+        json_t *fb = json_object_get(root, "promptFeedback");
+        const char *block = json_string_value(json_object_get(fb, "blockReason"));
+        const char *bmsg = json_string_value(json_object_get(fb, "blockReasonMessage"));
+        if (block)
+            return aihttp_fail(f, TK_FAIL_BLOCKED, r->status, g->api_key,
+                               WHO ": prompt blocked (%s)%s%s", block, bmsg ? ": " : "",
+                               bmsg ? bmsg : "");
+        return aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, g->api_key,
+                           WHO ": answer has no candidates");
+    }
+    const char *reason = json_string_value(json_object_get(cand, "finishReason"));
+    const char *fmsg = json_string_value(json_object_get(cand, "finishMessage"));
+    if (reason && blocked_reason(reason))
+        return aihttp_fail(f, TK_FAIL_BLOCKED, r->status, g->api_key,
+                           WHO ": answer blocked (%s)%s%s", reason, fmsg ? ": " : "",
+                           fmsg ? fmsg : "");
+    if (reason && strcmp(reason, "MALFORMED_FUNCTION_CALL") == 0)
+        /* the model wrote a call that does not parse: a retry of the same request won't help */
+        return aihttp_fail(f, TK_FAIL_BAD_REQUEST, r->status, g->api_key,
+                           WHO ": MALFORMED_FUNCTION_CALL%s%s", fmsg ? ": " : "", fmsg ? fmsg : "");
+    return TK_OK;
+}
+
+/* The answer's parts into resp: their text joined (thoughts left out) and their tool calls. */
+static int answer_parts(json_t *parts, json_t *resp)
+{
+    json_t *calls = json_object_get(resp, "tool_calls");
+    size_t textlen = 0, i;
+    json_t *part;
+    json_array_foreach(parts, i, part)
+    {
+        if (json_is_true(json_object_get(part, "thought")))
+            continue; /* the model's reasoning, not the answer */
+        json_t *text = json_object_get(part, "text");
+        if (json_is_string(text))
+            textlen += json_string_length(text);
+        if (json_is_object(json_object_get(part, "functionCall")))
+            json_array_append_new(calls, tool_call(part));
+    }
+    char *text = malloc(textlen + 1);
+    if (!text)
+        return TK_ENOMEM;
+    size_t n = 0;
+    json_array_foreach(parts, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t) && !json_is_true(json_object_get(part, "thought"))) {
+            memcpy(text + n, json_string_value(t), json_string_length(t));
+            n += json_string_length(t);
+        }
+    }
+    json_object_set_new(resp, "text", json_stringn(text, n));
+    free(text);
+    return TK_OK;
+}
+
+/* finish_reason from Gemini's finishReason (and the parts), and usage from usageMetadata. */
+static void answer_finish(json_t *resp, json_t *root, const char *reason)
+{
+    /* finishReason is STOP even for tool calls: the parts tell */
+    const char *finish = "stop";
+    if (reason && strcmp(reason, "MAX_TOKENS") == 0)
+        finish = "max_tokens";
+    else if (json_array_size(json_object_get(resp, "tool_calls")) > 0)
+        finish = "tool_calls";
+    else if (reason && strcmp(reason, "STOP") != 0)
+        finish = reason; /* FINISH_REASON_UNSPECIFIED, OTHER, ...: Gemini's own */
+    json_object_set_new(resp, "finish_reason", json_string(finish));
+
+    /* output = candidates + thoughts: what is billed as output (saturated, not wrapped) */
+    json_t *um = json_object_get(root, "usageMetadata");
+    int64_t cands = json_integer_value(json_object_get(um, "candidatesTokenCount"));
+    int64_t thoughts = json_integer_value(json_object_get(um, "thoughtsTokenCount"));
+    int64_t output;
+    if (__builtin_add_overflow(cands, thoughts, &output))
+        output = thoughts > 0 ? INT64_MAX : INT64_MIN;
+    aihttp_response_usage(resp, json_integer_value(json_object_get(um, "promptTokenCount")),
+                          output);
+}
+
 /* Translates a 2xx generateContent answer into the normalised response. */
 static int parse_answer(const gemini *g, const aihttp_response *r, char **out, tk_failure *f)
 {
@@ -543,92 +407,20 @@ static int parse_answer(const gemini *g, const aihttp_response *r, char **out, t
                            WHO ": answer is not a JSON object (%s): %s",
                            root ? "unexpected type" : jerr.text, snippet);
     }
-    int rc;
     json_t *cand = json_array_get(json_object_get(root, "candidates"), 0);
-    if (!json_is_object(cand)) {
-        /* a blocked prompt: 200, no candidates, promptFeedback.blockReason */
-        json_t *fb = json_object_get(root, "promptFeedback");
-        const char *block = json_string_value(json_object_get(fb, "blockReason"));
-        const char *bmsg = json_string_value(json_object_get(fb, "blockReasonMessage"));
-        if (block)
-            rc = aihttp_fail(f, TK_FAIL_BLOCKED, r->status, g->api_key,
-                             WHO ": prompt blocked (%s)%s%s", block, bmsg ? ": " : "",
-                             bmsg ? bmsg : "");
-        else
-            rc = aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, g->api_key,
-                             WHO ": answer has no candidates");
+    int rc = answer_failure(g, r, root, cand, f);
+    if (rc < 0) {
         json_decref(root);
         return rc;
     }
-    const char *reason = json_string_value(json_object_get(cand, "finishReason"));
-    const char *fmsg = json_string_value(json_object_get(cand, "finishMessage"));
-    if (reason && blocked_reason(reason)) {
-        rc = aihttp_fail(f, TK_FAIL_BLOCKED, r->status, g->api_key, WHO ": answer blocked (%s)%s%s",
-                         reason, fmsg ? ": " : "", fmsg ? fmsg : "");
-        json_decref(root);
-        return rc;
-    }
-    if (reason && strcmp(reason, "MALFORMED_FUNCTION_CALL") == 0) {
-        /* the model wrote a call that does not parse: a retry of the same request won't help */
-        rc = aihttp_fail(f, TK_FAIL_BAD_REQUEST, r->status, g->api_key,
-                         WHO ": MALFORMED_FUNCTION_CALL%s%s", fmsg ? ": " : "", fmsg ? fmsg : "");
-        json_decref(root);
-        return rc;
-    }
-
     json_t *resp = aihttp_response_new(PROVIDER, g->model);
-    json_t *calls = json_object_get(resp, "tool_calls");
-    size_t textlen = 0, i;
-    json_t *part;
-    json_t *parts = json_object_get(json_object_get(cand, "content"), "parts");
-    json_array_foreach(parts, i, part)
-    {
-        if (json_is_true(json_object_get(part, "thought")))
-            continue; /* the model's reasoning, not the answer */
-        json_t *text = json_object_get(part, "text");
-        if (json_is_string(text))
-            textlen += json_string_length(text);
-        if (json_is_object(json_object_get(part, "functionCall")))
-            json_array_append_new(calls, tool_call(part));
-    }
-    char *text = malloc(textlen + 1);
-    if (!text) {
+    if (answer_parts(json_object_get(json_object_get(cand, "content"), "parts"), resp) < 0) {
         json_decref(resp);
         json_decref(root);
         aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, NULL, WHO ": out of memory");
         return TK_ENOMEM;
     }
-    size_t n = 0;
-    json_array_foreach(parts, i, part)
-    {
-        json_t *t = json_object_get(part, "text");
-        if (json_is_string(t) && !json_is_true(json_object_get(part, "thought"))) {
-            memcpy(text + n, json_string_value(t), json_string_length(t));
-            n += json_string_length(t);
-        }
-    }
-    json_object_set_new(resp, "text", json_stringn(text, n));
-    free(text);
-
-    /* finishReason is STOP even for tool calls: the parts tell */
-    const char *finish = "stop";
-    if (reason && strcmp(reason, "MAX_TOKENS") == 0)
-        finish = "max_tokens";
-    else if (json_array_size(calls) > 0)
-        finish = "tool_calls";
-    else if (reason && strcmp(reason, "STOP") != 0)
-        finish = reason; /* FINISH_REASON_UNSPECIFIED, OTHER, ...: Gemini's own */
-    json_object_set_new(resp, "finish_reason", json_string(finish));
-
-    /* output = candidates + thoughts: what is billed as output (saturated, not wrapped) */
-    json_t *um = json_object_get(root, "usageMetadata");
-    int64_t cands = json_integer_value(json_object_get(um, "candidatesTokenCount"));
-    int64_t thoughts = json_integer_value(json_object_get(um, "thoughtsTokenCount"));
-    int64_t output;
-    if (__builtin_add_overflow(cands, thoughts, &output))
-        output = thoughts > 0 ? INT64_MAX : INT64_MIN;
-    aihttp_response_usage(resp, json_integer_value(json_object_get(um, "promptTokenCount")),
-                          output);
+    answer_finish(resp, root, json_string_value(json_object_get(cand, "finishReason")));
     json_decref(root);
     return aihttp_response_dump(resp, out, WHO, f);
 }
@@ -675,12 +467,7 @@ static const tk_config_field config[] = {
     {"model", TK_CFG_STRING, 0, "\"gemini-2.0-flash\"", NULL, "model name", NULL, TK_CFG_NO_RANGE},
     {"base_url", TK_CFG_STRING, 0, "\"https://generativelanguage.googleapis.com\"", NULL,
      "API root, without /v1beta", NULL, TK_CFG_NO_RANGE},
-    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "maxOutputTokens when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
+    AIHTTP_CONFIG_TUNING("maxOutputTokens when the request sets none"),
     {0},
 };
 

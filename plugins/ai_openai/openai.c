@@ -327,12 +327,7 @@ static const tk_config_field config[] = {
      "server root, without /v1: llama.cpp http://127.0.0.1:8080, Ollama "
      "http://127.0.0.1:11434, vLLM http://127.0.0.1:8000",
      NULL, TK_CFG_NO_RANGE},
-    {"timeout_ms", TK_CFG_INT, 0, "30000", NULL,
-     "total time of one attempt (connect: at most 10 s)", NULL, TK_CFG_NO_RANGE},
-    {"temperature", TK_CFG_DOUBLE, 0, "0.7", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
-    {"max_tokens", TK_CFG_INT, 0, "1024", NULL, "when the request sets none", NULL,
-     TK_CFG_NO_RANGE},
+    AIHTTP_CONFIG_TUNING("when the request sets none"),
     {0},
 };
 

@@ -19,25 +19,25 @@
  * without status_change, completed:true) -> completed (+ duration), with "reopened" /
  * completed:false -> reopened; task.deleted -> deleted; chat.message_sent -> chat_messages.
  * Other types, and events without a user id, are recorded as processed and otherwise
- * ignored. An event without a parseable time counts on the day it is processed.
+ * ignored. An event without a parseable time (kit_time_parse, date and time of day) counts
+ * on the day it is processed.
  *
  * Summary: completion_rate = completed / created over the window (0 when nothing was
  * created; it may exceed 1 when tasks created before the window are completed in it);
  * median_time_to_complete_s is the median of the durations of the completions in the
  * window (null when there is none, or none of a task whose creation was seen).
  */
-#define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <taskora/plugin.h>
 
-#define JSON_TYPE "application/json; charset=utf-8"
+#include "../kit/kit.h"
+
 #define MAX_USER_LEN 255
 
 /* What an event counts as. */
@@ -58,10 +58,10 @@ typedef struct analytics {
 /* One event of a batch, classified before the transaction. */
 typedef struct item {
     const tk_event *ev;
-    int kind;         /* K_* */
-    char day[11];     /* YYYY-MM-DD (UTC) */
-    char ts[40];      /* the event time in UTC, as PostgreSQL reads it */
-    char task_id[40]; /* "" when the payload has none */
+    int kind;              /* K_* */
+    char day[11];          /* YYYY-MM-DD (UTC) */
+    char ts[KIT_TIME_LEN]; /* the event time in UTC, ISO 8601 */
+    char task_id[40];      /* "" when the payload has none */
 } item;
 
 /* The work of one batch, shared with the transaction function. */
@@ -75,129 +75,6 @@ typedef struct batch {
     long applied, duplicates, ignored;
     char error[256];
 } batch;
-
-/* ---- time ------------------------------------------------------------------ */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static long long days_from_civil(long long y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long long)doe - 719468;
-}
-
-static void civil_from_days(long long z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    long long era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long yy = (long long)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yy + (*m <= 2));
-}
-
-static int digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return 0;
-}
-
-/*
- * Parses an ISO 8601 / RFC 3339 time ("2026-02-04T12:00:00.123456+00:00", "...Z", a space
- * instead of T; no offset means UTC) into microseconds since the epoch. 0 ok, -1 not a time.
- */
-static int parse_time(const char *s, long long *us)
-{
-    int y, mo, d, h, mi, sec, frac = 0;
-    if (!s)
-        return -1;
-    const char *p = s;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
-        return -1;
-    p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
-        digits(&p, 2, &sec))
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    if (*p == '.' || *p == ',') {
-        p++;
-        int n = 0;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9') {
-            if (n < 6) {
-                frac = frac * 10 + (*p - '0');
-                n++;
-            }
-            p++;
-        }
-        while (n++ < 6)
-            frac *= 10;
-    }
-    long long offset_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (digits(&p, 2, &oh))
-            return -1;
-        if (*p == ':')
-            p++;
-        if (*p && digits(&p, 2, &om))
-            return -1;
-        if (oh > 23 || om > 59)
-            return -1;
-        offset_s = sign * (oh * 3600LL + om * 60LL);
-    }
-    if (*p)
-        return -1;
-    long long days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-    long long secs = days * 86400 + h * 3600LL + mi * 60LL + sec - offset_s;
-    *us = secs * 1000000LL + frac;
-    return 0;
-}
-
-/* The UTC day and a PostgreSQL timestamptz literal of a time in microseconds. */
-static void format_time(long long us, char day[11], char ts[40])
-{
-    long long secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    long long frac = us - secs * 1000000;
-    long long days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    long long rem = secs - days * 86400;
-    int y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    unsigned yy = (unsigned)(y < 0 ? 0 : y > 9999 ? 9999 : y);
-    m %= 100;
-    d %= 100;
-    snprintf(day, 11, "%04u-%02u-%02u", yy, m, d);
-    snprintf(ts, 40, "%04u-%02u-%02u %02u:%02u:%02u.%06u+00", yy, m, d, (unsigned)(rem / 3600),
-             (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), (unsigned)frac);
-}
-
-static long long now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
-}
 
 /* ---- classification -------------------------------------------------------- */
 
@@ -245,10 +122,11 @@ static int classify(const tk_event *ev, item *it)
     }
     if (kind == K_NONE)
         return K_NONE;
-    long long us;
-    if (parse_time(ev->time, &us) != 0)
-        us = now_us();
-    format_time(us, it->day, it->ts);
+    int64_t us;
+    if (kit_time_parse(ev->time, KIT_TIME_DATETIME, &us) < 0)
+        us = kit_time_now_us();
+    kit_time_format(us, KIT_TIME_DAY, it->day, sizeof(it->day));
+    kit_time_format(us, KIT_TIME_ISO, it->ts, sizeof(it->ts));
     it->kind = kind;
     return kind;
 }
@@ -301,13 +179,9 @@ static int cmp_day_row(const void *x, const void *y)
     return c ? c : strcmp(a->day, b->day);
 }
 
-static int batch_fn(void *conn, void *ud)
+/* Step 1: records the batch's event ids as processed; the ids it returns are the new ones. */
+static int record_processed(batch *b, PGconn *c, PGresult **out)
 {
-    batch *b = ud;
-    PGconn *c = conn;
-    b->applied = b->duplicates = b->ignored = 0;
-
-    /* 1. which of the batch's events are new */
     const char *params[] = {b->group, b->ids_json};
     PGresult *r = PQexecParams(c,
                                "INSERT INTO taskora_processed_events (consumer_group, event_id)"
@@ -316,22 +190,60 @@ static int batch_fn(void *conn, void *ud)
                                2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return set_error(b, c, r, "recording processed events");
-    int nnew = PQntuples(r);
-    /* fresh[i]: the returned id, cleared once an event of the batch used it */
-    const char *fresh[64];
-    int nfresh = nnew < 64 ? nnew : 64;
-    for (int i = 0; i < nfresh; i++)
-        fresh[i] = PQgetvalue(r, i, 0);
+    *out = r;
+    return 0;
+}
 
+/* What the batch's new events add up to: counters per (user, day) and the task times. */
+typedef struct tally {
     day_row rows[64];
-    size_t nrows = 0;
-    json_t *created = json_array(), *completions = json_array(), *deletions = json_array();
-    int rc = 0;
-    if (!created || !completions || !deletions) {
-        rc = TK_ENOMEM;
-        snprintf(b->error, sizeof(b->error), "out of memory");
-        goto out;
+    size_t nrows;
+    json_t *created, *completions, *deletions; /* rows for analytics_task_created / _completions */
+} tally;
+
+/* Counts it->kind on its (user, day) row. */
+static void count_day(tally *t, const item *it)
+{
+    size_t k = 0;
+    while (k < t->nrows &&
+           (strcmp(t->rows[k].user, it->ev->user_id) != 0 || strcmp(t->rows[k].day, it->day) != 0))
+        k++;
+    if (k == t->nrows) {
+        memset(&t->rows[k], 0, sizeof(t->rows[k]));
+        t->rows[k].user = it->ev->user_id;
+        t->rows[k].day = it->day;
+        t->nrows++;
     }
+    t->rows[k].count[it->kind]++;
+}
+
+/* Notes what a task's creation, completion or deletion means for time to complete. */
+static int note_task(tally *t, const item *it)
+{
+    json_t *o = NULL, *arr = NULL;
+    if (it->kind == K_CREATED) {
+        o = json_pack("{s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
+                      it->ts);
+        arr = t->created;
+    } else if (it->kind == K_COMPLETED) {
+        o = json_pack("{s:s,s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
+                      it->ts, "day", it->day);
+        arr = t->completions;
+    } else if (it->kind == K_DELETED) {
+        o = json_pack("{s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id);
+        arr = t->deletions;
+    }
+    if (arr && (!o || json_array_append_new(arr, o) != 0))
+        return TK_ENOMEM;
+    return 0;
+}
+
+/*
+ * Step 2: the events whose ids step 1 returned (fresh[i], cleared once used: an id repeated in
+ * the batch counts once) are tallied; the others are duplicates.
+ */
+static int tally_new(batch *b, const char **fresh, int nfresh, tally *t)
+{
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         int is_new = 0;
@@ -350,130 +262,128 @@ static int batch_fn(void *conn, void *ud)
             continue;
         }
         b->applied++;
-        size_t k = 0;
-        while (k < nrows &&
-               (strcmp(rows[k].user, it->ev->user_id) != 0 || strcmp(rows[k].day, it->day) != 0))
-            k++;
-        if (k == nrows) {
-            memset(&rows[k], 0, sizeof(rows[k]));
-            rows[k].user = it->ev->user_id;
-            rows[k].day = it->day;
-            nrows++;
-        }
-        rows[k].count[it->kind]++;
-        if (!it->task_id[0])
-            continue;
-        json_t *o = NULL, *arr = NULL;
-        if (it->kind == K_CREATED) {
-            o = json_pack("{s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id, "at",
-                          it->ts);
-            arr = created;
-        } else if (it->kind == K_COMPLETED) {
-            o = json_pack("{s:s,s:s,s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id,
-                          "at", it->ts, "day", it->day);
-            arr = completions;
-        } else if (it->kind == K_DELETED) {
-            o = json_pack("{s:s,s:s}", "user_id", it->ev->user_id, "task_id", it->task_id);
-            arr = deletions;
-        }
-        if (arr && (!o || json_array_append_new(arr, o) != 0)) {
-            rc = TK_ENOMEM;
-            snprintf(b->error, sizeof(b->error), "out of memory");
-            goto out;
-        }
+        count_day(t, it);
+        if (it->task_id[0] && note_task(t, it) < 0)
+            return TK_ENOMEM;
     }
+    return 0;
+}
 
-    /* 2. the counters: one upsert for every (user, day) of the batch, in key order */
-    if (nrows) {
-        qsort(rows, nrows, sizeof(rows[0]), cmp_day_row);
-        json_t *list = json_array();
-        for (size_t k = 0; list && k < nrows; k++) {
-            json_t *o = json_pack("{s:s,s:s}", "user_id", rows[k].user, "day", rows[k].day);
-            for (int j = 0; o && j < K_COUNT; j++)
-                json_object_set_new(o, kind_column[j], json_integer(rows[k].count[j]));
-            if (!o || json_array_append_new(list, o) != 0) {
-                json_decref(list);
-                list = NULL;
-            }
+/* Step 3: the counters, one upsert for every (user, day) of the batch, in key order. */
+static int upsert_days(batch *b, PGconn *c, tally *t)
+{
+    if (!t->nrows)
+        return 0;
+    qsort(t->rows, t->nrows, sizeof(t->rows[0]), cmp_day_row);
+    json_t *list = json_array();
+    for (size_t k = 0; list && k < t->nrows; k++) {
+        json_t *o = json_pack("{s:s,s:s}", "user_id", t->rows[k].user, "day", t->rows[k].day);
+        for (int j = 0; o && j < K_COUNT; j++)
+            json_object_set_new(o, kind_column[j], json_integer(t->rows[k].count[j]));
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            list = NULL;
         }
-        char *text = dump_new(list);
-        if (!text) {
-            rc = TK_ENOMEM;
-            snprintf(b->error, sizeof(b->error), "out of memory");
-            goto out;
-        }
-        rc = exec_json(
-            b, c, "updating the daily counters",
-            "INSERT INTO analytics_daily AS d"
-            " (user_id, day, created, completed, reopened, deleted, chat_messages)"
-            " SELECT x.user_id, x.day, x.created, x.completed, x.reopened, x.deleted,"
-            " x.chat_messages FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, day date,"
-            " created int, completed int, reopened int, deleted int, chat_messages int)"
-            " ORDER BY x.user_id, x.day"
-            " ON CONFLICT (user_id, day) DO UPDATE SET"
-            " created = d.created + EXCLUDED.created,"
-            " completed = d.completed + EXCLUDED.completed,"
-            " reopened = d.reopened + EXCLUDED.reopened,"
-            " deleted = d.deleted + EXCLUDED.deleted,"
-            " chat_messages = d.chat_messages + EXCLUDED.chat_messages,"
-            " updated_at = now()",
-            text);
-        free(text);
-        if (rc)
-            goto out;
     }
+    char *text = dump_new(list);
+    if (!text)
+        return TK_ENOMEM;
+    int rc = exec_json(b, c, "updating the daily counters",
+                       "INSERT INTO analytics_daily AS d"
+                       " (user_id, day, created, completed, reopened, deleted, chat_messages)"
+                       " SELECT x.user_id, x.day, x.created, x.completed, x.reopened, x.deleted,"
+                       " x.chat_messages FROM jsonb_to_recordset($1::jsonb) AS x(user_id text,"
+                       " day date, created int, completed int, reopened int, deleted int,"
+                       " chat_messages int)"
+                       " ORDER BY x.user_id, x.day"
+                       " ON CONFLICT (user_id, day) DO UPDATE SET"
+                       " created = d.created + EXCLUDED.created,"
+                       " completed = d.completed + EXCLUDED.completed,"
+                       " reopened = d.reopened + EXCLUDED.reopened,"
+                       " deleted = d.deleted + EXCLUDED.deleted,"
+                       " chat_messages = d.chat_messages + EXCLUDED.chat_messages,"
+                       " updated_at = now()",
+                       text);
+    free(text);
+    return rc;
+}
 
-    /* 3. time to complete: creations first, so a task created and completed in one batch
-     * has its duration */
-    if (json_array_size(created)) {
-        char *text = dump_new(json_incref(created));
-        rc = text
-                 ? exec_json(b, c, "recording task creations",
-                             "INSERT INTO analytics_task_created (user_id, task_id, created_at)"
-                             " SELECT x.user_id, x.task_id, x.at FROM jsonb_to_recordset($1::jsonb)"
-                             " AS x(user_id text, task_id text, at timestamptz)"
-                             " ORDER BY x.user_id, x.task_id"
-                             " ON CONFLICT (user_id, task_id) DO NOTHING",
-                             text)
-                 : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-    if (json_array_size(completions)) {
-        char *text = dump_new(json_incref(completions));
-        rc = text
-                 ? exec_json(b, c, "recording completion times",
-                             "INSERT INTO analytics_completions (user_id, day, task_id, duration_s)"
-                             " SELECT x.user_id, x.day, x.task_id,"
-                             " greatest(0, extract(epoch FROM x.at - t.created_at))::float8"
-                             " FROM jsonb_to_recordset($1::jsonb)"
-                             " AS x(user_id text, task_id text, at timestamptz, day date)"
-                             " JOIN analytics_task_created t"
-                             " ON t.user_id = x.user_id AND t.task_id = x.task_id",
-                             text)
-                 : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-    if (json_array_size(deletions)) {
-        char *text = dump_new(json_incref(deletions));
-        rc = text ? exec_json(b, c, "forgetting deleted tasks",
-                              "DELETE FROM analytics_task_created t USING"
-                              " jsonb_to_recordset($1::jsonb) AS x(user_id text, task_id text)"
-                              " WHERE t.user_id = x.user_id AND t.task_id = x.task_id",
-                              text)
-                  : TK_ENOMEM;
-        free(text);
-        if (rc)
-            goto out;
-    }
-out:
-    json_decref(created);
-    json_decref(completions);
-    json_decref(deletions);
-    PQclear(r); /* the fresh ids pointed into it */
+/* Runs sql with rows (a JSON array) as its parameter, when there are any. */
+static int exec_rows(batch *b, PGconn *c, const char *what, const char *sql, json_t *rows)
+{
+    if (!json_array_size(rows))
+        return 0;
+    char *text = dump_new(json_incref(rows));
+    int rc = text ? exec_json(b, c, what, sql, text) : TK_ENOMEM;
+    free(text);
+    return rc;
+}
+
+/* Step 4: time to complete. Creations first, so a task created and completed in one batch has
+ * its duration. */
+static int write_task_times(batch *b, PGconn *c, tally *t)
+{
+    int rc = exec_rows(b, c, "recording task creations",
+                       "INSERT INTO analytics_task_created (user_id, task_id, created_at)"
+                       " SELECT x.user_id, x.task_id, x.at FROM jsonb_to_recordset($1::jsonb)"
+                       " AS x(user_id text, task_id text, at timestamptz)"
+                       " ORDER BY x.user_id, x.task_id"
+                       " ON CONFLICT (user_id, task_id) DO NOTHING",
+                       t->created);
+    if (!rc)
+        rc = exec_rows(b, c, "recording completion times",
+                       "INSERT INTO analytics_completions (user_id, day, task_id, duration_s)"
+                       " SELECT x.user_id, x.day, x.task_id,"
+                       " greatest(0, extract(epoch FROM x.at - t.created_at))::float8"
+                       " FROM jsonb_to_recordset($1::jsonb)"
+                       " AS x(user_id text, task_id text, at timestamptz, day date)"
+                       " JOIN analytics_task_created t"
+                       " ON t.user_id = x.user_id AND t.task_id = x.task_id",
+                       t->completions);
+    if (!rc)
+        rc = exec_rows(b, c, "forgetting deleted tasks",
+                       "DELETE FROM analytics_task_created t USING"
+                       " jsonb_to_recordset($1::jsonb) AS x(user_id text, task_id text)"
+                       " WHERE t.user_id = x.user_id AND t.task_id = x.task_id",
+                       t->deletions);
+    return rc;
+}
+
+/* The batch's transaction: steps 1 to 4 (see the top of the file). */
+static int batch_fn(void *conn, void *ud)
+{
+    batch *b = ud;
+    PGconn *c = conn;
+    b->applied = b->duplicates = b->ignored = 0;
+    PGresult *r = NULL;
+    int rc = record_processed(b, c, &r);
+    if (rc)
+        return rc;
+    /* fresh[i]: a returned id (pointing into r), cleared once an event of the batch used it */
+    const char *fresh[64];
+    int nfresh = PQntuples(r) < 64 ? PQntuples(r) : 64;
+    for (int i = 0; i < nfresh; i++)
+        fresh[i] = PQgetvalue(r, i, 0);
+    tally t = {.nrows = 0,
+               .created = json_array(),
+               .completions = json_array(),
+               .deletions = json_array()};
+    if (!t.created || !t.completions || !t.deletions)
+        rc = TK_ENOMEM;
+    if (!rc)
+        rc = tally_new(b, fresh, nfresh, &t);
+    if (rc == TK_ENOMEM)
+        snprintf(b->error, sizeof(b->error), "out of memory");
+    if (!rc)
+        rc = upsert_days(b, c, &t);
+    if (!rc)
+        rc = write_task_times(b, c, &t);
+    if (rc == TK_ENOMEM && !b->error[0])
+        snprintf(b->error, sizeof(b->error), "out of memory");
+    json_decref(t.created);
+    json_decref(t.completions);
+    json_decref(t.deletions);
+    PQclear(r);
     return rc;
 }
 
@@ -552,24 +462,6 @@ static tk_consume_result consume(void *state, const tk_event *ev)
 
 /* ---- GET /api/analytics/summary -------------------------------------------- */
 
-static int send_json(analytics *a, tk_http_response *resp, int status, const char *text)
-{
-    a->host->http_status(resp, status);
-    return a->host->http_set_body(resp, JSON_TYPE, text, strlen(text));
-}
-
-static int send_422(analytics *a, tk_http_response *resp, const char *msg, const char *type)
-{
-    json_t *body = json_pack("{s:[{s:[s,s],s:s,s:s}]}", "detail", "loc", "query", "days", "msg",
-                             msg, "type", type);
-    char *text = dump_new(body);
-    if (!text)
-        return TK_ENOMEM;
-    int rc = send_json(a, resp, 422, text);
-    free(text);
-    return rc;
-}
-
 static const char summary_sql[] =
     "WITH w AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today, $2::int AS n),"
     " d AS (SELECT (w.today - g)::date AS day FROM w, generate_series(0, w.n - 1) g),"
@@ -598,38 +490,21 @@ static int route_summary(void *ud, const tk_http_request *req, tk_http_response 
     analytics *a = ud;
     const tk_host *h = a->host;
     char user[64];
-    if (h->struct_size < offsetof(tk_host, http_authenticate) + sizeof(h->http_authenticate) ||
-        !h->http_authenticate) {
-        return send_json(a, resp, 503, "{\"detail\":\"No authenticator is loaded\"}");
-    }
-    if (!h->http_authenticate(req, resp, user, sizeof(user), 0))
-        return TK_OK; /* answered (401) */
-
-    long days = 30;
-    const char *v = h->http_query(req, "days");
-    if (v) {
-        char *end;
-        days = strtol(v, &end, 10);
-        if (!*v || *end)
-            return send_422(a, resp,
-                            "Input should be a valid integer, unable to parse string as an integer",
-                            "int_parsing");
-        if (days < 1)
-            return send_422(a, resp, "Input should be greater than or equal to 1",
-                            "greater_than_equal");
-        if (days > 365)
-            return send_422(a, resp, "Input should be less than or equal to 365",
-                            "less_than_equal");
-    }
-    char ndays[16];
-    snprintf(ndays, sizeof(ndays), "%ld", days);
+    int rc = kit_authenticate(h, req, resp, user, sizeof(user), 0);
+    if (rc < 0)
+        return rc; /* answered (401, 503) */
+    kit_errors e;
+    kit_errors_init(&e);
+    int64_t days = kit_query_int(h, req, &e, "days", 1, 365, 30);
+    if (kit_errors_any(&e))
+        return kit_errors_send(h, resp, &e);
+    kit_errors_free(&e);
+    char ndays[24];
+    snprintf(ndays, sizeof(ndays), "%lld", (long long)days);
 
     tk_pg *pg;
-    int rc = h->pg_acquire(a->inst, -1, &pg);
-    if (rc < 0) {
-        h->http_set_header(resp, "Retry-After", "1");
-        return h->http_error(resp, 503, "Database unavailable");
-    }
+    if ((rc = h->pg_acquire(a->inst, -1, &pg)) < 0)
+        return kit_db_error(h, resp, rc);
     PGconn *c = h->pg_conn(pg);
     const char *params[] = {user, ndays};
     PGresult *r = PQexecParams(c, summary_sql, 2, NULL, params, NULL, NULL, 0);
@@ -641,13 +516,10 @@ static int route_summary(void *ud, const tk_http_request *req, tk_http_response 
         PQclear(r);
         h->pg_release(pg);
         h->log_kv(a->inst, TK_LOG_ERROR, "summary query failed", "error", why, NULL);
-        if (down) {
-            h->http_set_header(resp, "Retry-After", "1");
-            return h->http_error(resp, 503, "Database unavailable");
-        }
-        return TK_ERR;
+        return down ? kit_db_error(h, resp, TK_EUNAVAILABLE) : TK_ERR;
     }
-    rc = send_json(a, resp, 200, PQgetvalue(r, 0, 0));
+    const char *text = PQgetvalue(r, 0, 0);
+    rc = kit_send_text(h, resp, 200, text, strlen(text));
     PQclear(r);
     h->pg_release(pg);
     return rc;

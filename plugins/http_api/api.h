@@ -9,6 +9,8 @@
 
 #include <taskora/plugin.h>
 
+#include "../kit/kit.h"
+
 typedef struct api {
     const tk_host *host;
     tk_instance *inst;
@@ -31,12 +33,8 @@ typedef struct api {
 /* Tags a task may carry: with max_description this bounds a task's JSON, and so a page's. */
 #define API_MAX_TASK_TAGS 100
 
-/* ---- responses (util.c) ---- */
+/* ---- responses (util.c; JSON answers in general: the toolkit, kit.h) ---- */
 
-/* Sends a JSON value (stolen) with status. TK_OK or an error code. */
-int api_send_json(api *a, tk_http_response *resp, int status, json_t *body);
-/* Sends already-serialised JSON text. */
-int api_send_text(api *a, tk_http_response *resp, int status, const char *json, size_t len);
 /* {"detail": detail} with status. */
 int api_error(api *a, tk_http_response *resp, int status, const char *detail);
 /* {"detail": {"code": code, "message": message}} with status. */
@@ -45,20 +43,9 @@ int api_error_code(api *a, tk_http_response *resp, int status, const char *code,
 /* {"message": message}, 200. */
 int api_message(api *a, tk_http_response *resp, const char *message);
 
-/* ---- validation errors, the existing service's 422 shape (util.c) ---- */
+/* ---- validation errors, the existing service's 422 shape (kit.h) ---- */
 
-typedef struct api_errors {
-    json_t *list; /* [{"loc","msg","type"}] */
-} api_errors;
-
-void api_errors_init(api_errors *e);
-/* Adds one error; `where` is "body", "query" or "path". */
-void api_errors_add(api_errors *e, const char *where, const char *field, const char *msg,
-                    const char *type);
-int api_errors_any(const api_errors *e);
-/* Sends 422 with the collected errors and frees them. */
-int api_errors_send(api *a, tk_http_response *resp, api_errors *e);
-void api_errors_free(api_errors *e);
+typedef kit_errors api_errors;
 
 /*
  * Parses the request body as a JSON object. On malformed JSON or a non-object
@@ -73,27 +60,27 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
 /* A boolean field; returns 0/1, *present set. */
 int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, int *present);
 
-/* Is s well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
-int api_utf8_valid(const char *s);
 /*
- * A query argument, or NULL when absent; a value that is not UTF-8 records a 422 entry
- * (string_unicode) and reads as absent. Every query argument of the plugin is read with it.
+ * An integer query argument in [min, max] (absent: dflt) as text, into out; a 422 entry when it
+ * is not one (kit_query_int). Query arguments are read with the toolkit (kit_query...).
  */
-const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name);
-/* A boolean query argument (tk_bool_word's words; absent: 0); a 422 entry when not one. */
-int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name);
+void api_query_int(api *a, const tk_http_request *req, api_errors *e, const char *name, long min,
+                   long max, long dflt, char out[16]);
 
-/* Reads an integer query argument in [min, max] (absent: dflt) into out; a 422 entry when not. */
-void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
-                   char out[16]);
+/*
+ * A date-time query argument (kit_query_time) as a PostgreSQL UTC timestamp into out: TK_OK,
+ * TK_ENOTFOUND when absent, TK_EINVAL with a 422 entry.
+ */
+int api_query_time(api *a, const tk_http_request *req, api_errors *e, const char *name,
+                   char out[32]);
 
-/* Parses an integer path parameter; records int_parsing under ("path", name) on failure. */
+/* Parses an integer path parameter (an int4 id); records int_parsing under ("path", name). */
 int64_t api_path_id(api_errors *e, const char *value, const char *name);
 
 /* ---- time (util.c) ---- */
 
 /*
- * Parses ISO 8601 (date, date-time with optional fraction, Z/offset, naive =
+ * Parses ISO 8601 (kit_time_parse: date, date-time with optional fraction, Z/offset, naive =
  * UTC) into a UTC timestamp string for PostgreSQL ("YYYY-MM-DD HH:MM:SS.ffffff").
  * 0 ok, -1 invalid.
  */
@@ -166,8 +153,6 @@ int api_call_send(api_call *c, int rc, tk_http_response *resp);
  * account no longer exists (a token outliving its account creates nothing).
  */
 int api_lock_user(api_call *c, PGconn *conn);
-/* Answers a pool error: 503 (unreachable, busy) or 500. */
-int api_db_error(api *a, tk_http_response *resp, int rc);
 
 /* ---- auth (auth.c) ---- */
 
@@ -175,9 +160,9 @@ int api_db_error(api *a, tk_http_response *resp, int rc);
  * Authenticates the request from its Bearer token (or, with allow_query,
  * the `token` query argument): its signature and claims, then, in
  * PostgreSQL, that it was not revoked by a logout and that its user still
- * exists. On success copies the user id (decimal) into user and returns 1;
- * otherwise sends the 401 (503 when the database is unreachable) and
- * returns 0.
+ * exists. On success copies the user id (decimal) into user and returns
+ * TK_OK; otherwise sends the 401 and returns TK_EPERM (the database's code
+ * after a 503 when it is unreachable, or a 500).
  */
 int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
                      int allow_query);
@@ -188,11 +173,14 @@ char *api_jwt_issue(api *a, const char *user_id);
 
 /*
  * Runs one of the assistant's task tools (add_task, list_tasks,
- * complete_task, delete_task, update_task) for user through the REST
- * routes' own validation, transactions and events. Returns the result
- * object; failures are {"error": "..."} for the model to read.
+ * complete_task, delete_task, update_task: task_tools.c's table) for user
+ * through the REST routes' own validation, transactions and events. Returns
+ * the result object; failures, an unknown tool too, are {"error": "..."} for
+ * the model to read.
  */
 json_t *api_task_tool(api *a, const char *user, const char *tool, json_t *args);
+/* Those tools as the normalised request's "tools" (a JSON array, JSON Schema parameters). */
+extern const char api_task_tools_json[];
 
 /* ---- route registration ---- */
 int api_auth_routes(api *a);

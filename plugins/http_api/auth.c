@@ -1,252 +1,19 @@
 /*
- * Authentication: HS256 JSON Web Tokens (OpenSSL HMAC), password hashes
- * (bcrypt from libcrypt over the SHA-256 hex digest of the password, the
- * existing service's scheme), and the /api/auth routes.
+ * Authentication: a request's token checked (jwt.c) and its standing in PostgreSQL, password
+ * hashes (bcrypt from libcrypt over the SHA-256 hex digest of the password, the existing
+ * service's scheme), and the /api/auth routes.
  */
 #include <crypt.h>
-#include <ctype.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "api.h"
+#include "jwt.h"
 #include "limits.h"
-
-/* ---- base64url ------------------------------------------------------------ */
-
-static char *b64url_encode(const unsigned char *in, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (!out)
-        return NULL;
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    return out;
-}
-
-/* Decodes unpadded base64url; returns a malloc'd NUL-terminated buffer and its length. */
-static unsigned char *b64url_decode(const char *in, size_t len, size_t *outlen)
-{
-    if (len % 4 == 1)
-        return NULL;
-    size_t padded = (len + 3) / 4 * 4;
-    char *tmp = malloc(padded + 1);
-    unsigned char *out = malloc(padded / 4 * 3 + 1);
-    if (!tmp || !out) {
-        free(tmp);
-        free(out);
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!isalnum((unsigned char)c))
-            goto bad;
-        tmp[i] = c;
-    }
-    memset(tmp + len, '=', padded - len);
-    tmp[padded] = '\0';
-    int n = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)padded);
-    if (n < 0)
-        goto bad;
-    n -= (int)(padded - len); /* EVP_DecodeBlock counts padding as zero bytes */
-    out[n] = '\0';
-    *outlen = (size_t)n;
-    free(tmp);
-    return out;
-bad:
-    free(tmp);
-    free(out);
-    return NULL;
-}
-
-/* ---- JWT ------------------------------------------------------------------- */
-
-static void hs256(const api *a, const char *data, size_t len, unsigned char mac[32])
-{
-    unsigned int maclen = 32;
-    HMAC(EVP_sha256(), a->jwt_secret, (int)a->jwt_secret_len, (const unsigned char *)data, len, mac,
-         &maclen);
-}
-
-/* 128 random bits as unpadded base64url (22 characters): a token's id, for revoking it. */
-static int new_jti(char out[32])
-{
-    unsigned char r[16];
-    if (RAND_bytes(r, sizeof(r)) != 1)
-        return -1;
-    char *e = b64url_encode(r, sizeof(r));
-    if (!e)
-        return -1;
-    snprintf(out, 32, "%s", e);
-    free(e);
-    return 0;
-}
-
-char *api_jwt_issue(api *a, const char *user_id)
-{
-    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    char payload[192], jti[32];
-    if (new_jti(jti) < 0)
-        return NULL;
-    long long now = (long long)time(NULL);
-    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld,\"jti\":\"%s\"}",
-             user_id, now + (long long)a->token_ttl_s, now, jti);
-    char *h = b64url_encode((const unsigned char *)header, sizeof(header) - 1);
-    char *p = b64url_encode((const unsigned char *)payload, strlen(payload));
-    char *signing = NULL, *sig = NULL, *token = NULL;
-    if (h && p && (signing = malloc(strlen(h) + strlen(p) + 2))) {
-        sprintf(signing, "%s.%s", h, p);
-        unsigned char mac[32];
-        hs256(a, signing, strlen(signing), mac);
-        if ((sig = b64url_encode(mac, sizeof(mac))) &&
-            (token = malloc(strlen(signing) + strlen(sig) + 2)))
-            sprintf(token, "%s.%s", signing, sig);
-    }
-    free(h);
-    free(p);
-    free(signing);
-    free(sig);
-    return token;
-}
-
-typedef enum { JWT_OK, JWT_INVALID, JWT_EXPIRED } jwt_result;
-
-/* What a verified token says. */
-typedef struct jwt_claims {
-    char user[24]; /* the user id, canonical decimal */
-    char key[160]; /* what revokes it: "j:" + jti, or "m:" + the MAC in hex (no jti) */
-    long long exp; /* seconds since the epoch */
-} jwt_claims;
-
-/* users.id is an int4: a token naming anything else names nobody. */
-#define USER_ID_MAX 2147483647LL
-/* exp past 9999-12-31T23:59:59Z is no date this service (or PostgreSQL's to_timestamp) knows. */
-#define EXP_MAX 253402300799LL
-
-/*
- * A user id claim: a positive integer that fits users.id, as a JSON integer or its canonical
- * decimal string (no sign, no leading zeros, no spaces).
- */
-static int user_claim(json_t *v, char user[24])
-{
-    if (json_is_integer(v)) {
-        json_int_t n = json_integer_value(v);
-        if (n < 1 || n > USER_ID_MAX)
-            return 0;
-        snprintf(user, 24, "%lld", (long long)n);
-        return 1;
-    }
-    if (!json_is_string(v))
-        return 0;
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    if (n == 0 || n > 10 || s[0] == '0')
-        return 0;
-    long long id = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        id = id * 10 + (s[i] - '0');
-    }
-    if (id > USER_ID_MAX)
-        return 0;
-    memcpy(user, s, n + 1);
-    return 1;
-}
-
-/* exp: a number of seconds in [1, EXP_MAX] (a fraction is allowed, as other issuers write). */
-static int exp_claim(json_t *v, long long *out)
-{
-    if (json_is_integer(v)) {
-        json_int_t n = json_integer_value(v);
-        if (n < 1 || n > EXP_MAX)
-            return 0;
-        *out = (long long)n;
-        return 1;
-    }
-    if (!json_is_real(v))
-        return 0;
-    double d = json_real_value(v);
-    if (!(d >= 1.0 && d <= (double)EXP_MAX)) /* also refuses NaN */
-        return 0;
-    *out = (long long)d;
-    return 1;
-}
-
-static jwt_result jwt_verify(const api *a, const char *token, jwt_claims *out)
-{
-    const char *d1 = strchr(token, '.');
-    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (!d1 || !d2 || strchr(d2 + 1, '.'))
-        return JWT_INVALID;
-    jwt_result r = JWT_INVALID;
-    size_t hlen, plen, slen;
-    unsigned char *h = b64url_decode(token, (size_t)(d1 - token), &hlen);
-    unsigned char *p = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &plen);
-    unsigned char *s = b64url_decode(d2 + 1, strlen(d2 + 1), &slen);
-    json_t *header = h ? json_loadb((const char *)h, hlen, 0, NULL) : NULL;
-    json_t *claims = p ? json_loadb((const char *)p, plen, 0, NULL) : NULL;
-    if (!header || !claims || !s || slen != 32 || !json_is_object(claims))
-        goto out;
-    /* only HS256: "none" and every other algorithm are refused */
-    const char *alg = json_string_value(json_object_get(header, "alg"));
-    if (!alg || strcmp(alg, "HS256") != 0)
-        goto out;
-    unsigned char mac[32];
-    hs256(a, token, (size_t)(d2 - token), mac);
-    if (CRYPTO_memcmp(mac, s, 32) != 0)
-        goto out;
-    if (!exp_claim(json_object_get(claims, "exp"), &out->exp))
-        goto out;
-    if (out->exp <= (long long)time(NULL)) {
-        r = JWT_EXPIRED;
-        goto out;
-    }
-    json_t *sub = json_object_get(claims, "sub");
-    if (!sub)
-        sub = json_object_get(claims, "user_id");
-    if (!user_claim(sub, out->user))
-        goto out;
-    /*
-     * The revocation key. Tokens issued here carry a random jti. A token without one (issued
-     * before jti existed, or by the existing service) is known by its MAC: the decoded bytes,
-     * since a signature's last base64url character has spare bits that spell the same MAC.
-     */
-    json_t *jti = json_object_get(claims, "jti");
-    if (jti) {
-        if (!json_is_string(jti) || json_string_length(jti) == 0 || json_string_length(jti) > 128 ||
-            strlen(json_string_value(jti)) != json_string_length(jti))
-            goto out;
-        snprintf(out->key, sizeof(out->key), "j:%s", json_string_value(jti));
-    } else {
-        memcpy(out->key, "m:", 2);
-        for (int i = 0; i < 32; i++)
-            snprintf(out->key + 2 + 2 * i, 3, "%02x", mac[i]);
-    }
-    r = JWT_OK;
-out:
-    json_decref(header);
-    json_decref(claims);
-    free(h);
-    free(p);
-    free(s);
-    return r;
-}
 
 static int unauthorized(api *a, tk_http_response *resp, const char *detail)
 {
@@ -319,8 +86,8 @@ static int token_standing(api *a, const jwt_claims *t, int *user_exists, int *re
 
 /*
  * Authenticates the request and reads its claims. A revoked token is refused, and so, unless
- * allow_missing_user, is the token of a user who no longer exists. Sends the 401 (or the 503 of
- * an unreachable database) and returns 0 when the request goes no further.
+ * allow_missing_user, is the token of a user who no longer exists. TK_OK; or, when the request
+ * goes no further, TK_EPERM after the 401, or the database's code after its 503 (500).
  */
 static int authenticate_claims(api *a, const tk_http_request *req, tk_http_response *resp,
                                jwt_claims *t, int allow_query, int allow_missing_user)
@@ -336,37 +103,37 @@ static int authenticate_claims(api *a, const tk_http_request *req, tk_http_respo
     }
     if (!token || !*token) {
         unauthorized(a, resp, "Not authenticated");
-        return 0;
+        return TK_EPERM;
     }
     memset(t, 0, sizeof(*t));
-    switch (jwt_verify(a, token, t)) {
+    switch (api_jwt_verify(a, token, t)) {
     case JWT_OK: break;
-    case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return 0;
-    default: unauthorized(a, resp, "Could not validate credentials"); return 0;
+    case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return TK_EPERM;
+    default: unauthorized(a, resp, "Could not validate credentials"); return TK_EPERM;
     }
     /* checked in PostgreSQL on every request, so a logout or a deleted account holds on
      * every replica at once */
     int user_exists = 0, revoked = 0;
     int rc = token_standing(a, t, &user_exists, &revoked);
     if (rc < 0) {
-        api_db_error(a, resp, rc);
-        return 0;
+        kit_db_error(a->host, resp, rc);
+        return rc;
     }
     if (revoked || (!user_exists && !allow_missing_user)) {
         unauthorized(a, resp, "Could not validate credentials");
-        return 0;
+        return TK_EPERM;
     }
-    return 1;
+    return TK_OK;
 }
 
 int api_authenticate(api *a, const tk_http_request *req, tk_http_response *resp, char user[24],
                      int allow_query)
 {
     jwt_claims t;
-    if (!authenticate_claims(a, req, resp, &t, allow_query, 0))
-        return 0;
-    memcpy(user, t.user, sizeof(t.user));
-    return 1;
+    int rc = authenticate_claims(a, req, resp, &t, allow_query, 0);
+    if (rc == TK_OK)
+        memcpy(user, t.user, sizeof(t.user));
+    return rc;
 }
 
 /* ---- passwords ------------------------------------------------------------- */
@@ -477,18 +244,18 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
 {
     api *a = ud;
     no_store(a, resp);
-    if (!api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_REGISTER_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     reg r = {0};
     r.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
     if (r.email && !email_valid(r.email)) {
-        api_errors_add(&e, "body", "email",
+        kit_errors_add(&e, "body", "email",
                        "value is not a valid email address: An email address must have an @-sign "
                        "and a domain",
                        "value_error");
@@ -496,12 +263,12 @@ static int route_register(void *ud, const tk_http_request *req, tk_http_response
     }
     r.name = api_field_string(&e, body, "name", 1, 1, 255, NULL, NULL);
     const char *password = api_field_string(&e, body, "password", 1, 1, 1024, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
-    if (!api_hash_begin(a, resp)) {
+    kit_errors_free(&e);
+    if (api_hash_begin(a, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
@@ -559,29 +326,29 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
 {
     api *a = ud;
     no_store(a, resp);
-    if (!api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_LOGIN_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     login l = {0};
     l.email = api_field_string(&e, body, "email", 1, 0, 0, NULL, NULL);
     const char *password = api_field_string(&e, body, "password", 1, 0, 0, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     /* the email's failure delay and rate, before any database work or hash */
-    if (!api_login_admit(a, l.email, resp)) {
+    if (api_login_admit(a, l.email, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
     /* a slot of the hash pool before the lookup: a login the pool refuses costs nothing */
-    if (!api_hash_begin(a, resp)) {
+    if (api_hash_begin(a, resp) < 0) {
         json_decref(body);
         return TK_OK;
     }
@@ -591,7 +358,7 @@ static int route_login(void *ud, const tk_http_request *req, tk_http_response *r
     if (rc < 0) {
         api_hash_end(a);
         json_decref(body);
-        return api_db_error(a, resp, rc);
+        return kit_db_error(a->host, resp, rc);
     }
     /* an unknown email costs a hash check too, so timing does not tell which emails exist */
     int ok = password_check(password, l.hash ? l.hash : a->dummy_hash) && l.hash;
@@ -653,8 +420,9 @@ static int route_logout(void *ud, const tk_http_request *req, tk_http_response *
 {
     api *a = ud;
     jwt_claims t;
-    if (!authenticate_claims(a, req, resp, &t, 0, 0))
-        return TK_OK;
+    int rc = authenticate_claims(a, req, resp, &t, 0, 0);
+    if (rc < 0)
+        return rc; /* answered */
     api_call c;
     api_call_init(&c, a, &t);
     memcpy(c.user, t.user, sizeof(t.user));
@@ -680,8 +448,9 @@ static int route_me(void *ud, const tk_http_request *req, tk_http_response *resp
     api *a = ud;
     api_call c;
     api_call_init(&c, a, NULL);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int rc = api_authenticate(a, req, resp, c.user, 0);
+    if (rc < 0)
+        return rc; /* answered */
     return api_run(&c, 0, me_fn, resp);
 }
 
@@ -722,8 +491,9 @@ static int route_delete_account(void *ud, const tk_http_request *req, tk_http_re
     api *a = ud;
     jwt_claims t;
     /* an account already gone is the contract's 404, answered by delete_account_tx */
-    if (!authenticate_claims(a, req, resp, &t, 0, 1))
-        return TK_OK;
+    int rc = authenticate_claims(a, req, resp, &t, 0, 1);
+    if (rc < 0)
+        return rc; /* answered */
     api_call c;
     api_call_init(&c, a, NULL);
     memcpy(c.user, t.user, sizeof(t.user));

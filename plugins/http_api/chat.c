@@ -11,35 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api.h"
 #include "limits.h"
-
-/* The tools the model may call, as JSON Schema. */
-static const char tools_json[] =
-    "["
-    "{\"name\":\"add_task\",\"description\":\"Create a task for the user.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"title\":{\"type\":\"string\",\"description\":\"what to do (1-255 characters)\"},"
-    "\"description\":{\"type\":\"string\"},"
-    "\"priority\":{\"type\":\"string\",\"enum\":[\"low\",\"medium\",\"high\",\"urgent\"]},"
-    "\"due_date\":{\"type\":\"string\",\"description\":\"ISO 8601 date-time, UTC\"}},"
-    "\"required\":[\"title\"]}},"
-    "{\"name\":\"list_tasks\",\"description\":\"List the user's tasks.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"status\":{\"type\":\"string\",\"enum\":[\"all\",\"pending\",\"completed\"]}}}},"
-    "{\"name\":\"complete_task\",\"description\":\"Mark a task as completed.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
-    "{\"name\":\"delete_task\",\"description\":\"Delete a task.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"}},\"required\":[\"task_id\"]}},"
-    "{\"name\":\"update_task\",\"description\":\"Change a task's title or description.\","
-    "\"parameters\":{\"type\":\"object\",\"properties\":{"
-    "\"task_id\":{\"type\":\"integer\"},\"title\":{\"type\":\"string\"},"
-    "\"description\":{\"type\":\"string\"}},\"required\":[\"task_id\"]}}"
-    "]";
 
 typedef struct chat_in {
     char cid[24]; /* "" : a new conversation */
@@ -55,13 +29,6 @@ typedef struct chat_in {
     int over_quota;          /* the daily quota is used up */
     long long quota_retry_s; /* then: seconds until it renews */
 } chat_in;
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
-}
 
 /*
  * The conversation made for a first message (the user's row locked, so a concurrent
@@ -97,17 +64,9 @@ static int insert_question(api_call *c, PGconn *conn)
     PQclear(res);
     if (!ok)
         return TK_ERR;
-    char preview[404];
-    snprintf(preview, sizeof(preview), "%s", in->message);
-    /* the first 100 characters, not bytes */
-    size_t chars = 0, i = 0;
-    for (; preview[i] && chars <= 100; i++)
-        if (((unsigned char)preview[i] & 0xC0) != 0x80 && ++chars > 100)
-            break;
-    preview[i] = '\0';
-    size_t len = 0;
-    for (const char *m = in->message; *m; m++)
-        len += ((unsigned char)*m & 0xC0) != 0x80;
+    char preview[404]; /* the first 100 characters, not bytes */
+    snprintf(preview, sizeof(preview), "%.*s", (int)kit_utf8_prefix(in->message, 100), in->message);
+    size_t len = kit_utf8_len(in->message);
     int rc = api_event(c->a, conn, c->a->chat_topic, "chat.message_sent", c->user, in->cid,
                        json_pack("{s:I,s:I,s:s}", "conversation_id", (json_int_t)atoll(in->cid),
                                  "message_length", (json_int_t)len, "message_preview", preview));
@@ -136,12 +95,10 @@ static int store_question(void *conn, void *ud)
             return api_fail_code(c, 404, "CONVERSATION_NOT_FOUND", "Conversation not found");
     }
     int q = api_chat_quota_take(c->a, conn, c->user, &in->quota_retry_s);
+    if (q == TK_EPERM)
+        in->over_quota = 1;
     if (q < 0)
         return TK_ERR;
-    if (q == 0) {
-        in->over_quota = 1;
-        return TK_ERR;
-    }
     in->is_new = !in->cid[0];
     return in->is_new ? TK_OK : insert_question(c, conn);
 }
@@ -206,9 +163,7 @@ static int store_answer(void *conn, void *ud)
     json_t *names = json_array(), *call;
     size_t i;
     json_array_foreach(in->calls, i, call) json_array_append(names, json_object_get(call, "tool"));
-    size_t len = 0;
-    for (const char *m = in->answer; *m; m++)
-        len += ((unsigned char)*m & 0xC0) != 0x80;
+    size_t len = kit_utf8_len(in->answer);
     int rc = api_event(c->a, conn, c->a->chat_topic, "chat.response_received", c->user, in->cid,
                        json_pack("{s:I,s:I,s:s,s:s,s:o,s:I}", "conversation_id",
                                  (json_int_t)atoll(in->cid), "response_length", (json_int_t)len,
@@ -268,9 +223,9 @@ static int ask(api *a, chat_in *in, json_t *request, json_t **resp, tk_failure *
 static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
 {
     json_t *request = json_pack("{s:s,s:O,s:o}", "system", a->chat_system_prompt, "messages",
-                                in->history, "tools", json_loads(tools_json, 0, NULL));
+                                in->history, "tools", json_loads(api_task_tools_json, 0, NULL));
     json_t *messages = json_object_get(request, "messages");
-    double t0 = now_ms();
+    int64_t t0 = kit_monotonic_ms();
     int rc = TK_OK;
     const char *last_text = "";
     json_t *resp = NULL;
@@ -321,7 +276,7 @@ static int converse(api *a, const char *user, chat_in *in, tk_failure *f)
         in->answer = strdup(*last_text ? last_text
                                        : "I could not finish that in the steps I am allowed; "
                                          "please try a simpler request.");
-    in->latency_ms = (long long)(now_ms() - t0);
+    in->latency_ms = (long long)(kit_monotonic_ms() - t0);
     json_decref(resp);
     json_decref(request);
     if (rc >= 0 && !in->answer)
@@ -336,36 +291,37 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
     memset(&in, 0, sizeof(in));
     api_call c;
     api_call_init(&c, a, &in);
-    if (!api_limit_take(a, API_LIMIT_CHAT_ADDRESS, req, NULL, resp))
-        return TK_OK;
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_CHAT_ADDRESS, req, NULL, resp) < 0)
+        return TK_OK; /* answered (429) */
+    int rc = api_authenticate(a, req, resp, c.user, 0);
+    if (rc < 0)
+        return rc; /* answered */
     const char *path_user = a->host->http_param(req, "user_id");
     if (!path_user || strcmp(path_user, c.user) != 0)
         return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");
-    if (!api_limit_take(a, API_LIMIT_CHAT_USER, req, c.user, resp))
-        return TK_OK;
+    if (api_limit_take(a, API_LIMIT_CHAT_USER, req, c.user, resp) < 0)
+        return TK_OK; /* answered (429) */
     int sent;
     json_t *body = api_body_object(a, req, resp, &sent);
     if (!body)
         return sent ? TK_OK : TK_ERR;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     json_t *cid = json_object_get(body, "conversation_id");
     if (cid && !json_is_null(cid)) {
         if (json_is_integer(cid) && json_integer_value(cid) >= INT32_MIN &&
             json_integer_value(cid) <= INT32_MAX) /* an int column, as path ids are */
             snprintf(in.cid, sizeof(in.cid), "%lld", (long long)json_integer_value(cid));
         else
-            api_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",
+            kit_errors_add(&e, "body", "conversation_id", "Input should be a valid integer",
                            "int_type");
     }
     in.message = api_field_string(&e, body, "message", 1, 0, 2000, NULL, NULL);
-    if (api_errors_any(&e)) {
+    if (kit_errors_any(&e)) {
         json_decref(body);
-        return api_errors_send(a, resp, &e);
+        return kit_errors_send(a->host, resp, &e);
     }
-    api_errors_free(&e);
+    kit_errors_free(&e);
     const char *m = in.message;
     while (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r')
         m++;
@@ -373,7 +329,7 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
         json_decref(body);
         return api_error_code(a, resp, 400, "MESSAGE_REQUIRED", "Please enter a message");
     }
-    int rc = api_call_run(&c, 1, store_question);
+    rc = api_call_run(&c, 1, store_question);
     if (in.over_quota) {
         json_decref(body);
         return api_chat_quota_refuse(a, resp, in.quota_retry_s);

@@ -141,27 +141,28 @@ static int conv_route(api *a, const tk_http_request *req, tk_http_response *resp
     conv_in q;
     memset(&q, 0, sizeof(q));
     api_call_init(&c, a, &q);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     const char *path_user = a->host->http_param(req, "user_id");
     if (!path_user || strcmp(path_user, c.user) != 0)
         return api_error_code(a, resp, 403, "FORBIDDEN", "You don't have access to this resource");
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (with_id) {
         int64_t id =
             api_path_id(&e, a->host->http_param(req, "conversation_id"), "conversation_id");
         snprintf(q.cid, sizeof(q.cid), "%lld", (long long)id);
     }
     if (list) {
-        api_query_int(&e, api_query(a, req, &e, "limit"), "limit", 1, 100, 20, q.limit);
-        api_query_int(&e, api_query(a, req, &e, "offset"), "offset", 0, 2147483647, 0, q.offset);
+        api_query_int(a, req, &e, "limit", 1, 100, 20, q.limit);
+        api_query_int(a, req, &e, "offset", 0, 2147483647, 0, q.offset);
     } else if (with_id) {
-        api_query_int(&e, api_query(a, req, &e, "limit"), "limit", 1, 200, 50, q.limit);
+        api_query_int(a, req, &e, "limit", 1, 200, 50, q.limit);
     }
-    if (api_errors_any(&e))
-        return api_errors_send(a, resp, &e);
-    api_errors_free(&e);
+    if (kit_errors_any(&e))
+        return kit_errors_send(a->host, resp, &e);
+    kit_errors_free(&e);
     return api_run(&c, tx, fn, resp);
 }
 

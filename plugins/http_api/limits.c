@@ -29,15 +29,18 @@
 #include "limits.h"
 
 #define WAYS 8
+/* password hashes at once, at most */
+#define MAX_HASHES 1024
 /* failures of an email that saw no attempt for this long are forgotten */
 #define FAILURE_MEMORY_S (24 * 3600.0)
 
 #define BUCKET_FIELDS(var, per_minute, burst)                                                      \
     static const tk_config_field var[] = {                                                         \
         {"per_minute", TK_CFG_INT, 0, #per_minute, NULL, "tokens added per minute (0: no limit)",  \
-         NULL, TK_CFG_NO_RANGE},                                                                   \
-        {"burst", TK_CFG_INT, 0, #burst, NULL, "the bucket's size: requests allowed at once",      \
-         NULL, TK_CFG_NO_RANGE},                                                                   \
+         NULL, TK_CFG_RANGE(0, 1000000)},                                                          \
+        {"burst", TK_CFG_INT, 0, #burst, NULL,                                                     \
+         "the bucket's size: requests allowed at once (at least 1 with a limit)", NULL,            \
+         TK_CFG_RANGE(0, 1000000)},                                                                \
         {0},                                                                                       \
     }
 
@@ -60,19 +63,23 @@ const tk_config_field api_limits_config[] = {
      chat_user_fields, TK_CFG_NO_RANGE},
     {"buckets", TK_CFG_INT, 0, "8192", NULL,
      "slots of each limit's table (and of the login failure table); fixed memory", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(WAYS, 1 << 24)},
     {"login_failures_before_delay", TK_CFG_INT, 0, "5", NULL,
-     "wrong passwords for one email before attempts are delayed (0: never)", NULL, TK_CFG_NO_RANGE},
+     "wrong passwords for one email before attempts are delayed (0: never)", NULL,
+     TK_CFG_RANGE(0, INT64_MAX)},
     {"login_failure_delay_max_s", TK_CFG_INT, 0, "900", NULL,
-     "the longest delay (1 s, doubled at each further failure)", NULL, TK_CFG_NO_RANGE},
+     "the longest delay (1 s, doubled at each further failure)", NULL, TK_CFG_RANGE(1, INT64_MAX)},
     {"password_hashes", TK_CFG_INT, 0, "0", NULL,
-     "password hashes computed at once (0: the number of CPUs)", NULL, TK_CFG_NO_RANGE},
+     "password hashes computed at once (0: the number of CPUs, at most 1024)", NULL,
+     TK_CFG_RANGE(0, MAX_HASHES)},
     {"password_hash_queue", TK_CFG_INT, 0, "-1", NULL,
-     "requests that may wait for a hash slot (-1: twice password_hashes)", NULL, TK_CFG_NO_RANGE},
+     "requests that may wait for a hash slot (-1: twice password_hashes)", NULL,
+     TK_CFG_RANGE(-1, 100000)},
     {"password_hash_wait_ms", TK_CFG_INT, 0, "2000", NULL, "the longest wait for a hash slot", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 60000)},
     {"chat_daily_quota", TK_CFG_INT, 0, "200", NULL,
-     "chat messages per user per UTC day, across replicas (0: no quota)", NULL, TK_CFG_NO_RANGE},
+     "chat messages per user per UTC day, across replicas (0: no quota)", NULL,
+     TK_CFG_RANGE(0, INT64_MAX)},
     {0},
 };
 
@@ -195,13 +202,15 @@ static void limited(api *a, const char *limit)
     a->host->metric_add(a->limits->m_limited, v, 1);
 }
 
-static int refuse(api *a, tk_http_response *resp, int status, long long secs, const char *detail)
+/* Answers status with Retry-After and {"detail": detail}; returns rc (the refusal's code). */
+static int refuse(api *a, tk_http_response *resp, int status, long long secs, const char *detail,
+                  int rc)
 {
     char ra[24];
     snprintf(ra, sizeof(ra), "%lld", secs);
     a->host->http_set_header(resp, "Retry-After", ra);
     api_error(a, resp, status, detail);
-    return 0;
+    return rc;
 }
 
 /*
@@ -276,7 +285,7 @@ int api_limit_take(api *a, api_limit limit, const tk_http_request *req, const ch
     api_limits *l = a->limits;
     bucket_table *t = &l->tables[limit];
     if (t->rate <= 0)
-        return 1;
+        return TK_OK;
     char addr[INET6_ADDRSTRLEN + 8];
     if (!key) {
         address_key(a->host->http_client_addr(req), addr, sizeof(addr));
@@ -289,9 +298,9 @@ int api_limit_take(api *a, api_limit limit, const tk_http_request *req, const ch
         a->host->metric_add(l->m_buckets, v, 1);
     }
     if (wait <= 0)
-        return 1;
+        return TK_OK;
     limited(a, limit_names[limit]);
-    return refuse(a, resp, 429, retry_secs(wait), limit_details[limit]);
+    return refuse(a, resp, 429, retry_secs(wait), limit_details[limit], TK_EPERM);
 }
 
 /* ---- login failures ------------------------------------------------------------ */
@@ -335,7 +344,8 @@ int api_login_admit(api *a, const char *email, tk_http_response *resp)
             limited(a, "login_failures");
             return refuse(a, resp, 429, retry_secs(wait),
                           "Too many failed login attempts for this account; please try again "
-                          "later");
+                          "later",
+                          TK_EPERM);
         }
     }
     char lower[320];
@@ -429,10 +439,10 @@ int api_hash_begin(api *a, tk_http_response *resp)
     pthread_mutex_unlock(&l->hmu);
     if (ok) {
         a->host->metric_add(l->m_hashes, NULL, 1);
-        return 1;
+        return TK_OK;
     }
     a->host->metric_add(l->m_hrefused, NULL, 1);
-    return refuse(a, resp, 503, 2, "The server is busy; please try again shortly");
+    return refuse(a, resp, 503, 2, "The server is busy; please try again shortly", TK_EUNAVAILABLE);
 }
 
 void api_hash_end(api *a)
@@ -451,7 +461,7 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
 {
     api_limits *l = a->limits;
     if (l->chat_quota <= 0)
-        return 1;
+        return TK_OK;
     char quota[24];
     snprintf(quota, sizeof(quota), "%lld", (long long)l->chat_quota);
     const char *p[] = {user, quota};
@@ -471,14 +481,14 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
     if (!api_ok(res)) {
         rc = TK_ERR;
     } else if (PQntuples(res) == 1) {
-        rc = 1;
+        rc = TK_OK;
     } else {
         /* over: the quota renews at the next UTC midnight */
         time_t t = time(NULL);
         *retry_after_s = 86400 - (long long)(t % 86400);
         if (*retry_after_s < 1)
             *retry_after_s = 1;
-        rc = 0;
+        rc = TK_EPERM;
     }
     PQclear(res);
     return rc;
@@ -487,29 +497,17 @@ int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry
 int api_chat_quota_refuse(api *a, tk_http_response *resp, long long retry_after_s)
 {
     limited(a, "chat_quota");
-    refuse(a, resp, 429, retry_after_s,
-           "Daily chat message limit reached; please try again tomorrow");
-    return TK_OK;
+    return refuse(a, resp, 429, retry_after_s,
+                  "Daily chat message limit reached; please try again tomorrow", TK_OK);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-int api_limits_init(api *a)
+/* The token bucket tables, nsets sets each. */
+static int init_buckets(api *a, api_limits *l, size_t nsets)
 {
     const tk_host *h = a->host;
     tk_instance *inst = a->inst;
-    pthread_once(&hash_once, hash_secret_init);
-    api_limits *l = calloc(1, sizeof(*l));
-    if (!l)
-        return TK_ENOMEM;
-    a->limits = l;
-    int64_t slots = h->config_int(inst, "limits.buckets");
-    if (slots < WAYS || slots > (1 << 24)) {
-        h->log(inst, TK_LOG_ERROR, "config.limits.buckets must be between %d and %d", WAYS,
-               1 << 24);
-        return TK_EINVAL;
-    }
-    size_t nsets = (size_t)slots / WAYS;
     for (int i = 0; i < API_LIMIT_COUNT; i++) {
         bucket_table *t = &l->tables[i];
         char path[96];
@@ -517,9 +515,10 @@ int api_limits_init(api *a)
         int64_t per_min = h->config_int(inst, path);
         snprintf(path, sizeof(path), "limits.%s.burst", limit_keys[i]);
         int64_t burst = h->config_int(inst, path);
-        if (per_min < 0 || per_min > 1000000 || (per_min > 0 && (burst < 1 || burst > 1000000))) {
+        /* the ranges are the schema's; a limit needs room for one request */
+        if (per_min > 0 && burst < 1) {
             h->log(inst, TK_LOG_ERROR,
-                   "config.limits.%s: per_minute must be 0..1000000 and burst 1..1000000",
+                   "config.limits.%s.burst must be at least 1 when per_minute is set",
                    limit_keys[i]);
             return TK_EINVAL;
         }
@@ -530,19 +529,28 @@ int api_limits_init(api *a)
         if (per_min > 0 && !(t->slots = calloc(nsets * WAYS, sizeof(bucket))))
             return TK_ENOMEM;
     }
+    return TK_OK;
+}
+
+/* The login failure table, nsets sets. */
+static int init_failures(api *a, api_limits *l, size_t nsets)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     pthread_mutex_init(&l->fmu, NULL);
     l->failures_free = h->config_int(inst, "limits.login_failures_before_delay");
     l->delay_max = (double)h->config_int(inst, "limits.login_failure_delay_max_s");
-    if (l->failures_free < 0 || l->delay_max < 1) {
-        h->log(inst, TK_LOG_ERROR,
-               "config.limits.login_failures_before_delay must be >= 0 and "
-               "login_failure_delay_max_s >= 1");
-        return TK_EINVAL;
-    }
     l->nfsets = nsets;
     if (l->failures_free > 0 && !(l->failures = calloc(nsets * WAYS, sizeof(failure))))
         return TK_ENOMEM;
+    return TK_OK;
+}
 
+/* The password hash pool. */
+static int init_hash_pool(api *a, api_limits *l)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     pthread_mutex_init(&l->hmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -552,27 +560,22 @@ int api_limits_init(api *a)
     int64_t n = h->config_int(inst, "limits.password_hashes");
     int64_t q = h->config_int(inst, "limits.password_hash_queue");
     int64_t w = h->config_int(inst, "limits.password_hash_wait_ms");
-    if (n == 0) {
+    if (n == 0) { /* the ranges are the schema's */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? cpus : 1;
+        n = cpus < 1 ? 1 : cpus > MAX_HASHES ? MAX_HASHES : cpus;
     }
     if (q < 0)
         q = 2 * n;
-    if (n < 1 || n > 1024 || q > 100000 || w < 0 || w > 60000) {
-        h->log(inst, TK_LOG_ERROR,
-               "config.limits: password_hashes must be 0..1024, password_hash_queue -1..100000 "
-               "and password_hash_wait_ms 0..60000");
-        return TK_EINVAL;
-    }
     l->max_running = (int)n;
     l->max_waiting = (int)q;
     l->wait_ms = (int)w;
-    l->chat_quota = h->config_int(inst, "limits.chat_daily_quota");
-    if (l->chat_quota < 0) {
-        h->log(inst, TK_LOG_ERROR, "config.limits.chat_daily_quota must be >= 0");
-        return TK_EINVAL;
-    }
+    return TK_OK;
+}
 
+static int init_metrics(api *a, api_limits *l)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
     static const char *const limit_label[] = {"limit", NULL};
     l->m_limited = h->metric_counter(inst, "taskora_http_api_rate_limited_total",
                                      "requests refused with 429 by a limit", limit_label);
@@ -591,6 +594,26 @@ int api_limits_init(api *a)
     if (!l->m_limited || !l->m_buckets || !l->m_hashing || !l->m_hwaiting || !l->m_hash_slots ||
         !l->m_hashes || !l->m_hrefused)
         return TK_ERR;
+    return TK_OK;
+}
+
+int api_limits_init(api *a)
+{
+    const tk_host *h = a->host;
+    tk_instance *inst = a->inst;
+    pthread_once(&hash_once, hash_secret_init);
+    api_limits *l = calloc(1, sizeof(*l));
+    if (!l)
+        return TK_ENOMEM;
+    a->limits = l;
+    size_t nsets = (size_t)h->config_int(inst, "limits.buckets") / WAYS; /* 1..2^21 (schema) */
+    int rc;
+    if ((rc = init_buckets(a, l, nsets)) < 0 || (rc = init_failures(a, l, nsets)) < 0 ||
+        (rc = init_hash_pool(a, l)) < 0)
+        return rc;
+    l->chat_quota = h->config_int(inst, "limits.chat_daily_quota");
+    if ((rc = init_metrics(a, l)) < 0)
+        return rc;
     h->metric_set(l->m_hash_slots, NULL, l->max_running);
     hash_gauges(a);
     h->log(inst, TK_LOG_INFO,

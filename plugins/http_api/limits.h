@@ -34,31 +34,34 @@ void api_limits_destroy(api *a);
 
 /*
  * Takes one token of the bucket of `limit` for `key` (NULL: the request's
- * client address). 1 when the request may go on; 0 after answering 429
- * with Retry-After and {"detail": ...}.
+ * client address). TK_OK when the request may go on; TK_EPERM after
+ * answering 429 with Retry-After and {"detail": ...}.
  */
 int api_limit_take(api *a, api_limit limit, const tk_http_request *req, const char *key,
                    tk_http_response *resp);
 
 /*
  * Before a login's password check: the email's failure delay, then its
- * bucket (keyed by the lower-cased email). 1 go on; 0 after answering 429.
+ * bucket (keyed by the lower-cased email). TK_OK go on; TK_EPERM after
+ * answering 429.
  */
 int api_login_admit(api *a, const char *email, tk_http_response *resp);
 /* After the check: a failure grows the email's delay, a success forgets it. */
 void api_login_outcome(api *a, const char *email, int ok);
 
 /*
- * A slot of the password hash pool, waited for briefly. 1 with the slot
- * (give it back with api_hash_end); 0 after answering 503 with Retry-After.
+ * A slot of the password hash pool, waited for briefly. TK_OK with the slot
+ * (give it back with api_hash_end); TK_EUNAVAILABLE after answering 503 with
+ * Retry-After.
  */
 int api_hash_begin(api *a, tk_http_response *resp);
 void api_hash_end(api *a);
 
 /*
  * Counts one chat message against the user's daily quota, on conn (inside
- * the caller's transaction). 1 counted; 0 over the quota (*retry_after_s:
- * seconds until the quota renews); < 0 the database failed.
+ * the caller's transaction). TK_OK counted; TK_EPERM over the quota
+ * (*retry_after_s: seconds until the quota renews); another negative code:
+ * the database failed.
  */
 int api_chat_quota_take(api *a, PGconn *conn, const char *user, long long *retry_after_s);
 /* Answers 429 for a used-up quota. */

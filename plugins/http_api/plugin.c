@@ -12,29 +12,31 @@
 static int route_root(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     (void)req;
+    api *a = ud;
     static const char body[] = "{\"message\":\"Welcome to Taskora API\"}";
-    return api_send_text(ud, resp, 200, body, sizeof(body) - 1);
+    return kit_send_text(a->host, resp, 200, body, sizeof(body) - 1);
 }
 
 /* The process's authenticator: other plugins' routes (notifications, analytics, realtime)
- * learn who is calling through host->http_authenticate. */
+ * learn who is calling through host->http_authenticate2. TK_OK, or a negative code after the
+ * answer (401, 503). */
 static int authenticate(void *ud, const tk_http_request *req, tk_http_response *resp, char *user,
                         size_t len, int allow_query_token)
 {
     char id[24];
-    if (!api_authenticate(ud, req, resp, id, allow_query_token))
-        return 0;
-    snprintf(user, len, "%s", id);
-    return 1;
+    int rc = api_authenticate(ud, req, resp, id, allow_query_token);
+    if (rc == TK_OK)
+        snprintf(user, len, "%s", id);
+    return rc;
 }
 
 static const tk_config_field config[] = {
     {"jwt_secret", TK_CFG_STRING, 0, "\"\"", NULL,
      "HS256 key of the access tokens (BETTER_AUTH_SECRET); required", NULL, TK_CFG_NO_RANGE},
     {"token_ttl_s", TK_CFG_INT, 0, "604800", NULL, "lifetime of an access token (7 days)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(60, INT64_MAX)},
     {"bcrypt_cost", TK_CFG_INT, 0, "12", NULL, "bcrypt cost of new password hashes (4..16)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(4, 16)},
     {"task_topic", TK_CFG_STRING, 0, "\"task-events\"", NULL, "topic of task events", NULL,
      TK_CFG_NO_RANGE},
     {"user_topic", TK_CFG_STRING, 0, "\"user-events\"", NULL, "topic of user events", NULL,
@@ -43,16 +45,16 @@ static const tk_config_field config[] = {
      TK_CFG_NO_RANGE},
     {"max_description", TK_CFG_INT, 0, "10000", NULL,
      "characters a task's description may hold (422 above); bounds a task list's memory", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1000000)},
     {"ai_provider", TK_CFG_STRING, 0, "\"\"", NULL,
      "the AI provider instance the chat uses (TASKORA_AI_PROVIDER)", NULL, TK_CFG_NO_RANGE},
     {"ai_fallback", TK_CFG_STRING_LIST, 0, "[]", NULL,
      "provider instances tried in order while the first one's circuit is open", NULL,
      TK_CFG_NO_RANGE},
     {"chat_history", TK_CFG_INT, 0, "20", NULL, "messages of context sent with a chat message",
-     NULL, TK_CFG_NO_RANGE},
+     NULL, TK_CFG_RANGE(1, 200)},
     {"chat_max_rounds", TK_CFG_INT, 0, "5", NULL, "model <-> tool rounds per chat message", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 20)},
     {"chat_system_prompt", TK_CFG_STRING, 0,
      "\"You are Taskora's assistant. You manage the user's tasks with the tools you have: add, "
      "list, complete, delete and update tasks. Use a tool whenever the user asks for a change or "
@@ -81,7 +83,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     a->chat_system_prompt = host->config_string(inst, "chat_system_prompt");
     a->chat_history = (int)host->config_int(inst, "chat_history");
     a->chat_max_rounds = (int)host->config_int(inst, "chat_max_rounds");
-    int64_t max_description = host->config_int(inst, "max_description");
+    a->max_description = (size_t)host->config_int(inst, "max_description");
     int rc = TK_EINVAL;
     if (a->jwt_secret_len == 0) {
         host->log(inst, TK_LOG_ERROR,
@@ -92,25 +94,6 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     if (a->jwt_secret_len < 32)
         host->log(inst, TK_LOG_WARN,
                   "config.jwt_secret is shorter than 32 bytes; use a long random secret");
-    if (a->token_ttl_s < 60) {
-        host->log(inst, TK_LOG_ERROR, "config.token_ttl_s must be at least 60 seconds");
-        goto fail;
-    }
-    if (a->chat_history < 1 || a->chat_history > 200 || a->chat_max_rounds < 1 ||
-        a->chat_max_rounds > 20) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.chat_history must be 1..200 and config.chat_max_rounds 1..20");
-        goto fail;
-    }
-    if (max_description < 1 || max_description > 1000000) {
-        host->log(inst, TK_LOG_ERROR, "config.max_description must be 1..1000000 characters");
-        goto fail;
-    }
-    a->max_description = (size_t)max_description;
-    if (a->bcrypt_cost < 4 || a->bcrypt_cost > 16) {
-        host->log(inst, TK_LOG_ERROR, "config.bcrypt_cost must be between 4 and 16");
-        goto fail;
-    }
     if ((rc = api_limits_init(a)) < 0)
         goto fail;
     rc = TK_ENOMEM;
@@ -119,7 +102,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     if (!(a->dummy_hash =
               api_password_hash(a->bcrypt_cost > 12 ? a->bcrypt_cost : 12, "taskora-unknown-user")))
         goto fail;
-    rc = host->http_set_authenticator(inst, authenticate, a);
+    rc = host->http_set_authenticator2(inst, authenticate, a);
     if (rc < 0 && rc != TK_EUNAVAILABLE) /* (no HTTP server in this process: nothing to do) */
         goto fail;
     if ((rc = host->http_route(inst, "GET", "/", route_root, a)) < 0 ||

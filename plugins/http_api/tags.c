@@ -30,14 +30,14 @@ static void read_tag(api_errors *e, json_t *body, tag_in *t, int create)
     int present = 0, is_null = 0;
     t->color = api_field_string(e, body, "color", 0, 0, 0, &present, &is_null);
     if (!create && is_null)
-        api_errors_add(e, "body", "color", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "color", "Input should be a valid string", "string_type");
     if (t->color && !color_valid(t->color)) {
-        api_errors_add(e, "body", "color", "String should match pattern '^#[0-9A-Fa-f]{6}$'",
+        kit_errors_add(e, "body", "color", "String should match pattern '^#[0-9A-Fa-f]{6}$'",
                        "string_pattern_mismatch");
         t->color = NULL;
     }
     if (!create && json_is_null(json_object_get(body, "name")))
-        api_errors_add(e, "body", "name", "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", "name", "Input should be a valid string", "string_type");
 }
 
 /* Answers the one-row, one-column JSON result, or 404 Tag not found. */
@@ -52,11 +52,11 @@ static int answer_row(api_call *c, PGresult *res, int status)
 }
 
 /*
- * Is name taken by another of the user's tags? Serialised per user with a
+ * Is name free among the user's other tags? Serialised per user with a
  * transaction-scoped advisory lock, so two concurrent creates cannot both pass.
- * 1 taken, 0 free, < 0 error.
+ * TK_OK free; TK_EEXIST with the 400 answer set when taken; TK_ERR on failure.
  */
-static int name_taken(api_call *c, PGconn *conn, const char *name, const char *except_id)
+static int name_free(api_call *c, PGconn *conn, const char *name, const char *except_id)
 {
     const char *p[] = {c->user, name, except_id ? except_id : "0"};
     /* the lock in a statement of its own: the check's snapshot must be taken after it */
@@ -70,8 +70,10 @@ static int name_taken(api_call *c, PGconn *conn, const char *name, const char *e
                    "SELECT EXISTS (SELECT 1 FROM tags WHERE user_id = $1"
                    " AND lower(name) = lower($2) AND id <> $3::int)",
                    3, p);
-    int rc = api_ok(res) ? PQgetvalue(res, 0, 0)[0] == 't' : TK_ERR;
+    int rc = !api_ok(res) ? TK_ERR : PQgetvalue(res, 0, 0)[0] == 't' ? TK_EEXIST : TK_OK;
     PQclear(res);
+    if (rc == TK_EEXIST)
+        api_fail(c, 400, "Tag name already exists for this user");
     return rc;
 }
 
@@ -101,11 +103,8 @@ static int create_fn(void *conn, void *ud)
     int rc = api_lock_user(c, conn);
     if (rc < 0)
         return rc;
-    int taken = name_taken(c, conn, t->name, NULL);
-    if (taken < 0)
-        return taken;
-    if (taken)
-        return api_fail(c, 400, "Tag name already exists for this user");
+    if ((rc = name_free(c, conn, t->name, NULL)) < 0)
+        return rc;
     const char *p[] = {t->name, t->color ? t->color : "#6366F1", c->user};
     return answer_row(c,
                       api_exec(c->a, conn,
@@ -144,11 +143,9 @@ static int update_fn(void *conn, void *ud)
     if (!found)
         return api_fail(c, 404, "Tag not found");
     if (t->name) {
-        int taken = name_taken(c, conn, t->name, t->id_text);
-        if (taken < 0)
-            return taken;
-        if (taken)
-            return api_fail(c, 400, "Tag name already exists for this user");
+        int rc = name_free(c, conn, t->name, t->id_text);
+        if (rc < 0)
+            return rc;
     }
     const char *p[] = {t->id_text, c->user, t->name, t->color};
     return answer_row(
@@ -184,29 +181,30 @@ static int tag_route(api *a, const tk_http_request *req, tk_http_response *resp,
     api_call c;
     tag_in t = {0};
     api_call_init(&c, a, &t);
-    if (!api_authenticate(a, req, resp, c.user, 0))
-        return TK_OK;
+    int auth = api_authenticate(a, req, resp, c.user, 0);
+    if (auth < 0)
+        return auth; /* answered */
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (with_id) {
         t.id = api_path_id(&e, a->host->http_param(req, "tag_id"), "tag_id");
         snprintf(t.id_text, sizeof(t.id_text), "%lld", (long long)t.id);
     }
     json_t *body = NULL;
-    if (body_mode && !api_errors_any(&e)) {
+    if (body_mode && !kit_errors_any(&e)) {
         int sent;
         body = api_body_object(a, req, resp, &sent);
         if (!body) {
-            api_errors_free(&e);
+            kit_errors_free(&e);
             return sent ? TK_OK : TK_ERR;
         }
         read_tag(&e, body, &t, body_mode == 1);
     }
     int rc;
-    if (api_errors_any(&e)) {
-        rc = api_errors_send(a, resp, &e);
+    if (kit_errors_any(&e)) {
+        rc = kit_errors_send(a->host, resp, &e);
     } else {
-        api_errors_free(&e);
+        kit_errors_free(&e);
         rc = api_run(&c, tx, fn, resp);
     }
     json_decref(body);

@@ -1,81 +1,29 @@
-/* Responses, the 422 error shape, body field readers, ISO 8601 times, SQL and event helpers. */
-#include <ctype.h>
-#include <errno.h>
+/* Answers, body field readers, SQL and event helpers (times and arguments: plugins/kit). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api.h"
 
-#define JSON_TYPE "application/json; charset=utf-8"
-
-int api_send_text(api *a, tk_http_response *resp, int status, const char *json, size_t len)
-{
-    a->host->http_status(resp, status);
-    return a->host->http_set_body(resp, JSON_TYPE, json, len);
-}
-
-int api_send_json(api *a, tk_http_response *resp, int status, json_t *body)
-{
-    if (!body)
-        return TK_ENOMEM;
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text)
-        return TK_ENOMEM;
-    int rc = api_send_text(a, resp, status, text, strlen(text));
-    free(text);
-    return rc;
-}
-
 int api_error(api *a, tk_http_response *resp, int status, const char *detail)
 {
-    return api_send_json(a, resp, status, json_pack("{s:s}", "detail", detail));
+    return a->host->http_error(resp, status, detail);
 }
 
 int api_error_code(api *a, tk_http_response *resp, int status, const char *code,
                    const char *message)
 {
-    return api_send_json(a, resp, status,
+    return kit_send_json(a->host, resp, status,
                          json_pack("{s:{s:s,s:s}}", "detail", "code", code, "message", message));
 }
 
 int api_message(api *a, tk_http_response *resp, const char *message)
 {
-    return api_send_json(a, resp, 200, json_pack("{s:s}", "message", message));
+    return kit_send_json(a->host, resp, 200, json_pack("{s:s}", "message", message));
 }
 
-/* ---- 422 ---------------------------------------------------------------- */
-
-void api_errors_init(api_errors *e) { e->list = json_array(); }
-
-void api_errors_add(api_errors *e, const char *where, const char *field, const char *msg,
-                    const char *type)
-{
-    if (!e->list)
-        return;
-    json_t *loc = field ? json_pack("[s,s]", where, field) : json_pack("[s]", where);
-    json_array_append_new(e->list,
-                          json_pack("{s:o,s:s,s:s}", "loc", loc, "msg", msg, "type", type));
-}
-
-int api_errors_any(const api_errors *e) { return e->list && json_array_size(e->list) > 0; }
-
-int api_errors_send(api *a, tk_http_response *resp, api_errors *e)
-{
-    json_t *list = e->list;
-    e->list = NULL;
-    if (!list)
-        return TK_ENOMEM;
-    return api_send_json(a, resp, 422, json_pack("{s:o}", "detail", list));
-}
-
-void api_errors_free(api_errors *e)
-{
-    json_decref(e->list);
-    e->list = NULL;
-}
+/* ---- the request ---------------------------------------------------------- */
 
 json_t *api_body_object(api *a, const tk_http_request *req, tk_http_response *resp, int *sent)
 {
@@ -87,28 +35,18 @@ json_t *api_body_object(api *a, const tk_http_request *req, tk_http_response *re
     if (obj && json_is_object(obj))
         return obj;
     api_errors e;
-    api_errors_init(&e);
+    kit_errors_init(&e);
     if (!obj) {
         json_array_append_new(e.list, json_pack("{s:[s,i],s:s,s:s}", "loc", "body",
                                                 (json_int_t)err.position, "msg",
                                                 "JSON decode error", "type", "json_invalid"));
     } else {
-        api_errors_add(&e, "body", NULL, "Input should be a valid dictionary", "dict_type");
+        kit_errors_add(&e, "body", NULL, "Input should be a valid dictionary", "dict_type");
         json_decref(obj);
     }
-    api_errors_send(a, resp, &e);
+    kit_errors_send(a->host, resp, &e);
     *sent = 1;
     return NULL;
-}
-
-/* Characters (code points) in a UTF-8 string. */
-static size_t utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
 }
 
 const char *api_field_string(api_errors *e, json_t *obj, const char *field, int required,
@@ -121,30 +59,30 @@ const char *api_field_string(api_errors *e, json_t *obj, const char *field, int 
         *is_null = v && json_is_null(v);
     if (!v) {
         if (required)
-            api_errors_add(e, "body", field, "Field required", "missing");
+            kit_errors_add(e, "body", field, "Field required", "missing");
         return NULL;
     }
     if (json_is_null(v)) {
         if (required)
-            api_errors_add(e, "body", field, "Input should be a valid string", "string_type");
+            kit_errors_add(e, "body", field, "Input should be a valid string", "string_type");
         return NULL;
     }
     if (!json_is_string(v)) {
-        api_errors_add(e, "body", field, "Input should be a valid string", "string_type");
+        kit_errors_add(e, "body", field, "Input should be a valid string", "string_type");
         return NULL;
     }
     const char *s = json_string_value(v);
-    size_t n = utf8_len(s);
+    size_t n = kit_utf8_len(s);
     char msg[96];
     if (n < min_len) {
         snprintf(msg, sizeof(msg), "String should have at least %zu character%s", min_len,
                  min_len == 1 ? "" : "s");
-        api_errors_add(e, "body", field, msg, "string_too_short");
+        kit_errors_add(e, "body", field, msg, "string_too_short");
         return NULL;
     }
     if (max_len && n > max_len) {
         snprintf(msg, sizeof(msg), "String should have at most %zu characters", max_len);
-        api_errors_add(e, "body", field, msg, "string_too_long");
+        kit_errors_add(e, "body", field, msg, "string_too_long");
         return NULL;
     }
     return s;
@@ -157,11 +95,11 @@ int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, 
         *present = v != NULL;
     if (!v) {
         if (required)
-            api_errors_add(e, "body", field, "Field required", "missing");
+            kit_errors_add(e, "body", field, "Field required", "missing");
         return 0;
     }
     if (!json_is_boolean(v)) {
-        api_errors_add(e, "body", field, "Input should be a valid boolean", "bool_type");
+        kit_errors_add(e, "body", field, "Input should be a valid boolean", "bool_type");
         if (present)
             *present = 0;
         return 0;
@@ -171,184 +109,31 @@ int api_field_bool(api_errors *e, json_t *obj, const char *field, int required, 
 
 int64_t api_path_id(api_errors *e, const char *value, const char *name)
 {
-    char *end = NULL;
-    errno = 0;
-    long long v = value && *value ? strtoll(value, &end, 10) : 0;
-    if (!value || !*value || *end || errno || v < -2147483648LL || v > 2147483647) {
-        api_errors_add(e, "path", name,
-                       "Input should be a valid integer, unable to parse string as an integer",
-                       "int_parsing");
-        return -1;
-    }
-    return v;
+    return kit_path_int(e, value, name, INT32_MIN, INT32_MAX);
 }
 
-int api_utf8_valid(const char *s)
+void api_query_int(api *a, const tk_http_request *req, api_errors *e, const char *name, long min,
+                   long max, long dflt, char out[16])
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, n, cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF)
-            n = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0; /* a continuation byte first, an overlong lead, or past U+10FFFF */
-        for (unsigned i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3F);
-        }
-        /* overlong three and four byte forms, surrogates, beyond U+10FFFF */
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
+    snprintf(out, 16, "%lld", (long long)kit_query_int(a->host, req, e, name, min, max, dflt));
 }
 
-const char *api_query(api *a, const tk_http_request *req, api_errors *e, const char *name)
+int api_query_time(api *a, const tk_http_request *req, api_errors *e, const char *name,
+                   char out[32])
 {
-    const char *v = a->host->http_query(req, name);
-    if (v && !api_utf8_valid(v)) {
-        api_errors_add(e, "query", name,
-                       "Input should be a valid string, unable to parse raw data as a unicode "
-                       "string",
-                       "string_unicode");
-        return NULL;
-    }
-    return v;
-}
-
-int api_query_bool(api *a, const tk_http_request *req, api_errors *e, const char *name)
-{
-    const char *v = api_query(a, req, e, name);
-    int b = v ? tk_bool_word(v) : 0;
-    if (b < 0) {
-        api_errors_add(e, "query", name,
-                       "Input should be a valid boolean, unable to interpret input",
-                       "bool_parsing");
-        b = 0;
-    }
-    return b;
-}
-
-void api_query_int(api_errors *e, const char *v, const char *name, long min, long max, long dflt,
-                   char out[16])
-{
-    long n = dflt;
-    if (v) {
-        char *end;
-        n = strtol(v, &end, 10);
-        if (!*v || *end) {
-            api_errors_add(e, "query", name,
-                           "Input should be a valid integer, unable to parse string as an integer",
-                           "int_parsing");
-            return;
-        }
-        char msg[64];
-        if (n < min || n > max) {
-            snprintf(msg, sizeof(msg), "Input should be %s than or equal to %ld",
-                     n < min ? "greater" : "less", n < min ? min : max);
-            api_errors_add(e, "query", name, msg,
-                           n < min ? "greater_than_equal" : "less_than_equal");
-            return;
-        }
-    }
-    snprintf(out, 16, "%ld", n);
-}
-
-/* ---- time --------------------------------------------------------------- */
-
-static int digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
-            return -1;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
-    return d[m - 1];
+    int64_t us;
+    int rc = kit_query_time(a->host, req, e, name, 0, &us);
+    if (rc == TK_OK)
+        kit_time_format(us, KIT_TIME_SQL, out, 32);
+    return rc;
 }
 
 int api_parse_time(const char *in, char out[32])
 {
-    const char *p = in;
-    int y, mo, d, h = 0, mi = 0, s = 0, us = 0, off = 0;
-    if (!p || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+    int64_t us;
+    if (kit_time_parse(in, 0, &us) < 0)
         return -1;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
-            return -1;
-        if (*p == ':') {
-            p++;
-            if (digits(&p, 2, &s))
-                return -1;
-            if (*p == '.' || *p == ',') {
-                p++;
-                int n = 0;
-                while (isdigit((unsigned char)*p)) {
-                    if (n < 6)
-                        us = us * 10 + (*p - '0');
-                    n++, p++;
-                }
-                if (n == 0 || n > 9)
-                    return -1;
-                for (; n < 6; n++)
-                    us *= 10;
-            }
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-            if (digits(&p, 2, &oh))
-                return -1;
-            if (*p == ':')
-                p++;
-            if (*p && digits(&p, 2, &om))
-                return -1;
-            if (oh > 23 || om > 59)
-                return -1;
-            off = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*p || y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-        mi > 59 || s > 59)
-        return -1;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = s};
-    time_t t = timegm(&tm) - off;
-    struct tm u;
-    if (!gmtime_r(&t, &u) || u.tm_year + 1900 < 1 || u.tm_year + 1900 > 9999)
-        return -1;
-    char buf[80];
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%06d", u.tm_year + 1900, u.tm_mon + 1,
-             u.tm_mday, u.tm_hour, u.tm_min, u.tm_sec, us);
-    memcpy(out, buf, 27); /* always 26 characters and the NUL */
+    kit_time_format(us, KIT_TIME_SQL, out, 32);
     return 0;
 }
 
@@ -522,11 +307,11 @@ int api_call_send(api_call *c, int rc, tk_http_response *resp)
             a->host->http_set_header(resp, "X-Total-Count", n);
         }
         if (c->text)
-            out = api_send_text(a, resp, c->status, c->text, strlen(c->text));
+            out = kit_send_text(a->host, resp, c->status, c->text, strlen(c->text));
         else
-            out = api_send_json(a, resp, c->status, c->body), c->body = NULL;
+            out = kit_send_json(a->host, resp, c->status, c->body), c->body = NULL;
     } else {
-        out = api_db_error(a, resp, rc);
+        out = kit_db_error(a->host, resp, rc);
     }
     json_decref(c->body);
     free(c->text);
@@ -552,15 +337,6 @@ int api_lock_user(api_call *c, PGconn *conn)
         return api_fail(c, 401, "Could not validate credentials");
     }
     return rc < 0 ? rc : TK_OK;
-}
-
-int api_db_error(api *a, tk_http_response *resp, int rc)
-{
-    if (rc == TK_EUNAVAILABLE || rc == TK_ETIMEDOUT) {
-        a->host->http_set_header(resp, "Retry-After", "1");
-        return api_error(a, resp, 503, "Database unavailable");
-    }
-    return api_error(a, resp, 500, "Internal server error");
 }
 
 /* ---- events --------------------------------------------------------------- */

@@ -24,6 +24,8 @@
 
 #include <taskora/plugin.h>
 
+#include "../kit/kit.h"
+
 typedef struct stream stream;
 typedef struct realtime {
     const tk_host *host;
@@ -44,8 +46,6 @@ struct stream {
     char id[160]; /* the request id (up to 128) and a counter */
     stream *next;
 };
-
-#define JSON_TYPE "application/json; charset=utf-8"
 
 /* The events of task-events, the only ones Dapr deliveries may push (docs: EVENTS.md). */
 static const char *const task_types[] = {"task.created",
@@ -119,8 +119,9 @@ static int route_stream(void *ud, const tk_http_request *req, tk_http_response *
     realtime *rt = ud;
     char user[24];
     /* EventSource cannot send headers: the token may come as ?token= */
-    if (!rt->host->http_authenticate(req, resp, user, sizeof(user), 1))
-        return TK_OK;
+    int rc = kit_authenticate(rt->host, req, resp, user, sizeof(user), 1);
+    if (rc < 0)
+        return rc; /* answered (401, 503) */
     stream *s = calloc(1, sizeof(*s));
     if (!s)
         return TK_ENOMEM;
@@ -183,11 +184,11 @@ static int answer(realtime *rt, tk_http_response *resp, int status, const char *
 {
     char body[64];
     snprintf(body, sizeof(body), "{\"status\":\"%s\"}", dapr_status);
-    rt->host->http_status(resp, status);
-    return rt->host->http_set_body(resp, JSON_TYPE, body, strlen(body));
+    return kit_send_text(rt->host, resp, status, body, strlen(body));
 }
 
-/* A user id as the streams hold it: a positive integer (JSON number or decimal string). */
+/* A user id as the streams hold it: a positive integer (JSON number or decimal string).
+ * TK_OK, or TK_EINVAL. */
 static int user_id_of(json_t *v, char out[24])
 {
     long long id = 0;
@@ -197,16 +198,16 @@ static int user_id_of(json_t *v, char out[24])
         const char *t = json_string_value(v);
         char *end = NULL;
         if (t[0] < '1' || t[0] > '9' || strlen(t) > 19)
-            return 0;
+            return TK_EINVAL;
         errno = 0;
         id = strtoll(t, &end, 10);
         if (errno || *end)
-            return 0;
+            return TK_EINVAL;
     }
     if (id <= 0)
-        return 0;
+        return TK_EINVAL;
     snprintf(out, 24, "%lld", id);
-    return 1;
+    return TK_OK;
 }
 
 /* The event's type when it is one of task-events', else NULL. */
@@ -247,7 +248,7 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
     int rc;
     if (!json_is_object(e))
         rc = refuse(rt, req, resp, 422, "The body is not a JSON event");
-    else if (!user_id_of(json_object_get(e, "user_id"), uid))
+    else if (user_id_of(json_object_get(e, "user_id"), uid) < 0)
         rc = refuse(rt, req, resp, 422, "user_id must be a positive integer");
     else if (!(type = task_type_of(doc, e)))
         rc = refuse(rt, req, resp, 422, "Unknown event type");
@@ -279,10 +280,12 @@ static const tk_config_field config[] = {
      "served only when set, and deliveries must carry it in dapr-api-token",
      NULL, TK_CFG_NO_RANGE},
     {"max_streams_per_user", TK_CFG_INT, 0, "8", NULL,
-     "open event streams one user may have; the next one is answered 429", NULL, TK_CFG_NO_RANGE},
+     "open event streams one user may have; the next one is answered 429", NULL,
+     TK_CFG_RANGE(1, INT64_MAX)},
+    /* a stream's queue holds 64 KiB: a larger event would end the stream it is sent to */
     {"max_event_bytes", TK_CFG_INT, 0, "32768", NULL,
      "largest event pushed to a stream (and Dapr delivery body); larger ones are not pushed", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1024, 60 * 1024)},
     {0},
 };
 
@@ -299,15 +302,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     rt->inst = inst;
     rt->dapr_token = host->config_string(inst, "dapr_token");
     rt->max_per_user = host->config_int(inst, "max_streams_per_user");
-    int64_t max_event = host->config_int(inst, "max_event_bytes");
-    /* a stream's queue holds 64 KiB: a larger event would end the stream it is sent to */
-    if (rt->max_per_user < 1 || max_event < 1024 || max_event > 60 * 1024) {
-        host->log(inst, TK_LOG_ERROR,
-                  "max_streams_per_user must be at least 1 and max_event_bytes 1024..61440");
-        free(rt);
-        return TK_EINVAL;
-    }
-    rt->max_event = (size_t)max_event;
+    rt->max_event = (size_t)host->config_int(inst, "max_event_bytes"); /* the schema's ranges */
     int dapr_routes = rt->dapr_token && *rt->dapr_token;
     pthread_mutex_init(&rt->lock, NULL);
     rt->m_open = host->metric_gauge(inst, "taskora_realtime_streams", "Open event streams", NULL);

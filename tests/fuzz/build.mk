@@ -20,14 +20,15 @@ CORE = $(O)/obj/libcore.a
 CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
 HTTP_API = $(patsubst %.c,$(O)/obj/%.o,$(wildcard plugins/http_api/*.c))
 UTIL = $(O)/obj/plugins/http_api/util.o
-AIHTTP = $(O)/obj/plugins/ai_common/aihttp.o
+KIT = $(O)/obj/plugins/kit/kit.o $(O)/obj/plugins/kit/kit_curl.o
+AIHTTP = $(O)/obj/plugins/ai_common/aihttp.o $(O)/obj/plugins/ai_common/aiwire.o $(KIT)
 
 # what each harness links besides its own file
 DEPS_config = $(CORE)
 DEPS_event = $(CORE)
-DEPS_routes = $(UTIL) $(CORE)
-DEPS_api = $(HTTP_API) $(CORE)
-DEPS_jwt = $(UTIL) $(O)/obj/plugins/http_api/limits.o
+DEPS_routes = $(UTIL) $(KIT) $(CORE)
+DEPS_api = $(HTTP_API) $(KIT) $(CORE)
+DEPS_jwt =
 DEPS_aihttp = $(AIHTTP)
 DEPS_gemini = $(AIHTTP)
 DEPS_cohere = $(AIHTTP)

@@ -1,7 +1,7 @@
 /*
- * Fuzzes the code the AI providers share (plugins/ai_common/aihttp.c). The first byte picks
- * what the rest is:
- *   '0' a Retry-After header value (aihttp_parse_retry_after);
+ * Fuzzes the code the AI providers share (plugins/ai_common/, and the toolkit's Retry-After
+ * parser). The first byte picks what the rest is:
+ *   '0' a Retry-After header value (kit_parse_retry_after);
  *   '1' "SECRET\nTEXT": a failure message with a key in it (aihttp_fail must redact it);
  *   '2' a JSON array of a provider's tool calls (aihttp_function_call_parse: ids present
  *       and unique, arguments an object or null with a reason) and of normalised calls
@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include "../../plugins/ai_common/aihttp.h"
+#include "../../plugins/kit/kit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void retry_after(const char *v)
 {
-    int64_t ms = aihttp_parse_retry_after(v, 1700000000);
+    int64_t ms = kit_parse_retry_after(v, 1700000000, 1000000000);
     if (ms < -1)
         abort();
 }

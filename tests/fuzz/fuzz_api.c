@@ -173,7 +173,7 @@ static int f_error(tk_http_response *resp, int status, const char *detail)
     free(text);
     return rc;
 }
-static int f_set_authenticator(tk_instance *i, tk_http_auth_fn fn, void *ud)
+static int f_set_authenticator2(tk_instance *i, tk_http_auth2_fn fn, void *ud)
 {
     (void)i, (void)fn, (void)ud;
     return TK_OK;
@@ -296,8 +296,8 @@ static const tk_host host = {
     .pg_tx = f_pg_tx,
     .outbox_append = f_outbox_append,
     .ai_chat = f_ai_chat,
-    .http_set_authenticator = f_set_authenticator,
     .http_client_addr = f_client_addr,
+    .http_set_authenticator2 = f_set_authenticator2,
 };
 
 const tk_plugin *taskora_plugin_entry(void);

@@ -1,12 +1,12 @@
 /*
- * Fuzzes the JWT code of the http_api plugin (auth.c is compiled into this file for its
+ * Fuzzes the JWT code of the http_api plugin (jwt.c is compiled into this file for its
  * static functions). The first byte picks what the rest is:
- *   '0' a token as a client sends it, through jwt_verify;
+ *   '0' a token as a client sends it, through api_jwt_verify;
  *   '1' text for b64url_decode (and back through b64url_encode);
  *   '2' "HEADER\nCLAIMS": two JSON texts made into a token signed with the right key, so
  *       the claim checks behind the signature are reached.
  */
-#include "../../plugins/http_api/auth.c"
+#include "../../plugins/http_api/jwt.c"
 
 #include <stdint.h>
 
@@ -80,13 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t clen = nl ? n - hlen - 1 : 0;
         char *tok = signed_token(&a, in, hlen, claims, clen);
         if (tok)
-            check_user(jwt_verify(&a, tok, &user), &user);
+            check_user(api_jwt_verify(&a, tok, &user), &user);
         free(tok);
     } else {
         char *tok = malloc(n + 1);
         memcpy(tok, in, n);
         tok[n] = '\0';
-        check_user(jwt_verify(&a, tok, &user), &user);
+        check_user(api_jwt_verify(&a, tok, &user), &user);
         free(tok);
     }
     /* an issued token always verifies, for the user it names */
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char id[20];
         snprintf(id, sizeof(id), "%d", data[1] - '0');
         char *tok = api_jwt_issue(&a, id);
-        if (!tok || jwt_verify(&a, tok, &user) != JWT_OK || strcmp(user.user, id) != 0)
+        if (!tok || api_jwt_verify(&a, tok, &user) != JWT_OK || strcmp(user.user, id) != 0)
             abort();
         free(tok);
     }

@@ -2,7 +2,8 @@
  * Fuzzes the router and the API's query and path helpers. Input: lines. "+METHOD PATTERN"
  * adds a route (beside the http_api and core routes already there); "METHOD PATH?QUERY"
  * matches PATH with tk_routes_match, checks the match, and feeds every query value (and
- * every matched path parameter) to api_query_int, api_path_id and api_parse_time.
+ * every matched path parameter) to the toolkit's argument readers (kit_int_arg, kit_path_int)
+ * and times (kit_time_parse, kit_time_format) and to api_parse_time.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,20 +56,33 @@ static const char *const real_routes[][2] = {
 
 static void check_value(const char *v)
 {
-    api_errors e;
-    api_errors_init(&e);
-    char n[16] = "", t[32], again[32];
-    api_query_int(&e, v, "limit", 1, 1000, 500, n);
-    api_query_int(&e, v, "offset", 0, 2147483647, 0, n);
-    if (!api_errors_any(&e) && strlen(n) >= sizeof(n))
+    kit_errors e;
+    kit_errors_init(&e);
+    int64_t n = 500;
+    char t[32], again[32];
+    if (kit_int_arg(&e, "query", "limit", v, 1, 1000, &n) == TK_OK && (n < 1 || n > 1000))
         abort();
-    api_path_id(&e, v, "task_id");
+    if (kit_int_arg(&e, "query", "offset", v, 0, 2147483647, &n) == TK_OK &&
+        (n < 0 || n > 2147483647))
+        abort();
+    int64_t id = kit_path_int(&e, v, "task_id", INT32_MIN, INT32_MAX);
+    if (id < INT32_MIN || id > INT32_MAX)
+        abort();
     if (api_parse_time(v, t) == 0) {
         /* the result is always "YYYY-MM-DD HH:MM:SS.ffffff" and reads back as itself */
         if (strlen(t) != 26 || api_parse_time(t, again) != 0 || strcmp(t, again) != 0)
             abort();
     }
-    api_errors_free(&e);
+    int64_t us, back;
+    if (kit_time_parse(v, 0, &us) == TK_OK) {
+        /* the API's form reads back as the same time */
+        char iso[KIT_TIME_LEN];
+        kit_time_format(us, KIT_TIME_ISO, iso, sizeof(iso));
+        if (strlen(iso) != 32 || kit_time_parse(iso, KIT_TIME_DATETIME, &back) != TK_OK ||
+            back != us)
+            abort();
+    }
+    kit_errors_free(&e);
 }
 
 static void query(char *q)
