@@ -1,4 +1,6 @@
 /* The host function table handed to plugins: each entry forwards to a core module. */
+#include "host.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdarg.h>

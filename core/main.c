@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "daemon.h"
+#include "instance.h"
 #include "loader.h"
 #include "log.h"
 #include "migrate.h"
