@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ai_registry.h"
 #include "broker.h"
 #include "clock.h"
 #include "consumer.h"
@@ -242,6 +243,18 @@ done:
     return b;
 }
 
+/* Makes the AI provider instances reachable by name (ai_chat), before any plugin runs. */
+static int register_providers(tk_loader *l, tk_ai_registry *ai, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (tk_ai_registry_add(ai, l->inst[i])) {
+            snprintf(err, errlen, "out of memory");
+            return TK_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* Connections cost a descriptor each: take the most the system allows this process. */
 static void raise_fd_limit(void)
 {
@@ -272,8 +285,10 @@ int tk_daemon_run(const tk_settings *s)
         return 1;
     }
     tk_metrics *metrics = tk_metrics_new();
-    tk_runtime rt = {.app_id = s->app_id, .metrics = metrics, .loader = &loader};
-    if (!metrics) {
+    tk_ai_registry *ai = tk_ai_registry_new();
+    tk_runtime rt = {.app_id = s->app_id, .metrics = metrics, .ai = ai};
+    if (!metrics || !ai) {
+        tk_logf(NULL, TK_LOG_ERROR, "out of memory");
         code = 1;
         goto out;
     }
@@ -335,6 +350,7 @@ int tk_daemon_run(const tk_settings *s)
         }
     }
     if (tk_loader_open(&loader, s, &rt, err, sizeof(err)) ||
+        register_providers(&loader, ai, err, sizeof(err)) ||
         tk_loader_init(&loader, err, sizeof(err))) {
         tk_logf(NULL, TK_LOG_ERROR, "%s", err);
         code = 2;
@@ -433,6 +449,7 @@ out:
     tk_producer_free(producer, 2000);
     tk_broker_stop(broker);
     tk_pg_pool_free(pool); /* after the plugins: they may hold connections until destroy */
+    tk_ai_registry_free(ai);
     tk_metrics_free(metrics);
     atomic_store(&sc.done, 1);
     pthread_kill(sc.thread, SIGUSR1);

@@ -8,15 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "ai_registry.h"
 #include "config.h"
 #include "http_server.h"
-#include "loader.h"
+#include "instance.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "pg_pool.h"
 #include "resilience.h"
+#include "runtime.h"
 
 #define MAX_KV 32
 #define MAX_LABELS 16
@@ -299,100 +300,13 @@ static int h_resilient_call(tk_instance *inst, const char *target, tk_attempt_fn
 {
     if (!target || !fn || !f)
         return TK_EINVAL;
-    if (!inst->rt->resilience) { /* e.g. outside `taskorad run`: one attempt */
-        memset(f, 0, sizeof(*f));
-        f->retry_after_ms = -1;
-        return fn(ud, f);
-    }
     return tk_resilient_call(inst->rt->resilience, target, fn, ud, f);
-}
-
-typedef struct ai_attempt {
-    tk_instance *provider;
-    const tk_ai_provider *ai;
-    const char *request;
-    char *response;
-} ai_attempt;
-
-static int ai_attempt_fn(void *ud, tk_failure *f)
-{
-    ai_attempt *a = ud;
-    free(a->response); /* a failed attempt's leftovers, if a provider left any */
-    a->response = NULL;
-    int rc = a->ai->chat(a->provider->state, a->request, &a->response, f);
-    if (rc >= 0 && !a->response) {
-        f->kind = TK_FAIL_UNAVAILABLE;
-        snprintf(f->message, sizeof(f->message), "provider returned no response");
-        rc = TK_ERR;
-    }
-    return rc;
 }
 
 static int h_ai_chat(tk_instance *inst, const char *provider, const char *request_json,
                      char **response_json, tk_failure *f)
 {
-    if (!provider || !request_json || !response_json || !f)
-        return TK_EINVAL;
-    *response_json = NULL;
-    tk_instance *p = tk_loader_find(inst->rt->loader, provider);
-    const tk_ai_provider *ai = p ? tk_plugin_ai(p->type->desc) : NULL;
-    if (!ai || !p->initialized) {
-        memset(f, 0, sizeof(*f));
-        f->kind = TK_FAIL_UNAVAILABLE;
-        f->retry_after_ms = -1;
-        snprintf(f->message, sizeof(f->message), "no AI provider instance named \"%s\"", provider);
-        return TK_ENOTFOUND;
-    }
-    char target[160];
-    snprintf(target, sizeof(target), "ai.%s", provider);
-    ai_attempt a = {.provider = p, .ai = ai, .request = request_json};
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = h_resilient_call(inst, target, ai_attempt_fn, &a, f);
-    double secs = tk_seconds_since(&t0);
-
-    tk_metrics *m = inst->rt->metrics;
-    if (m) {
-        char e[256];
-        static const char *const l_req[] = {"provider", "outcome", NULL},
-                                 *const l_lat[] = {"provider", NULL},
-                                 *const l_tok[] = {"provider", "model", "direction", NULL};
-        tk_metric_family *req =
-            tk_metrics_family(m, TK_METRIC_COUNTER, "taskora_ai_requests_total",
-                              "AI provider calls by outcome", l_req, NULL, 0, e, sizeof(e));
-        tk_metric_family *lat =
-            tk_metrics_family(m, TK_METRIC_HISTOGRAM, "taskora_ai_request_seconds",
-                              "AI provider calls, retries included", l_lat, NULL, 0, e, sizeof(e));
-        tk_metric_family *tok = tk_metrics_family(m, TK_METRIC_COUNTER, "taskora_ai_tokens_total",
-                                                  "Tokens sent to and received from AI providers",
-                                                  l_tok, NULL, 0, e, sizeof(e));
-        const char *vr[] = {provider, rc >= 0 ? "ok" : tk_failure_kind_name(f->kind)};
-        const char *vl[] = {provider};
-        if (req)
-            tk_metric_add(req, vr, 1);
-        if (lat)
-            tk_metric_observe(lat, vl, secs);
-        json_t *resp = rc >= 0 ? json_loads(a.response, 0, NULL) : NULL;
-        const char *model = json_string_value(json_object_get(resp, "model"));
-        json_t *usage = json_object_get(resp, "usage");
-        if (tok && resp) {
-            const char *vi[] = {provider, model ? model : "", "in"},
-                       *vo[] = {provider, model ? model : "", "out"};
-            tk_metric_add(tok, vi,
-                          (double)json_integer_value(json_object_get(usage, "input_tokens")));
-            tk_metric_add(tok, vo,
-                          (double)json_integer_value(json_object_get(usage, "output_tokens")));
-        }
-        json_decref(resp);
-    }
-    if (rc < 0) {
-        tk_logf(inst->name, TK_LOG_WARN, "AI provider %s failed (%s): %s", provider,
-                tk_failure_kind_name(f->kind), f->message);
-        free(a.response);
-        return rc;
-    }
-    *response_json = a.response;
-    return TK_OK;
+    return tk_ai_chat(inst, provider, request_json, response_json, f);
 }
 
 /* ---- users (ABI 1.4) ------------------------------------------------------------ */

@@ -333,6 +333,11 @@ void tk_resilience_stop(tk_resilience *r)
 
 int tk_resilient_call(tk_resilience *r, const char *name, tk_attempt_fn fn, void *ud, tk_failure *f)
 {
+    if (!r) { /* e.g. outside `taskorad run`: one attempt */
+        memset(f, 0, sizeof(*f));
+        f->retry_after_ms = -1;
+        return fn(ud, f);
+    }
     pthread_mutex_lock(&r->lock);
     target *t = find(r, name);
     if (!t) {

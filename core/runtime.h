@@ -12,7 +12,7 @@ typedef struct tk_runtime {
     tk_http_server *http;             /* NULL when HTTP is disabled */
     tk_pg_pool *pg;                   /* NULL when no database is configured */
     struct tk_resilience *resilience; /* NULL: calls are made once, no breaker */
-    struct tk_loader *loader;         /* the instances, for lookups by name (ai_chat) */
+    struct tk_ai_registry *ai;        /* AI provider instances by name (ai_chat), or NULL */
     int in_init;                      /* routes and metrics may be registered */
 } tk_runtime;
 
