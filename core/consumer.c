@@ -26,18 +26,36 @@ typedef struct part {
     struct part *run_next; /* in the run queue */
 } part;
 
+/* Messages a worker takes from one partition at a time (order is kept: one worker per
+ * partition). */
+#define BATCH 64
+
+/* What one message hands the plugin: the event and the storage its fields point into. */
+typedef struct event_slot {
+    tk_event ev;
+    tk_event_header hdrs[32];
+    char traceparent[128];
+    tk_event_doc doc;
+    int decoded;
+} event_slot;
+
+typedef struct worker {
+    struct tk_consumer *c;
+    pthread_t thread;
+    event_slot *slots; /* BATCH of them when the plugin takes batches, else NULL */
+} worker;
+
 struct tk_consumer {
     tk_consumer_options o;
     char *instance, *group, *dlq;
-    const tk_plugin *desc;
-    /* the plugin's consume_batch (ABI 1.4), or NULL */
-    void (*batch)(void *state, const tk_event *const *events, size_t n, tk_consume_result *results);
-    void *state;
+    const tk_instance *inst;
+    int batches; /* the plugin has consume_batch (ABI 1.4) */
     tk_producer *producer;
     rd_kafka_t *rk;
     pthread_t poller;
-    pthread_t *workers;
-    int nworkers;
+    int polling;
+    worker *workers;
+    int nworkers, nrunning;
     atomic_int stop;
     atomic_int joined, brokers_up;
     pthread_mutex_t lock;
@@ -51,10 +69,6 @@ struct tk_consumer {
     atomic_long n_consumed, n_ok, n_retried;
     struct timespec last_store;
 };
-
-/* Messages a worker takes from one partition at a time (order is kept: one worker per
- * partition). */
-#define BATCH 64
 
 static void count(tk_metric_family *f, const tk_consumer *c, const char *extra)
 {
@@ -180,29 +194,15 @@ static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *
 
 /* ---- handling one message ------------------------------------------------ */
 
-/* What one message hands the plugin: the event and the storage its fields point into. */
-typedef struct event_slot {
-    tk_event ev;
-    tk_event_header hdrs[32];
-    char traceparent[128];
-    tk_event_doc doc;
-    int decoded;
-} event_slot;
-
 /* Fills e from m; 0, or -1 with the reason in why when the value is not an event. */
 static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *e, char *why,
                        size_t whylen)
 {
-    memset(&e->ev, 0, sizeof(e->ev));
-    e->ev = (tk_event){.struct_size = sizeof(tk_event),
-                       .topic = rd_kafka_topic_name(m->rkt),
-                       .partition = m->partition,
-                       .offset = m->offset,
-                       .key = m->key,
-                       .key_len = m->key_len,
-                       .value = m->payload,
-                       .value_len = m->len,
-                       .group = c->group};
+    tk_event_init(&e->ev, rd_kafka_topic_name(m->rkt), c->group, m->payload, m->len);
+    e->ev.partition = m->partition;
+    e->ev.offset = m->offset;
+    e->ev.key = m->key;
+    e->ev.key_len = m->key_len;
     e->traceparent[0] = '\0';
     e->decoded = 0;
     rd_kafka_headers_t *h = NULL;
@@ -213,16 +213,6 @@ static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *
         return -1;
     e->decoded = 1;
     return 0;
-}
-
-/* One event through the plugin: consume, or consume_batch with n = 1. */
-static tk_consume_result call_one(tk_consumer *c, const tk_event *ev)
-{
-    if (c->desc->consume)
-        return c->desc->consume(c->state, ev);
-    tk_consume_result r = TK_CONSUME_RETRY;
-    c->batch(c->state, &ev, 1, &r);
-    return r;
 }
 
 /* Handles m: 0 when it is finished (its offset may be stored), -1 when stop interrupted it. */
@@ -244,7 +234,9 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
     for (int attempt = 1;; attempt++) {
         ev.attempt = (uint32_t)attempt;
         tk_log_context(NULL, ev.traceparent);
-        tk_consume_result r = call_one(c, &ev);
+        const tk_event *one = &ev;
+        tk_consume_result r;
+        tk_instance_consume(c->inst, &one, 1, &r);
         tk_log_context(NULL, NULL);
         if (r == TK_CONSUME_OK) {
             atomic_fetch_add(&c->n_ok, 1);
@@ -329,9 +321,7 @@ static size_t run_batch(tk_consumer *c, rd_kafka_message_t **msgs, size_t n, eve
     }
     if (k > 0) {
         tk_consume_result r[BATCH];
-        for (size_t j = 0; j < k; j++)
-            r[j] = TK_CONSUME_RETRY;
-        c->batch(c->state, evs, k, r);
+        tk_instance_consume(c->inst, evs, k, r);
         for (size_t j = 0; j < k; j++) {
             results[idx[j]] = r[j];
             if (r[j] == TK_CONSUME_OK) {
@@ -345,9 +335,10 @@ static size_t run_batch(tk_consumer *c, rd_kafka_message_t **msgs, size_t n, eve
 
 static void *worker_main(void *arg)
 {
-    tk_consumer *c = arg;
+    worker *w = arg;
+    tk_consumer *c = w->c;
     rd_kafka_message_t *batch[BATCH];
-    event_slot *slots = c->batch ? calloc(BATCH, sizeof(*slots)) : NULL;
+    event_slot *slots = w->slots;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         part *p = NULL;
@@ -371,7 +362,7 @@ static void *worker_main(void *arg)
         /* with consume_batch: the decodable messages in one call first; what it did not
          * finish (and undecodable ones) then go one by one through handle() */
         tk_consume_result results[BATCH];
-        size_t batched = c->batch && n > 1 && slots ? run_batch(c, batch, n, slots, results) : 0;
+        size_t batched = n > 1 && slots ? run_batch(c, batch, n, slots, results) : 0;
         size_t finished = 0;
         while (finished < n) {
             int ok =
@@ -398,7 +389,6 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&c->idle);
     }
     pthread_mutex_unlock(&c->lock);
-    free(slots);
     return NULL;
 }
 
@@ -610,6 +600,8 @@ static void *poll_main(void *arg)
 
 static void free_consumer(tk_consumer *c)
 {
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
     while (c->parts) {
         part *p = c->parts;
         c->parts = p->next;
@@ -622,6 +614,8 @@ static void free_consumer(tk_consumer *c)
     pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->idle);
     pthread_cond_destroy(&c->sleep);
+    for (int i = 0; c->workers && i < c->nworkers; i++)
+        free(c->workers[i].slots);
     free(c->workers);
     free(c->instance);
     free(c->group);
@@ -629,28 +623,41 @@ static void free_consumer(tk_consumer *c)
     free(c);
 }
 
-tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *desc, void *state,
-                               tk_producer *producer, tk_metrics *metrics, char *err, size_t errlen)
+/* The consumer's memory: names, locks, workers (with their batch slots). NULL when out of it. */
+static tk_consumer *new_consumer(const tk_consumer_options *o, const tk_instance *inst,
+                                 tk_producer *producer)
 {
     tk_consumer *c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
+    if (!c)
         return NULL;
-    }
     c->o = *o;
-    c->instance = strdup(o->instance);
-    c->group = strdup(o->group);
-    c->dlq = o->dlq && *o->dlq ? strdup(o->dlq) : NULL;
-    c->desc = desc;
-    if (desc->abi_minor >= 4 &&
-        desc->struct_size >= offsetof(tk_plugin, consume_batch) + sizeof(desc->consume_batch))
-        c->batch = desc->consume_batch;
-    c->state = state;
+    c->inst = inst;
+    c->batches = tk_plugin_consume_batch(inst->type->desc) != NULL;
     c->producer = producer;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->work, NULL);
     pthread_cond_init(&c->idle, NULL);
     tk_cond_init_monotonic(&c->sleep);
+    c->instance = strdup(inst->name);
+    c->group = strdup(o->group);
+    c->dlq = o->dlq && *o->dlq ? strdup(o->dlq) : NULL;
+    c->nworkers = o->workers > 0 ? o->workers : 1;
+    c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
+    int ok = c->instance && c->group && (c->dlq || !o->dlq || !*o->dlq) && c->workers;
+    for (int i = 0; ok && i < c->nworkers; i++) {
+        c->workers[i].c = c;
+        if (c->batches)
+            ok = (c->workers[i].slots = calloc(BATCH, sizeof(event_slot))) != NULL;
+    }
+    if (!ok) {
+        free_consumer(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void register_metrics(tk_consumer *c, tk_metrics *metrics)
+{
     char e[256];
     static const char *const l1[] = {"plugin", NULL};
     static const char *const l2[] = {"plugin", "reason", NULL};
@@ -672,12 +679,17 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     c->m_lag =
         tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_consumer_lag",
                           "Messages behind the end of the partition", l4, NULL, 0, e, sizeof(e));
+}
 
+/* The librdkafka configuration: fixed settings, the config's properties, the callbacks. */
+static rd_kafka_conf_t *consumer_conf(tk_consumer *c, char *err, size_t errlen)
+{
+    const tk_consumer_options *o = &c->o;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[512];
     const char *fixed[][2] = {
         {"bootstrap.servers", o->brokers},
-        {"group.id", o->group},
+        {"group.id", c->group},
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
         {"auto.offset.reset", "earliest"},
@@ -687,15 +699,13 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
         {"socket.nagle.disable", "true"}};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], why, sizeof(why))) {
-            snprintf(err, errlen, "consumer %s: %s", o->instance, why);
+            snprintf(err, errlen, "consumer %s: %s", c->instance, why);
             rd_kafka_conf_destroy(conf);
-            free_consumer(c);
             return NULL;
         }
     }
     if (tk_kafka_conf_apply(conf, o->props, o->nprops, err, errlen)) {
         rd_kafka_conf_destroy(conf);
-        free_consumer(c);
         return NULL;
     }
     /* what at-least-once rests on is not up to the config */
@@ -710,34 +720,89 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_log_cb(conf, tk_kafka_log);
+    return conf;
+}
+
+/* Creates the Kafka consumer and subscribes it to the topics. 0, or TK_EINVAL with err. */
+static int subscribe(tk_consumer *c, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = consumer_conf(c, err, errlen);
+    if (!conf)
+        return TK_EINVAL;
+    char why[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "consumer %s: %s", o->instance, why);
-        free_consumer(c);
-        return NULL;
+        snprintf(err, errlen, "consumer %s: %s", c->instance, why);
+        return TK_EINVAL;
     }
     rd_kafka_poll_set_consumer(c->rk);
-    size_t nt = json_array_size(o->topics);
+    size_t nt = json_array_size(c->o.topics);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)nt);
     for (size_t i = 0; i < nt; i++)
-        rd_kafka_topic_partition_list_add(topics, json_string_value(json_array_get(o->topics, i)),
+        rd_kafka_topic_partition_list_add(topics, json_string_value(json_array_get(c->o.topics, i)),
                                           RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t se = rd_kafka_subscribe(c->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (se) {
-        snprintf(err, errlen, "consumer %s: subscribe: %s", o->instance, rd_kafka_err2str(se));
-        rd_kafka_destroy(c->rk);
+        snprintf(err, errlen, "consumer %s: subscribe: %s", c->instance, rd_kafka_err2str(se));
+        return TK_EINVAL;
+    }
+    return 0;
+}
+
+/* Ends the poll and worker threads that run: queued messages stay unstored. */
+static void stop_threads(tk_consumer *c)
+{
+    atomic_store(&c->stop, 1);
+    if (c->polling)
+        pthread_join(c->poller, NULL);
+    c->polling = 0;
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->work);
+    pthread_cond_broadcast(&c->sleep);
+    pthread_mutex_unlock(&c->lock);
+    for (int i = 0; i < c->nrunning; i++)
+        pthread_join(c->workers[i].thread, NULL);
+    c->nrunning = 0;
+}
+
+/* Starts the workers and the poll thread. 0, or TK_ERR with err (none left running). */
+static int start_threads(tk_consumer *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->nworkers; i++) {
+        if (pthread_create(&c->workers[i].thread, NULL, worker_main, &c->workers[i]) != 0) {
+            snprintf(err, errlen, "consumer %s: cannot start worker %d of %d", c->instance, i + 1,
+                     c->nworkers);
+            stop_threads(c);
+            return TK_ERR;
+        }
+        c->nrunning++;
+    }
+    if (pthread_create(&c->poller, NULL, poll_main, c) != 0) {
+        snprintf(err, errlen, "consumer %s: cannot start its poll thread", c->instance);
+        stop_threads(c);
+        return TK_ERR;
+    }
+    c->polling = 1;
+    return 0;
+}
+
+tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_instance *inst,
+                               tk_producer *producer, tk_metrics *metrics, char *err, size_t errlen)
+{
+    tk_consumer *c = new_consumer(o, inst, producer);
+    if (!c) {
+        snprintf(err, errlen, "consumer %s: out of memory", inst->name);
+        return NULL;
+    }
+    register_metrics(c, metrics);
+    if (subscribe(c, err, errlen) || start_threads(c, err, errlen)) {
         free_consumer(c);
         return NULL;
     }
-    c->nworkers = o->workers > 0 ? o->workers : 1;
-    c->workers = calloc((size_t)c->nworkers, sizeof(pthread_t));
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_create(&c->workers[i], NULL, worker_main, c);
-    pthread_create(&c->poller, NULL, poll_main, c);
-    tk_logf(o->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)", nt,
-            o->group, c->nworkers);
+    tk_logf(c->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)",
+            json_array_size(o->topics), c->group, c->nworkers);
     return c;
 }
 
@@ -745,14 +810,7 @@ void tk_consumer_stop(tk_consumer *c)
 {
     if (!c)
         return;
-    atomic_store(&c->stop, 1);
-    pthread_join(c->poller, NULL);
-    pthread_mutex_lock(&c->lock);
-    pthread_cond_broadcast(&c->work);
-    pthread_cond_broadcast(&c->sleep);
-    pthread_mutex_unlock(&c->lock);
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_join(c->workers[i], NULL);
+    stop_threads(c);
     pthread_mutex_lock(&c->lock);
     store_offsets(c, 0);
     pthread_mutex_unlock(&c->lock);
@@ -761,7 +819,6 @@ void tk_consumer_stop(tk_consumer *c)
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
         tk_logf(c->instance, TK_LOG_WARN, "closing the consumer: %s", rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
     free_consumer(c);
 }
 

@@ -167,10 +167,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         if (!inst->consume)
             continue;
         char group[256];
-        const char *g = json_string_value(json_object_get(inst->consume, "group"));
-        snprintf(group, sizeof(group), "%s", g ? g : "");
-        if (!g)
-            snprintf(group, sizeof(group), "taskora-%s", inst->name);
+        tk_instance_group(inst, group, sizeof(group));
         int broadcast = json_is_true(json_object_get(inst->consume, "broadcast"));
         if (broadcast) {
             /* a group no other process shares: each one sees every event */
@@ -182,7 +179,6 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         }
         json_t *retry = json_object_get(inst->consume, "retry");
         tk_consumer_options o = {
-            .instance = inst->name,
             .group = group,
             .topics = json_object_get(inst->consume, "topics"),
             .workers = (int)json_integer_value(json_object_get(inst->consume, "workers")),
@@ -196,8 +192,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
             .nprops = 2};
         if (o.attempts < 1)
             o.attempts = 1;
-        tk_consumer *c =
-            tk_consumer_start(&o, inst->type->desc, inst->state, producer, metrics, err, errlen);
+        tk_consumer *c = tk_consumer_start(&o, inst, producer, metrics, err, errlen);
         if (!c)
             return TK_EINVAL;
         cs->c[cs->n++] = c;

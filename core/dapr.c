@@ -69,18 +69,11 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
         return tk_http_resp_error(resp, 404, "No consumer instance of that name");
     size_t len = 0;
     const char *body = tk_http_req_body(req, &len);
-    tk_event ev = {.struct_size = sizeof(tk_event),
-                   .value = body,
-                   .value_len = len,
-                   .partition = -1,
-                   .offset = -1,
-                   .attempt = 1};
-    const char *group = json_string_value(json_object_get(inst->consume, "group"));
-    char defgroup[300];
-    snprintf(defgroup, sizeof(defgroup), "taskora-%s", inst->name);
-    ev.group = group ? group : defgroup;
+    char group[300];
     json_t *t0 = json_array_get(json_object_get(inst->consume, "topics"), 0);
-    ev.topic = json_string_value(t0);
+    tk_event ev;
+    tk_event_init(&ev, json_string_value(t0), tk_instance_group(inst, group, sizeof(group)), body,
+                  len);
     ev.traceparent = tk_http_req_header(req, "traceparent");
     tk_event_doc doc;
     char why[512];
@@ -88,14 +81,9 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
         tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
         return json_answer(resp, 200, json_pack("{s:s}", "status", "DROP"));
     }
-    const tk_plugin *desc = inst->type->desc;
-    tk_consume_batch_fn batch = tk_plugin_consume_batch(desc);
-    tk_consume_result r = TK_CONSUME_RETRY;
-    const tk_event *evp = &ev;
-    if (desc->consume)
-        r = desc->consume(inst->state, &ev);
-    else if (batch)
-        batch(inst->state, &evp, 1, &r);
+    const tk_event *one = &ev;
+    tk_consume_result r;
+    tk_instance_consume(inst, &one, 1, &r);
     tk_event_doc_free(&doc);
     return json_answer(resp, 200,
                        json_pack("{s:s}", "status",

@@ -13,6 +13,19 @@ static const char *str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+void tk_event_init(tk_event *ev, const char *topic, const char *group, const void *value,
+                   size_t len)
+{
+    *ev = (tk_event){.struct_size = sizeof(tk_event),
+                     .topic = topic,
+                     .partition = -1,
+                     .offset = -1,
+                     .value = value,
+                     .value_len = len,
+                     .attempt = 1,
+                     .group = group};
+}
+
 int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
                     size_t whylen)
 {

@@ -41,3 +41,28 @@ void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len)
     if (k == 0)
         snprintf(buf, len, "-");
 }
+
+const char *tk_instance_group(const tk_instance *inst, char *buf, size_t len)
+{
+    const char *group = json_string_value(json_object_get(inst->consume, "group"));
+    if (group)
+        snprintf(buf, len, "%s", group);
+    else
+        snprintf(buf, len, "taskora-%s", inst->name);
+    return buf;
+}
+
+void tk_instance_consume(const tk_instance *inst, const tk_event *const *events, size_t n,
+                         tk_consume_result *results)
+{
+    const tk_plugin *d = inst->type->desc;
+    tk_consume_batch_fn batch = tk_plugin_consume_batch(d);
+    for (size_t i = 0; i < n; i++)
+        results[i] = TK_CONSUME_RETRY;
+    if (batch && (n > 1 || !d->consume)) {
+        batch(inst->state, events, n, results);
+        return;
+    }
+    for (size_t i = 0; d->consume && i < n; i++)
+        results[i] = d->consume(inst->state, events[i]);
+}

@@ -40,4 +40,20 @@ typedef void (*tk_consume_batch_fn)(void *state, const tk_event *const *events, 
                                     tk_consume_result *results);
 tk_consume_batch_fn tk_plugin_consume_batch(const tk_plugin *d);
 
+/*
+ * The consumer group of an instance with a consume section: its "group", else
+ * "taskora-<instance>". Written to buf (truncated to len), which is returned.
+ */
+const char *tk_instance_group(const tk_instance *inst, char *buf, size_t len);
+
+/*
+ * Hands n decoded events to the instance's consume handler, the one way the
+ * Kafka consumer and Dapr deliveries reach a plugin: one event goes through
+ * `consume` when the plugin has it, else consume_batch with n = 1; several go
+ * through consume_batch when it has one (ABI 1.4), else `consume` one by one.
+ * results[i] answers events[i]; RETRY where the handler set nothing.
+ */
+void tk_instance_consume(const tk_instance *inst, const tk_event *const *events, size_t n,
+                         tk_consume_result *results);
+
 #endif
