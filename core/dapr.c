@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "event.h"
+#include "http_request.h"
+#include "http_response.h"
 #include "log.h"
 
 typedef struct dapr {

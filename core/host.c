@@ -10,7 +10,11 @@
 
 #include "ai_registry.h"
 #include "config.h"
+#include "http_auth.h"
+#include "http_request.h"
+#include "http_response.h"
 #include "http_server.h"
+#include "http_sse.h"
 #include "instance.h"
 #include "log.h"
 #include "metrics.h"

@@ -6,12 +6,16 @@
  * connection (until MHD frees the response) and the plugin (until
  * tk_sse_release). on_close runs once, when the connection ends.
  */
+#include "http_sse.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "clock.h"
-#include "http_internal.h"
+#include "http_guard.h"
+#include "http_response.h"
 #include "log.h"
 
 #define SSE_MAX_QUEUED (256 * 1024) /* several of the largest events (realtime: 60 KiB) */
