@@ -146,16 +146,10 @@ static int carries_credentials(const tk_http_request *req)
     return tk_http_req_header(req, "Authorization") || tk_http_req_query(req, "token");
 }
 
-void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r,
-                            int stream)
+/* CORS: which origin may read the answer, with credentials only for origins the config names. */
+static void cors_headers(const tk_http_server *srv, const tk_http_request *req,
+                         struct MHD_Response *r)
 {
-    MHD_add_response_header(r, "X-Request-ID", req->request_id);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "X-Frame-Options", "DENY");
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    if (!stream && carries_credentials(req) &&
-        !MHD_get_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     const char *origin = tk_http_req_header(req, "Origin");
     int allowed = origin ? origin_allowed(srv, origin) : 0;
     if (allowed) {
@@ -167,6 +161,18 @@ void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MH
     }
     if (json_array_size(srv->opt.cors_origins))
         MHD_add_response_header(r, "Vary", "Origin");
+}
+
+void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "X-Request-ID", req->request_id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    /* a response that chose its caching keeps it (an event stream: no-cache) */
+    if (carries_credentials(req) && !MHD_get_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    cors_headers(srv, req, r);
 }
 
 /* Sends req->resp with the headers every response carries, and logs/counts it. */
@@ -184,7 +190,7 @@ enum MHD_Result tk_http_send_response(tk_http_server *srv, tk_http_request *req)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
     for (size_t i = 0; i < resp->nheaders; i++)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    tk_http_common_headers(srv, req, r, 0);
+    tk_http_common_headers(srv, req, r);
     int status = resp->status ? resp->status : 200;
     /* while stopping, every answer ends its connection: clients reconnect elsewhere */
     if (req->too_large || status == 400 || status == 414 || status == 431 ||

@@ -23,9 +23,13 @@ int tk_http_json_reply(tk_http_response *resp, int status, json_t *o);
 /* Frees what the response holds and empties it. */
 void tk_http_resp_clear(tk_http_response *resp);
 
-/* Adds the headers every response carries (request id, CORS, security). */
-void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r,
-                            int stream);
+/*
+ * Adds the headers every response carries, plain answers and event streams
+ * alike: request id, security headers, no-store for requests with
+ * credentials (unless the response set its own Cache-Control), and CORS.
+ * Call after the response's own headers.
+ */
+void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r);
 /* Answers a CORS preflight (OPTIONS with Access-Control-Request-Method) in req->resp. */
 void tk_http_preflight(tk_http_server *srv, tk_http_request *req);
 

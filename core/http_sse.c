@@ -254,7 +254,7 @@ enum MHD_Result tk_sse_send_response(tk_http_server *srv, tk_http_request *req)
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
     for (size_t i = 0; i < resp->nheaders; i++)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    tk_http_common_headers(srv, req, r, 1);
+    tk_http_common_headers(srv, req, r);
     tk_guard_stream(req->conn);
     enum MHD_Result ok = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
