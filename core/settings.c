@@ -21,12 +21,12 @@ static const tk_config_field log_fields[] = {{"level", TK_CFG_STRING, 0, "\"info
 static const tk_config_field postgres_fields[] = {
     {"url", TK_CFG_STRING, 0, NULL, NULL, "libpq connection URL (TLS and all parameters)", NULL,
      TK_CFG_NO_RANGE},
-    {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL, TK_CFG_NO_RANGE},
+    {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL, TK_CFG_RANGE(1, 1000)},
     {"acquire_timeout_ms", TK_CFG_INT, 0, "5000", NULL, "longest wait for a free connection", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 3600000)},
     {"connect_timeout_s", TK_CFG_INT, 0, "5", NULL,
      "longest wait for a new connection (when the url sets no connect_timeout)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600)},
     {0}};
 
 static const tk_config_field kafka_fields[] = {
@@ -34,7 +34,7 @@ static const tk_config_field kafka_fields[] = {
      "bootstrap servers, or \"embedded\" for the in-process Kafka-protocol cluster", NULL,
      TK_CFG_NO_RANGE},
     {"partitions", TK_CFG_INT, 0, "6", NULL,
-     "partitions of each topic the embedded cluster creates", NULL, TK_CFG_NO_RANGE},
+     "partitions of each topic the embedded cluster creates", NULL, TK_CFG_RANGE(1, 1000)},
     {"topics", TK_CFG_STRING_LIST, 0, "[\"task-events\",\"user-events\",\"chat-events\"]", NULL,
      "topics the embedded cluster creates (with their .dlq topics)", NULL, TK_CFG_NO_RANGE},
     {"librdkafka", TK_CFG_JSON, 0, "{}", NULL, "librdkafka properties for every client", NULL,
@@ -48,11 +48,11 @@ static const tk_config_field kafka_fields[] = {
 static const tk_config_field outbox_fields[] = {
     {"relay", TK_CFG_BOOL, 0, "true", NULL, "publish the outbox from this process", NULL,
      TK_CFG_NO_RANGE},
-    {"batch", TK_CFG_INT, 0, "500", NULL, "events per relay round", NULL, TK_CFG_NO_RANGE},
+    {"batch", TK_CFG_INT, 0, "500", NULL, "events per relay round", NULL, TK_CFG_RANGE(1, 100000)},
     {"poll_ms", TK_CFG_INT, 0, "1000", NULL, "look for events at least this often", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600000)},
     {"retention_s", TK_CFG_INT, 0, "60", NULL, "keep published events this long", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 86400 * 30)},
     {0}};
 
 static const tk_config_field retry_fields[] = {
@@ -85,30 +85,31 @@ static const tk_config_field http_fields[] = {
     {"listen", TK_CFG_STRING, 0, "\"0.0.0.0:8000\"", NULL,
      "HOST:PORT, [IPv6]:PORT; port 0 picks one", NULL, TK_CFG_NO_RANGE},
     {"body_limit", TK_CFG_INT, 0, "1048576", NULL, "largest request body in bytes (else 413)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 1LL << 31)},
     {"cors_origins", TK_CFG_STRING_LIST, 0, "[]", NULL, "allowed CORS origins, or \"*\"", NULL,
      TK_CFG_NO_RANGE},
     {"max_connections", TK_CFG_INT, 0, "512", NULL, "concurrent connections", NULL,
-     TK_CFG_NO_RANGE},
-    {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL, TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 100000)},
+    {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL,
+     TK_CFG_RANGE(1, 86400)},
     {"sse_keepalive_s", TK_CFG_INT, 0, "30", NULL,
-     "a \": keepalive\" line on event streams idle this long", NULL, TK_CFG_NO_RANGE},
+     "a \": keepalive\" line on event streams idle this long", NULL, TK_CFG_RANGE(1, 3600)},
     {"admin_listen", TK_CFG_STRING, 0, "\"\"", NULL,
      "HOST:PORT serving /metrics (then not on listen), /health and /ready", NULL, TK_CFG_NO_RANGE},
     {"read_timeout_s", TK_CFG_INT, 0, "10", NULL,
      "a request's headers and body must arrive within this time of its first line", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600)},
     {"max_connections_per_client", TK_CFG_INT, 0, "64", NULL,
      "open connections from one address (trusted proxies exempt); 0 no limit", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 100000)},
     {"max_streams_per_client", TK_CFG_INT, 0, "16", NULL,
-     "open event streams from one client address; 0 no limit", NULL, TK_CFG_NO_RANGE},
+     "open event streams from one client address; 0 no limit", NULL, TK_CFG_RANGE(0, 100000)},
     {"workers", TK_CFG_INT, 0, "16", NULL, "threads running request handlers", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1024)},
     {"queue", TK_CFG_INT, 0, "1024", NULL, "requests waiting for a worker before 503", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1000000)},
     {"io_threads", TK_CFG_INT, 0, "2", NULL, "threads reading and writing connections", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 64)},
     {"trusted_proxies", TK_CFG_STRING_LIST, 0, "[]", NULL,
      "proxies (ADDR or ADDR/BITS) whose X-Forwarded-For names the client", NULL, TK_CFG_NO_RANGE},
     {0}};
@@ -137,7 +138,7 @@ static const tk_config_field top_fields[] = {
     {"http", TK_CFG_OBJECT, 0, NULL, NULL, "the HTTP server", http_fields, TK_CFG_NO_RANGE},
     {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields, TK_CFG_NO_RANGE},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
-     "longest graceful shutdown before exiting anyway", NULL, TK_CFG_NO_RANGE},
+     "longest graceful shutdown before exiting anyway", NULL, TK_CFG_RANGE(1, 3600000)},
     {"dapr", TK_CFG_OBJECT, 0, NULL, NULL, "interop with a Dapr sidecar", dapr_fields,
      TK_CFG_NO_RANGE},
     {"resiliency", TK_CFG_OBJECT, 0, NULL, NULL,
@@ -256,39 +257,6 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
     s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
     s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
-    struct {
-        const char *key;
-        long long min, max;
-    } ranges[] = {
-        {"kafka.partitions", 1, 1000},
-        {"postgres.pool_size", 1, 1000},
-        {"postgres.acquire_timeout_ms", 0, 3600000},
-        {"postgres.connect_timeout_s", 1, 3600},
-        {"outbox.batch", 1, 100000},
-        {"outbox.poll_ms", 1, 3600000},
-        {"outbox.retention_s", 0, 86400 * 30},
-        {"http.body_limit", 0, 1LL << 31},
-        {"http.max_connections", 1, 100000},
-        {"http.timeout_s", 1, 86400},
-        {"http.sse_keepalive_s", 1, 3600},
-        {"http.read_timeout_s", 1, 3600},
-        {"http.max_connections_per_client", 0, 100000},
-        {"http.max_streams_per_client", 0, 100000},
-        {"http.workers", 1, 1024},
-        {"http.queue", 1, 1000000},
-        {"http.io_threads", 1, 64},
-        {"shutdown_timeout_ms", 1, 3600000},
-    };
-    /* checked as written, before narrowing to int */
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-        long long v = json_integer_value(tk_config_get(r, ranges[i].key));
-        if (v < ranges[i].min || v > ranges[i].max) {
-            snprintf(msg, sizeof(msg), "%s: %lld is out of range (%lld..%lld)", ranges[i].key, v,
-                     ranges[i].min, ranges[i].max);
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-    }
     s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
     s->pg_acquire_timeout_ms =
         (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
