@@ -224,6 +224,84 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
     return 0;
 }
 
+/* The validated values, as the rest of taskorad reads them. */
+static void read_values(tk_settings *s)
+{
+    json_t *r = s->root;
+    s->app_id = json_string_value(tk_config_get(r, "app_id"));
+    tk_log_level_parse(json_string_value(tk_config_get(r, "log.level")), &s->log_level);
+    tk_log_format_parse(json_string_value(tk_config_get(r, "log.format")), &s->log_format);
+    s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
+    s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
+    s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
+    s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
+    s->pg_acquire_timeout_ms =
+        (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
+    s->pg_connect_timeout_s =
+        (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
+    s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
+    s->kafka_topics = tk_config_get(r, "kafka.topics");
+    s->kafka_props = tk_config_get(r, "kafka.librdkafka");
+    s->kafka_producer_props = tk_config_get(r, "kafka.producer");
+    s->kafka_consumer_props = tk_config_get(r, "kafka.consumer");
+    s->outbox_relay = json_is_true(tk_config_get(r, "outbox.relay"));
+    s->outbox_batch = (int)json_integer_value(tk_config_get(r, "outbox.batch"));
+    s->outbox_poll_ms = (int)json_integer_value(tk_config_get(r, "outbox.poll_ms"));
+    s->outbox_retention_s = (int)json_integer_value(tk_config_get(r, "outbox.retention_s"));
+    s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
+    s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
+    s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));
+    s->http_cors_origins = tk_config_get(r, "http.cors_origins");
+    s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
+    s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
+    s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
+    s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
+    s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));
+    s->http_read_timeout_s = (int)json_integer_value(tk_config_get(r, "http.read_timeout_s"));
+    s->http_max_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_connections_per_client"));
+    s->http_max_streams_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_streams_per_client"));
+    s->http_workers = (int)json_integer_value(tk_config_get(r, "http.workers"));
+    s->http_queue = (int)json_integer_value(tk_config_get(r, "http.queue"));
+    s->http_io_threads = (int)json_integer_value(tk_config_get(r, "http.io_threads"));
+    s->resiliency = tk_config_get(r, "resiliency");
+    s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
+    s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));
+    s->dapr_app_token = json_string_value(tk_config_get(r, "dapr.app_token"));
+}
+
+/* What the schema cannot say: property objects, proxy addresses, per-target overrides. */
+static int check_values(const tk_settings *s, char *msg, size_t len)
+{
+    const char *props[] = {"kafka.librdkafka", "kafka.producer", "kafka.consumer"};
+    json_t *const values[] = {s->kafka_props, s->kafka_producer_props, s->kafka_consumer_props};
+    for (int i = 0; i < 3; i++) {
+        if (!json_is_object(values[i])) {
+            snprintf(msg, len, "%s: expected an object of librdkafka properties", props[i]);
+            return TK_EINVAL;
+        }
+    }
+    size_t i;
+    json_t *it;
+    tk_cidr net;
+    json_array_foreach(s->http_trusted_proxies, i, it)
+    {
+        if (tk_cidr_parse(json_string_value(it), &net)) {
+            snprintf(msg, len, "http.trusted_proxies[%zu]: \"%s\" is not an address or ADDR/BITS",
+                     i, json_string_value(it));
+            return TK_EINVAL;
+        }
+    }
+    /* per-target overrides, checked here so check-config sees them */
+    tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, len);
+    if (!probe)
+        return TK_EINVAL;
+    tk_resilience_free(probe);
+    return 0;
+}
+
 tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
 {
     tk_settings *s = calloc(1, sizeof(*s));
@@ -250,79 +328,10 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     }
     if (load_plugins(s, err, errlen))
         goto fail;
-    json_t *r = s->root;
-    s->app_id = json_string_value(tk_config_get(r, "app_id"));
-    tk_log_level_parse(json_string_value(tk_config_get(r, "log.level")), &s->log_level);
-    tk_log_format_parse(json_string_value(tk_config_get(r, "log.format")), &s->log_format);
-    s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
-    s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
-    s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
-    s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
-    s->pg_acquire_timeout_ms =
-        (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
-    s->pg_connect_timeout_s =
-        (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
-    s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
-    s->kafka_topics = tk_config_get(r, "kafka.topics");
-    const char *props[] = {"kafka.librdkafka", "kafka.producer", "kafka.consumer"};
-    json_t **slots[] = {&s->kafka_props, &s->kafka_producer_props, &s->kafka_consumer_props};
-    for (int i = 0; i < 3; i++) {
-        *slots[i] = tk_config_get(r, props[i]);
-        if (!json_is_object(*slots[i])) {
-            snprintf(msg, sizeof(msg), "%s: expected an object of librdkafka properties", props[i]);
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-    }
-    s->outbox_relay = json_is_true(tk_config_get(r, "outbox.relay"));
-    s->outbox_batch = (int)json_integer_value(tk_config_get(r, "outbox.batch"));
-    s->outbox_poll_ms = (int)json_integer_value(tk_config_get(r, "outbox.poll_ms"));
-    s->outbox_retention_s = (int)json_integer_value(tk_config_get(r, "outbox.retention_s"));
-    s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
-    s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
-    s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));
-    s->http_cors_origins = tk_config_get(r, "http.cors_origins");
-    s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
-    s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
-    s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
-    s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
-    s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
-    s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));
-    s->http_read_timeout_s = (int)json_integer_value(tk_config_get(r, "http.read_timeout_s"));
-    s->http_max_per_client =
-        (int)json_integer_value(tk_config_get(r, "http.max_connections_per_client"));
-    s->http_max_streams_per_client =
-        (int)json_integer_value(tk_config_get(r, "http.max_streams_per_client"));
-    s->http_workers = (int)json_integer_value(tk_config_get(r, "http.workers"));
-    s->http_queue = (int)json_integer_value(tk_config_get(r, "http.queue"));
-    s->http_io_threads = (int)json_integer_value(tk_config_get(r, "http.io_threads"));
-    {
-        size_t i;
-        json_t *it;
-        tk_cidr net;
-        json_array_foreach(s->http_trusted_proxies, i, it)
-        {
-            if (tk_cidr_parse(json_string_value(it), &net)) {
-                snprintf(msg, sizeof(msg),
-                         "http.trusted_proxies[%zu]: \"%s\" is not an address or ADDR/BITS", i,
-                         json_string_value(it));
-                fail(err, errlen, path, msg);
-                goto fail;
-            }
-        }
-    }
-    s->resiliency = tk_config_get(r, "resiliency");
-    s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
-    s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));
-    s->dapr_app_token = json_string_value(tk_config_get(r, "dapr.app_token"));
-    {
-        /* ranges and per-target overrides, checked here so check-config sees them */
-        tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, sizeof(msg));
-        if (!probe) {
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-        tk_resilience_free(probe);
+    read_values(s);
+    if (check_values(s, msg, sizeof(msg))) {
+        fail(err, errlen, path, msg);
+        goto fail;
     }
     return s;
 fail:
