@@ -8,6 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Did jansson fail for want of memory? Its parser says so only sometimes (memory running out
+ * inside a token reads as a syntax error, and as invalid UTF-8 when setting a string), so a
+ * failure is also checked against a fresh allocation.
+ */
+static int no_memory(const json_error_t *je)
+{
+    if (je && (json_error_code(je) == json_error_out_of_memory || je->line < 0))
+        return 1;
+    json_t *probe = json_object();
+    json_decref(probe);
+    return probe == NULL;
+}
+
 json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -18,6 +32,10 @@ json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
     }
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
+    if (!root && no_memory(&je)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: syntax error: %s", path, je.line, je.column, je.text);
         return NULL;
@@ -129,12 +147,14 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
             return rc;
         }
         rc = json_string_set(v, out);
-        free(out);
         if (rc != 0) {
-            snprintf(err, errlen, "%s: the substituted value is not valid UTF-8", path);
-            return TK_EINVAL;
+            int nomem = no_memory(NULL);
+            snprintf(err, errlen, "%s: %s", path,
+                     nomem ? "out of memory" : "the substituted value is not valid UTF-8");
+            rc = nomem ? TK_ENOMEM : TK_EINVAL;
         }
-        return 0;
+        free(out);
+        return rc;
     }
     if (json_is_object(v)) {
         const char *k;
@@ -195,22 +215,24 @@ static int in_choices(const char *choices, const char *s)
     return 0;
 }
 
-/* Converts *slot to the field's type where a string spells it; 0, or -1 if impossible. */
+/* Converts *slot to the field's type where a string spells it; 0, -1 if impossible, or
+ * TK_ENOMEM. */
 static int coerce(json_t **slot, tk_config_type t)
 {
     json_t *v = *slot;
     json_t *nv = NULL;
+    int spelled = 0; /* the text spells a value of the type: NULL means out of memory */
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
         if (t == TK_CFG_INT && *s) {
             errno = 0;
             long long x = strtoll(s, &end, 10);
-            if (*end == '\0' && errno == 0)
+            if ((spelled = *end == '\0' && errno == 0))
                 nv = json_integer(x);
         } else if (t == TK_CFG_DOUBLE && *s) {
             double x = strtod(s, &end);
-            if (*end == '\0')
+            if ((spelled = *end == '\0'))
                 nv = json_real(x);
         } else if (t == TK_CFG_BOOL) {
             if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
@@ -219,6 +241,7 @@ static int coerce(json_t **slot, tk_config_type t)
                 nv = json_false();
         } else if (t == TK_CFG_STRING_LIST) {
             /* "a,b,c" (typically from one environment variable) becomes a list */
+            spelled = 1;
             nv = json_array();
             const char *p = s;
             while (nv && *p) {
@@ -230,18 +253,21 @@ static int coerce(json_t **slot, tk_config_type t)
                 }
                 while (len && p[len - 1] == ' ')
                     len--;
-                if (len)
-                    json_array_append_new(nv, json_stringn(p, len));
+                if (len && json_array_append_new(nv, json_stringn(p, len))) {
+                    json_decref(nv);
+                    return TK_ENOMEM;
+                }
                 if (!comma)
                     break;
                 p = comma + 1;
             }
         }
     } else if (json_is_integer(v) && t == TK_CFG_DOUBLE) {
+        spelled = 1;
         nv = json_real((double)json_integer_value(v));
     }
     if (!nv)
-        return -1;
+        return spelled ? TK_ENOMEM : -1;
     json_decref(*slot);
     *slot = nv;
     return 0;
@@ -277,6 +303,12 @@ static void known_keys(const tk_config_field *schema, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
+static int out_of_memory(const char *path, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: out of memory", *path ? path : "(top level)");
+    return TK_ENOMEM;
+}
+
 int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
                        size_t errlen)
 {
@@ -284,7 +316,7 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
         json_decref(*slot);
         *slot = json_object();
         if (!*slot)
-            return TK_ENOMEM;
+            return out_of_memory(path, err, errlen);
     }
     json_t *obj = *slot;
     if (!json_is_object(obj)) {
@@ -319,14 +351,18 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
             if (f->default_json) {
                 json_error_t je;
                 json_t *d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
+                if (!d && no_memory(&je))
+                    return out_of_memory(sub, err, errlen);
                 if (!d) {
                     snprintf(err, errlen, "%s: the schema's default is not valid JSON: %s", sub,
                              je.text);
                     return TK_EINVAL;
                 }
-                json_object_set_new(obj, f->name, d);
+                if (json_object_set_new(obj, f->name, d))
+                    return out_of_memory(sub, err, errlen);
             } else if (f->type == TK_CFG_OBJECT) {
-                json_object_set_new(obj, f->name, json_object());
+                if (json_object_set_new(obj, f->name, json_object()))
+                    return out_of_memory(sub, err, errlen);
             } else {
                 json_object_del(obj, f->name);
                 continue;
@@ -335,7 +371,12 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
         }
         if (!type_ok(v, f->type)) {
             json_t *c = json_incref(v);
-            if (coerce(&c, f->type) != 0) {
+            int rc = coerce(&c, f->type);
+            if (rc == TK_ENOMEM) {
+                json_decref(c);
+                return out_of_memory(sub, err, errlen);
+            }
+            if (rc != 0) {
                 json_decref(c);
                 if (json_is_string(v))
                     snprintf(err, errlen, "%s: expected %s, got the string \"%.80s\"", sub,
@@ -345,7 +386,8 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
                              tk_config_json_kind(v));
                 return TK_EINVAL;
             }
-            json_object_set_new(obj, f->name, c);
+            if (json_object_set_new(obj, f->name, c))
+                return out_of_memory(sub, err, errlen);
             v = c;
         }
         if (f->type == TK_CFG_STRING && f->choices &&
@@ -367,8 +409,8 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
         if (f->type == TK_CFG_OBJECT && f->children) {
             json_t *child = json_incref(v);
             int rc = tk_config_validate(&child, f->children, sub, err, errlen);
-            if (rc == 0)
-                json_object_set(obj, f->name, child);
+            if (rc == 0 && json_object_set(obj, f->name, child))
+                rc = out_of_memory(sub, err, errlen);
             json_decref(child);
             if (rc)
                 return rc;

@@ -229,6 +229,10 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         char jpath[64];
         snprintf(jpath, sizeof(jpath), "%s.config", pc->jpath);
         inst->config = pc->config ? json_deep_copy(pc->config) : NULL;
+        if (pc->config && !inst->config) {
+            snprintf(err, errlen, "out of memory");
+            return TK_ENOMEM;
+        }
         if (!t->schema && inst->config && json_object_size(inst->config) > 0) {
             snprintf(err, errlen, "%s: %s: plugin %s takes no configuration", s->path, jpath,
                      t->desc->name);

@@ -147,6 +147,8 @@ tk_resilience *tk_resilience_new(json_t *section, tk_metrics *metrics, char *err
         char path[300];
         snprintf(path, sizeof(path), "resiliency.targets.%s", name);
         json_t *copy = json_deep_copy(over);
+        if (!copy)
+            snprintf(err, errlen, "%s: out of memory", path);
         if (!copy || tk_config_validate(&copy, target_over, path, err, errlen)) {
             json_decref(copy);
             goto fail;

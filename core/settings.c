@@ -172,8 +172,10 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
         return fail(err, errlen, s->path, "plugins: expected an array of plugin instances");
     s->nplugins = json_array_size(arr);
     s->plugins = calloc(s->nplugins ? s->nplugins : 1, sizeof(*s->plugins));
-    if (!s->plugins)
+    if (!s->plugins) {
+        fail(err, errlen, s->path, "out of memory");
         return TK_ENOMEM;
+    }
     for (size_t i = 0; i < s->nplugins; i++) {
         tk_plugin_conf *pc = &s->plugins[i];
         snprintf(pc->jpath, sizeof(pc->jpath), "plugins[%zu]", i);
@@ -198,7 +200,10 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
             snprintf(cpath, sizeof(cpath), "%s.consume", pc->jpath);
             json_incref(consume);
             rc = tk_config_validate(&consume, consume_fields, cpath, msg, sizeof(msg));
-            json_object_set(entry, "consume", consume);
+            if (rc == 0 && json_object_set(entry, "consume", consume)) {
+                snprintf(msg, sizeof(msg), "%s: out of memory", cpath);
+                rc = TK_ENOMEM;
+            }
             json_decref(consume);
             if (rc)
                 return fail(err, errlen, s->path, msg);

@@ -196,6 +196,59 @@ START_TEST(test_check_config_command_reports_line_and_exits_2)
 }
 END_TEST
 
+/* JSON allocations fail from the n-th on (n < 0: never), to walk every failure path. */
+static long alloc_left = -1;
+static void *failing_malloc(size_t size)
+{
+    if (alloc_left == 0)
+        return NULL;
+    if (alloc_left > 0)
+        alloc_left--;
+    return malloc(size);
+}
+
+START_TEST(test_out_of_memory_is_a_clear_error_at_any_point)
+{
+    setenv("TK_TEST_ORIGINS", "http://a.test, http://b.test", 1);
+    char *path =
+        th_write(dir, "c.json",
+                 "{\"http\": {\"cors_origins\": \"${TK_TEST_ORIGINS}\","
+                 " \"body_limit\": \"2048\"},"
+                 " \"resiliency\": {\"retry\": {\"backoff\": 3},"
+                 "  \"targets\": {\"ai.x\": {\"retry\": {\"attempts\": 2}}}},"
+                 " \"plugins\": [{\"name\": \"w\", \"load\": \"x\", \"config\": {\"a\": 1},"
+                 "  \"consume\": {\"topics\": \"a,b\", \"retry\": {\"attempts\": \"4\"}}}]}");
+    json_malloc_t orig_malloc;
+    json_free_t orig_free;
+    json_get_alloc_funcs(&orig_malloc, &orig_free);
+    json_set_alloc_funcs(failing_malloc, free);
+    int failures = 0;
+    for (long n = 0;; n++) {
+        char err[1024] = "";
+        alloc_left = n;
+        tk_settings *s = tk_settings_load(path, err, sizeof(err));
+        int injected = alloc_left == 0;
+        alloc_left = -1;
+        if (s) {
+            ck_assert_int_eq(s->http_body_limit, 2048);
+            ck_assert_uint_eq(json_array_size(s->http_cors_origins), 2);
+            tk_settings_free(s);
+            if (!injected)
+                break; /* every allocation it makes has been failed once */
+            continue;
+        }
+        /* a failure is reported as what it is, never as a wrong value in the file */
+        ck_assert_msg(injected, "failed with no allocation failing: %s", err);
+        ck_assert_msg(strstr(err, "c.json") && strstr(err, ": out of memory"), "allocation %ld: %s",
+                      n, err);
+        failures++;
+    }
+    json_set_alloc_funcs(orig_malloc, orig_free);
+    ck_assert_int_gt(failures, 10);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_shipped_configs_pass_check_config)
 {
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
@@ -247,6 +300,7 @@ int main(void)
     tcase_add_test(tc, test_duplicate_json_keys_are_refused);
     tcase_add_test(tc, test_check_config_command_reports_line_and_exits_2);
     tcase_add_test(tc, test_shipped_configs_pass_check_config);
+    tcase_add_test(tc, test_out_of_memory_is_a_clear_error_at_any_point);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }
