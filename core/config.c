@@ -8,15 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Did jansson fail for want of memory? Its parser says so only sometimes (memory running out
- * inside a token reads as a syntax error, and as invalid UTF-8 when setting a string), so a
- * failure is also checked against a fresh allocation.
- */
-static int no_memory(const json_error_t *je)
+int tk_config_json_no_memory(const json_error_t *je)
 {
     if (je && (json_error_code(je) == json_error_out_of_memory || je->line < 0))
         return 1;
+    /* when the parser blames the text instead, see whether anything can be allocated */
     json_t *probe = json_object();
     json_decref(probe);
     return probe == NULL;
@@ -32,7 +28,7 @@ json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
     }
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
-    if (!root && no_memory(&je)) {
+    if (!root && tk_config_json_no_memory(&je)) {
         snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
@@ -148,7 +144,7 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
         }
         rc = json_string_set(v, out);
         if (rc != 0) {
-            int nomem = no_memory(NULL);
+            int nomem = tk_config_json_no_memory(NULL);
             snprintf(err, errlen, "%s: %s", path,
                      nomem ? "out of memory" : "the substituted value is not valid UTF-8");
             rc = nomem ? TK_ENOMEM : TK_EINVAL;
@@ -351,7 +347,7 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
             if (f->default_json) {
                 json_error_t je;
                 json_t *d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
-                if (!d && no_memory(&je))
+                if (!d && tk_config_json_no_memory(&je))
                     return out_of_memory(sub, err, errlen);
                 if (!d) {
                     snprintf(err, errlen, "%s: the schema's default is not valid JSON: %s", sub,

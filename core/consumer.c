@@ -53,6 +53,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     tk_consumer *c = opaque;
     (void)rk;
     json_t *s = json_loadb(json, len, 0, NULL);
+    if (!s)
+        return 0; /* out of memory: the last known state stands */
     int up = 0;
     const char *name;
     json_t *b, *t;

@@ -75,6 +75,17 @@ static void set_paused(tk_consumer *c, part *p, int pause)
     p->paused = pause;
 }
 
+/* Waits ms, or less when the consumer stops: 0 when the whole wait passed, -1 when stopping. */
+static int pause_ms(tk_consumer *c, int ms)
+{
+    pthread_mutex_lock(&c->lock);
+    struct timespec t = tk_deadline_ms(ms);
+    while (!atomic_load(&c->stop) && pthread_cond_timedwait(&c->sleep, &c->lock, &t) == 0)
+        ;
+    pthread_mutex_unlock(&c->lock);
+    return atomic_load(&c->stop) ? -1 : 0;
+}
+
 /* ---- dead-letter ------------------------------------------------------ */
 
 /* Publishes m to the DLQ with the EVENTS.md headers; retries until done or stop. 0 when done. */
@@ -107,7 +118,10 @@ static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *
         tk_delivery d;
         if (tk_delivery_init(&d, 1)) {
             rd_kafka_headers_destroy(h);
-            return -1;
+            tk_logf(c->instance, TK_LOG_ERROR, "out of memory dead-lettering to %s; retrying", dlq);
+            if (pause_ms(c, 1000))
+                return -1;
+            continue;
         }
         if (tk_produce(c->producer, dlq, m->key ? key : NULL, m->payload, m->len, h, &d, 0))
             rd_kafka_headers_destroy(h);
@@ -127,17 +141,15 @@ static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *
             return -1;
         tk_logf(c->instance, TK_LOG_ERROR, "publishing to %s failed (%s); retrying", dlq,
                 rd_kafka_err2str(e));
-        pthread_mutex_lock(&c->lock);
-        struct timespec t = tk_deadline_ms(1000);
-        if (!atomic_load(&c->stop))
-            pthread_cond_timedwait(&c->sleep, &c->lock, &t);
-        pthread_mutex_unlock(&c->lock);
+        if (pause_ms(c, 1000))
+            return -1;
     }
 }
 
 /* ---- handling one message ------------------------------------------------ */
 
-/* Fills e from m; 0, or -1 with the reason in why when the value is not an event. */
+/* Fills e from m; 0, or (with the reason in why) TK_EINVAL when the value is not an event,
+ * TK_ENOMEM when memory ran out. */
 static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *e, char *why,
                        size_t whylen)
 {
@@ -152,8 +164,9 @@ static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
         tk_event_headers(&e->ev, h, e->hdrs, sizeof(e->hdrs) / sizeof(e->hdrs[0]), e->traceparent,
                          sizeof(e->traceparent));
-    if (tk_event_decode(m->payload, m->len, &e->ev, &e->doc, why, whylen) != 0)
-        return -1;
+    int rc = tk_event_decode(m->payload, m->len, &e->ev, &e->doc, why, whylen);
+    if (rc != 0)
+        return rc;
     e->decoded = 1;
     return 0;
 }
@@ -164,7 +177,15 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
     atomic_fetch_add(&c->n_consumed, 1);
     event_slot slot;
     char why[512];
-    if (build_event(c, m, &slot, why, sizeof(why)) != 0) {
+    int rc;
+    while ((rc = build_event(c, m, &slot, why, sizeof(why))) == TK_ENOMEM) {
+        /* not the message's fault: it is decoded again once memory is back */
+        tk_logf(c->instance, TK_LOG_ERROR, "out of memory decoding %s[%d]@%lld; again in 1 s",
+                rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        if (pause_ms(c, 1000))
+            return -1;
+    }
+    if (rc != 0) {
         /* a poison message: no handler call can help it */
         if (dead_letter(c, m, why, 0))
             return -1;
@@ -173,7 +194,7 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
     }
     tk_event ev = slot.ev;
     tk_event_doc doc = slot.doc;
-    int rc = -1;
+    rc = -1;
     for (int attempt = 1;; attempt++) {
         ev.attempt = (uint32_t)attempt;
         tk_log_context(NULL, ev.traceparent);
@@ -188,12 +209,7 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
         }
         if (r == TK_CONSUME_RETRY && attempt < c->attempts) {
             atomic_fetch_add(&c->n_retried, 1);
-            pthread_mutex_lock(&c->lock);
-            struct timespec t = tk_deadline_ms(c->delay_ms);
-            while (!atomic_load(&c->stop) && pthread_cond_timedwait(&c->sleep, &c->lock, &t) == 0)
-                ;
-            pthread_mutex_unlock(&c->lock);
-            if (atomic_load(&c->stop))
+            if (pause_ms(c, c->delay_ms))
                 break; /* not finished: redelivered after the restart */
             continue;
         }
@@ -337,6 +353,22 @@ void *tk_consumer_worker(void *arg)
 
 /* ---- messages in, partitions assigned and revoked --------------------------- */
 
+/* Doubles a partition's queue. 0, or -1 when out of memory (the queue is unchanged). Lock held. */
+static int grow_queue(part *p)
+{
+    size_t cap = p->cap ? p->cap * 2 : 64;
+    rd_kafka_message_t **q = malloc(cap * sizeof(*q));
+    if (!q)
+        return -1;
+    for (size_t i = 0; i < p->len; i++)
+        q[i] = p->q[(p->head + i) % p->cap];
+    free(p->q);
+    p->q = q;
+    p->head = 0;
+    p->cap = cap;
+    return 0;
+}
+
 void tk_consumer_enqueue(tk_consumer *c, rd_kafka_message_t *m)
 {
     pthread_mutex_lock(&c->lock);
@@ -346,20 +378,19 @@ void tk_consumer_enqueue(tk_consumer *c, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    if (p->len == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        rd_kafka_message_t **q = malloc(cap * sizeof(*q));
-        if (!q) {
-            pthread_mutex_unlock(&c->lock);
-            rd_kafka_message_destroy(m); /* not stored: it comes again */
+    /* only this (the poll) thread frees partitions, so p outlives the waits */
+    for (int told = 0; p->len == p->cap && grow_queue(p) != 0; told = 1) {
+        /* dropping the message would let the offsets of later ones be stored past it */
+        pthread_mutex_unlock(&c->lock);
+        if (!told)
+            tk_logf(c->instance, TK_LOG_ERROR,
+                    "out of memory queueing %s[%d]@%lld; waiting for memory",
+                    rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        if (pause_ms(c, 100)) {
+            rd_kafka_message_destroy(m); /* stopping: not stored, it comes again */
             return;
         }
-        for (size_t i = 0; i < p->len; i++)
-            q[i] = p->q[(p->head + i) % p->cap];
-        free(p->q);
-        p->q = q;
-        p->head = 0;
-        p->cap = cap;
+        pthread_mutex_lock(&c->lock);
     }
     p->q[(p->head + p->len) % p->cap] = m;
     p->len++;
@@ -377,6 +408,11 @@ void tk_consumer_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
         if (!p) {
             p = calloc(1, sizeof(*p));
             if (!p || !(p->topic = strdup(parts->elems[i].topic))) {
+                /* its messages are dropped unstored (tk_consumer_enqueue): the partition
+                 * stalls here until the next rebalance, which hands them out again */
+                tk_logf(c->instance, TK_LOG_ERROR,
+                        "out of memory taking %s[%d]; it waits for the next rebalance",
+                        parts->elems[i].topic, (int)parts->elems[i].partition);
                 free(p);
                 continue;
             }

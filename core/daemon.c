@@ -246,9 +246,12 @@ static tk_broker *start_embedded_broker(const tk_settings *s, char *err, size_t 
         const char *t = json_string_value(json_array_get(s->kafka_topics, i));
         size_t len = strlen(t) + 5;
         topics[i] = t;
-        if ((dlqs[i] = malloc(len)))
-            snprintf(dlqs[i], len, "%s.dlq", t);
-        topics[n + i] = dlqs[i] ? dlqs[i] : t;
+        if (!(dlqs[i] = malloc(len))) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        snprintf(dlqs[i], len, "%s.dlq", t);
+        topics[n + i] = dlqs[i];
     }
     b = tk_broker_start(1, s->kafka_partitions, topics, 2 * n, err, errlen);
 done:
@@ -447,8 +450,14 @@ static int start_serving(run_ctx *d)
     if (!stop_requested(&d->sc) && start_consumers(s, &d->loader, d->brokers, d->producer,
                                                    d->metrics, &d->cs, d->err, sizeof(d->err)))
         return failed(d, 2);
-    if (d->http && s->dapr_enabled &&
-        tk_dapr_routes(d->http, &d->loader, s->dapr_pubsub, s->dapr_app_token) < 0) {
+    int rc = d->http && s->dapr_enabled
+                 ? tk_dapr_routes(d->http, &d->loader, s->dapr_pubsub, s->dapr_app_token)
+                 : 0;
+    if (rc == TK_ENOMEM) {
+        snprintf(d->err, sizeof(d->err), "dapr: out of memory");
+        return failed(d, 1);
+    }
+    if (rc < 0) {
         snprintf(d->err, sizeof(d->err), "dapr: cannot register its routes (taken by a plugin?)");
         return failed(d, 2);
     }

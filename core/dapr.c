@@ -43,7 +43,7 @@ static int route_subscribe(void *ud, const tk_http_request *req, tk_http_respons
     dapr *d = ud;
     (void)req;
     json_t *list = json_array();
-    for (size_t i = 0; i < d->loader->n; i++) {
+    for (size_t i = 0; list && i < d->loader->n; i++) {
         tk_instance *inst = d->loader->inst[i];
         if (!inst->consume)
             continue;
@@ -53,8 +53,13 @@ static int route_subscribe(void *ud, const tk_http_request *req, tk_http_respons
         json_t *t;
         size_t k;
         json_array_foreach(json_object_get(inst->consume, "topics"), k, t)
-            json_array_append_new(list, json_pack("{s:s,s:O,s:s}", "pubsubname", d->pubsub, "topic",
-                                                  t, "route", route ? route : def));
+        {
+            if (json_array_append_new(list, json_pack("{s:s,s:O,s:s}", "pubsubname", d->pubsub,
+                                                      "topic", t, "route", route ? route : def))) {
+                json_decref(list);
+                return TK_ENOMEM; /* a partial list would unsubscribe the rest */
+            }
+        }
     }
     return json_answer(resp, 200, list);
 }
@@ -79,7 +84,12 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
     ev.traceparent = tk_http_req_header(req, "traceparent");
     tk_event_doc doc;
     char why[512];
-    if (tk_event_decode(body, len, &ev, &doc, why, sizeof(why)) != 0) {
+    int rc = tk_event_decode(body, len, &ev, &doc, why, sizeof(why));
+    if (rc == TK_ENOMEM) { /* not the event's fault: Dapr delivers it again */
+        tk_logf(inst->name, TK_LOG_ERROR, "dapr delivery: %s; asking for a retry", why);
+        return json_answer(resp, 200, json_pack("{s:s}", "status", "RETRY"));
+    }
+    if (rc != 0) {
         tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
         return json_answer(resp, 200, json_pack("{s:s}", "status", "DROP"));
     }
@@ -102,6 +112,8 @@ int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
     g_dapr.loader = loader;
     g_dapr.pubsub = strdup(pubsub && *pubsub ? pubsub : "pubsub");
     g_dapr.token = app_token && *app_token ? strdup(app_token) : NULL;
+    if (!g_dapr.pubsub || (app_token && *app_token && !g_dapr.token))
+        return TK_ENOMEM;
     int rc = tk_http_route(http, "GET", "/dapr/subscribe", route_subscribe, &g_dapr, "core");
     /* Deliveries push events into consumers (and on to users' streams): without a token
      * anyone who reaches the port could forge them, so the route is then not served. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ids.h"
 #include "log.h"
 
@@ -32,6 +33,10 @@ int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *d
     memset(doc, 0, sizeof(*doc));
     json_error_t je;
     doc->root = value ? json_loadb(value, len, 0, &je) : NULL;
+    if (!doc->root && value && tk_config_json_no_memory(&je)) {
+        snprintf(why, whylen, "out of memory");
+        return TK_ENOMEM;
+    }
     if (!doc->root) {
         snprintf(why, whylen, "not JSON: %s", value ? je.text : "empty message");
         return TK_EINVAL;

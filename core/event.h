@@ -26,7 +26,8 @@ void tk_event_init(tk_event *ev, const char *topic, const char *group, const voi
 /*
  * Fills the decoded fields of ev (id, type, source, time, subject, user_id,
  * payload, data) from a message value. 0, or TK_EINVAL with the reason in
- * why when the value is not JSON or not an event (no id or no type).
+ * why when the value is not JSON or not an event (no id or no type), or
+ * TK_ENOMEM ("out of memory") when decoding it ran out of memory.
  */
 int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
                     size_t whylen);
