@@ -119,7 +119,10 @@ static const char *h_config_list_get(const tk_instance *inst, const char *path, 
 static char *h_config_json(const tk_instance *inst, const char *path)
 {
     json_t *v = cfg(inst, path, is_any, "a value");
-    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+    if (v && !text)
+        tk_logf(inst->name, TK_LOG_ERROR, "config key %s: out of memory", path);
+    return text;
 }
 
 static void h_free(void *p) { free(p); }
@@ -147,8 +150,10 @@ static tk_metric *metric_new(tk_instance *inst, tk_metric_kind kind, const char 
         return NULL;
     }
     tk_metric_handle *h = calloc(1, sizeof(*h));
-    if (!h)
+    if (!h) {
+        tk_logf(inst->name, TK_LOG_ERROR, "metric %s: out of memory", name);
         return NULL;
+    }
     h->family = f;
     h->inst = inst;
     h->next = inst->metrics;

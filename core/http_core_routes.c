@@ -24,15 +24,19 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
             json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
     }
     json_t *o = json_object();
-    int ready = 1;
-    json_object_set_new(o, "status", json_string("ready"));
+    int ready = 1, failed = !o || json_object_set_new(o, "status", json_string("ready"));
     for (int i = 0; i < srv->nprobes; i++) {
         int ok = srv->probes[i].fn(srv->probes[i].ud);
         ready &= ok;
-        json_object_set_new(o, srv->probes[i].name, json_string(ok ? "connected" : "unreachable"));
+        failed |= json_object_set_new(o, srv->probes[i].name,
+                                      json_string(ok ? "connected" : "unreachable")) != 0;
     }
     if (!ready)
-        json_object_set_new(o, "status", json_string("not_ready"));
+        failed |= json_object_set_new(o, "status", json_string("not_ready")) != 0;
+    if (failed) { /* an answer without a probe's line would hide it */
+        json_decref(o);
+        return TK_ENOMEM;
+    }
     return tk_http_json_reply(resp, ready ? 200 : 503, o);
 }
 

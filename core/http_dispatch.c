@@ -272,8 +272,11 @@ enum MHD_Result tk_http_on_request(void *cls, struct MHD_Connection *conn, const
     (void)version;
     if (!req) {
         req = calloc(1, sizeof(*req));
-        if (!req)
+        if (!req) {
+            tk_logf(NULL, TK_LOG_ERROR,
+                    "http: out of memory for a request; closing its connection");
             return MHD_NO;
+        }
         *con_cls = req;
         pthread_mutex_lock(&srv->active_lock);
         srv->active++;
@@ -316,8 +319,13 @@ enum MHD_Result tk_http_on_request(void *cls, struct MHD_Connection *conn, const
             while (req->body_len + n + 1 > cap)
                 cap *= 2;
             char *b = realloc(req->body, cap);
-            if (!b)
+            if (!b) {
+                const char *kv[] = {"path", req->path, "request_id", req->request_id};
+                tk_log_write(NULL, TK_LOG_ERROR,
+                             "http: out of memory for a request body; closing its connection", kv,
+                             2);
                 return MHD_NO;
+            }
             req->body = b;
             req->body_cap = cap;
         }

@@ -198,8 +198,15 @@ void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_ctx *c = calloc(1, sizeof(*c));
         *socket_context = c;
-        if (!c)
+        if (!c) {
+            /* untracked, it would escape the limits and deadlines: cut it */
+            const union MHD_ConnectionInfo *fd =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (fd)
+                shutdown(fd->connect_fd, SHUT_RDWR);
+            tk_logf(NULL, TK_LOG_ERROR, "http: out of memory for a connection; cutting it");
             return;
+        }
         c->conn = conn;
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);

@@ -84,11 +84,16 @@ int tk_http_json_reply(tk_http_response *resp, int status, json_t *o)
 {
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
-    if (!txt)
-        return TK_ENOMEM;
+    /* out of memory, the status still stands, with no body rather than an earlier one */
     tk_http_resp_status(resp, status);
-    int rc = tk_http_resp_body(resp, JSON_CT, txt, strlen(txt));
+    int rc = txt ? tk_http_resp_body(resp, JSON_CT, txt, strlen(txt)) : TK_ENOMEM;
     free(txt);
+    if (rc) {
+        free(resp->body);
+        free(resp->content_type);
+        resp->body = resp->content_type = NULL;
+        resp->len = 0;
+    }
     return rc;
 }
 
@@ -240,11 +245,15 @@ void tk_http_preflight(tk_http_server *srv, tk_http_request *req)
     }
     const char *want = tk_http_req_header(req, "Access-Control-Request-Headers");
     tk_http_resp_status(resp, 204);
-    tk_http_resp_body(resp, "text/plain; charset=utf-8", "", 0);
-    tk_http_resp_header(resp, "Access-Control-Allow-Methods",
-                        "GET, POST, PUT, PATCH, DELETE, OPTIONS");
-    tk_http_resp_header(
-        resp, "Access-Control-Allow-Headers",
-        want && header_value_ok(want) ? want : "Authorization, Content-Type, X-Request-ID");
-    tk_http_resp_header(resp, "Access-Control-Max-Age", "600");
+    if (tk_http_resp_body(resp, "text/plain; charset=utf-8", "", 0) ||
+        tk_http_resp_header(resp, "Access-Control-Allow-Methods",
+                            "GET, POST, PUT, PATCH, DELETE, OPTIONS") ||
+        tk_http_resp_header(
+            resp, "Access-Control-Allow-Headers",
+            want && header_value_ok(want) ? want : "Authorization, Content-Type, X-Request-ID") ||
+        tk_http_resp_header(resp, "Access-Control-Max-Age", "600")) {
+        tk_logf(NULL, TK_LOG_ERROR, "CORS preflight: out of memory");
+        tk_http_resp_clear(resp);
+        tk_http_resp_error(resp, 500, "Internal server error");
+    }
 }

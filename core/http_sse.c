@@ -163,6 +163,8 @@ tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*o
     } else if (s) {
         resp->sse = s;
         resp->status = 200;
+    } else {
+        tk_logf(NULL, TK_LOG_ERROR, "event stream: out of memory");
     }
     return s;
 }
