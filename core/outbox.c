@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "event.h"
 #include "log.h"
 
@@ -25,7 +26,12 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
 {
     if (!conn || !topic || !*topic || !type || !*type || !payload_json)
         return TK_EINVAL;
-    json_t *payload = json_loads(payload_json, 0, NULL);
+    json_error_t je;
+    json_t *payload = json_loads(payload_json, 0, &je);
+    if (!payload && tk_config_json_no_memory(&je)) {
+        tk_logf(NULL, TK_LOG_ERROR, "outbox: out of memory reading a %s event's payload", type);
+        return TK_ENOMEM;
+    }
     if (!json_is_object(payload)) {
         json_decref(payload);
         return TK_EINVAL;
