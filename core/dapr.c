@@ -26,18 +26,6 @@ typedef struct dapr {
 
 static dapr g_dapr; /* one per process, like the HTTP server */
 
-static int json_answer(tk_http_response *resp, int status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text)
-        return TK_ENOMEM;
-    tk_http_resp_status(resp, status);
-    int rc = tk_http_resp_body(resp, "application/json; charset=utf-8", text, strlen(text));
-    free(text);
-    return rc;
-}
-
 static int route_subscribe(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     dapr *d = ud;
@@ -61,7 +49,7 @@ static int route_subscribe(void *ud, const tk_http_request *req, tk_http_respons
             }
         }
     }
-    return json_answer(resp, 200, list);
+    return tk_http_json_reply(resp, 200, list);
 }
 
 static int route_event(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -87,21 +75,21 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
     int rc = tk_event_decode(body, len, &ev, &doc, why, sizeof(why));
     if (rc == TK_ENOMEM) { /* not the event's fault: Dapr delivers it again */
         tk_logf(inst->name, TK_LOG_ERROR, "dapr delivery: %s; asking for a retry", why);
-        return json_answer(resp, 200, json_pack("{s:s}", "status", "RETRY"));
+        return tk_http_json_reply(resp, 200, json_pack("{s:s}", "status", "RETRY"));
     }
     if (rc != 0) {
         tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
-        return json_answer(resp, 200, json_pack("{s:s}", "status", "DROP"));
+        return tk_http_json_reply(resp, 200, json_pack("{s:s}", "status", "DROP"));
     }
     const tk_event *one = &ev;
     tk_consume_result r;
     tk_instance_consume(inst, &one, 1, &r);
     tk_event_doc_free(&doc);
-    return json_answer(resp, 200,
-                       json_pack("{s:s}", "status",
-                                 r == TK_CONSUME_OK      ? "SUCCESS"
-                                 : r == TK_CONSUME_RETRY ? "RETRY"
-                                                         : "DROP"));
+    return tk_http_json_reply(resp, 200,
+                              json_pack("{s:s}", "status",
+                                        r == TK_CONSUME_OK      ? "SUCCESS"
+                                        : r == TK_CONSUME_RETRY ? "RETRY"
+                                                                : "DROP"));
 }
 
 int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
