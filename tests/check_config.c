@@ -196,17 +196,6 @@ START_TEST(test_check_config_command_reports_line_and_exits_2)
 }
 END_TEST
 
-/* JSON allocations fail from the n-th on (n < 0: never), to walk every failure path. */
-static long alloc_left = -1;
-static void *failing_malloc(size_t size)
-{
-    if (alloc_left == 0)
-        return NULL;
-    if (alloc_left > 0)
-        alloc_left--;
-    return malloc(size);
-}
-
 START_TEST(test_out_of_memory_is_a_clear_error_at_any_point)
 {
     setenv("TK_TEST_ORIGINS", "http://a.test, http://b.test", 1);
@@ -218,17 +207,13 @@ START_TEST(test_out_of_memory_is_a_clear_error_at_any_point)
                  "  \"targets\": {\"ai.x\": {\"retry\": {\"attempts\": 2}}}},"
                  " \"plugins\": [{\"name\": \"w\", \"load\": \"x\", \"config\": {\"a\": 1},"
                  "  \"consume\": {\"topics\": \"a,b\", \"retry\": {\"attempts\": \"4\"}}}]}");
-    json_malloc_t orig_malloc;
-    json_free_t orig_free;
-    json_get_alloc_funcs(&orig_malloc, &orig_free);
-    json_set_alloc_funcs(failing_malloc, free);
     int failures = 0;
     for (long n = 0;; n++) {
         char err[1024] = "";
-        alloc_left = n;
+        th_json_alloc_fail_after(n);
         tk_settings *s = tk_settings_load(path, err, sizeof(err));
-        int injected = alloc_left == 0;
-        alloc_left = -1;
+        int injected = th_json_alloc_failed();
+        th_json_alloc_restore();
         if (s) {
             ck_assert_int_eq(s->http_body_limit, 2048);
             ck_assert_uint_eq(json_array_size(s->http_cors_origins), 2);
@@ -243,7 +228,6 @@ START_TEST(test_out_of_memory_is_a_clear_error_at_any_point)
                       n, err);
         failures++;
     }
-    json_set_alloc_funcs(orig_malloc, orig_free);
     ck_assert_int_gt(failures, 10);
     free(path);
 }

@@ -430,33 +430,19 @@ END_TEST
 
 /* Memory running out is not a poison message: the consumer decodes it again instead of
  * dead-lettering it, so decoding must tell the two apart. */
-static long allocs_left = -1;
-static void *failing_malloc(size_t size)
-{
-    if (allocs_left == 0)
-        return NULL;
-    if (allocs_left > 0)
-        allocs_left--;
-    return malloc(size);
-}
-
 START_TEST(test_decoding_tells_memory_running_out_from_a_poison_message)
 {
     const char *good = "{\"specversion\":\"1.0\",\"id\":\"e-1\",\"type\":\"task.created\","
                        "\"data\":{\"user_id\":7,\"payload\":{\"title\":\"a long enough title\"}}}";
-    json_malloc_t orig_malloc;
-    json_free_t orig_free;
-    json_get_alloc_funcs(&orig_malloc, &orig_free);
-    json_set_alloc_funcs(failing_malloc, free);
     int nomem = 0;
     for (long n = 0;; n++) {
         tk_event ev;
         tk_event_doc doc;
         char why[256] = "";
         tk_event_init(&ev, "task-events", "g", good, strlen(good));
-        allocs_left = n;
+        th_json_alloc_fail_after(n);
         int rc = tk_event_decode(good, strlen(good), &ev, &doc, why, sizeof(why));
-        allocs_left = -1;
+        th_json_alloc_restore();
         if (rc == 0) {
             ck_assert_str_eq(ev.id, "e-1");
             ck_assert_str_eq(ev.user_id, "7");
@@ -467,7 +453,6 @@ START_TEST(test_decoding_tells_memory_running_out_from_a_poison_message)
                       "allocation %ld: rc %d: %s", n, rc, why);
         nomem++;
     }
-    json_set_alloc_funcs(orig_malloc, orig_free);
     ck_assert_int_gt(nomem, 3);
     /* with memory, the same text cut short is what it is */
     tk_event ev;
