@@ -320,36 +320,35 @@ static int h_ai_chat(tk_instance *inst, const char *provider, const char *reques
 
 /* ---- users (ABI 1.4) ------------------------------------------------------------ */
 
-static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void *ud)
+/* Whether inst may set the process's authenticator now: 0, or the code to answer. */
+static int can_set_authenticator(const tk_instance *inst, int has_fn)
 {
-    if (!fn)
+    if (!has_fn)
         return TK_EINVAL;
     if (!inst->rt->http)
         return TK_EUNAVAILABLE;
-    if (!inst->rt->in_init)
-        return TK_ESTATE;
-    int rc = tk_http_set_authenticator(inst->rt->http, fn, ud);
+    return inst->rt->in_init ? 0 : TK_ESTATE;
+}
+
+/* The answer of setting it, with the refusal logged when another plugin was first. */
+static int authenticator_set(const tk_instance *inst, int rc)
+{
     if (rc == TK_EEXIST)
         tk_logf(inst->name, TK_LOG_ERROR,
-                "another plugin already authenticates this process's "
-                "requests");
+                "another plugin already authenticates this process's requests");
     return rc;
+}
+
+static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void *ud)
+{
+    int rc = can_set_authenticator(inst, fn != NULL);
+    return rc ? rc : authenticator_set(inst, tk_http_set_authenticator(inst->rt->http, fn, ud));
 }
 
 static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, void *ud)
 {
-    if (!fn)
-        return TK_EINVAL;
-    if (!inst->rt->http)
-        return TK_EUNAVAILABLE;
-    if (!inst->rt->in_init)
-        return TK_ESTATE;
-    int rc = tk_http_set_authenticator2(inst->rt->http, fn, ud);
-    if (rc == TK_EEXIST)
-        tk_logf(inst->name, TK_LOG_ERROR,
-                "another plugin already authenticates this process's "
-                "requests");
-    return rc;
+    int rc = can_set_authenticator(inst, fn != NULL);
+    return rc ? rc : authenticator_set(inst, tk_http_set_authenticator2(inst->rt->http, fn, ud));
 }
 
 static const tk_host host_table = {
