@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int tk_config_json_no_memory(const json_error_t *je)
+{
+    if (je && (json_error_code(je) == json_error_out_of_memory || je->line < 0))
+        return 1;
+    /* when the parser blames the text instead, see whether anything can be allocated */
+    json_t *probe = json_object();
+    json_decref(probe);
+    return probe == NULL;
+}
+
 json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -18,6 +28,10 @@ json_t *tk_config_parse_file(const char *path, char *err, size_t errlen)
     }
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
+    if (!root && tk_config_json_no_memory(&je)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: syntax error: %s", path, je.line, je.column, je.text);
         return NULL;
@@ -129,12 +143,14 @@ static int subst_walk(json_t *v, char *path, size_t pathcap, char *err, size_t e
             return rc;
         }
         rc = json_string_set(v, out);
-        free(out);
         if (rc != 0) {
-            snprintf(err, errlen, "%s: the substituted value is not valid UTF-8", path);
-            return TK_EINVAL;
+            int nomem = tk_config_json_no_memory(NULL);
+            snprintf(err, errlen, "%s: %s", path,
+                     nomem ? "out of memory" : "the substituted value is not valid UTF-8");
+            rc = nomem ? TK_ENOMEM : TK_EINVAL;
         }
-        return 0;
+        free(out);
+        return rc;
     }
     if (json_is_object(v)) {
         const char *k;
@@ -195,22 +211,24 @@ static int in_choices(const char *choices, const char *s)
     return 0;
 }
 
-/* Converts *slot to the field's type where a string spells it; 0, or -1 if impossible. */
+/* Converts *slot to the field's type where a string spells it; 0, -1 if impossible, or
+ * TK_ENOMEM. */
 static int coerce(json_t **slot, tk_config_type t)
 {
     json_t *v = *slot;
     json_t *nv = NULL;
+    int spelled = 0; /* the text spells a value of the type: NULL means out of memory */
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
         if (t == TK_CFG_INT && *s) {
             errno = 0;
             long long x = strtoll(s, &end, 10);
-            if (*end == '\0' && errno == 0)
+            if ((spelled = *end == '\0' && errno == 0))
                 nv = json_integer(x);
         } else if (t == TK_CFG_DOUBLE && *s) {
             double x = strtod(s, &end);
-            if (*end == '\0')
+            if ((spelled = *end == '\0'))
                 nv = json_real(x);
         } else if (t == TK_CFG_BOOL) {
             if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
@@ -219,6 +237,7 @@ static int coerce(json_t **slot, tk_config_type t)
                 nv = json_false();
         } else if (t == TK_CFG_STRING_LIST) {
             /* "a,b,c" (typically from one environment variable) becomes a list */
+            spelled = 1;
             nv = json_array();
             const char *p = s;
             while (nv && *p) {
@@ -230,18 +249,21 @@ static int coerce(json_t **slot, tk_config_type t)
                 }
                 while (len && p[len - 1] == ' ')
                     len--;
-                if (len)
-                    json_array_append_new(nv, json_stringn(p, len));
+                if (len && json_array_append_new(nv, json_stringn(p, len))) {
+                    json_decref(nv);
+                    return TK_ENOMEM;
+                }
                 if (!comma)
                     break;
                 p = comma + 1;
             }
         }
     } else if (json_is_integer(v) && t == TK_CFG_DOUBLE) {
+        spelled = 1;
         nv = json_real((double)json_integer_value(v));
     }
     if (!nv)
-        return -1;
+        return spelled ? TK_ENOMEM : -1;
     json_decref(*slot);
     *slot = nv;
     return 0;
@@ -277,22 +299,16 @@ static void known_keys(const tk_config_field *schema, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
-int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
-                       size_t errlen)
+static int out_of_memory(const char *path, char *err, size_t errlen)
 {
-    if (!*slot || json_is_null(*slot)) {
-        json_decref(*slot);
-        *slot = json_object();
-        if (!*slot)
-            return TK_ENOMEM;
-    }
-    json_t *obj = *slot;
-    if (!json_is_object(obj)) {
-        snprintf(err, errlen, "%s: expected an object, got %s", *path ? path : "(top level)",
-                 tk_config_json_kind(obj));
-        return TK_EINVAL;
-    }
-    char sub[1024];
+    snprintf(err, errlen, "%s: out of memory", *path ? path : "(top level)");
+    return TK_ENOMEM;
+}
+
+/* The first key of obj the schema does not know: an error listing the known ones. */
+static int check_keys(json_t *obj, const tk_config_field *schema, const char *path, char *err,
+                      size_t errlen)
+{
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val)
@@ -308,73 +324,118 @@ int tk_config_validate(json_t **slot, const tk_config_field *schema, const char 
             return TK_EINVAL;
         }
     }
-    for (const tk_config_field *f = schema; f && f->name; f++) {
+    return 0;
+}
+
+/* A key absent from obj (or null): an error when required, else its default put in. 1 when it
+ * stays absent (no default), 0 when it is there now, or a negative code. */
+static int fill_default(json_t *obj, const tk_config_field *f, const char *sub, char *err,
+                        size_t errlen)
+{
+    if (f->required) {
+        snprintf(err, errlen, "%s: required key is missing (%s)", sub, type_name(f->type));
+        return TK_EINVAL;
+    }
+    json_t *d = NULL;
+    if (f->default_json) {
+        json_error_t je;
+        d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
+        if (!d && tk_config_json_no_memory(&je))
+            return out_of_memory(sub, err, errlen);
+        if (!d) {
+            snprintf(err, errlen, "%s: the schema's default is not valid JSON: %s", sub, je.text);
+            return TK_EINVAL;
+        }
+    } else if (f->type == TK_CFG_OBJECT) {
+        d = json_object();
+    } else {
+        json_object_del(obj, f->name);
+        return 1;
+    }
+    return json_object_set_new(obj, f->name, d) ? out_of_memory(sub, err, errlen) : 0;
+}
+
+/* The value of a present key: its type (strings converted), choices, range, children. */
+static int check_value(json_t *obj, const tk_config_field *f, const char *sub, char *err,
+                       size_t errlen)
+{
+    json_t *v = json_object_get(obj, f->name);
+    if (!type_ok(v, f->type)) {
+        json_t *c = json_incref(v);
+        int rc = coerce(&c, f->type);
+        if (rc != 0)
+            json_decref(c);
+        if (rc == TK_ENOMEM)
+            return out_of_memory(sub, err, errlen);
+        if (rc != 0 && json_is_string(v))
+            snprintf(err, errlen, "%s: expected %s, got the string \"%.80s\"", sub,
+                     type_name(f->type), json_string_value(v));
+        else if (rc != 0)
+            snprintf(err, errlen, "%s: expected %s, got %s", sub, type_name(f->type),
+                     tk_config_json_kind(v));
+        if (rc != 0)
+            return TK_EINVAL;
+        if (json_object_set_new(obj, f->name, c))
+            return out_of_memory(sub, err, errlen);
+        v = c;
+    }
+    if (f->type == TK_CFG_STRING && f->choices && !in_choices(f->choices, json_string_value(v))) {
+        snprintf(err, errlen, "%s: \"%.80s\" is not one of %s", sub, json_string_value(v),
+                 f->choices);
+        return TK_EINVAL;
+    }
+    if (f->has_range && (f->type == TK_CFG_INT || f->type == TK_CFG_DOUBLE) &&
+        !(json_number_value(v) >= f->min && json_number_value(v) <= f->max)) {
+        if (f->type == TK_CFG_INT)
+            snprintf(err, errlen, "%s: %lld is outside %.0f..%.0f", sub,
+                     (long long)json_integer_value(v), f->min, f->max);
+        else
+            snprintf(err, errlen, "%s: %g is outside %g..%g", sub, json_number_value(v), f->min,
+                     f->max);
+        return TK_EINVAL;
+    }
+    if (f->type == TK_CFG_OBJECT && f->children) {
+        json_t *child = json_incref(v);
+        int rc = tk_config_validate(&child, f->children, sub, err, errlen);
+        if (rc == 0 && json_object_set(obj, f->name, child))
+            rc = out_of_memory(sub, err, errlen);
+        json_decref(child);
+        return rc;
+    }
+    return 0;
+}
+
+int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
+                       size_t errlen)
+{
+    if (!*slot || json_is_null(*slot)) {
+        json_decref(*slot);
+        *slot = json_object();
+        if (!*slot)
+            return out_of_memory(path, err, errlen);
+    }
+    json_t *obj = *slot;
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "%s: expected an object, got %s", *path ? path : "(top level)",
+                 tk_config_json_kind(obj));
+        return TK_EINVAL;
+    }
+    int rc = check_keys(obj, schema, path, err, errlen);
+    for (const tk_config_field *f = schema; rc == 0 && f && f->name; f++) {
+        char sub[1024];
         snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", f->name);
         json_t *v = json_object_get(obj, f->name);
         if (!v || json_is_null(v)) {
-            if (f->required) {
-                snprintf(err, errlen, "%s: required key is missing (%s)", sub, type_name(f->type));
-                return TK_EINVAL;
-            }
-            if (f->default_json) {
-                json_error_t je;
-                json_t *d = json_loads(f->default_json, JSON_DECODE_ANY, &je);
-                if (!d) {
-                    snprintf(err, errlen, "%s: the schema's default is not valid JSON: %s", sub,
-                             je.text);
-                    return TK_EINVAL;
-                }
-                json_object_set_new(obj, f->name, d);
-            } else if (f->type == TK_CFG_OBJECT) {
-                json_object_set_new(obj, f->name, json_object());
-            } else {
-                json_object_del(obj, f->name);
+            rc = fill_default(obj, f, sub, err, errlen);
+            if (rc == 1) {
+                rc = 0;
                 continue;
             }
-            v = json_object_get(obj, f->name);
         }
-        if (!type_ok(v, f->type)) {
-            json_t *c = json_incref(v);
-            if (coerce(&c, f->type) != 0) {
-                json_decref(c);
-                if (json_is_string(v))
-                    snprintf(err, errlen, "%s: expected %s, got the string \"%.80s\"", sub,
-                             type_name(f->type), json_string_value(v));
-                else
-                    snprintf(err, errlen, "%s: expected %s, got %s", sub, type_name(f->type),
-                             tk_config_json_kind(v));
-                return TK_EINVAL;
-            }
-            json_object_set_new(obj, f->name, c);
-            v = c;
-        }
-        if (f->type == TK_CFG_STRING && f->choices &&
-            !in_choices(f->choices, json_string_value(v))) {
-            snprintf(err, errlen, "%s: \"%.80s\" is not one of %s", sub, json_string_value(v),
-                     f->choices);
-            return TK_EINVAL;
-        }
-        if (f->has_range && (f->type == TK_CFG_INT || f->type == TK_CFG_DOUBLE) &&
-            !(json_number_value(v) >= f->min && json_number_value(v) <= f->max)) {
-            if (f->type == TK_CFG_INT)
-                snprintf(err, errlen, "%s: %lld is outside %.0f..%.0f", sub,
-                         (long long)json_integer_value(v), f->min, f->max);
-            else
-                snprintf(err, errlen, "%s: %g is outside %g..%g", sub, json_number_value(v), f->min,
-                         f->max);
-            return TK_EINVAL;
-        }
-        if (f->type == TK_CFG_OBJECT && f->children) {
-            json_t *child = json_incref(v);
-            int rc = tk_config_validate(&child, f->children, sub, err, errlen);
-            if (rc == 0)
-                json_object_set(obj, f->name, child);
-            json_decref(child);
-            if (rc)
-                return rc;
-        }
+        if (rc == 0)
+            rc = check_value(obj, f, sub, err, errlen);
     }
-    return 0;
+    return rc;
 }
 
 /* tk_config_field as plugins built for ABI 1.0 to 1.5 lay it out. */

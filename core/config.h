@@ -21,18 +21,19 @@ int tk_config_subst_env(json_t *root, char *err, size_t errlen);
 int tk_config_subst_string(const char *in, char **out, char *var, size_t varlen);
 
 /*
- * Validates the object at *slot (created when NULL) against `schema`:
- * unknown keys, missing required keys, wrong types and values outside
- * choices are errors "PATH: reason". Fills defaults and converts strings to
- * the declared type. `path` names the object for messages ("" at the top).
- */
-/*
  * A schema of a plugin built for ABI 1.5 or older (whose tk_config_field has no range
  * members) copied to this layout, children too. NULL when out of memory.
  */
 tk_config_field *tk_config_schema_upgrade(const void *old_schema);
 void tk_config_schema_free(tk_config_field *schema);
 
+/*
+ * Validates the object at *slot (created when NULL) against `schema`:
+ * unknown keys, missing required keys, wrong types, values outside choices
+ * or ranges are errors "PATH: reason" (TK_EINVAL), memory running out is
+ * "PATH: out of memory" (TK_ENOMEM). Fills defaults and converts strings to
+ * the declared type. `path` names the object for messages ("" at the top).
+ */
 int tk_config_validate(json_t **slot, const tk_config_field *schema, const char *path, char *err,
                        size_t errlen);
 
@@ -41,5 +42,12 @@ json_t *tk_config_get(json_t *obj, const char *dotted);
 
 /* Describes a JSON value's type for messages ("a string", "an integer", ...). */
 const char *tk_config_json_kind(const json_t *v);
+
+/*
+ * Did a failed jansson call fail for want of memory? `je`: the error it
+ * filled, or NULL when it fills none. (The parser says so only sometimes:
+ * memory running out inside a token reads as a syntax error.)
+ */
+int tk_config_json_no_memory(const json_error_t *je);
 
 #endif

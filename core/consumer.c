@@ -1,512 +1,21 @@
 /* The consumer runtime: one Kafka consumer group per plugin instance with a `consume`
- * section, at-least-once, per-partition order on a worker pool, retries and DLQ. */
+ * section, at-least-once, per-partition order on a worker pool, retries and DLQ. This
+ * file joins the group and runs the poll thread; consumer_work.c runs the partitions. */
 #include "consumer.h"
 
+#include <jansson.h>
 #include <pthread.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
-#include "event.h"
+#include "consumer_internal.h"
+#include "consumer_work.h"
 #include "log.h"
 
-/* One assigned partition: its queue and whether a worker is on it. */
-typedef struct part {
-    char *topic;
-    int32_t partition;
-    rd_kafka_message_t **q; /* ring buffer */
-    size_t head, len, cap;
-    int busy, revoked, paused, in_runq;
-    int64_t done;          /* offset after the last finished message, -1: none yet */
-    int64_t stored;        /* the last offset handed to rd_kafka_offsets_store */
-    struct part *next;     /* in the consumer's list */
-    struct part *run_next; /* in the run queue */
-} part;
-
-struct tk_consumer {
-    tk_consumer_options o;
-    char *instance, *group, *dlq;
-    const tk_plugin *desc;
-    /* the plugin's consume_batch (ABI 1.4), or NULL */
-    void (*batch)(void *state, const tk_event *const *events, size_t n, tk_consume_result *results);
-    void *state;
-    tk_producer *producer;
-    rd_kafka_t *rk;
-    pthread_t poller;
-    pthread_t *workers;
-    int nworkers;
-    atomic_int stop;
-    atomic_int joined, brokers_up;
-    pthread_mutex_t lock;
-    pthread_cond_t work;  /* a partition became runnable, or stop */
-    pthread_cond_t idle;  /* a worker finished a message */
-    pthread_cond_t sleep; /* retry delays wait here, so stop cuts them short */
-    part *parts;
-    part *runq_head, *runq_tail;
-    tk_metric_family *m_consumed, *m_ok, *m_retried, *m_dlq, *m_rebalance, *m_lag;
-    /* hot-path counts, added to the metrics once a second (no registry lock per message) */
-    atomic_long n_consumed, n_ok, n_retried;
-    struct timespec last_store;
-};
-
-/* Messages a worker takes from one partition at a time (order is kept: one worker per
- * partition). */
-#define BATCH 64
-
-static void count(tk_metric_family *f, const tk_consumer *c, const char *extra)
-{
-    const char *v[] = {c->instance, extra};
-    tk_metric_add(f, v, 1);
-}
-
-static part *find_part(tk_consumer *c, const char *topic, int32_t partition)
-{
-    for (part *p = c->parts; p; p = p->next)
-        if (p->partition == partition && strcmp(p->topic, topic) == 0)
-            return p;
-    return NULL;
-}
-
-static void runq_push(tk_consumer *c, part *p)
-{
-    if (p->in_runq || p->busy || p->revoked || p->len == 0)
-        return;
-    p->in_runq = 1;
-    p->run_next = NULL;
-    if (c->runq_tail)
-        c->runq_tail->run_next = p;
-    else
-        c->runq_head = p;
-    c->runq_tail = p;
-    pthread_cond_signal(&c->work);
-}
-
-static part *runq_pop(tk_consumer *c)
-{
-    part *p = c->runq_head;
-    if (p) {
-        c->runq_head = p->run_next;
-        if (!c->runq_head)
-            c->runq_tail = NULL;
-        p->in_runq = 0;
-    }
-    return p;
-}
-
-static void drop_queue(part *p)
-{
-    while (p->len) {
-        rd_kafka_message_destroy(p->q[p->head]);
-        p->head = (p->head + 1) % p->cap;
-        p->len--;
-    }
-}
-
-/* Pause or resume one partition (lock held; librdkafka calls are thread-safe). */
-static void set_paused(tk_consumer *c, part *p, int pause)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-    if (pause)
-        rd_kafka_pause_partitions(c->rk, l);
-    else
-        rd_kafka_resume_partitions(c->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    p->paused = pause;
-}
-
-/* ---- dead-letter ------------------------------------------------------ */
-
-/* Publishes m to the DLQ with the EVENTS.md headers; retries until done or stop. 0 when done. */
-static int dead_letter(tk_consumer *c, const rd_kafka_message_t *m, const char *why, int attempts)
-{
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    char dlq[512], num[32];
-    snprintf(dlq, sizeof(dlq), "%s", c->dlq ? c->dlq : "");
-    if (!c->dlq)
-        snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
-    for (;;) {
-        rd_kafka_headers_t *h = NULL;
-        rd_kafka_headers_t *orig = NULL;
-        if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
-            h = rd_kafka_headers_copy(orig);
-        else
-            h = rd_kafka_headers_new(8);
-        rd_kafka_header_add(h, "x-taskora-error", -1, why, -1);
-        rd_kafka_header_add(h, "x-taskora-consumer", -1, c->instance, -1);
-        snprintf(num, sizeof(num), "%d", attempts);
-        rd_kafka_header_add(h, "x-taskora-attempts", -1, num, -1);
-        rd_kafka_header_add(h, "x-taskora-original-topic", -1, topic, -1);
-        snprintf(num, sizeof(num), "%d", (int)m->partition);
-        rd_kafka_header_add(h, "x-taskora-original-partition", -1, num, -1);
-        snprintf(num, sizeof(num), "%lld", (long long)m->offset);
-        rd_kafka_header_add(h, "x-taskora-original-offset", -1, num, -1);
-        char key[512] = "";
-        if (m->key && m->key_len < sizeof(key))
-            memcpy(key, m->key, m->key_len), key[m->key_len] = '\0';
-        tk_delivery d;
-        if (tk_delivery_init(&d, 1)) {
-            rd_kafka_headers_destroy(h);
-            return -1;
-        }
-        if (tk_produce(c->producer, dlq, m->key ? key : NULL, m->payload, m->len, h, &d, 0))
-            rd_kafka_headers_destroy(h);
-        int stopped = tk_delivery_wait(&d, &c->stop);
-        if (stopped) {
-            tk_producer_purge(c->producer);
-            tk_delivery_wait(&d, NULL);
-        }
-        rd_kafka_resp_err_t e = d.errs[0];
-        tk_delivery_free(&d);
-        if (!e) {
-            tk_logf(c->instance, TK_LOG_WARN, "dead-lettered %s[%d]@%lld to %s: %s", topic,
-                    (int)m->partition, (long long)m->offset, dlq, why);
-            return 0;
-        }
-        if (stopped || atomic_load(&c->stop))
-            return -1;
-        tk_logf(c->instance, TK_LOG_ERROR, "publishing to %s failed (%s); retrying", dlq,
-                rd_kafka_err2str(e));
-        pthread_mutex_lock(&c->lock);
-        struct timespec t = tk_deadline_ms(1000);
-        if (!atomic_load(&c->stop))
-            pthread_cond_timedwait(&c->sleep, &c->lock, &t);
-        pthread_mutex_unlock(&c->lock);
-    }
-}
-
-/* ---- handling one message ------------------------------------------------ */
-
-/* What one message hands the plugin: the event and the storage its fields point into. */
-typedef struct event_slot {
-    tk_event ev;
-    tk_event_header hdrs[32];
-    char traceparent[128];
-    tk_event_doc doc;
-    int decoded;
-} event_slot;
-
-/* Fills e from m; 0, or -1 with the reason in why when the value is not an event. */
-static int build_event(tk_consumer *c, const rd_kafka_message_t *m, event_slot *e, char *why,
-                       size_t whylen)
-{
-    memset(&e->ev, 0, sizeof(e->ev));
-    e->ev = (tk_event){.struct_size = sizeof(tk_event),
-                       .topic = rd_kafka_topic_name(m->rkt),
-                       .partition = m->partition,
-                       .offset = m->offset,
-                       .key = m->key,
-                       .key_len = m->key_len,
-                       .value = m->payload,
-                       .value_len = m->len,
-                       .group = c->group};
-    e->traceparent[0] = '\0';
-    e->decoded = 0;
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        tk_event_headers(&e->ev, h, e->hdrs, sizeof(e->hdrs) / sizeof(e->hdrs[0]), e->traceparent,
-                         sizeof(e->traceparent));
-    if (tk_event_decode(m->payload, m->len, &e->ev, &e->doc, why, whylen) != 0)
-        return -1;
-    e->decoded = 1;
-    return 0;
-}
-
-/* One event through the plugin: consume, or consume_batch with n = 1. */
-static tk_consume_result call_one(tk_consumer *c, const tk_event *ev)
-{
-    if (c->desc->consume)
-        return c->desc->consume(c->state, ev);
-    tk_consume_result r = TK_CONSUME_RETRY;
-    c->batch(c->state, &ev, 1, &r);
-    return r;
-}
-
-/* Handles m: 0 when it is finished (its offset may be stored), -1 when stop interrupted it. */
-static int handle(tk_consumer *c, const rd_kafka_message_t *m)
-{
-    atomic_fetch_add(&c->n_consumed, 1);
-    event_slot slot;
-    char why[512];
-    if (build_event(c, m, &slot, why, sizeof(why)) != 0) {
-        /* a poison message: no handler call can help it */
-        if (dead_letter(c, m, why, 0))
-            return -1;
-        count(c->m_dlq, c, "undecodable");
-        return 0;
-    }
-    tk_event ev = slot.ev;
-    tk_event_doc doc = slot.doc;
-    int rc = -1;
-    for (int attempt = 1;; attempt++) {
-        ev.attempt = (uint32_t)attempt;
-        tk_log_context(NULL, ev.traceparent);
-        tk_consume_result r = call_one(c, &ev);
-        tk_log_context(NULL, NULL);
-        if (r == TK_CONSUME_OK) {
-            atomic_fetch_add(&c->n_ok, 1);
-            rc = 0;
-            break;
-        }
-        if (r == TK_CONSUME_RETRY && attempt < c->o.attempts) {
-            atomic_fetch_add(&c->n_retried, 1);
-            pthread_mutex_lock(&c->lock);
-            struct timespec t = tk_deadline_ms(c->o.delay_ms);
-            while (!atomic_load(&c->stop) && pthread_cond_timedwait(&c->sleep, &c->lock, &t) == 0)
-                ;
-            pthread_mutex_unlock(&c->lock);
-            if (atomic_load(&c->stop))
-                break; /* not finished: redelivered after the restart */
-            continue;
-        }
-        snprintf(why, sizeof(why), "%s",
-                 r == TK_CONSUME_RETRY ? "handler asked to retry; attempts exhausted"
-                                       : "handler failed the event");
-        if (dead_letter(c, m, why, attempt) == 0) {
-            count(c->m_dlq, c, r == TK_CONSUME_RETRY ? "retries_exhausted" : "failed");
-            rc = 0;
-        }
-        break;
-    }
-    tk_event_doc_free(&doc);
-    return rc;
-}
-
-/* Adds the hot-path counts to the metrics. */
-static void publish_counts(tk_consumer *c)
-{
-    const char *v[] = {c->instance};
-    tk_metric_add(c->m_consumed, v, (double)atomic_exchange(&c->n_consumed, 0));
-    tk_metric_add(c->m_ok, v, (double)atomic_exchange(&c->n_ok, 0));
-    tk_metric_add(c->m_retried, v, (double)atomic_exchange(&c->n_retried, 0));
-}
-
-/*
- * Hands librdkafka the offsets of finished messages (only of `revoked`
- * partitions when only_revoked). Partitions run one message at a time, in
- * order, so `done` is always the end of a contiguous finished run.
- * Lock held.
- */
-static void store_offsets(tk_consumer *c, int only_revoked)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    for (part *p = c->parts; p; p = p->next) {
-        if (p->done <= p->stored || (only_revoked && !p->revoked))
-            continue;
-        if (!l)
-            l = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->done;
-        p->stored = p->done;
-    }
-    if (!l)
-        return;
-    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
-    if (e)
-        tk_logf(c->instance, TK_LOG_WARN, "storing offsets: %s", rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/*
- * Decodes n messages and hands the decodable ones to consume_batch at once.
- * results[i] is meaningful where slots[i].decoded. Returns n.
- */
-static size_t run_batch(tk_consumer *c, rd_kafka_message_t **msgs, size_t n, event_slot *slots,
-                        tk_consume_result *results)
-{
-    const tk_event *evs[BATCH];
-    size_t idx[BATCH], k = 0;
-    char why[512];
-    for (size_t i = 0; i < n; i++) {
-        results[i] = TK_CONSUME_RETRY;
-        if (build_event(c, msgs[i], &slots[i], why, sizeof(why)) == 0) {
-            slots[i].ev.attempt = 1;
-            evs[k] = &slots[i].ev;
-            idx[k++] = i;
-        }
-    }
-    if (k > 0) {
-        tk_consume_result r[BATCH];
-        for (size_t j = 0; j < k; j++)
-            r[j] = TK_CONSUME_RETRY;
-        c->batch(c->state, evs, k, r);
-        for (size_t j = 0; j < k; j++) {
-            results[idx[j]] = r[j];
-            if (r[j] == TK_CONSUME_OK) {
-                atomic_fetch_add(&c->n_consumed, 1);
-                atomic_fetch_add(&c->n_ok, 1);
-            }
-        }
-    }
-    return n;
-}
-
-static void *worker_main(void *arg)
-{
-    tk_consumer *c = arg;
-    rd_kafka_message_t *batch[BATCH];
-    event_slot *slots = c->batch ? calloc(BATCH, sizeof(*slots)) : NULL;
-    pthread_mutex_lock(&c->lock);
-    for (;;) {
-        part *p = NULL;
-        while (!atomic_load(&c->stop) && !(p = runq_pop(c)))
-            pthread_cond_wait(&c->work, &c->lock);
-        if (atomic_load(&c->stop))
-            break; /* queued messages are left unstored: redelivered after a restart */
-        if (p->revoked || p->len == 0)
-            continue;
-        size_t n = 0;
-        while (n < BATCH && p->len) {
-            batch[n++] = p->q[p->head];
-            p->head = (p->head + 1) % p->cap;
-            p->len--;
-        }
-        p->busy = 1;
-        if (p->paused && p->len <= (size_t)c->o.queue_max / 2 && !p->revoked)
-            set_paused(c, p, 0);
-        pthread_mutex_unlock(&c->lock);
-
-        /* with consume_batch: the decodable messages in one call first; what it did not
-         * finish (and undecodable ones) then go one by one through handle() */
-        tk_consume_result results[BATCH];
-        size_t batched = c->batch && n > 1 && slots ? run_batch(c, batch, n, slots, results) : 0;
-        size_t finished = 0;
-        while (finished < n) {
-            int ok =
-                finished < batched && slots[finished].decoded && results[finished] == TK_CONSUME_OK;
-            if (!ok && handle(c, batch[finished]) != 0)
-                break;
-            pthread_mutex_lock(&c->lock);
-            p->done = batch[finished]->offset + 1;
-            pthread_mutex_unlock(&c->lock);
-            finished++;
-        }
-        for (size_t i = 0; i < batched; i++)
-            if (slots[i].decoded)
-                tk_event_doc_free(&slots[i].doc);
-
-        pthread_mutex_lock(&c->lock);
-        /* an interrupted batch: the rest stays unstored and comes again */
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(batch[i]);
-        p->busy = 0;
-        if (finished < n)
-            drop_queue(p);
-        runq_push(c, p);
-        pthread_cond_broadcast(&c->idle);
-    }
-    pthread_mutex_unlock(&c->lock);
-    free(slots);
-    return NULL;
-}
-
-/* ---- the poll thread: messages in, rebalances ----------------------------- */
-
-static void enqueue(tk_consumer *c, rd_kafka_message_t *m)
-{
-    pthread_mutex_lock(&c->lock);
-    part *p = find_part(c, rd_kafka_topic_name(m->rkt), m->partition);
-    if (!p || p->revoked) {
-        pthread_mutex_unlock(&c->lock);
-        rd_kafka_message_destroy(m);
-        return;
-    }
-    if (p->len == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        rd_kafka_message_t **q = malloc(cap * sizeof(*q));
-        if (!q) {
-            pthread_mutex_unlock(&c->lock);
-            rd_kafka_message_destroy(m); /* not stored: it comes again */
-            return;
-        }
-        for (size_t i = 0; i < p->len; i++)
-            q[i] = p->q[(p->head + i) % p->cap];
-        free(p->q);
-        p->q = q;
-        p->head = 0;
-        p->cap = cap;
-    }
-    p->q[(p->head + p->len) % p->cap] = m;
-    p->len++;
-    if (!p->paused && p->len >= (size_t)c->o.queue_max)
-        set_paused(c, p, 1);
-    runq_push(c, p);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void on_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
-{
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < parts->cnt; i++) {
-        part *p = find_part(c, parts->elems[i].topic, parts->elems[i].partition);
-        if (!p) {
-            p = calloc(1, sizeof(*p));
-            if (!p || !(p->topic = strdup(parts->elems[i].topic))) {
-                free(p);
-                continue;
-            }
-            p->partition = parts->elems[i].partition;
-            p->next = c->parts;
-            c->parts = p;
-        }
-        p->revoked = 0;
-        p->paused = 0;
-        p->done = p->stored = -1;
-    }
-    pthread_mutex_unlock(&c->lock);
-    tk_logf(c->instance, TK_LOG_INFO, "assigned %d partition(s) in group %s", parts->cnt, c->group);
-}
-
-/* Finishes work on the revoked partitions, drops what was queued for them, and forgets them. */
-static void on_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
-{
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < parts->cnt; i++) {
-        part *p = find_part(c, parts->elems[i].topic, parts->elems[i].partition);
-        if (p) {
-            p->revoked = 1;
-            drop_queue(p); /* not started: their offsets are not stored, the next owner gets them */
-        }
-    }
-    /* take revoked partitions out of the run queue */
-    part *keep = c->runq_head;
-    c->runq_head = c->runq_tail = NULL;
-    while (keep) {
-        part *next = keep->run_next;
-        keep->in_runq = 0;
-        runq_push(c, keep);
-        keep = next;
-    }
-    for (;;) {
-        int busy = 0;
-        for (part *p = c->parts; p; p = p->next)
-            busy |= p->revoked && p->busy;
-        if (!busy)
-            break;
-        pthread_cond_wait(&c->idle, &c->lock);
-    }
-    store_offsets(c, 1);
-    /* unlink revoked partitions (none is busy or in the run queue now) */
-    part **pp = &c->parts;
-    while (*pp) {
-        part *p = *pp;
-        if (p->revoked && !p->in_runq) {
-            *pp = p->next;
-            free(p->q);
-            free(p->topic);
-            free(p);
-        } else {
-            pp = &p->next;
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        tk_logf(c->instance, TK_LOG_WARN, "committing offsets on revoke: %s", rd_kafka_err2str(e));
-    tk_logf(c->instance, TK_LOG_INFO, "revoked %d partition(s)", parts->cnt);
-}
+/* ---- the poll thread: messages in, rebalances, statistics ------------------ */
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -514,16 +23,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     tk_consumer *c = opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        on_assign(c, parts);
-        count(c->m_rebalance, c, "assign");
+        tk_consumer_assign(c, parts);
         if (cooperative)
             rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
         else
             rd_kafka_assign(rk, parts);
         atomic_store(&c->joined, 1);
     } else {
-        on_revoke(c, parts);
-        count(c->m_rebalance, c, "revoke");
+        tk_consumer_revoke(c, parts);
         if (cooperative)
             rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
         else
@@ -546,6 +53,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     tk_consumer *c = opaque;
     (void)rk;
     json_t *s = json_loadb(json, len, 0, NULL);
+    if (!s)
+        return 0; /* out of memory: the last known state stands */
     int up = 0;
     const char *name;
     json_t *b, *t;
@@ -582,12 +91,12 @@ static void *poll_main(void *arg)
     while (!atomic_load(&c->stop)) {
         if (tk_seconds_since(&last_publish) >= 1.0) {
             /* the hot-path counts reach /metrics once a second */
-            publish_counts(c);
+            tk_consumer_publish_counts(c);
             clock_gettime(CLOCK_MONOTONIC, &last_publish);
         }
         if (tk_seconds_since(&c->last_store) >= 0.1) {
             pthread_mutex_lock(&c->lock);
-            store_offsets(c, 0);
+            tk_consumer_store_offsets(c, 0);
             pthread_mutex_unlock(&c->lock);
             clock_gettime(CLOCK_MONOTONIC, &c->last_store);
         }
@@ -601,7 +110,7 @@ static void *poll_main(void *arg)
             continue;
         }
         atomic_store(&c->brokers_up, 1);
-        enqueue(c, m);
+        tk_consumer_enqueue(c, m);
     }
     return NULL;
 }
@@ -610,18 +119,15 @@ static void *poll_main(void *arg)
 
 static void free_consumer(tk_consumer *c)
 {
-    while (c->parts) {
-        part *p = c->parts;
-        c->parts = p->next;
-        drop_queue(p);
-        free(p->q);
-        free(p->topic);
-        free(p);
-    }
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
+    tk_consumer_free_parts(c);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->idle);
     pthread_cond_destroy(&c->sleep);
+    for (int i = 0; c->workers && i < c->nworkers; i++)
+        free(c->workers[i].slots);
     free(c->workers);
     free(c->instance);
     free(c->group);
@@ -629,28 +135,44 @@ static void free_consumer(tk_consumer *c)
     free(c);
 }
 
-tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *desc, void *state,
-                               tk_producer *producer, tk_metrics *metrics, char *err, size_t errlen)
+/* The consumer's memory: names, locks, workers (with their batch slots). NULL when out of it. */
+static tk_consumer *new_consumer(const tk_consumer_options *o, const tk_instance *inst,
+                                 tk_producer *producer)
 {
     tk_consumer *c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
+    if (!c)
         return NULL;
-    }
-    c->o = *o;
-    c->instance = strdup(o->instance);
-    c->group = strdup(o->group);
-    c->dlq = o->dlq && *o->dlq ? strdup(o->dlq) : NULL;
-    c->desc = desc;
-    if (desc->abi_minor >= 4 &&
-        desc->struct_size >= offsetof(tk_plugin, consume_batch) + sizeof(desc->consume_batch))
-        c->batch = desc->consume_batch;
-    c->state = state;
+    c->attempts = o->attempts;
+    c->delay_ms = o->delay_ms;
+    c->queue_max = o->queue_max;
+    c->broadcast = o->broadcast;
+    c->inst = inst;
+    c->batches = tk_plugin_consume_batch(inst->type->desc) != NULL;
     c->producer = producer;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->work, NULL);
     pthread_cond_init(&c->idle, NULL);
     tk_cond_init_monotonic(&c->sleep);
+    c->instance = strdup(inst->name);
+    c->group = strdup(o->group);
+    c->dlq = o->dlq && *o->dlq ? strdup(o->dlq) : NULL;
+    c->nworkers = o->workers > 0 ? o->workers : 1;
+    c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
+    int ok = c->instance && c->group && (c->dlq || !o->dlq || !*o->dlq) && c->workers;
+    for (int i = 0; ok && i < c->nworkers; i++) {
+        c->workers[i].c = c;
+        if (c->batches)
+            ok = (c->workers[i].slots = calloc(BATCH, sizeof(event_slot))) != NULL;
+    }
+    if (!ok) {
+        free_consumer(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void register_metrics(tk_consumer *c, tk_metrics *metrics)
+{
     char e[256];
     static const char *const l1[] = {"plugin", NULL};
     static const char *const l2[] = {"plugin", "reason", NULL};
@@ -672,12 +194,17 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     c->m_lag =
         tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_consumer_lag",
                           "Messages behind the end of the partition", l4, NULL, 0, e, sizeof(e));
+}
 
+/* The librdkafka configuration: fixed settings, the config's properties, the callbacks. */
+static rd_kafka_conf_t *consumer_conf(tk_consumer *c, const tk_consumer_options *o, char *err,
+                                      size_t errlen)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[512];
     const char *fixed[][2] = {
         {"bootstrap.servers", o->brokers},
-        {"group.id", o->group},
+        {"group.id", c->group},
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
         {"auto.offset.reset", "earliest"},
@@ -687,15 +214,13 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
         {"socket.nagle.disable", "true"}};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], why, sizeof(why))) {
-            snprintf(err, errlen, "consumer %s: %s", o->instance, why);
+            snprintf(err, errlen, "consumer %s: %s", c->instance, why);
             rd_kafka_conf_destroy(conf);
-            free_consumer(c);
             return NULL;
         }
     }
     if (tk_kafka_conf_apply(conf, o->props, o->nprops, err, errlen)) {
         rd_kafka_conf_destroy(conf);
-        free_consumer(c);
         return NULL;
     }
     /* what at-least-once rests on is not up to the config */
@@ -710,12 +235,21 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_log_cb(conf, tk_kafka_log);
+    return conf;
+}
+
+/* Creates the Kafka consumer and subscribes it to the topics. 0, or TK_EINVAL with err. */
+static int subscribe(tk_consumer *c, const tk_consumer_options *o, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = consumer_conf(c, o, err, errlen);
+    if (!conf)
+        return TK_EINVAL;
+    char why[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "consumer %s: %s", o->instance, why);
-        free_consumer(c);
-        return NULL;
+        snprintf(err, errlen, "consumer %s: %s", c->instance, why);
+        return TK_EINVAL;
     }
     rd_kafka_poll_set_consumer(c->rk);
     size_t nt = json_array_size(o->topics);
@@ -726,18 +260,64 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *de
     rd_kafka_resp_err_t se = rd_kafka_subscribe(c->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (se) {
-        snprintf(err, errlen, "consumer %s: subscribe: %s", o->instance, rd_kafka_err2str(se));
-        rd_kafka_destroy(c->rk);
+        snprintf(err, errlen, "consumer %s: subscribe: %s", c->instance, rd_kafka_err2str(se));
+        return TK_EINVAL;
+    }
+    return 0;
+}
+
+/* Ends the poll and worker threads that run: queued messages stay unstored. */
+static void stop_threads(tk_consumer *c)
+{
+    atomic_store(&c->stop, 1);
+    if (c->polling)
+        pthread_join(c->poller, NULL);
+    c->polling = 0;
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->work);
+    pthread_cond_broadcast(&c->sleep);
+    pthread_mutex_unlock(&c->lock);
+    for (int i = 0; i < c->nrunning; i++)
+        pthread_join(c->workers[i].thread, NULL);
+    c->nrunning = 0;
+}
+
+/* Starts the workers and the poll thread. 0, or TK_ERR with err (none left running). */
+static int start_threads(tk_consumer *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->nworkers; i++) {
+        if (pthread_create(&c->workers[i].thread, NULL, tk_consumer_worker, &c->workers[i]) != 0) {
+            snprintf(err, errlen, "consumer %s: cannot start worker %d of %d", c->instance, i + 1,
+                     c->nworkers);
+            stop_threads(c);
+            return TK_ERR;
+        }
+        c->nrunning++;
+    }
+    if (pthread_create(&c->poller, NULL, poll_main, c) != 0) {
+        snprintf(err, errlen, "consumer %s: cannot start its poll thread", c->instance);
+        stop_threads(c);
+        return TK_ERR;
+    }
+    c->polling = 1;
+    return 0;
+}
+
+tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_instance *inst,
+                               tk_producer *producer, tk_metrics *metrics, char *err, size_t errlen)
+{
+    tk_consumer *c = new_consumer(o, inst, producer);
+    if (!c) {
+        snprintf(err, errlen, "consumer %s: out of memory", inst->name);
+        return NULL;
+    }
+    register_metrics(c, metrics);
+    if (subscribe(c, o, err, errlen) || start_threads(c, err, errlen)) {
         free_consumer(c);
         return NULL;
     }
-    c->nworkers = o->workers > 0 ? o->workers : 1;
-    c->workers = calloc((size_t)c->nworkers, sizeof(pthread_t));
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_create(&c->workers[i], NULL, worker_main, c);
-    pthread_create(&c->poller, NULL, poll_main, c);
-    tk_logf(o->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)", nt,
-            o->group, c->nworkers);
+    tk_logf(c->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)",
+            json_array_size(o->topics), c->group, c->nworkers);
     return c;
 }
 
@@ -745,27 +325,19 @@ void tk_consumer_stop(tk_consumer *c)
 {
     if (!c)
         return;
-    atomic_store(&c->stop, 1);
-    pthread_join(c->poller, NULL);
+    stop_threads(c);
     pthread_mutex_lock(&c->lock);
-    pthread_cond_broadcast(&c->work);
-    pthread_cond_broadcast(&c->sleep);
+    tk_consumer_store_offsets(c, 0);
     pthread_mutex_unlock(&c->lock);
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_join(c->workers[i], NULL);
-    pthread_mutex_lock(&c->lock);
-    store_offsets(c, 0);
-    pthread_mutex_unlock(&c->lock);
-    publish_counts(c);
+    tk_consumer_publish_counts(c);
     /* leaves the group: the revoke commits the stored offsets */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
         tk_logf(c->instance, TK_LOG_WARN, "closing the consumer: %s", rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
     free_consumer(c);
 }
 
-int tk_consumer_broadcast(const tk_consumer *c) { return c->o.broadcast; }
+int tk_consumer_broadcast(const tk_consumer *c) { return c->broadcast; }
 
 int tk_consumer_ready(tk_consumer *c)
 {

@@ -6,16 +6,15 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "instance.h"
 #include "metrics.h"
 #include "producer.h"
-#include "taskora/plugin.h"
 
 typedef struct tk_consumer tk_consumer;
 
 typedef struct tk_consumer_options {
-    const char *instance; /* for logs, metrics and the x-taskora-consumer header */
-    const char *group;
-    json_t *topics; /* array of strings */
+    const char *group; /* see tk_instance_group */
+    json_t *topics;    /* array of strings */
     int workers;
     int attempts;    /* handler calls before the DLQ (RETRY answers) */
     int delay_ms;    /* between attempts */
@@ -28,10 +27,12 @@ typedef struct tk_consumer_options {
 } tk_consumer_options;
 
 /*
- * Joins the group and starts handing messages to desc->consume(state, ev).
- * The producer is used for DLQ messages. NULL + err on a bad option.
+ * Joins the group and starts handing messages to the instance's handler
+ * (tk_instance_consume); the instance's name appears in logs, metrics and the
+ * x-taskora-consumer header. The producer is used for DLQ messages. NULL +
+ * err on a bad option, or when memory or threads run out.
  */
-tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_plugin *desc, void *state,
+tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_instance *inst,
                                tk_producer *producer, tk_metrics *metrics, char *err,
                                size_t errlen);
 /*

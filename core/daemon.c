@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ai_registry.h"
 #include "broker.h"
 #include "clock.h"
 #include "consumer.h"
@@ -116,6 +117,31 @@ static int wait_for_stop(sigctl *c)
     return sig;
 }
 
+/* Starts the signal thread. 0, or -1 after logging why not. */
+static int signals_start(sigctl *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    if (pthread_create(&c->thread, NULL, signal_main, c) != 0) {
+        tk_logf(NULL, TK_LOG_ERROR, "cannot start the signal thread");
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends the signal thread once shutdown is done. */
+static void signals_stop(sigctl *c)
+{
+    atomic_store(&c->done, 1);
+    pthread_kill(c->thread, SIGUSR1);
+    pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+}
+
 static void register_core_metrics(tk_metrics *m, size_t ninstances)
 {
     char err[256];
@@ -166,10 +192,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         if (!inst->consume)
             continue;
         char group[256];
-        const char *g = json_string_value(json_object_get(inst->consume, "group"));
-        snprintf(group, sizeof(group), "%s", g ? g : "");
-        if (!g)
-            snprintf(group, sizeof(group), "taskora-%s", inst->name);
+        tk_instance_group(inst, group, sizeof(group));
         int broadcast = json_is_true(json_object_get(inst->consume, "broadcast"));
         if (broadcast) {
             /* a group no other process shares: each one sees every event */
@@ -181,7 +204,6 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         }
         json_t *retry = json_object_get(inst->consume, "retry");
         tk_consumer_options o = {
-            .instance = inst->name,
             .group = group,
             .topics = json_object_get(inst->consume, "topics"),
             .workers = (int)json_integer_value(json_object_get(inst->consume, "workers")),
@@ -195,8 +217,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
             .nprops = 2};
         if (o.attempts < 1)
             o.attempts = 1;
-        tk_consumer *c =
-            tk_consumer_start(&o, inst->type->desc, inst->state, producer, metrics, err, errlen);
+        tk_consumer *c = tk_consumer_start(&o, inst, producer, metrics, err, errlen);
         if (!c)
             return TK_EINVAL;
         cs->c[cs->n++] = c;
@@ -225,9 +246,12 @@ static tk_broker *start_embedded_broker(const tk_settings *s, char *err, size_t 
         const char *t = json_string_value(json_array_get(s->kafka_topics, i));
         size_t len = strlen(t) + 5;
         topics[i] = t;
-        if ((dlqs[i] = malloc(len)))
-            snprintf(dlqs[i], len, "%s.dlq", t);
-        topics[n + i] = dlqs[i] ? dlqs[i] : t;
+        if (!(dlqs[i] = malloc(len))) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        snprintf(dlqs[i], len, "%s.dlq", t);
+        topics[n + i] = dlqs[i];
     }
     b = tk_broker_start(1, s->kafka_partitions, topics, 2 * n, err, errlen);
 done:
@@ -242,6 +266,18 @@ done:
     return b;
 }
 
+/* Makes the AI provider instances reachable by name (ai_chat), before any plugin runs. */
+static int register_providers(tk_loader *l, tk_ai_registry *ai, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (tk_ai_registry_add(ai, l->inst[i])) {
+            snprintf(err, errlen, "out of memory");
+            return TK_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* Connections cost a descriptor each: take the most the system allows this process. */
 static void raise_fd_limit(void)
 {
@@ -252,109 +288,135 @@ static void raise_fd_limit(void)
     }
 }
 
-int tk_daemon_run(const tk_settings *s)
-{
+/* What `run` starts, in start order; tear_down ends it in reverse. */
+typedef struct run_ctx {
+    const tk_settings *s;
     char err[4096];
-    int code = 0;
-    tk_loader loader = {0};
-    tk_broker *broker = NULL;
-    tk_http_server *http = NULL;
-    tk_pg_pool *pool = NULL;
-    tk_producer *producer = NULL;
-    tk_relay *relay = NULL;
-    consumers cs = {0};
-    sigctl sc = {.timeout_ms = s->shutdown_timeout_ms};
-    raise_fd_limit();
-    pthread_mutex_init(&sc.lock, NULL);
-    pthread_cond_init(&sc.cond, NULL);
-    if (pthread_create(&sc.thread, NULL, signal_main, &sc) != 0) {
-        tk_logf(NULL, TK_LOG_ERROR, "cannot start the signal thread");
-        return 1;
-    }
-    tk_metrics *metrics = tk_metrics_new();
-    tk_runtime rt = {.app_id = s->app_id, .metrics = metrics, .loader = &loader};
-    if (!metrics) {
-        code = 1;
-        goto out;
-    }
-    rt.resilience = tk_resilience_new(s->resiliency, metrics, err, sizeof(err));
-    if (!rt.resilience) {
-        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-        code = 2;
-        goto out;
-    }
-    tk_logf(NULL, TK_LOG_INFO, "taskorad %s starting (config %s, plugin ABI %d.%d)",
-            PACKAGE_VERSION, s->path, TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
+    sigctl sc;
+    tk_metrics *metrics;
+    tk_ai_registry *ai;
+    tk_runtime rt;
+    tk_broker *broker;
+    tk_http_server *http;
+    tk_pg_pool *pool;
+    tk_loader loader;
+    const char *brokers; /* the embedded cluster's, or kafka.brokers */
+    size_t nconsume;     /* instances consuming in a group of their own (not broadcast) */
+    tk_producer *producer;
+    tk_relay *relay;
+    consumers cs;
+} run_ctx;
 
-    if (s->http_enabled) {
-        tk_http_options opt = {.listen = s->http_listen,
-                               .app_id = s->app_id,
-                               .body_limit = s->http_body_limit,
-                               .cors_origins = s->http_cors_origins,
-                               .max_connections = s->http_max_connections,
-                               .timeout_s = s->http_timeout_s,
-                               .sse_keepalive_ms = s->http_sse_keepalive_s * 1000,
-                               .trusted_proxies = s->http_trusted_proxies,
-                               .admin_listen = s->http_admin_listen,
-                               .read_timeout_s = s->http_read_timeout_s,
-                               .max_connections_per_client = s->http_max_per_client,
-                               .max_streams_per_client = s->http_max_streams_per_client,
-                               .workers = s->http_workers,
-                               .queue_limit = s->http_queue,
-                               .io_threads = s->http_io_threads};
-        http = tk_http_new(&opt, metrics, err, sizeof(err));
-        if (!http) {
-            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-            code = 1;
-            goto out;
-        }
-        rt.http = http;
+/* Logs what d->err holds and answers the exit code. */
+static int failed(run_ctx *d, int code)
+{
+    tk_logf(NULL, TK_LOG_ERROR, "%s", d->err);
+    return code;
+}
+
+/* The metrics registry, the AI provider registry and the resiliency policies. */
+static int open_services(run_ctx *d)
+{
+    d->metrics = tk_metrics_new();
+    d->ai = tk_ai_registry_new();
+    d->rt = (tk_runtime){.app_id = d->s->app_id, .metrics = d->metrics, .ai = d->ai};
+    if (!d->metrics || !d->ai) {
+        snprintf(d->err, sizeof(d->err), "out of memory");
+        return failed(d, 1);
     }
-    if (s->pg_url) {
-        tk_pg_options po = {.url = s->pg_url,
-                            .size = s->pg_pool_size,
-                            .acquire_timeout_ms = s->pg_acquire_timeout_ms,
-                            .connect_timeout_s = s->pg_connect_timeout_s,
-                            .app_id = s->app_id};
-        pool = tk_pg_pool_new(&po, metrics, err, sizeof(err));
-        if (!pool) {
-            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-            code = 2;
-            goto out;
-        }
-        rt.pg = pool;
-        if (http)
-            tk_http_add_probe(http, "database", probe_db, pool);
+    d->rt.resilience = tk_resilience_new(d->s->resiliency, d->metrics, d->err, sizeof(d->err));
+    if (!d->rt.resilience)
+        return failed(d, 2);
+    tk_logf(NULL, TK_LOG_INFO, "taskorad %s starting (config %s, plugin ABI %d.%d)",
+            PACKAGE_VERSION, d->s->path, TK_PLUGIN_ABI_MAJOR, TK_PLUGIN_ABI_MINOR);
+    return 0;
+}
+
+/* The HTTP server (not listening yet), when http.enabled. */
+static int open_http(run_ctx *d)
+{
+    const tk_settings *s = d->s;
+    if (!s->http_enabled)
+        return 0;
+    tk_http_options opt = {.listen = s->http_listen,
+                           .app_id = s->app_id,
+                           .body_limit = s->http_body_limit,
+                           .cors_origins = s->http_cors_origins,
+                           .max_connections = s->http_max_connections,
+                           .timeout_s = s->http_timeout_s,
+                           .sse_keepalive_ms = s->http_sse_keepalive_s * 1000,
+                           .trusted_proxies = s->http_trusted_proxies,
+                           .admin_listen = s->http_admin_listen,
+                           .read_timeout_s = s->http_read_timeout_s,
+                           .max_connections_per_client = s->http_max_per_client,
+                           .max_streams_per_client = s->http_max_streams_per_client,
+                           .workers = s->http_workers,
+                           .queue_limit = s->http_queue,
+                           .io_threads = s->http_io_threads};
+    d->http = tk_http_new(&opt, d->metrics, d->err, sizeof(d->err));
+    if (!d->http)
+        return failed(d, 1);
+    d->rt.http = d->http;
+    return 0;
+}
+
+/* The PostgreSQL pool, when the config names a database; /ready then asks it. */
+static int open_database(run_ctx *d)
+{
+    const tk_settings *s = d->s;
+    if (!s->pg_url)
+        return 0;
+    tk_pg_options po = {.url = s->pg_url,
+                        .size = s->pg_pool_size,
+                        .acquire_timeout_ms = s->pg_acquire_timeout_ms,
+                        .connect_timeout_s = s->pg_connect_timeout_s,
+                        .app_id = s->app_id};
+    d->pool = tk_pg_pool_new(&po, d->metrics, d->err, sizeof(d->err));
+    if (!d->pool)
+        return failed(d, 2);
+    d->rt.pg = d->pool;
+    if (d->http)
+        tk_http_add_probe(d->http, "database", probe_db, d->pool);
+    return 0;
+}
+
+/* The embedded Kafka-protocol cluster, when kafka.brokers is "embedded". */
+static int open_broker(run_ctx *d)
+{
+    if (strcmp(d->s->kafka_brokers, "embedded") == 0) {
+        d->broker = start_embedded_broker(d->s, d->err, sizeof(d->err));
+        if (!d->broker)
+            return failed(d, 1);
     }
-    if (strcmp(s->kafka_brokers, "embedded") == 0) {
-        broker = start_embedded_broker(s, err, sizeof(err));
-        if (!broker) {
-            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-            code = 1;
-            goto out;
-        }
-    }
-    if (tk_loader_open(&loader, s, &rt, err, sizeof(err)) ||
-        tk_loader_init(&loader, err, sizeof(err))) {
-        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-        code = 2;
-        goto out;
-    }
-    register_core_metrics(metrics, loader.n);
-    const char *brokers = broker ? tk_broker_bootstraps(broker) : s->kafka_brokers;
-    size_t nconsume = 0;
-    for (size_t i = 0; i < loader.n; i++)
-        nconsume += loader.inst[i]->consume != NULL &&
-                    !json_is_true(json_object_get(loader.inst[i]->consume, "broadcast"));
-    int relay_wanted = pool && s->outbox_relay;
-    if (relay_wanted || nconsume) {
+    d->brokers = d->broker ? tk_broker_bootstraps(d->broker) : d->s->kafka_brokers;
+    return 0;
+}
+
+/* Loads, checks and initialises the plugin instances. */
+static int open_plugins(run_ctx *d)
+{
+    tk_loader *l = &d->loader;
+    if (tk_loader_open(l, d->s, &d->rt, d->err, sizeof(d->err)) ||
+        register_providers(l, d->ai, d->err, sizeof(d->err)) ||
+        tk_loader_init(l, d->err, sizeof(d->err)))
+        return failed(d, 2);
+    register_core_metrics(d->metrics, l->n);
+    for (size_t i = 0; i < l->n; i++)
+        d->nconsume += l->inst[i]->consume != NULL &&
+                       !json_is_true(json_object_get(l->inst[i]->consume, "broadcast"));
+    return 0;
+}
+
+/* The producer (for the relay and dead letters), the outbox relay, room for the consumers. */
+static int open_events(run_ctx *d)
+{
+    const tk_settings *s = d->s;
+    int relay_wanted = d->pool && s->outbox_relay;
+    if (relay_wanted || d->nconsume) {
         json_t *const props[] = {s->kafka_props, s->kafka_producer_props};
-        producer = tk_producer_new(brokers, props, 2, err, sizeof(err));
-        if (!producer) {
-            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-            code = 2;
-            goto out;
-        }
+        d->producer = tk_producer_new(d->brokers, props, 2, d->err, sizeof(d->err));
+        if (!d->producer)
+            return failed(d, 2);
     }
     if (relay_wanted) {
         tk_relay_options ro = {.pg_url = s->pg_url,
@@ -362,82 +424,109 @@ int tk_daemon_run(const tk_settings *s)
                                .poll_ms = s->outbox_poll_ms,
                                .retention_s = s->outbox_retention_s,
                                .topics = s->kafka_topics};
-        relay = tk_relay_start(&ro, producer, metrics, err, sizeof(err));
-        if (!relay) {
-            tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-            code = 1;
-            goto out;
-        }
+        d->relay = tk_relay_start(&ro, d->producer, d->metrics, d->err, sizeof(d->err));
+        if (!d->relay)
+            return failed(d, 1);
     }
-    cs.c = calloc(nconsume + 1, sizeof(tk_consumer *));
-    if (!cs.c) {
-        code = 1;
-        goto out;
+    d->cs.c = calloc(d->nconsume + 1, sizeof(tk_consumer *));
+    if (!d->cs.c) {
+        snprintf(d->err, sizeof(d->err), "out of memory");
+        return failed(d, 1);
     }
-    if (http && nconsume)
-        tk_http_add_probe(http, "kafka", probe_kafka, &cs);
-    if (!stop_requested(&sc) && tk_loader_start(&loader, err, sizeof(err))) {
-        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-        code = 1;
-        goto out;
-    }
-    if (!stop_requested(&sc) &&
-        start_consumers(s, &loader, brokers, producer, metrics, &cs, err, sizeof(err))) {
-        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-        code = 2;
-        goto out;
-    }
-    if (http && s->dapr_enabled &&
-        tk_dapr_routes(http, &loader, s->dapr_pubsub, s->dapr_app_token) < 0) {
-        tk_logf(NULL, TK_LOG_ERROR, "dapr: cannot register its routes (taken by a plugin?)");
-        code = 2;
-        goto out;
-    }
-    if (!stop_requested(&sc) && http && tk_http_start(http, err, sizeof(err))) {
-        tk_logf(NULL, TK_LOG_ERROR, "%s", err);
-        code = 1;
-        goto out;
-    }
-    if (!stop_requested(&sc)) {
-        if (http)
-            tk_http_set_ready(http, 1, NULL);
-        tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", loader.n,
-                http ? ", serving " : "", http ? tk_http_url(http) : "");
-    }
+    if (d->http && d->nconsume)
+        tk_http_add_probe(d->http, "kafka", probe_kafka, &d->cs);
+    return 0;
+}
 
-    int sig = wait_for_stop(&sc);
-    tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
-            strsignal(sig), s->shutdown_timeout_ms);
-    tk_resilience_stop(rt.resilience); /* no request or worker waits out a retry delay now */
-    if (http) {
-        tk_http_set_ready(http, 0, "stopping");
-        /* no new requests; those in progress get half the shutdown time to finish */
-        tk_http_stop(http, s->shutdown_timeout_ms / 2);
+/*
+ * Starts the plugins, their consumers, the Dapr routes and the HTTP server,
+ * then reports ready; a stop signal during start-up skips what is left.
+ */
+static int start_serving(run_ctx *d)
+{
+    const tk_settings *s = d->s;
+    if (!stop_requested(&d->sc) && tk_loader_start(&d->loader, d->err, sizeof(d->err)))
+        return failed(d, 1);
+    if (!stop_requested(&d->sc) && start_consumers(s, &d->loader, d->brokers, d->producer,
+                                                   d->metrics, &d->cs, d->err, sizeof(d->err)))
+        return failed(d, 2);
+    int rc = d->http && s->dapr_enabled
+                 ? tk_dapr_routes(d->http, &d->loader, s->dapr_pubsub, s->dapr_app_token)
+                 : 0;
+    if (rc == TK_ENOMEM) {
+        snprintf(d->err, sizeof(d->err), "dapr: out of memory");
+        return failed(d, 1);
     }
-    stop_consumers(&cs); /* handlers in progress finish; offsets are committed */
-    tk_loader_stop(&loader);
-    tk_relay_stop(relay);
-    relay = NULL;
-    tk_loader_destroy(&loader);
+    if (rc < 0) {
+        snprintf(d->err, sizeof(d->err), "dapr: cannot register its routes (taken by a plugin?)");
+        return failed(d, 2);
+    }
+    if (!stop_requested(&d->sc) && d->http && tk_http_start(d->http, d->err, sizeof(d->err)))
+        return failed(d, 1);
+    if (!stop_requested(&d->sc)) {
+        if (d->http)
+            tk_http_set_ready(d->http, 1, NULL);
+        tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", d->loader.n,
+                d->http ? ", serving " : "", d->http ? tk_http_url(d->http) : "");
+    }
+    return 0;
+}
+
+/* Waits for the stop signal, then stops what runs in the order that loses nothing. */
+static void shut_down(run_ctx *d)
+{
+    int sig = wait_for_stop(&d->sc);
+    tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
+            strsignal(sig), d->s->shutdown_timeout_ms);
+    tk_resilience_stop(d->rt.resilience); /* no request or worker waits out a retry delay now */
+    if (d->http) {
+        tk_http_set_ready(d->http, 0, "stopping");
+        /* no new requests; those in progress get half the shutdown time to finish */
+        tk_http_stop(d->http, d->s->shutdown_timeout_ms / 2);
+    }
+    stop_consumers(&d->cs); /* handlers in progress finish; offsets are committed */
+    tk_loader_stop(&d->loader);
+    tk_relay_stop(d->relay);
+    d->relay = NULL;
+    tk_loader_destroy(&d->loader);
     tk_logf(NULL, TK_LOG_INFO, "taskorad stopped");
-out:
-    stop_consumers(&cs);
-    tk_loader_stop(&loader);
-    tk_relay_stop(relay);
-    tk_loader_destroy(&loader);
-    tk_http_free(http);
+}
+
+/* Stops (after a failed start-up) and frees whatever was started. */
+static void tear_down(run_ctx *d)
+{
+    stop_consumers(&d->cs);
+    tk_loader_stop(&d->loader);
+    tk_relay_stop(d->relay);
+    tk_loader_destroy(&d->loader);
+    tk_http_free(d->http);
     tk_dapr_free();
-    tk_loader_close(&loader);
-    tk_resilience_free(rt.resilience);
-    free(cs.c);
-    tk_producer_free(producer, 2000);
-    tk_broker_stop(broker);
-    tk_pg_pool_free(pool); /* after the plugins: they may hold connections until destroy */
-    tk_metrics_free(metrics);
-    atomic_store(&sc.done, 1);
-    pthread_kill(sc.thread, SIGUSR1);
-    pthread_join(sc.thread, NULL);
-    pthread_mutex_destroy(&sc.lock);
-    pthread_cond_destroy(&sc.cond);
+    tk_loader_close(&d->loader);
+    tk_resilience_free(d->rt.resilience);
+    free(d->cs.c);
+    tk_producer_free(d->producer, 2000);
+    tk_broker_stop(d->broker);
+    tk_pg_pool_free(d->pool); /* after the plugins: they may hold connections until destroy */
+    tk_ai_registry_free(d->ai);
+    tk_metrics_free(d->metrics);
+}
+
+int tk_daemon_run(const tk_settings *s)
+{
+    run_ctx d = {.s = s};
+    raise_fd_limit();
+    if (signals_start(&d.sc, s->shutdown_timeout_ms))
+        return 1;
+    int code = open_services(&d);
+    code = code ? code : open_http(&d);
+    code = code ? code : open_database(&d);
+    code = code ? code : open_broker(&d);
+    code = code ? code : open_plugins(&d);
+    code = code ? code : open_events(&d);
+    code = code ? code : start_serving(&d);
+    if (code == 0)
+        shut_down(&d);
+    tear_down(&d);
+    signals_stop(&d.sc);
     return code;
 }

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "event.h"
+#include "http_request.h"
+#include "http_response.h"
 #include "log.h"
 
 typedef struct dapr {
@@ -24,24 +26,12 @@ typedef struct dapr {
 
 static dapr g_dapr; /* one per process, like the HTTP server */
 
-static int json_answer(tk_http_response *resp, int status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text)
-        return TK_ENOMEM;
-    tk_http_resp_status(resp, status);
-    int rc = tk_http_resp_body(resp, "application/json; charset=utf-8", text, strlen(text));
-    free(text);
-    return rc;
-}
-
 static int route_subscribe(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     dapr *d = ud;
     (void)req;
     json_t *list = json_array();
-    for (size_t i = 0; i < d->loader->n; i++) {
+    for (size_t i = 0; list && i < d->loader->n; i++) {
         tk_instance *inst = d->loader->inst[i];
         if (!inst->consume)
             continue;
@@ -51,10 +41,15 @@ static int route_subscribe(void *ud, const tk_http_request *req, tk_http_respons
         json_t *t;
         size_t k;
         json_array_foreach(json_object_get(inst->consume, "topics"), k, t)
-            json_array_append_new(list, json_pack("{s:s,s:O,s:s}", "pubsubname", d->pubsub, "topic",
-                                                  t, "route", route ? route : def));
+        {
+            if (json_array_append_new(list, json_pack("{s:s,s:O,s:s}", "pubsubname", d->pubsub,
+                                                      "topic", t, "route", route ? route : def))) {
+                json_decref(list);
+                return TK_ENOMEM; /* a partial list would unsubscribe the rest */
+            }
+        }
     }
-    return json_answer(resp, 200, list);
+    return tk_http_json_reply(resp, 200, list);
 }
 
 static int route_event(void *ud, const tk_http_request *req, tk_http_response *resp)
@@ -69,39 +64,32 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
         return tk_http_resp_error(resp, 404, "No consumer instance of that name");
     size_t len = 0;
     const char *body = tk_http_req_body(req, &len);
-    tk_event ev = {.struct_size = sizeof(tk_event),
-                   .value = body,
-                   .value_len = len,
-                   .partition = -1,
-                   .offset = -1,
-                   .attempt = 1};
-    const char *group = json_string_value(json_object_get(inst->consume, "group"));
-    char defgroup[300];
-    snprintf(defgroup, sizeof(defgroup), "taskora-%s", inst->name);
-    ev.group = group ? group : defgroup;
+    char group[300];
     json_t *t0 = json_array_get(json_object_get(inst->consume, "topics"), 0);
-    ev.topic = json_string_value(t0);
+    tk_event ev;
+    tk_event_init(&ev, json_string_value(t0), tk_instance_group(inst, group, sizeof(group)), body,
+                  len);
     ev.traceparent = tk_http_req_header(req, "traceparent");
     tk_event_doc doc;
     char why[512];
-    if (tk_event_decode(body, len, &ev, &doc, why, sizeof(why)) != 0) {
-        tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
-        return json_answer(resp, 200, json_pack("{s:s}", "status", "DROP"));
+    int rc = tk_event_decode(body, len, &ev, &doc, why, sizeof(why));
+    if (rc == TK_ENOMEM) { /* not the event's fault: Dapr delivers it again */
+        tk_logf(inst->name, TK_LOG_ERROR, "dapr delivery: %s; asking for a retry", why);
+        return tk_http_json_reply(resp, 200, json_pack("{s:s}", "status", "RETRY"));
     }
-    const tk_plugin *desc = inst->type->desc;
-    tk_consume_batch_fn batch = tk_plugin_consume_batch(desc);
-    tk_consume_result r = TK_CONSUME_RETRY;
-    const tk_event *evp = &ev;
-    if (desc->consume)
-        r = desc->consume(inst->state, &ev);
-    else if (batch)
-        batch(inst->state, &evp, 1, &r);
+    if (rc != 0) {
+        tk_logf(inst->name, TK_LOG_WARN, "dapr delivery dropped: %s", why);
+        return tk_http_json_reply(resp, 200, json_pack("{s:s}", "status", "DROP"));
+    }
+    const tk_event *one = &ev;
+    tk_consume_result r;
+    tk_instance_consume(inst, &one, 1, &r);
     tk_event_doc_free(&doc);
-    return json_answer(resp, 200,
-                       json_pack("{s:s}", "status",
-                                 r == TK_CONSUME_OK      ? "SUCCESS"
-                                 : r == TK_CONSUME_RETRY ? "RETRY"
-                                                         : "DROP"));
+    return tk_http_json_reply(resp, 200,
+                              json_pack("{s:s}", "status",
+                                        r == TK_CONSUME_OK      ? "SUCCESS"
+                                        : r == TK_CONSUME_RETRY ? "RETRY"
+                                                                : "DROP"));
 }
 
 int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
@@ -112,6 +100,8 @@ int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
     g_dapr.loader = loader;
     g_dapr.pubsub = strdup(pubsub && *pubsub ? pubsub : "pubsub");
     g_dapr.token = app_token && *app_token ? strdup(app_token) : NULL;
+    if (!g_dapr.pubsub || (app_token && *app_token && !g_dapr.token))
+        return TK_ENOMEM;
     int rc = tk_http_route(http, "GET", "/dapr/subscribe", route_subscribe, &g_dapr, "core");
     /* Deliveries push events into consumers (and on to users' streams): without a token
      * anyone who reaches the port could forge them, so the route is then not served. */

@@ -13,7 +13,7 @@
  * the Dapr component. Deliveries must carry `app_token` in the
  * dapr-api-token header (Dapr's APP_API_TOKEN; 401 otherwise); with a NULL
  * or empty `app_token` the delivery route is not registered at all (404).
- * Before the server starts.
+ * Before the server starts. 0, TK_EEXIST when a plugin took a route, or TK_ENOMEM.
  */
 int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
                    const char *app_token);

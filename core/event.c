@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ids.h"
 #include "log.h"
 
@@ -13,12 +14,29 @@ static const char *str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+void tk_event_init(tk_event *ev, const char *topic, const char *group, const void *value,
+                   size_t len)
+{
+    *ev = (tk_event){.struct_size = sizeof(tk_event),
+                     .topic = topic,
+                     .partition = -1,
+                     .offset = -1,
+                     .value = value,
+                     .value_len = len,
+                     .attempt = 1,
+                     .group = group};
+}
+
 int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
                     size_t whylen)
 {
     memset(doc, 0, sizeof(*doc));
     json_error_t je;
     doc->root = value ? json_loadb(value, len, 0, &je) : NULL;
+    if (!doc->root && value && tk_config_json_no_memory(&je)) {
+        snprintf(why, whylen, "out of memory");
+        return TK_ENOMEM;
+    }
     if (!doc->root) {
         snprintf(why, whylen, "not JSON: %s", value ? je.text : "empty message");
         return TK_EINVAL;

@@ -16,9 +16,18 @@ typedef struct tk_event_doc {
 } tk_event_doc;
 
 /*
+ * Starts an event read from `topic` for consumer group `group` with the
+ * message value: no partition, offset or headers yet (-1, -1, none), attempt
+ * 1; tk_event_decode fills the rest.
+ */
+void tk_event_init(tk_event *ev, const char *topic, const char *group, const void *value,
+                   size_t len);
+
+/*
  * Fills the decoded fields of ev (id, type, source, time, subject, user_id,
  * payload, data) from a message value. 0, or TK_EINVAL with the reason in
- * why when the value is not JSON or not an event (no id or no type).
+ * why when the value is not JSON or not an event (no id or no type), or
+ * TK_ENOMEM ("out of memory") when decoding it ran out of memory.
  */
 int tk_event_decode(const void *value, size_t len, tk_event *ev, tk_event_doc *doc, char *why,
                     size_t whylen);

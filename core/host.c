@@ -1,4 +1,6 @@
 /* The host function table handed to plugins: each entry forwards to a core module. */
+#include "host.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -6,15 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "ai_registry.h"
 #include "config.h"
+#include "http_auth.h"
+#include "http_request.h"
+#include "http_response.h"
 #include "http_server.h"
-#include "loader.h"
+#include "http_sse.h"
+#include "instance.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "pg_pool.h"
 #include "resilience.h"
+#include "runtime.h"
 
 #define MAX_KV 32
 #define MAX_LABELS 16
@@ -112,7 +119,10 @@ static const char *h_config_list_get(const tk_instance *inst, const char *path, 
 static char *h_config_json(const tk_instance *inst, const char *path)
 {
     json_t *v = cfg(inst, path, is_any, "a value");
-    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+    if (v && !text)
+        tk_logf(inst->name, TK_LOG_ERROR, "config key %s: out of memory", path);
+    return text;
 }
 
 static void h_free(void *p) { free(p); }
@@ -140,8 +150,10 @@ static tk_metric *metric_new(tk_instance *inst, tk_metric_kind kind, const char 
         return NULL;
     }
     tk_metric_handle *h = calloc(1, sizeof(*h));
-    if (!h)
+    if (!h) {
+        tk_logf(inst->name, TK_LOG_ERROR, "metric %s: out of memory", name);
         return NULL;
+    }
     h->family = f;
     h->inst = inst;
     h->next = inst->metrics;
@@ -297,134 +309,46 @@ static int h_resilient_call(tk_instance *inst, const char *target, tk_attempt_fn
 {
     if (!target || !fn || !f)
         return TK_EINVAL;
-    if (!inst->rt->resilience) { /* e.g. outside `taskorad run`: one attempt */
-        memset(f, 0, sizeof(*f));
-        f->retry_after_ms = -1;
-        return fn(ud, f);
-    }
     return tk_resilient_call(inst->rt->resilience, target, fn, ud, f);
-}
-
-typedef struct ai_attempt {
-    tk_instance *provider;
-    const tk_ai_provider *ai;
-    const char *request;
-    char *response;
-} ai_attempt;
-
-static int ai_attempt_fn(void *ud, tk_failure *f)
-{
-    ai_attempt *a = ud;
-    free(a->response); /* a failed attempt's leftovers, if a provider left any */
-    a->response = NULL;
-    int rc = a->ai->chat(a->provider->state, a->request, &a->response, f);
-    if (rc >= 0 && !a->response) {
-        f->kind = TK_FAIL_UNAVAILABLE;
-        snprintf(f->message, sizeof(f->message), "provider returned no response");
-        rc = TK_ERR;
-    }
-    return rc;
 }
 
 static int h_ai_chat(tk_instance *inst, const char *provider, const char *request_json,
                      char **response_json, tk_failure *f)
 {
-    if (!provider || !request_json || !response_json || !f)
-        return TK_EINVAL;
-    *response_json = NULL;
-    tk_instance *p = tk_loader_find(inst->rt->loader, provider);
-    const tk_ai_provider *ai = p ? tk_plugin_ai(p->type->desc) : NULL;
-    if (!ai || !p->initialized) {
-        memset(f, 0, sizeof(*f));
-        f->kind = TK_FAIL_UNAVAILABLE;
-        f->retry_after_ms = -1;
-        snprintf(f->message, sizeof(f->message), "no AI provider instance named \"%s\"", provider);
-        return TK_ENOTFOUND;
-    }
-    char target[160];
-    snprintf(target, sizeof(target), "ai.%s", provider);
-    ai_attempt a = {.provider = p, .ai = ai, .request = request_json};
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = h_resilient_call(inst, target, ai_attempt_fn, &a, f);
-    double secs = tk_seconds_since(&t0);
-
-    tk_metrics *m = inst->rt->metrics;
-    if (m) {
-        char e[256];
-        static const char *const l_req[] = {"provider", "outcome", NULL},
-                                 *const l_lat[] = {"provider", NULL},
-                                 *const l_tok[] = {"provider", "model", "direction", NULL};
-        tk_metric_family *req =
-            tk_metrics_family(m, TK_METRIC_COUNTER, "taskora_ai_requests_total",
-                              "AI provider calls by outcome", l_req, NULL, 0, e, sizeof(e));
-        tk_metric_family *lat =
-            tk_metrics_family(m, TK_METRIC_HISTOGRAM, "taskora_ai_request_seconds",
-                              "AI provider calls, retries included", l_lat, NULL, 0, e, sizeof(e));
-        tk_metric_family *tok = tk_metrics_family(m, TK_METRIC_COUNTER, "taskora_ai_tokens_total",
-                                                  "Tokens sent to and received from AI providers",
-                                                  l_tok, NULL, 0, e, sizeof(e));
-        const char *vr[] = {provider, rc >= 0 ? "ok" : tk_failure_kind_name(f->kind)};
-        const char *vl[] = {provider};
-        if (req)
-            tk_metric_add(req, vr, 1);
-        if (lat)
-            tk_metric_observe(lat, vl, secs);
-        json_t *resp = rc >= 0 ? json_loads(a.response, 0, NULL) : NULL;
-        const char *model = json_string_value(json_object_get(resp, "model"));
-        json_t *usage = json_object_get(resp, "usage");
-        if (tok && resp) {
-            const char *vi[] = {provider, model ? model : "", "in"},
-                       *vo[] = {provider, model ? model : "", "out"};
-            tk_metric_add(tok, vi,
-                          (double)json_integer_value(json_object_get(usage, "input_tokens")));
-            tk_metric_add(tok, vo,
-                          (double)json_integer_value(json_object_get(usage, "output_tokens")));
-        }
-        json_decref(resp);
-    }
-    if (rc < 0) {
-        tk_logf(inst->name, TK_LOG_WARN, "AI provider %s failed (%s): %s", provider,
-                tk_failure_kind_name(f->kind), f->message);
-        free(a.response);
-        return rc;
-    }
-    *response_json = a.response;
-    return TK_OK;
+    return tk_ai_chat(inst, provider, request_json, response_json, f);
 }
 
 /* ---- users (ABI 1.4) ------------------------------------------------------------ */
 
-static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void *ud)
+/* Whether inst may set the process's authenticator now: 0, or the code to answer. */
+static int can_set_authenticator(const tk_instance *inst, int has_fn)
 {
-    if (!fn)
+    if (!has_fn)
         return TK_EINVAL;
     if (!inst->rt->http)
         return TK_EUNAVAILABLE;
-    if (!inst->rt->in_init)
-        return TK_ESTATE;
-    int rc = tk_http_set_authenticator(inst->rt->http, fn, ud);
+    return inst->rt->in_init ? 0 : TK_ESTATE;
+}
+
+/* The answer of setting it, with the refusal logged when another plugin was first. */
+static int authenticator_set(const tk_instance *inst, int rc)
+{
     if (rc == TK_EEXIST)
         tk_logf(inst->name, TK_LOG_ERROR,
-                "another plugin already authenticates this process's "
-                "requests");
+                "another plugin already authenticates this process's requests");
     return rc;
+}
+
+static int h_http_set_authenticator(tk_instance *inst, tk_http_auth_fn fn, void *ud)
+{
+    int rc = can_set_authenticator(inst, fn != NULL);
+    return rc ? rc : authenticator_set(inst, tk_http_set_authenticator(inst->rt->http, fn, ud));
 }
 
 static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, void *ud)
 {
-    if (!fn)
-        return TK_EINVAL;
-    if (!inst->rt->http)
-        return TK_EUNAVAILABLE;
-    if (!inst->rt->in_init)
-        return TK_ESTATE;
-    int rc = tk_http_set_authenticator2(inst->rt->http, fn, ud);
-    if (rc == TK_EEXIST)
-        tk_logf(inst->name, TK_LOG_ERROR,
-                "another plugin already authenticates this process's "
-                "requests");
-    return rc;
+    int rc = can_set_authenticator(inst, fn != NULL);
+    return rc ? rc : authenticator_set(inst, tk_http_set_authenticator2(inst->rt->http, fn, ud));
 }
 
 static int h_pg_mark_processed(tk_instance *inst, void *conn, const char *group,

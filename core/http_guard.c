@@ -4,9 +4,11 @@
  * within the read timeout of its request line; an idle keep-alive
  * connection is closed after the idle timeout), and lingering close for
  * answers sent before the body was read (the client can read a 413
- * instead of a reset). One timer thread does all three and the keepalive
- * comments of event streams.
+ * instead of a reset). One timer thread does all three and the server's
+ * tick (the keepalive comments of event streams).
  */
+#include "http_guard.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +18,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "http_internal.h"
+#include "http_response.h"
 #include "log.h"
 
 #define MAX_LINGERING 64
@@ -139,7 +141,8 @@ static void *guard_main(void *arg)
         if (now_ms() - last_tick >= TICK_MS) {
             last_tick = now_ms();
             deadline_round(g);
-            tk_sse_tick(g->srv);
+            if (g->o.tick)
+                g->o.tick(g->o.tick_ud);
         }
     }
     return NULL;
@@ -195,8 +198,15 @@ void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_ctx *c = calloc(1, sizeof(*c));
         *socket_context = c;
-        if (!c)
+        if (!c) {
+            /* untracked, it would escape the limits and deadlines: cut it */
+            const union MHD_ConnectionInfo *fd =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (fd)
+                shutdown(fd->connect_fd, SHUT_RDWR);
+            tk_logf(NULL, TK_LOG_ERROR, "http: out of memory for a connection; cutting it");
             return;
+        }
         c->conn = conn;
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);

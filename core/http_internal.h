@@ -1,7 +1,10 @@
 /*
- * The HTTP server's internals, shared by http_server.c (requests and
- * responses), http_sse.c (event streams) and http_guard.c (connections:
- * limits, deadlines, lingering close). Not for plugins.
+ * The HTTP server's shared state, for its modules: http_server.c (its
+ * life), http_dispatch.c (a request's way to its handler), http_request.c
+ * and http_response.c (what handlers read and set), http_auth.c (the
+ * authenticator), http_sse.c (event streams), http_guard.c (connections:
+ * limits, deadlines, lingering close), http_listen.c (listening sockets)
+ * and http_core_routes.c. Types only; not for plugins.
  *
  * Threads: libmicrohttpd's I/O threads (an epoll thread pool) read requests
  * and write responses and never block; a handler runs on a worker of
@@ -16,15 +19,23 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "buf.h"
-#include "http_server.h"
+#include "http_options.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "routes.h"
+#include "taskora/plugin.h"
 #include "workq.h"
 
 #define MAX_RESP_HEADERS 32
 
+typedef struct tk_http_server tk_http_server;
 typedef struct tk_http_guard tk_http_guard;
+
+/* One listening socket: the API's, or the admin one (metrics and probes only). */
+typedef struct tk_http_listener {
+    tk_http_server *srv;
+    int admin;
+} tk_http_listener;
 
 struct tk_http_server {
     tk_http_options opt;
@@ -61,6 +72,7 @@ struct tk_http_server {
     pthread_mutex_t sse_lock; /* guards the list of open event streams */
     struct tk_sse *streams;
     int sse_keepalive_ms;
+    tk_http_listener listeners[2]; /* the API's, the admin one */
 };
 
 typedef struct resp_header {
@@ -101,50 +113,5 @@ struct tk_http_request {
     char request_id[130];
     char client[48]; /* the client's address (see tk_http_req_client) */
 };
-
-/* ---- http_server.c ---- */
-void tk_http_resp_clear(tk_http_response *resp);
-/* Adds the headers every response carries (request id, CORS, security). */
-void tk_http_common_headers(tk_http_server *srv, tk_http_request *req, struct MHD_Response *r,
-                            int stream);
-/* Counts a refusal by a limit ("connections", "streams", "queue", ...). */
-void tk_http_count_refused(tk_http_server *srv, const char *what);
-
-/* ---- http_sse.c ---- */
-/* Queues the stream response of a handler that opened one (on the I/O thread). */
-enum MHD_Result tk_sse_send_response(tk_http_server *srv, tk_http_request *req);
-/* A failed handler's stream: closed and dropped without being sent. */
-void tk_sse_discard(tk_http_response *resp);
-/* Ends every open stream (server stopping). */
-void tk_sse_close_all(tk_http_server *srv);
-/* Writes ": keepalive" on streams idle for sse_keepalive_ms (the guard's timer). */
-void tk_sse_tick(tk_http_server *srv);
-
-/* ---- http_guard.c ---- */
-typedef struct tk_guard_options {
-    int max_per_client;  /* connections from one address (trusted proxies exempt) */
-    int read_timeout_ms; /* request line to complete body */
-    int idle_timeout_ms; /* end of a response to the next request line */
-} tk_guard_options;
-
-tk_http_guard *tk_guard_new(tk_http_server *srv, const tk_guard_options *o);
-/* Starts the timer thread (deadlines, lingering closes, stream keepalives). */
-int tk_guard_start(tk_http_guard *g);
-void tk_guard_free(tk_http_guard *g);
-/* MHD callbacks (cls = the guard). */
-enum MHD_Result tk_guard_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
-void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-                     enum MHD_ConnectionNotificationCode code);
-/* Phases of a connection, for its deadlines. */
-/* A request line arrived; uri_flags (URI_*) say what was wrong with its raw URI. */
-void tk_guard_reading(struct MHD_Connection *conn, int uri_flags);
-int tk_guard_uri_flags(struct MHD_Connection *conn);
-#define URI_TOO_LONG 1
-#define URI_BAD 2 /* %00, a broken %-escape, or a control character */
-void tk_guard_busy(struct MHD_Connection *conn);   /* the request is complete */
-void tk_guard_idle(struct MHD_Connection *conn);   /* the response was sent */
-void tk_guard_stream(struct MHD_Connection *conn); /* an event stream: no deadline */
-/* Answered before the body was read: keep reading (and dropping) it after the close. */
-void tk_guard_linger(struct MHD_Connection *conn);
 
 #endif

@@ -6,12 +6,16 @@
  * connection (until MHD frees the response) and the plugin (until
  * tk_sse_release). on_close runs once, when the connection ends.
  */
+#include "http_sse.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "clock.h"
-#include "http_internal.h"
+#include "http_guard.h"
+#include "http_response.h"
 #include "log.h"
 
 #define SSE_MAX_QUEUED (256 * 1024) /* several of the largest events (realtime: 60 KiB) */
@@ -159,6 +163,8 @@ tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*o
     } else if (s) {
         resp->sse = s;
         resp->status = 200;
+    } else {
+        tk_logf(NULL, TK_LOG_ERROR, "event stream: out of memory");
     }
     return s;
 }
@@ -250,7 +256,7 @@ enum MHD_Result tk_sse_send_response(tk_http_server *srv, tk_http_request *req)
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
     for (size_t i = 0; i < resp->nheaders; i++)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    tk_http_common_headers(srv, req, r, 1);
+    tk_http_common_headers(srv, req, r);
     tk_guard_stream(req->conn);
     enum MHD_Result ok = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "host.h"
 #include "log.h"
 
 #ifndef TK_PLUGINDIR
@@ -228,6 +229,10 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         char jpath[64];
         snprintf(jpath, sizeof(jpath), "%s.config", pc->jpath);
         inst->config = pc->config ? json_deep_copy(pc->config) : NULL;
+        if (pc->config && !inst->config) {
+            snprintf(err, errlen, "out of memory");
+            return TK_ENOMEM;
+        }
         if (!t->schema && inst->config && json_object_size(inst->config) > 0) {
             snprintf(err, errlen, "%s: %s: plugin %s takes no configuration", s->path, jpath,
                      t->desc->name);
@@ -330,49 +335,10 @@ void tk_loader_close(tk_loader *l)
     memset(l, 0, sizeof(*l));
 }
 
-const tk_ai_provider *tk_plugin_ai(const tk_plugin *d)
-{
-    /* only descriptors built for 1.3 or later have the field */
-    if (d->abi_minor < 3 || d->struct_size < offsetof(tk_plugin, ai) + sizeof(d->ai) || !d->ai ||
-        d->ai->struct_size < offsetof(tk_ai_provider, chat) + sizeof(d->ai->chat) || !d->ai->chat)
-        return NULL;
-    return d->ai;
-}
-
-tk_consume_batch_fn tk_plugin_consume_batch(const tk_plugin *d)
-{
-    if (d->abi_minor < 4 ||
-        d->struct_size < offsetof(tk_plugin, consume_batch) + sizeof(d->consume_batch))
-        return NULL;
-    return d->consume_batch;
-}
-
 tk_instance *tk_loader_find(tk_loader *l, const char *name)
 {
     for (size_t i = 0; l && i < l->n; i++)
         if (strcmp(l->inst[i]->name, name) == 0)
             return l->inst[i];
     return NULL;
-}
-
-void tk_plugin_capabilities(const tk_plugin *d, char *buf, size_t len)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    const char *names[5];
-    int k = 0;
-    if (d->capabilities & TK_PLUGIN_CAP_HTTP)
-        names[k++] = "http";
-    if (tk_plugin_ai(d))
-        names[k++] = "ai";
-    if (d->consume || tk_plugin_consume_batch(d))
-        names[k++] = "consume";
-    if (d->migrations && d->migrations[0])
-        names[k++] = "migrations";
-    if (d->config && d->config[0].name)
-        names[k++] = "config";
-    for (int i = 0; i < k && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", names[i]);
-    if (k == 0)
-        snprintf(buf, len, "-");
 }

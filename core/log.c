@@ -204,13 +204,21 @@ void tk_log_write(const char *plugin, tk_log_level level, const char *msg, const
         }
         tk_buf_puts(&b, "\n");
     }
-    if (b.p) {
-        FILE *out = g_out ? g_out : stderr;
-        pthread_mutex_lock(&g_lock);
-        fwrite(b.p, 1, b.len, out);
-        fflush(out);
-        pthread_mutex_unlock(&g_lock);
+    /* out of memory, a line that says so rather than a cut one */
+    static const char nomem_json[] =
+        "{\"level\":\"error\",\"msg\":\"out of memory: a log line was dropped\"}\n";
+    static const char nomem_text[] = "ERROR out of memory: a log line was dropped\n";
+    const char *line = b.p;
+    size_t len = b.len;
+    if (b.oom || !b.p) {
+        line = g_format == TK_LOG_FORMAT_JSON ? nomem_json : nomem_text;
+        len = strlen(line);
     }
+    FILE *out = g_out ? g_out : stderr;
+    pthread_mutex_lock(&g_lock);
+    fwrite(line, 1, len, out);
+    fflush(out);
+    pthread_mutex_unlock(&g_lock);
     tk_buf_free(&b);
 }
 

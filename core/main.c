@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "daemon.h"
+#include "instance.h"
 #include "loader.h"
 #include "log.h"
 #include "migrate.h"
@@ -133,6 +134,10 @@ static int cmd_broker(int nbrokers, int partitions, const char *topics_csv)
 {
     tk_log_setup(TK_LOG_WARN, TK_LOG_FORMAT_TEXT, stderr);
     char *csv = strdup(topics_csv);
+    if (!csv) {
+        fprintf(stderr, "taskorad: out of memory\n");
+        return EXIT_RUNTIME;
+    }
     const char *topics[64];
     size_t n = 0;
     char *save = NULL;

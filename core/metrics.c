@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include "buf.h"
+#include "log.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -244,6 +245,9 @@ static void update(tk_metric_family *f, const char *const *values, double v, int
         return;
     pthread_mutex_lock(g_lock);
     series *s = series_get(f, values);
+    if (!s)
+        tk_logf(NULL, TK_LOG_ERROR, "metric %s: out of memory for a new series; update dropped",
+                f->name);
     if (s) {
         if (op == 0)
             s->value += v;

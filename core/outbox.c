@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "event.h"
 #include "log.h"
 
@@ -25,7 +26,12 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
 {
     if (!conn || !topic || !*topic || !type || !*type || !payload_json)
         return TK_EINVAL;
-    json_t *payload = json_loads(payload_json, 0, NULL);
+    json_error_t je;
+    json_t *payload = json_loads(payload_json, 0, &je);
+    if (!payload && tk_config_json_no_memory(&je)) {
+        tk_logf(NULL, TK_LOG_ERROR, "outbox: out of memory reading a %s event's payload", type);
+        return TK_ENOMEM;
+    }
     if (!json_is_object(payload)) {
         json_decref(payload);
         return TK_EINVAL;
@@ -37,12 +43,17 @@ int tk_outbox_append(PGconn *conn, const char *source, const char *topic, const 
     json_decref(payload);
     json_t *h = json_pack("{s:s,s:s,s:s,s:s}", "ce_id", id, "ce_type", type, "ce_source", source,
                           "content-type", "application/cloudevents+json");
-    if (h && traceparent && *traceparent)
-        json_object_set_new(h, "traceparent", json_string(traceparent));
+    if (h && traceparent && *traceparent &&
+        json_object_set_new(h, "traceparent", json_string(traceparent))) {
+        json_decref(h);
+        h = NULL;
+    }
     char *headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(h);
     int rc = TK_ENOMEM;
-    if (value && headers) {
+    if (!value || !headers)
+        tk_logf(NULL, TK_LOG_ERROR, "outbox: out of memory encoding a %s event", type);
+    else {
         const char *params[] = {topic, user_id, value, headers};
         /* one round trip; the notification reaches the relay when (and only if) the
          * transaction commits */
@@ -99,10 +110,13 @@ static void wait_for_work(tk_relay *r, PGconn *c, int ms)
     }
 }
 
-/* Builds the Kafka headers of a row from its headers JSON. */
+/* Builds the Kafka headers of a row from its headers JSON (jsonb: always an object). NULL when
+ * out of memory. */
 static rd_kafka_headers_t *row_headers(const char *json)
 {
     json_t *h = json_loads(json, 0, NULL);
+    if (!h)
+        return NULL;
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(json_object_size(h) + 1);
     const char *k;
     json_t *v;
@@ -173,12 +187,22 @@ static int relay_round(tk_relay *r, PGconn *c)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     tk_delivery d;
     if (tk_delivery_init(&d, (size_t)n)) {
+        tk_logf(NULL, TK_LOG_ERROR, "outbox relay: out of memory for %d event(s)", n);
         PQclear(rows);
         return -1;
     }
     for (int i = 0; i < n; i++) {
         const char *key = PQgetisnull(rows, i, 2) ? NULL : PQgetvalue(rows, i, 2);
         rd_kafka_headers_t *h = row_headers(PQgetvalue(rows, i, 4));
+        if (!h) {
+            /* never without its headers: this row and the ones after wait for the next round */
+            tk_logf(NULL, TK_LOG_ERROR,
+                    "outbox relay: out of memory at event row %s; the rest "
+                    "waits for the next round",
+                    PQgetvalue(rows, i, 0));
+            n = i;
+            break;
+        }
         if (tk_produce(r->producer, PQgetvalue(rows, i, 1), key, PQgetvalue(rows, i, 3),
                        (size_t)PQgetlength(rows, i, 3), h, &d, (size_t)i))
             rd_kafka_headers_destroy(h);
@@ -304,6 +328,13 @@ tk_relay *tk_relay_start(const tk_relay_options *o, tk_producer *producer, tk_me
     r->o = *o;
     r->pg_url = strdup(o->pg_url);
     r->producer = producer;
+    if (!r->pg_url) {
+        close(r->wake[0]);
+        close(r->wake[1]);
+        free(r);
+        snprintf(err, errlen, "outbox relay: out of memory");
+        return NULL;
+    }
     char e[256];
     static const double lat[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30};
     r->m_published =
@@ -325,7 +356,7 @@ tk_relay *tk_relay_start(const tk_relay_options *o, tk_producer *producer, tk_me
         tk_metrics_family(metrics, TK_METRIC_HISTOGRAM, "taskora_outbox_delivery_seconds",
                           "From the outbox row's insert to its delivery report", NULL, lat,
                           sizeof(lat) / sizeof(lat[0]), e, sizeof(e));
-    if (!r->pg_url || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         close(r->wake[0]);
         close(r->wake[1]);
         free(r->pg_url);

@@ -125,7 +125,7 @@ static PGconn *connect_db(tk_pg_pool *p, int timeout_ms)
 }
 
 /* Runs a command within timeout_ms. 0 when it succeeded; -1 otherwise (drop the connection). */
-static int exec_within(PGconn *c, const char *sql, int timeout_ms, char **status_out)
+static int exec_within(PGconn *c, const char *sql, int timeout_ms)
 {
     struct timespec deadline = tk_deadline_ms(timeout_ms);
     if (!PQsendQuery(c, sql))
@@ -141,8 +141,6 @@ static int exec_within(PGconn *c, const char *sql, int timeout_ms, char **status
             break;
         ExecStatusType st = PQresultStatus(r);
         ok &= st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-        if (status_out && !*status_out)
-            *status_out = strdup(PQcmdStatus(r));
         PQclear(r);
     }
     return ok ? 0 : -1;
@@ -350,8 +348,7 @@ void tk_pg_release(tk_pg *s)
         case PQTRANS_INTRANS:
         case PQTRANS_INERROR:
             /* the previous user left a transaction open or failed: never hand that on */
-            keep = exec_within(c, "ROLLBACK", 2000, NULL) == 0 &&
-                   PQtransactionStatus(c) == PQTRANS_IDLE;
+            keep = exec_within(c, "ROLLBACK", 2000) == 0 && PQtransactionStatus(c) == PQTRANS_IDLE;
             break;
         default: /* a query still running, or unknown: cannot be reused safely */ keep = 0;
         }
@@ -384,7 +381,7 @@ int tk_pg_pool_reachable(tk_pg_pool *p)
         }
         if (!p->probe)
             p->probe = connect_db(p, 1000);
-        ok = p->probe && exec_within(p->probe, "SELECT 1", 1000, NULL) == 0;
+        ok = p->probe && exec_within(p->probe, "SELECT 1", 1000) == 0;
         if (!ok && p->probe) {
             PQfinish(p->probe);
             p->probe = NULL;

@@ -10,6 +10,7 @@
  */
 #include "resilience.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,18 +23,21 @@
 #include "log.h"
 
 static const tk_config_field retry_fields[] = {
-    {"attempts", TK_CFG_INT, 0, "3", NULL, "tries in all (1: no retries)", NULL, TK_CFG_NO_RANGE},
-    {"delay_ms", TK_CFG_INT, 0, "1000", NULL, "wait before the first retry", NULL, TK_CFG_NO_RANGE},
+    {"attempts", TK_CFG_INT, 0, "3", NULL, "tries in all (1: no retries)", NULL,
+     TK_CFG_RANGE(1, 100)},
+    {"delay_ms", TK_CFG_INT, 0, "1000", NULL, "wait before the first retry", NULL,
+     TK_CFG_RANGE(0, 3600000)},
     {"backoff", TK_CFG_DOUBLE, 0, "2.0", NULL, "each further wait is this many times longer", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 100)},
     {"max_delay_ms", TK_CFG_INT, 0, "30000", NULL,
-     "longest wait, a server's Retry-After included; longer fails at once", NULL, TK_CFG_NO_RANGE},
+     "longest wait, a server's Retry-After included; longer fails at once", NULL,
+     TK_CFG_RANGE(0, INT_MAX)},
     {0}};
 static const tk_config_field breaker_fields[] = {
     {"failures", TK_CFG_INT, 0, "5", NULL, "consecutive failed attempts that open the circuit",
-     NULL, TK_CFG_NO_RANGE},
+     NULL, TK_CFG_RANGE(1, 1000000)},
     {"open_ms", TK_CFG_INT, 0, "30000", NULL, "time open before one trial call", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, INT_MAX)},
     {0}};
 
 const tk_config_field tk_resilience_fields[] = {
@@ -42,7 +46,7 @@ const tk_config_field tk_resilience_fields[] = {
     {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, "per target", breaker_fields,
      TK_CFG_NO_RANGE},
     {"timeout_ms", TK_CFG_INT, 0, "60000", NULL, "a whole call, attempts and waits together", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, INT_MAX)},
     {"targets", TK_CFG_JSON, 0, "{}", NULL,
      "per-target overrides of these keys, e.g. {\"ai.gemini\": {\"retry\": {\"attempts\": 5}}}",
      NULL, TK_CFG_NO_RANGE},
@@ -50,19 +54,19 @@ const tk_config_field tk_resilience_fields[] = {
 
 /* The same keys without defaults: an override names only what it changes. */
 static const tk_config_field retry_over[] = {
-    {"attempts", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
-    {"delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
-    {"backoff", TK_CFG_DOUBLE, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
-    {"max_delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"attempts", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(1, 100)},
+    {"delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(0, 3600000)},
+    {"backoff", TK_CFG_DOUBLE, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(1, 100)},
+    {"max_delay_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(0, INT_MAX)},
     {0}};
 static const tk_config_field breaker_over[] = {
-    {"failures", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
-    {"open_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"failures", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(1, 1000000)},
+    {"open_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(0, INT_MAX)},
     {0}};
 static const tk_config_field target_over[] = {
     {"retry", TK_CFG_OBJECT, 0, NULL, NULL, NULL, retry_over, TK_CFG_NO_RANGE},
     {"circuit_breaker", TK_CFG_OBJECT, 0, NULL, NULL, NULL, breaker_over, TK_CFG_NO_RANGE},
-    {"timeout_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_NO_RANGE},
+    {"timeout_ms", TK_CFG_INT, 0, NULL, NULL, NULL, NULL, TK_CFG_RANGE(1, INT_MAX)},
     {0}};
 
 typedef enum { CLOSED = 0, HALF_OPEN = 1, OPEN = 2 } breaker_state;
@@ -108,21 +112,6 @@ static void apply(tk_resilience_policy *p, json_t *obj)
         p->timeout_ms = (int)json_integer_value(v);
 }
 
-static int check(const tk_resilience_policy *p, const char *where, char *err, size_t errlen)
-{
-    const char *bad = p->attempts < 1 || p->attempts > 100       ? "retry.attempts (1..100)"
-                      : p->delay_ms < 0 || p->delay_ms > 3600000 ? "retry.delay_ms (0..3600000)"
-                      : p->backoff < 1 || p->backoff > 100       ? "retry.backoff (1..100)"
-                      : p->max_delay_ms < 0                      ? "retry.max_delay_ms (>= 0)"
-                      : p->failures < 1 || p->failures > 1000000 ? "circuit_breaker.failures (>= 1)"
-                      : p->open_ms < 0                           ? "circuit_breaker.open_ms (>= 0)"
-                      : p->timeout_ms < 1                        ? "timeout_ms (>= 1)"
-                                                                 : NULL;
-    if (bad)
-        snprintf(err, errlen, "%s: %s is out of range", where, bad);
-    return bad ? -1 : 0;
-}
-
 tk_resilience *tk_resilience_new(json_t *section, tk_metrics *metrics, char *err, size_t errlen)
 {
     tk_resilience *r = calloc(1, sizeof(*r));
@@ -142,8 +131,10 @@ tk_resilience *tk_resilience_new(json_t *section, tk_metrics *metrics, char *err
     if (section)
         apply(&r->base, section);
     r->overrides = json_object();
-    if (!r->overrides || check(&r->base, "resiliency", err, errlen))
+    if (!r->overrides) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
+    }
     json_t *targets = section ? json_object_get(section, "targets") : NULL;
     if (targets && !json_is_object(targets)) {
         snprintf(err, errlen, "resiliency.targets: expected an object of target names");
@@ -156,15 +147,16 @@ tk_resilience *tk_resilience_new(json_t *section, tk_metrics *metrics, char *err
         char path[300];
         snprintf(path, sizeof(path), "resiliency.targets.%s", name);
         json_t *copy = json_deep_copy(over);
+        if (!copy)
+            snprintf(err, errlen, "%s: out of memory", path);
         if (!copy || tk_config_validate(&copy, target_over, path, err, errlen)) {
             json_decref(copy);
             goto fail;
         }
-        tk_resilience_policy p = r->base;
-        apply(&p, copy);
-        json_object_set_new(r->overrides, name, copy);
-        if (check(&p, path, err, errlen))
+        if (json_object_set_new(r->overrides, name, copy)) {
+            snprintf(err, errlen, "out of memory");
             goto fail;
+        }
     }
     if (metrics) {
         char e[256];
@@ -333,6 +325,11 @@ void tk_resilience_stop(tk_resilience *r)
 
 int tk_resilient_call(tk_resilience *r, const char *name, tk_attempt_fn fn, void *ud, tk_failure *f)
 {
+    if (!r) { /* e.g. outside `taskorad run`: one attempt */
+        memset(f, 0, sizeof(*f));
+        f->retry_after_ms = -1;
+        return fn(ud, f);
+    }
     pthread_mutex_lock(&r->lock);
     target *t = find(r, name);
     if (!t) {

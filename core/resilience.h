@@ -36,7 +36,7 @@ tk_resilience_policy tk_resilience_policy_for(tk_resilience *r, const char *targ
 
 /*
  * Calls fn under target's policy and breaker (see the host table's
- * resilient_call in plugin.h for the rules). Any thread.
+ * resilient_call in plugin.h for the rules); with r NULL, once. Any thread.
  */
 int tk_resilient_call(tk_resilience *r, const char *target, tk_attempt_fn fn, void *ud,
                       tk_failure *f);

@@ -21,12 +21,12 @@ static const tk_config_field log_fields[] = {{"level", TK_CFG_STRING, 0, "\"info
 static const tk_config_field postgres_fields[] = {
     {"url", TK_CFG_STRING, 0, NULL, NULL, "libpq connection URL (TLS and all parameters)", NULL,
      TK_CFG_NO_RANGE},
-    {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL, TK_CFG_NO_RANGE},
+    {"pool_size", TK_CFG_INT, 0, "8", NULL, "connections in the pool", NULL, TK_CFG_RANGE(1, 1000)},
     {"acquire_timeout_ms", TK_CFG_INT, 0, "5000", NULL, "longest wait for a free connection", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 3600000)},
     {"connect_timeout_s", TK_CFG_INT, 0, "5", NULL,
      "longest wait for a new connection (when the url sets no connect_timeout)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600)},
     {0}};
 
 static const tk_config_field kafka_fields[] = {
@@ -34,7 +34,7 @@ static const tk_config_field kafka_fields[] = {
      "bootstrap servers, or \"embedded\" for the in-process Kafka-protocol cluster", NULL,
      TK_CFG_NO_RANGE},
     {"partitions", TK_CFG_INT, 0, "6", NULL,
-     "partitions of each topic the embedded cluster creates", NULL, TK_CFG_NO_RANGE},
+     "partitions of each topic the embedded cluster creates", NULL, TK_CFG_RANGE(1, 1000)},
     {"topics", TK_CFG_STRING_LIST, 0, "[\"task-events\",\"user-events\",\"chat-events\"]", NULL,
      "topics the embedded cluster creates (with their .dlq topics)", NULL, TK_CFG_NO_RANGE},
     {"librdkafka", TK_CFG_JSON, 0, "{}", NULL, "librdkafka properties for every client", NULL,
@@ -48,11 +48,11 @@ static const tk_config_field kafka_fields[] = {
 static const tk_config_field outbox_fields[] = {
     {"relay", TK_CFG_BOOL, 0, "true", NULL, "publish the outbox from this process", NULL,
      TK_CFG_NO_RANGE},
-    {"batch", TK_CFG_INT, 0, "500", NULL, "events per relay round", NULL, TK_CFG_NO_RANGE},
+    {"batch", TK_CFG_INT, 0, "500", NULL, "events per relay round", NULL, TK_CFG_RANGE(1, 100000)},
     {"poll_ms", TK_CFG_INT, 0, "1000", NULL, "look for events at least this often", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600000)},
     {"retention_s", TK_CFG_INT, 0, "60", NULL, "keep published events this long", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 86400 * 30)},
     {0}};
 
 static const tk_config_field retry_fields[] = {
@@ -85,30 +85,31 @@ static const tk_config_field http_fields[] = {
     {"listen", TK_CFG_STRING, 0, "\"0.0.0.0:8000\"", NULL,
      "HOST:PORT, [IPv6]:PORT; port 0 picks one", NULL, TK_CFG_NO_RANGE},
     {"body_limit", TK_CFG_INT, 0, "1048576", NULL, "largest request body in bytes (else 413)", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 1LL << 31)},
     {"cors_origins", TK_CFG_STRING_LIST, 0, "[]", NULL, "allowed CORS origins, or \"*\"", NULL,
      TK_CFG_NO_RANGE},
     {"max_connections", TK_CFG_INT, 0, "512", NULL, "concurrent connections", NULL,
-     TK_CFG_NO_RANGE},
-    {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL, TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 100000)},
+    {"timeout_s", TK_CFG_INT, 0, "60", NULL, "idle connection timeout", NULL,
+     TK_CFG_RANGE(1, 86400)},
     {"sse_keepalive_s", TK_CFG_INT, 0, "30", NULL,
-     "a \": keepalive\" line on event streams idle this long", NULL, TK_CFG_NO_RANGE},
+     "a \": keepalive\" line on event streams idle this long", NULL, TK_CFG_RANGE(1, 3600)},
     {"admin_listen", TK_CFG_STRING, 0, "\"\"", NULL,
      "HOST:PORT serving /metrics (then not on listen), /health and /ready", NULL, TK_CFG_NO_RANGE},
     {"read_timeout_s", TK_CFG_INT, 0, "10", NULL,
      "a request's headers and body must arrive within this time of its first line", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 3600)},
     {"max_connections_per_client", TK_CFG_INT, 0, "64", NULL,
      "open connections from one address (trusted proxies exempt); 0 no limit", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(0, 100000)},
     {"max_streams_per_client", TK_CFG_INT, 0, "16", NULL,
-     "open event streams from one client address; 0 no limit", NULL, TK_CFG_NO_RANGE},
+     "open event streams from one client address; 0 no limit", NULL, TK_CFG_RANGE(0, 100000)},
     {"workers", TK_CFG_INT, 0, "16", NULL, "threads running request handlers", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1024)},
     {"queue", TK_CFG_INT, 0, "1024", NULL, "requests waiting for a worker before 503", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 1000000)},
     {"io_threads", TK_CFG_INT, 0, "2", NULL, "threads reading and writing connections", NULL,
-     TK_CFG_NO_RANGE},
+     TK_CFG_RANGE(1, 64)},
     {"trusted_proxies", TK_CFG_STRING_LIST, 0, "[]", NULL,
      "proxies (ADDR or ADDR/BITS) whose X-Forwarded-For names the client", NULL, TK_CFG_NO_RANGE},
     {0}};
@@ -137,7 +138,7 @@ static const tk_config_field top_fields[] = {
     {"http", TK_CFG_OBJECT, 0, NULL, NULL, "the HTTP server", http_fields, TK_CFG_NO_RANGE},
     {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields, TK_CFG_NO_RANGE},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
-     "longest graceful shutdown before exiting anyway", NULL, TK_CFG_NO_RANGE},
+     "longest graceful shutdown before exiting anyway", NULL, TK_CFG_RANGE(1, 3600000)},
     {"dapr", TK_CFG_OBJECT, 0, NULL, NULL, "interop with a Dapr sidecar", dapr_fields,
      TK_CFG_NO_RANGE},
     {"resiliency", TK_CFG_OBJECT, 0, NULL, NULL,
@@ -171,8 +172,10 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
         return fail(err, errlen, s->path, "plugins: expected an array of plugin instances");
     s->nplugins = json_array_size(arr);
     s->plugins = calloc(s->nplugins ? s->nplugins : 1, sizeof(*s->plugins));
-    if (!s->plugins)
+    if (!s->plugins) {
+        fail(err, errlen, s->path, "out of memory");
         return TK_ENOMEM;
+    }
     for (size_t i = 0; i < s->nplugins; i++) {
         tk_plugin_conf *pc = &s->plugins[i];
         snprintf(pc->jpath, sizeof(pc->jpath), "plugins[%zu]", i);
@@ -197,7 +200,10 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
             snprintf(cpath, sizeof(cpath), "%s.consume", pc->jpath);
             json_incref(consume);
             rc = tk_config_validate(&consume, consume_fields, cpath, msg, sizeof(msg));
-            json_object_set(entry, "consume", consume);
+            if (rc == 0 && json_object_set(entry, "consume", consume)) {
+                snprintf(msg, sizeof(msg), "%s: out of memory", cpath);
+                rc = TK_ENOMEM;
+            }
             json_decref(consume);
             if (rc)
                 return fail(err, errlen, s->path, msg);
@@ -220,6 +226,84 @@ static int load_plugins(tk_settings *s, char *err, size_t errlen)
             }
         }
     }
+    return 0;
+}
+
+/* The validated values, as the rest of taskorad reads them. */
+static void read_values(tk_settings *s)
+{
+    json_t *r = s->root;
+    s->app_id = json_string_value(tk_config_get(r, "app_id"));
+    tk_log_level_parse(json_string_value(tk_config_get(r, "log.level")), &s->log_level);
+    tk_log_format_parse(json_string_value(tk_config_get(r, "log.format")), &s->log_format);
+    s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
+    s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
+    s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
+    s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
+    s->pg_acquire_timeout_ms =
+        (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
+    s->pg_connect_timeout_s =
+        (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
+    s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
+    s->kafka_topics = tk_config_get(r, "kafka.topics");
+    s->kafka_props = tk_config_get(r, "kafka.librdkafka");
+    s->kafka_producer_props = tk_config_get(r, "kafka.producer");
+    s->kafka_consumer_props = tk_config_get(r, "kafka.consumer");
+    s->outbox_relay = json_is_true(tk_config_get(r, "outbox.relay"));
+    s->outbox_batch = (int)json_integer_value(tk_config_get(r, "outbox.batch"));
+    s->outbox_poll_ms = (int)json_integer_value(tk_config_get(r, "outbox.poll_ms"));
+    s->outbox_retention_s = (int)json_integer_value(tk_config_get(r, "outbox.retention_s"));
+    s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
+    s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
+    s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));
+    s->http_cors_origins = tk_config_get(r, "http.cors_origins");
+    s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
+    s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
+    s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
+    s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
+    s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));
+    s->http_read_timeout_s = (int)json_integer_value(tk_config_get(r, "http.read_timeout_s"));
+    s->http_max_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_connections_per_client"));
+    s->http_max_streams_per_client =
+        (int)json_integer_value(tk_config_get(r, "http.max_streams_per_client"));
+    s->http_workers = (int)json_integer_value(tk_config_get(r, "http.workers"));
+    s->http_queue = (int)json_integer_value(tk_config_get(r, "http.queue"));
+    s->http_io_threads = (int)json_integer_value(tk_config_get(r, "http.io_threads"));
+    s->resiliency = tk_config_get(r, "resiliency");
+    s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
+    s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));
+    s->dapr_app_token = json_string_value(tk_config_get(r, "dapr.app_token"));
+}
+
+/* What the schema cannot say: property objects, proxy addresses, per-target overrides. */
+static int check_values(const tk_settings *s, char *msg, size_t len)
+{
+    const char *props[] = {"kafka.librdkafka", "kafka.producer", "kafka.consumer"};
+    json_t *const values[] = {s->kafka_props, s->kafka_producer_props, s->kafka_consumer_props};
+    for (int i = 0; i < 3; i++) {
+        if (!json_is_object(values[i])) {
+            snprintf(msg, len, "%s: expected an object of librdkafka properties", props[i]);
+            return TK_EINVAL;
+        }
+    }
+    size_t i;
+    json_t *it;
+    tk_cidr net;
+    json_array_foreach(s->http_trusted_proxies, i, it)
+    {
+        if (tk_cidr_parse(json_string_value(it), &net)) {
+            snprintf(msg, len, "http.trusted_proxies[%zu]: \"%s\" is not an address or ADDR/BITS",
+                     i, json_string_value(it));
+            return TK_EINVAL;
+        }
+    }
+    /* per-target overrides, checked here so check-config sees them */
+    tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, len);
+    if (!probe)
+        return TK_EINVAL;
+    tk_resilience_free(probe);
     return 0;
 }
 
@@ -249,112 +333,10 @@ tk_settings *tk_settings_load(const char *path, char *err, size_t errlen)
     }
     if (load_plugins(s, err, errlen))
         goto fail;
-    json_t *r = s->root;
-    s->app_id = json_string_value(tk_config_get(r, "app_id"));
-    tk_log_level_parse(json_string_value(tk_config_get(r, "log.level")), &s->log_level);
-    tk_log_format_parse(json_string_value(tk_config_get(r, "log.format")), &s->log_format);
-    s->plugin_dir = json_string_value(tk_config_get(r, "plugin_dir"));
-    s->pg_url = json_string_value(tk_config_get(r, "postgres.url"));
-    s->kafka_brokers = json_string_value(tk_config_get(r, "kafka.brokers"));
-    struct {
-        const char *key;
-        long long min, max;
-    } ranges[] = {
-        {"kafka.partitions", 1, 1000},
-        {"postgres.pool_size", 1, 1000},
-        {"postgres.acquire_timeout_ms", 0, 3600000},
-        {"postgres.connect_timeout_s", 1, 3600},
-        {"outbox.batch", 1, 100000},
-        {"outbox.poll_ms", 1, 3600000},
-        {"outbox.retention_s", 0, 86400 * 30},
-        {"http.body_limit", 0, 1LL << 31},
-        {"http.max_connections", 1, 100000},
-        {"http.timeout_s", 1, 86400},
-        {"http.sse_keepalive_s", 1, 3600},
-        {"http.read_timeout_s", 1, 3600},
-        {"http.max_connections_per_client", 0, 100000},
-        {"http.max_streams_per_client", 0, 100000},
-        {"http.workers", 1, 1024},
-        {"http.queue", 1, 1000000},
-        {"http.io_threads", 1, 64},
-        {"shutdown_timeout_ms", 1, 3600000},
-    };
-    /* checked as written, before narrowing to int */
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-        long long v = json_integer_value(tk_config_get(r, ranges[i].key));
-        if (v < ranges[i].min || v > ranges[i].max) {
-            snprintf(msg, sizeof(msg), "%s: %lld is out of range (%lld..%lld)", ranges[i].key, v,
-                     ranges[i].min, ranges[i].max);
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-    }
-    s->pg_pool_size = (int)json_integer_value(tk_config_get(r, "postgres.pool_size"));
-    s->pg_acquire_timeout_ms =
-        (int)json_integer_value(tk_config_get(r, "postgres.acquire_timeout_ms"));
-    s->pg_connect_timeout_s =
-        (int)json_integer_value(tk_config_get(r, "postgres.connect_timeout_s"));
-    s->kafka_partitions = (int)json_integer_value(tk_config_get(r, "kafka.partitions"));
-    s->kafka_topics = tk_config_get(r, "kafka.topics");
-    const char *props[] = {"kafka.librdkafka", "kafka.producer", "kafka.consumer"};
-    json_t **slots[] = {&s->kafka_props, &s->kafka_producer_props, &s->kafka_consumer_props};
-    for (int i = 0; i < 3; i++) {
-        *slots[i] = tk_config_get(r, props[i]);
-        if (!json_is_object(*slots[i])) {
-            snprintf(msg, sizeof(msg), "%s: expected an object of librdkafka properties", props[i]);
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-    }
-    s->outbox_relay = json_is_true(tk_config_get(r, "outbox.relay"));
-    s->outbox_batch = (int)json_integer_value(tk_config_get(r, "outbox.batch"));
-    s->outbox_poll_ms = (int)json_integer_value(tk_config_get(r, "outbox.poll_ms"));
-    s->outbox_retention_s = (int)json_integer_value(tk_config_get(r, "outbox.retention_s"));
-    s->http_enabled = json_is_true(tk_config_get(r, "http.enabled"));
-    s->http_listen = json_string_value(tk_config_get(r, "http.listen"));
-    s->http_body_limit = json_integer_value(tk_config_get(r, "http.body_limit"));
-    s->http_cors_origins = tk_config_get(r, "http.cors_origins");
-    s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
-    s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
-    s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
-    s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
-    s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
-    s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));
-    s->http_read_timeout_s = (int)json_integer_value(tk_config_get(r, "http.read_timeout_s"));
-    s->http_max_per_client =
-        (int)json_integer_value(tk_config_get(r, "http.max_connections_per_client"));
-    s->http_max_streams_per_client =
-        (int)json_integer_value(tk_config_get(r, "http.max_streams_per_client"));
-    s->http_workers = (int)json_integer_value(tk_config_get(r, "http.workers"));
-    s->http_queue = (int)json_integer_value(tk_config_get(r, "http.queue"));
-    s->http_io_threads = (int)json_integer_value(tk_config_get(r, "http.io_threads"));
-    {
-        size_t i;
-        json_t *it;
-        tk_cidr net;
-        json_array_foreach(s->http_trusted_proxies, i, it)
-        {
-            if (tk_cidr_parse(json_string_value(it), &net)) {
-                snprintf(msg, sizeof(msg),
-                         "http.trusted_proxies[%zu]: \"%s\" is not an address or ADDR/BITS", i,
-                         json_string_value(it));
-                fail(err, errlen, path, msg);
-                goto fail;
-            }
-        }
-    }
-    s->resiliency = tk_config_get(r, "resiliency");
-    s->dapr_enabled = json_is_true(tk_config_get(r, "dapr.enabled"));
-    s->dapr_pubsub = json_string_value(tk_config_get(r, "dapr.pubsub"));
-    s->dapr_app_token = json_string_value(tk_config_get(r, "dapr.app_token"));
-    {
-        /* ranges and per-target overrides, checked here so check-config sees them */
-        tk_resilience *probe = tk_resilience_new(s->resiliency, NULL, msg, sizeof(msg));
-        if (!probe) {
-            fail(err, errlen, path, msg);
-            goto fail;
-        }
-        tk_resilience_free(probe);
+    read_values(s);
+    if (check_values(s, msg, sizeof(msg))) {
+        fail(err, errlen, path, msg);
+        goto fail;
     }
     return s;
 fail:

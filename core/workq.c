@@ -14,6 +14,7 @@ typedef struct job {
 } job;
 
 struct tk_workq {
+    const char *name; /* for messages (static) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     job *ring;
@@ -49,6 +50,7 @@ tk_workq *tk_workq_new(const char *name, int threads, int max_queued)
     tk_workq *q = calloc(1, sizeof(*q));
     if (!q)
         return NULL;
+    q->name = name;
     q->cap = max_queued > 0 ? (size_t)max_queued : 1;
     q->ring = calloc(q->cap, sizeof(*q->ring));
     q->threads = calloc((size_t)(threads > 0 ? threads : 1), sizeof(*q->threads));
@@ -91,6 +93,9 @@ void tk_workq_stop(tk_workq *q, void (*cancel)(void *arg))
     q->stopping = 1;
     size_t n = cancel ? q->len : 0;
     job *left = n ? calloc(n, sizeof(*left)) : NULL;
+    if (n && !left) /* the queued jobs are then run, not cancelled: slower, nothing lost */
+        tk_logf(NULL, TK_LOG_ERROR, "%s: out of memory; running %zu queued job(s) at stop", q->name,
+                n);
     for (size_t i = 0; left && i < n; i++)
         left[i] = q->ring[(q->head + i) % q->cap];
     if (left)

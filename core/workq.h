@@ -6,7 +6,8 @@
 
 typedef struct tk_workq tk_workq;
 
-/* Starts `threads` threads; at most `max_queued` jobs wait. NULL when out of memory. */
+/* Starts `threads` threads; at most `max_queued` jobs wait; `name` (static) is for messages.
+ * NULL when out of memory or threads. */
 tk_workq *tk_workq_new(const char *name, int threads, int max_queued);
 /*
  * Queues fn(arg) for a pool thread. TK_OK, or TK_EUNAVAILABLE when the

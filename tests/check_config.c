@@ -109,9 +109,38 @@ START_TEST(test_wrong_type_and_bad_choice_are_errors)
     ck_assert_ptr_null(load("[1]", err, sizeof(err)));
     ck_assert_msg(strstr(err, "top level must be a JSON object"), "%s", err);
     ck_assert_ptr_null(load("{\"http\": {\"timeout_s\": 0}}", err, sizeof(err)));
-    ck_assert_msg(strstr(err, "http.timeout_s: 0 is out of range"), "%s", err);
+    ck_assert_msg(strstr(err, "http.timeout_s: 0 is outside 1..86400"), "%s", err);
     ck_assert_ptr_null(load("{\"http\": {\"timeout_s\": 4294967297}}", err, sizeof(err)));
-    ck_assert_msg(strstr(err, "http.timeout_s: 4294967297 is out of range (1..86400)"), "%s", err);
+    ck_assert_msg(strstr(err, "http.timeout_s: 4294967297 is outside 1..86400"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_out_of_range_numbers_name_file_path_and_range)
+{
+    const char *cases[][2] = {
+        {"{\"postgres\": {\"pool_size\": 0}}", ": postgres.pool_size: 0 is outside 1..1000"},
+        {"{\"http\": {\"body_limit\": 2147483649}}",
+         ": http.body_limit: 2147483649 is outside 0..2147483648"},
+        {"{\"shutdown_timeout_ms\": \"${TK_TEST_UNSET_TIMEOUT:--5}\"}",
+         ": shutdown_timeout_ms: -5 is outside 1..3600000"},
+        {"{\"resiliency\": {\"retry\": {\"backoff\": 0.5}}}",
+         ": resiliency.retry.backoff: 0.5 is outside 1..100"},
+        {"{\"resiliency\": {\"targets\": {\"ai.x\": {\"timeout_ms\": 0}}}}",
+         ": resiliency.targets.ai.x.timeout_ms: 0 is outside 1..2147483647"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[1024];
+        ck_assert_msg(load(cases[i][0], err, sizeof(err)) == NULL, "accepted %s", cases[i][0]);
+        ck_assert_msg(strstr(err, "c.json") && strstr(err, cases[i][1]), "%s: %s", cases[i][0],
+                      err);
+    }
+    /* the bounds themselves are accepted */
+    char err[1024];
+    tk_settings *s = load("{\"postgres\": {\"pool_size\": 1000}, \"http\": {\"body_limit\": 0}}",
+                          err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(s->pg_pool_size, 1000);
+    tk_settings_free(s);
 }
 END_TEST
 
@@ -163,6 +192,43 @@ START_TEST(test_check_config_command_reports_line_and_exits_2)
     ck_assert_msg(strstr(errs, "broken.json:3:") != NULL, "stderr: %s", errs);
     free(out);
     free(errs);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_out_of_memory_is_a_clear_error_at_any_point)
+{
+    setenv("TK_TEST_ORIGINS", "http://a.test, http://b.test", 1);
+    char *path =
+        th_write(dir, "c.json",
+                 "{\"http\": {\"cors_origins\": \"${TK_TEST_ORIGINS}\","
+                 " \"body_limit\": \"2048\"},"
+                 " \"resiliency\": {\"retry\": {\"backoff\": 3},"
+                 "  \"targets\": {\"ai.x\": {\"retry\": {\"attempts\": 2}}}},"
+                 " \"plugins\": [{\"name\": \"w\", \"load\": \"x\", \"config\": {\"a\": 1},"
+                 "  \"consume\": {\"topics\": \"a,b\", \"retry\": {\"attempts\": \"4\"}}}]}");
+    int failures = 0;
+    for (long n = 0;; n++) {
+        char err[1024] = "";
+        th_json_alloc_fail_after(n);
+        tk_settings *s = tk_settings_load(path, err, sizeof(err));
+        int injected = th_json_alloc_failed();
+        th_json_alloc_restore();
+        if (s) {
+            ck_assert_int_eq(s->http_body_limit, 2048);
+            ck_assert_uint_eq(json_array_size(s->http_cors_origins), 2);
+            tk_settings_free(s);
+            if (!injected)
+                break; /* every allocation it makes has been failed once */
+            continue;
+        }
+        /* a failure is reported as what it is, never as a wrong value in the file */
+        ck_assert_msg(injected, "failed with no allocation failing: %s", err);
+        ck_assert_msg(strstr(err, "c.json") && strstr(err, ": out of memory"), "allocation %ld: %s",
+                      n, err);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 10);
     free(path);
 }
 END_TEST
@@ -262,12 +328,14 @@ int main(void)
     tcase_add_test(tc, test_unset_variable_is_an_error_naming_it_and_the_path);
     tcase_add_test(tc, test_unknown_key_is_an_error_with_its_path);
     tcase_add_test(tc, test_wrong_type_and_bad_choice_are_errors);
+    tcase_add_test(tc, test_out_of_range_numbers_name_file_path_and_range);
     tcase_add_test(tc, test_strings_from_environment_become_numbers_and_lists);
     tcase_add_test(tc, test_plugin_entries_need_name_and_load_and_unique_names);
     tcase_add_test(tc, test_duplicate_json_keys_are_refused);
     tcase_add_test(tc, test_check_config_command_reports_line_and_exits_2);
     tcase_add_test(tc, test_shipped_configs_pass_check_config);
     tcase_add_test(tc, test_plugin_values_out_of_range_are_refused_naming_the_path);
+    tcase_add_test(tc, test_out_of_memory_is_a_clear_error_at_any_point);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

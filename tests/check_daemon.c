@@ -251,6 +251,50 @@ START_TEST(test_cors_for_allowed_origins_only)
 }
 END_TEST
 
+/* One set of CORS answers for plain routes and event streams, whatever the Origin. */
+START_TEST(test_event_streams_answer_cors_like_plain_routes)
+{
+    const char *ok[] = {"Origin: http://localhost:3000", NULL};
+    const char *evil[] = {"Origin: http://evil.test", NULL};
+    const char *paths[] = {"/test/stream", "/test/hello/a"};
+    for (int i = 0; i < 2; i++) {
+        th_response r = get(paths[i], ok);
+        ck_assert_int_eq(r.status, 200);
+        char *acao = th_header(&r, "access-control-allow-origin");
+        char *cred = th_header(&r, "access-control-allow-credentials");
+        char *expose = th_header(&r, "access-control-expose-headers");
+        char *vary = th_header(&r, "vary");
+        ck_assert_msg(acao && strcmp(acao, "http://localhost:3000") == 0, "%s: %s", paths[i],
+                      r.headers);
+        ck_assert_msg(cred && strcmp(cred, "true") == 0, "%s: %s", paths[i], r.headers);
+        ck_assert_msg(expose && strstr(expose, "X-Request-ID"), "%s: %s", paths[i], r.headers);
+        ck_assert_msg(vary && strcmp(vary, "Origin") == 0, "%s: %s", paths[i], r.headers);
+        free(acao);
+        free(cred);
+        free(expose);
+        free(vary);
+        if (i == 0) {
+            char *ct = th_header(&r, "content-type");
+            ck_assert_str_eq(ct, "text/event-stream");
+            ck_assert_msg(strstr(r.body, "event: hello\ndata: {}\n\n"), "%s", r.body);
+            free(ct);
+        }
+        th_response_free(&r);
+
+        r = get(paths[i], evil);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(!th_header(&r, "access-control-allow-origin") &&
+                          !th_header(&r, "access-control-allow-credentials") &&
+                          !th_header(&r, "access-control-expose-headers"),
+                      "%s: %s", paths[i], r.headers);
+        vary = th_header(&r, "vary");
+        ck_assert_msg(vary && strcmp(vary, "Origin") == 0, "%s: %s", paths[i], r.headers);
+        free(vary);
+        th_response_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(test_access_log_has_duration_and_secrets_are_redacted)
 {
     const char *hdr[] = {"X-Request-ID: logged-1", NULL};
@@ -542,6 +586,7 @@ int main(void)
     tcase_add_test(tc, test_body_is_passed_and_limit_gives_413);
     tcase_add_test(tc, test_request_id_is_echoed_or_generated);
     tcase_add_test(tc, test_cors_for_allowed_origins_only);
+    tcase_add_test(tc, test_event_streams_answer_cors_like_plain_routes);
     tcase_add_test(tc, test_access_log_has_duration_and_secrets_are_redacted);
     tcase_add_test(tc, test_sigterm_stops_plugins_in_reverse_order_and_exits_0);
     tcase_add_test(tc, test_request_in_flight_finishes_during_shutdown);

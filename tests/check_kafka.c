@@ -428,6 +428,42 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
 }
 END_TEST
 
+/* Memory running out is not a poison message: the consumer decodes it again instead of
+ * dead-lettering it, so decoding must tell the two apart. */
+START_TEST(test_decoding_tells_memory_running_out_from_a_poison_message)
+{
+    const char *good = "{\"specversion\":\"1.0\",\"id\":\"e-1\",\"type\":\"task.created\","
+                       "\"data\":{\"user_id\":7,\"payload\":{\"title\":\"a long enough title\"}}}";
+    int nomem = 0;
+    for (long n = 0;; n++) {
+        tk_event ev;
+        tk_event_doc doc;
+        char why[256] = "";
+        tk_event_init(&ev, "task-events", "g", good, strlen(good));
+        th_json_alloc_fail_after(n);
+        int rc = tk_event_decode(good, strlen(good), &ev, &doc, why, sizeof(why));
+        th_json_alloc_restore();
+        if (rc == 0) {
+            ck_assert_str_eq(ev.id, "e-1");
+            ck_assert_str_eq(ev.user_id, "7");
+            tk_event_doc_free(&doc);
+            break;
+        }
+        ck_assert_msg(rc == TK_ENOMEM && strcmp(why, "out of memory") == 0,
+                      "allocation %ld: rc %d: %s", n, rc, why);
+        nomem++;
+    }
+    ck_assert_int_gt(nomem, 3);
+    /* with memory, the same text cut short is what it is */
+    tk_event ev;
+    tk_event_doc doc;
+    char why[256];
+    tk_event_init(&ev, "task-events", "g", good, 20);
+    ck_assert_int_eq(tk_event_decode(good, 20, &ev, &doc, why, sizeof(why)), TK_EINVAL);
+    ck_assert_msg(strncmp(why, "not JSON: ", 10) == 0, "%s", why);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url())
@@ -444,5 +480,8 @@ int main(void)
     tcase_add_test(tc, test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered);
     tcase_add_test(tc, test_tutorial_consumer_counts_each_event_once_in_its_table);
     suite_add_tcase(s, tc);
+    TCase *td = tcase_create("decode");
+    tcase_add_test(td, test_decoding_tells_memory_running_out_from_a_poison_message);
+    suite_add_tcase(s, td);
     return th_run_suite(s);
 }

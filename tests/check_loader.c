@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instance.h"
 #include "taskora/plugin.h"
 #include "testhelp.h"
 
@@ -223,6 +224,96 @@ START_TEST(test_usage_errors_exit_2)
 }
 END_TEST
 
+/* ---- instances: their consumer group and how events reach their handlers ---------------- */
+
+START_TEST(test_group_is_the_configured_one_or_named_after_the_instance)
+{
+    tk_instance inst = {.name = "worker"};
+    char buf[64];
+    ck_assert_str_eq(tk_instance_group(&inst, buf, sizeof(buf)), "taskora-worker");
+    inst.consume = json_pack("{s:[s]}", "topics", "task-events");
+    ck_assert_str_eq(tk_instance_group(&inst, buf, sizeof(buf)), "taskora-worker");
+    json_object_set_new(inst.consume, "group", json_string("analytics-v2"));
+    ck_assert_str_eq(tk_instance_group(&inst, buf, sizeof(buf)), "analytics-v2");
+    ck_assert_str_eq(tk_instance_group(&inst, buf, 6), "analy"); /* cut to the buffer */
+    json_decref(inst.consume);
+}
+END_TEST
+
+static int consume_calls, batch_calls;
+static size_t batch_sizes;
+
+static tk_consume_result consume_ok(void *state, const tk_event *ev)
+{
+    (void)state, (void)ev;
+    consume_calls++;
+    return TK_CONSUME_OK;
+}
+
+static void batch_fail(void *state, const tk_event *const *events, size_t n,
+                       tk_consume_result *results)
+{
+    (void)state, (void)events;
+    batch_calls++;
+    batch_sizes += n;
+    for (size_t i = 0; i < n; i++)
+        results[i] = TK_CONSUME_FAIL;
+}
+
+/* Hands n events to a plugin with the given handlers; the results must all be `want`. */
+static void consume_with(const tk_plugin *d, size_t n, tk_consume_result want)
+{
+    tk_plugin_type type = {.desc = d};
+    tk_instance inst = {.name = "sink", .type = &type};
+    tk_event evs[3] = {{.struct_size = sizeof(tk_event)}};
+    const tk_event *p[3] = {&evs[0], &evs[1], &evs[2]};
+    tk_consume_result r[3] = {TK_CONSUME_OK, TK_CONSUME_OK, TK_CONSUME_OK};
+    consume_calls = batch_calls = 0;
+    batch_sizes = 0;
+    tk_instance_consume(&inst, p, n, r);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(r[i], want);
+}
+
+START_TEST(test_events_reach_consume_one_at_a_time_and_consume_batch_together)
+{
+    tk_plugin both = {TK_PLUGIN_HEADER, .name = "both", .consume = consume_ok,
+                      .consume_batch = batch_fail};
+    consume_with(&both, 1, TK_CONSUME_OK);
+    ck_assert_int_eq(consume_calls, 1);
+    ck_assert_int_eq(batch_calls, 0);
+    consume_with(&both, 3, TK_CONSUME_FAIL);
+    ck_assert_int_eq(consume_calls, 0);
+    ck_assert_int_eq(batch_calls, 1);
+    ck_assert_uint_eq(batch_sizes, 3);
+
+    tk_plugin batch_only = {TK_PLUGIN_HEADER, .name = "batch", .consume_batch = batch_fail};
+    consume_with(&batch_only, 1, TK_CONSUME_FAIL);
+    ck_assert_int_eq(batch_calls, 1);
+    ck_assert_uint_eq(batch_sizes, 1);
+
+    tk_plugin consume_only = {TK_PLUGIN_HEADER, .name = "one", .consume = consume_ok};
+    consume_with(&consume_only, 3, TK_CONSUME_OK);
+    ck_assert_int_eq(consume_calls, 3);
+}
+END_TEST
+
+START_TEST(test_consume_batch_of_a_plugin_older_than_1_4_is_never_called)
+{
+    /* the field lies beyond what a 1.3 descriptor has: whatever is there is not a handler */
+    tk_plugin old = {TK_PLUGIN_HEADER, .name = "old", .consume = consume_ok,
+                     .consume_batch = batch_fail};
+    old.abi_minor = 3;
+    consume_with(&old, 3, TK_CONSUME_OK);
+    ck_assert_int_eq(consume_calls, 3);
+    ck_assert_int_eq(batch_calls, 0);
+    tk_plugin none = {TK_PLUGIN_HEADER, .name = "none", .consume_batch = batch_fail};
+    none.abi_minor = 3;
+    consume_with(&none, 2, TK_CONSUME_RETRY);
+    ck_assert_int_eq(batch_calls, 0);
+}
+END_TEST
+
 /* ---- plugins built for an older minor (ABI 1.6 additions) ------------------------------------ */
 
 START_TEST(test_schema_of_a_1_5_plugin_is_read_with_its_own_layout)
@@ -389,5 +480,10 @@ int main(void)
     tcase_add_test(tc, test_without_an_authenticator_both_callers_answer_503);
     tcase_add_test(tc, test_two_authenticators_of_either_generation_are_refused);
     suite_add_tcase(s, tc);
+    TCase *ti = tcase_create("instance");
+    tcase_add_test(ti, test_group_is_the_configured_one_or_named_after_the_instance);
+    tcase_add_test(ti, test_events_reach_consume_one_at_a_time_and_consume_batch_together);
+    tcase_add_test(ti, test_consume_batch_of_a_plugin_older_than_1_4_is_never_called);
+    suite_add_tcase(s, ti);
     return th_run_suite(s);
 }

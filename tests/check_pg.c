@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loader.h"
+#include "host.h"
 #include "pg_pool.h"
 #include "testhelp.h"
 

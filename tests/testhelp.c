@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
@@ -694,4 +695,33 @@ long th_pg_wait_count(const char *url, const char *sql, long want, int timeout_s
         nanosleep(&ts, NULL);
     }
     return n;
+}
+
+static long json_allocs_left = -1; /* < 0: no failures */
+static int json_alloc_refused;
+
+static void *failing_malloc(size_t size)
+{
+    if (json_allocs_left == 0) {
+        json_alloc_refused = 1;
+        return NULL;
+    }
+    if (json_allocs_left > 0)
+        json_allocs_left--;
+    return malloc(size);
+}
+
+void th_json_alloc_fail_after(long n)
+{
+    json_allocs_left = n;
+    json_alloc_refused = 0;
+    json_set_alloc_funcs(failing_malloc, free);
+}
+
+int th_json_alloc_failed(void) { return json_alloc_refused; }
+
+void th_json_alloc_restore(void)
+{
+    json_allocs_left = -1;
+    json_set_alloc_funcs(malloc, free);
 }

@@ -134,4 +134,13 @@ int th_pg_cluster_stop(const char *dir);
 /* A TCP port nothing listens on now. */
 int th_free_port(void);
 
+/*
+ * Out of memory on purpose: jansson's allocations fail from the n-th (0: the
+ * first) on, until th_json_alloc_restore. th_json_alloc_failed says whether
+ * an allocation was refused since.
+ */
+void th_json_alloc_fail_after(long n);
+int th_json_alloc_failed(void);
+void th_json_alloc_restore(void);
+
 #endif

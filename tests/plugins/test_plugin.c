@@ -111,6 +111,19 @@ static int route_whoami2(void *ud, const tk_http_request *req, tk_http_response 
     return reply_json(s, resp, body);
 }
 
+/* An event stream that sends one event and ends. */
+static int route_stream(void *ud, const tk_http_request *req, tk_http_response *resp)
+{
+    state *s = ud;
+    tk_sse *sse = s->host->sse_open(req, resp, NULL, NULL);
+    if (!sse)
+        return TK_ERR;
+    int rc = s->host->sse_send(sse, "hello", "{}");
+    s->host->sse_close(sse);
+    s->host->sse_release(sse);
+    return rc;
+}
+
 static int init(const tk_host *host, tk_instance *inst, void **out)
 {
     state *s = calloc(1, sizeof(*s));
@@ -144,6 +157,8 @@ static int init(const tk_host *host, tk_instance *inst, void **out)
         rc = rc ? rc : host->http_route(inst, "GET", p, route_whoami2, s);
         if (!rc && host->config_bool(inst, "authenticator2"))
             rc = host->http_set_authenticator2(inst, authenticate2, s);
+        snprintf(p, sizeof(p), "%s/stream", s->prefix);
+        rc = rc ? rc : host->http_route(inst, "GET", p, route_stream, s);
         if (rc) {
             free(s);
             return rc;
