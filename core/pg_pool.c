@@ -440,11 +440,13 @@ int tk_pg_mark_processed(PGconn *conn, const char *group, const char *const *eve
     if (!text)
         return TK_ENOMEM;
     const char *params[] = {group, text};
-    PGresult *r = PQexecParams(conn,
-                               "INSERT INTO taskora_processed_events (consumer_group, event_id)"
-                               " SELECT DISTINCT $1, e FROM jsonb_array_elements_text($2::jsonb) e"
-                               " ON CONFLICT DO NOTHING RETURNING event_id",
-                               2, NULL, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(conn,
+                     "INSERT INTO taskora_processed_events (consumer_group, event_id)"
+                     " SELECT DISTINCT $1::text, e FROM jsonb_array_elements_text($2::jsonb) e"
+                     " ORDER BY e" /* one lock order for overlapping batches */
+                     " ON CONFLICT DO NOTHING RETURNING event_id",
+                     2, NULL, params, NULL, NULL, 0);
     free(text);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char why[512];
