@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "kit.h"
 #include "testhelp.h"
 
 #define SECRET "whsec-test-6b1f0c9e27d4"
@@ -1074,6 +1075,81 @@ START_TEST(test_a_task_event_delivered_again_changes_nothing_twice)
 }
 END_TEST
 
+START_TEST(test_a_task_created_completed_never_reminds)
+{
+    th_daemon w;
+    start_worker(&w, "w", 60000);
+    user u = new_user("born-done");
+    reply r = call("POST", "/api/tasks",
+                   th_fmt("{\"title\":\"done when written down\",\"completed\":true,"
+                          "\"due_date\":\"2030-01-02T09:30:00Z\",\"reminder_at\":\"%s\"}",
+                          iso_in(1)),
+                   u.token);
+    ck_assert_msg(r.status == 201, "create: %ld %s", r.status, r.body);
+    ck_assert(json_is_true(json_object_get(r.json, "completed")));
+    long done = (long)json_integer_value(json_object_get(r.json, "id"));
+    json_decref(r.json);
+    /* its event says so */
+    char *created = outbox_value("task.created", done);
+    json_t *ev = json_loads(created, 0, NULL);
+    ck_assert_msg(json_is_true(json_object_get(
+                      json_object_get(json_object_get(ev, "data"), "payload"), "completed")),
+                  "task.created: %s", created);
+    json_decref(ev);
+    free(created);
+
+    /* created after it and due after it: once it fired, the scheduler has been past its time */
+    long later = task_with_reminder(&u, "control", 3);
+    created = outbox_value("task.created", later);
+    ev = json_loads(created, 0, NULL);
+    ck_assert_msg(json_is_false(json_object_get(
+                      json_object_get(json_object_get(ev, "data"), "payload"), "completed")),
+                  "task.created: %s", created);
+    json_decref(ev);
+    free(created);
+    ck_assert_msg(wait_notified(later, 30), "the control reminder did not fire");
+    ck_assert_int_eq(notifications_of_task(done), 0);
+    ck_assert_int_eq(th_pg_count(dburl, reminder_events(done)), 0);
+    ck_assert_int_eq(hook_requests_for(done, NULL), 0);
+    r = call("GET", "/api/notifications", NULL, u.token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_array_size(r.json), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(r.json, 0), "task_id")),
+                     later);
+    json_decref(r.json);
+    stop_daemon(&w);
+}
+END_TEST
+
+/* Times, and the text the API writes for each ('*': whatever taskora_iso_utc writes). */
+static const char iso_cases[] =
+    "(VALUES ('2026-02-04 12:00:00'::timestamp, '2026-02-04T12:00:00.000000+00:00'),"
+    " ('2026-02-04 12:00:00.123456', '2026-02-04T12:00:00.123456+00:00'),"
+    " ('2026-02-04 12:00:00.5', '2026-02-04T12:00:00.500000+00:00'),"
+    " ('2024-02-29 23:59:59.999999', '2024-02-29T23:59:59.999999+00:00'),"
+    " ('1970-01-01 00:00:00.000001', '1970-01-01T00:00:00.000001+00:00'),"
+    " ('0001-01-01 00:00:00', '0001-01-01T00:00:00.000000+00:00'),"
+    " ('9999-12-31 23:59:59.999999', '9999-12-31T23:59:59.999999+00:00'),"
+    " (NULL, NULL), (now() AT TIME ZONE 'utc', '*')) v(ts, want)";
+
+#define KIT_TEXT KIT_SQL_ISO_UTC("v.ts")
+
+/* The notifications' SQL writes times with the toolkit's KIT_SQL_ISO_UTC, http_api's with its
+ * migration's taskora_iso_utc: the same text for every time, so that the two cannot drift. */
+START_TEST(test_the_toolkits_sql_time_text_is_taskora_iso_utc)
+{
+    char *differ = th_pg_query1(
+        dburl, th_fmt("SELECT coalesce(string_agg(format('%%s: %%s, taskora_iso_utc %%s, want %%s',"
+                      " v.ts, " KIT_TEXT ", taskora_iso_utc(v.ts), v.want), '; '), '') FROM %s"
+                      " WHERE " KIT_TEXT " IS DISTINCT FROM taskora_iso_utc(v.ts)"
+                      " OR (coalesce(v.want, '') <> '*' AND " KIT_TEXT " IS DISTINCT FROM v.want)",
+                      iso_cases));
+    ck_assert_msg(!*differ, "KIT_SQL_ISO_UTC: %s", differ);
+    free(differ);
+    ck_assert_int_eq(th_pg_count(dburl, th_fmt("SELECT count(*) FROM %s", iso_cases)), 9);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url())
@@ -1092,6 +1168,8 @@ int main(void)
     tcase_add_test(tc, test_marking_sent_or_completing_stops_a_reminder_and_a_new_time_rearms_it);
     tcase_add_test(tc, test_the_upgrade_copies_pending_reminders_from_tasks_once);
     tcase_add_test(tc, test_a_task_event_delivered_again_changes_nothing_twice);
+    tcase_add_test(tc, test_a_task_created_completed_never_reminds);
+    tcase_add_test(tc, test_the_toolkits_sql_time_text_is_taskora_iso_utc);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

@@ -4,9 +4,9 @@
  *
  * Consumes task-events, user-events and chat-events (whatever its `consume` section names).
  * A batch of up to 64 events of one partition costs ONE transaction:
- *   1. the batch's event ids go into the core's taskora_processed_events with the consumer
- *      group (INSERT ... ON CONFLICT DO NOTHING RETURNING event_id): only the ids it returns
- *      are new; redelivered events (and repeats inside the batch) change nothing;
+ *   1. the batch's event ids are recorded as processed for the consumer group with the host's
+ *      pg_mark_processed (ABI 1.6), in this transaction: only the events it calls fresh are
+ *      new; redelivered events (and repeats inside the batch) change nothing;
  *   2. the new events are aggregated in memory per (user, UTC day of the event time) and
  *      written with one multi-row upsert into analytics_daily;
  *   3. task.created records the task's creation time (analytics_task_created); a completion
@@ -70,7 +70,6 @@ typedef struct batch {
     const char *group;
     item *items;
     size_t n;
-    char *ids_json; /* the distinct event ids, sorted, as a JSON array */
     /* results of the last (committed) run */
     long applied, duplicates, ignored;
     char error[256];
@@ -131,11 +130,6 @@ static int classify(const tk_event *ev, item *it)
     return kind;
 }
 
-static int cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
 /* ---- the transaction ------------------------------------------------------- */
 
 static int set_error(batch *b, PGconn *c, PGresult *r, const char *what)
@@ -147,7 +141,7 @@ static int set_error(batch *b, PGconn *c, PGresult *r, const char *what)
     return PQstatus(c) == CONNECTION_OK ? TK_ERR : TK_EUNAVAILABLE;
 }
 
-/* Runs a statement with one JSON parameter (and optionally the group first). */
+/* Runs a statement with one JSON parameter. */
 static int exec_json(batch *b, PGconn *c, const char *what, const char *sql, const char *json)
 {
     const char *params[] = {json};
@@ -179,19 +173,19 @@ static int cmp_day_row(const void *x, const void *y)
     return c ? c : strcmp(a->day, b->day);
 }
 
-/* Step 1: records the batch's event ids as processed; the ids it returns are the new ones. */
-static int record_processed(batch *b, PGconn *c, PGresult **out)
+/* Step 1: records the batch's event ids as processed; fresh[i] says whether items[i] is new
+ * (not seen before by the group, and the first of its id in the batch). */
+static int record_processed(batch *b, PGconn *c, int *fresh)
 {
-    const char *params[] = {b->group, b->ids_json};
-    PGresult *r = PQexecParams(c,
-                               "INSERT INTO taskora_processed_events (consumer_group, event_id)"
-                               " SELECT $1, e FROM jsonb_array_elements_text($2::jsonb) e"
-                               " ON CONFLICT DO NOTHING RETURNING event_id",
-                               2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return set_error(b, c, r, "recording processed events");
-    *out = r;
-    return 0;
+    const char *ids[64];
+    for (size_t i = 0; i < b->n; i++)
+        ids[i] = b->items[i].ev->id;
+    int rc = b->a->host->pg_mark_processed(b->a->inst, c, b->group, ids, b->n, fresh);
+    if (rc == TK_ENOMEM || rc == TK_EINVAL) {
+        snprintf(b->error, sizeof(b->error), "recording processed events: %s", tk_strerror(rc));
+        return rc;
+    }
+    return rc < 0 ? set_error(b, c, NULL, "recording processed events") : 0;
 }
 
 /* What the batch's new events add up to: counters per (user, day) and the task times. */
@@ -238,22 +232,12 @@ static int note_task(tally *t, const item *it)
     return 0;
 }
 
-/*
- * Step 2: the events whose ids step 1 returned (fresh[i], cleared once used: an id repeated in
- * the batch counts once) are tallied; the others are duplicates.
- */
-static int tally_new(batch *b, const char **fresh, int nfresh, tally *t)
+/* Step 2: the events step 1 found fresh are tallied; the others are duplicates. */
+static int tally_new(batch *b, const int *fresh, tally *t)
 {
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
-        int is_new = 0;
-        for (int k = 0; it->ev->id && k < nfresh; k++)
-            if (fresh[k] && strcmp(fresh[k], it->ev->id) == 0) {
-                fresh[k] = NULL;
-                is_new = 1;
-                break;
-            }
-        if (!is_new) {
+        if (!fresh[i]) {
             b->duplicates++;
             continue;
         }
@@ -355,15 +339,10 @@ static int batch_fn(void *conn, void *ud)
     batch *b = ud;
     PGconn *c = conn;
     b->applied = b->duplicates = b->ignored = 0;
-    PGresult *r = NULL;
-    int rc = record_processed(b, c, &r);
+    int fresh[64];
+    int rc = record_processed(b, c, fresh);
     if (rc)
         return rc;
-    /* fresh[i]: a returned id (pointing into r), cleared once an event of the batch used it */
-    const char *fresh[64];
-    int nfresh = PQntuples(r) < 64 ? PQntuples(r) : 64;
-    for (int i = 0; i < nfresh; i++)
-        fresh[i] = PQgetvalue(r, i, 0);
     tally t = {.nrows = 0,
                .created = json_array(),
                .completions = json_array(),
@@ -371,7 +350,7 @@ static int batch_fn(void *conn, void *ud)
     if (!t.created || !t.completions || !t.deletions)
         rc = TK_ENOMEM;
     if (!rc)
-        rc = tally_new(b, fresh, nfresh, &t);
+        rc = tally_new(b, fresh, &t);
     if (rc == TK_ENOMEM)
         snprintf(b->error, sizeof(b->error), "out of memory");
     if (!rc)
@@ -383,7 +362,6 @@ static int batch_fn(void *conn, void *ud)
     json_decref(t.created);
     json_decref(t.completions);
     json_decref(t.deletions);
-    PQclear(r);
     return rc;
 }
 
@@ -399,8 +377,6 @@ static void consume_batch(void *state, const tk_event *const *events, size_t n,
     /* the runtime sends at most 64; more are handled 64 at a time all the same */
     for (size_t start = 0; start < n; start += 64) {
         size_t m = n - start < 64 ? n - start : 64;
-        const char *ids[64];
-        size_t nids = 0;
         b.n = 0;
         b.group = NULL;
         for (size_t i = 0; i < m; i++) {
@@ -411,7 +387,6 @@ static void consume_batch(void *state, const tk_event *const *events, size_t n,
             if (!b.group && ev->group)
                 b.group = ev->group;
             classify(ev, &items[b.n++]);
-            ids[nids++] = ev->id;
         }
         if (!b.n)
             continue;
@@ -422,19 +397,8 @@ static void consume_batch(void *state, const tk_event *const *events, size_t n,
                 results[start + i] = TK_CONSUME_FAIL;
             continue;
         }
-        qsort(ids, nids, sizeof(ids[0]), cmp_str); /* a stable lock order */
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < nids; i++)
-            if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) &&
-                json_array_append_new(arr, json_string(ids[i])) != 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        b.ids_json = dump_new(arr);
         b.error[0] = '\0';
-        int rc = b.ids_json ? a->host->pg_tx(a->inst, batch_fn, &b) : TK_ENOMEM;
-        free(b.ids_json);
-        b.ids_json = NULL;
+        int rc = a->host->pg_tx(a->inst, batch_fn, &b);
         if (rc < 0) {
             a->host->log_kv(a->inst, TK_LOG_WARN, "batch not applied; retrying its events", "error",
                             b.error[0] ? b.error : tk_strerror(rc), NULL);
@@ -529,6 +493,13 @@ static int route_summary(void *ud, const tk_http_request *req, tk_http_response 
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
+    if (host->struct_size <
+            offsetof(tk_host, pg_mark_processed) + sizeof(host->pg_mark_processed) ||
+        !host->pg_mark_processed) {
+        host->log(inst, TK_LOG_ERROR,
+                  "this taskorad lacks pg_mark_processed (ABI < 1.6): batches cannot be deduped");
+        return TK_EINVAL;
+    }
     analytics *a = calloc(1, sizeof(*a));
     if (!a)
         return TK_ENOMEM;

@@ -109,11 +109,13 @@ int task_create_fn(void *conn, void *ud)
     json_t *task = task_load(c, conn, id, &err);
     if (!task)
         return TK_ERR;
+    /* completed: a task may be written down done, and its reminder must not fire */
     json_t *payload = json_pack(
-        "{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:o}", "task_id", json_object_get(task, "id"), "title",
+        "{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:o}", "task_id", json_object_get(task, "id"), "title",
         json_object_get(task, "title"), "priority", json_object_get(task, "priority"), "due_date",
         json_object_get(task, "due_date"), "reminder_at", json_object_get(task, "reminder_at"),
-        "is_recurring", json_object_get(task, "is_recurring"), "recurrence_rule",
+        "completed", json_object_get(task, "completed"), "is_recurring",
+        json_object_get(task, "is_recurring"), "recurrence_rule",
         json_object_get(task, "recurrence_rule"), "tags", task_tag_names(task));
     rc = task_event(c, conn, "task.created", task, payload);
     if (rc < 0) {

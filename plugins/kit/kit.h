@@ -5,7 +5,8 @@
  *   - request arguments (query and path) read the way FastAPI reads them, with the API's
  *     422 answer {"detail": [{"loc": [...], "msg": ..., "type": ...}]};
  *   - JSON answers, the 503 of an unreachable database, authentication through the host;
- *   - Retry-After values.
+ *   - Retry-After values;
+ *   - KIT_SQL_ISO_UTC, the API's form of a stored time, for a plugin's SQL.
  * libcurl's safe set-up for outgoing calls is in kit_curl.h (for plugins that link libcurl).
  * It needs only <taskora/plugin.h> and jansson, keeps no state, and every function may be
  * called from any thread.
@@ -149,5 +150,16 @@ int kit_authenticate(const tk_host *h, const tk_http_request *req, tk_http_respo
  * than max_s seconds.
  */
 int64_t kit_parse_retry_after(const char *value, int64_t now_s, int64_t max_s);
+
+/* ---- SQL -------------------------------------------------------------------------------- */
+
+/*
+ * A stored UTC time (a TIMESTAMP WITHOUT TIME ZONE column or expression, col a string literal)
+ * as the API writes times, as SQL text: 2026-02-04T12:00:00.123456+00:00 (always six fraction
+ * digits); NULL stays NULL. For the plugins that must not depend on http_api's SQL function
+ * taskora_iso_utc (in a shipped migration step), which gives the same text: check_notifications
+ * compares the two.
+ */
+#define KIT_SQL_ISO_UTC(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 
 #endif

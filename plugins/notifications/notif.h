@@ -10,11 +10,6 @@
 #include <taskora/plugin.h>
 
 #define NOTIF_VERSION "0.2.0"
-#define NOTIF_JSON_TYPE "application/json; charset=utf-8"
-
-/* A stored UTC timestamp (TIMESTAMP WITHOUT TIME ZONE) as the API writes times:
- * 2026-02-04T12:00:00.123456+00:00; NULL stays NULL. */
-#define NOTIF_ISO_UTC(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 
 /* The longest pause after a database error (the scheduler and the sender retry until stopped). */
 #define NOTIF_MAX_ERROR_BACKOFF_MS 5000

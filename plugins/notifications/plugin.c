@@ -8,18 +8,18 @@
  * sender (webhooks.c) and the routes (routes.c) read and write only its own tables. This file:
  * the config, the instance's lifecycle and the descriptor.
  */
-#include <curl/curl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kit/kit_curl.h"
 #include "notif.h"
 
 static void state_free(notif *n)
 {
     if (n->curl_ready)
-        curl_global_cleanup();
+        kit_curl_global_cleanup();
     pthread_cond_destroy(&n->sched_cond);
     pthread_cond_destroy(&n->hook_cond);
     pthread_mutex_destroy(&n->lock);
@@ -117,7 +117,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     if ((rc = host_problem(host, inst, *n->webhook_url)) < 0)
         goto fail;
     if (*n->webhook_url) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        if (kit_curl_global_init() < 0) {
             host->log(inst, TK_LOG_ERROR, "libcurl failed to initialise");
             rc = TK_ERR;
             goto fail;

@@ -6,7 +6,9 @@
  *
  * How each event changes it (task.updated carries only the fields that changed, so a row is
  * patched field by field):
- *   task.created    the row: user, title, due_date, reminder_at; not sent
+ *   task.created    the row: user, title, due_date, reminder_at, completed (a task may be
+ *                   created done; false when the event does not say, as older ones do not);
+ *                   not sent
  *   task.updated    each field it carries: title, due_date, completed; a reminder_at re-arms the
  *                   reminder (not sent); reminder_sent: true (POST .../reminder/sent) marks it sent
  *   task.completed  completed (a reopened task's unsent reminder is pending again)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kit/kit.h"
 #include "notif.h"
 
 /* Claims due reminders: the row lock makes one pod the owner, SKIP LOCKED lets the others move
@@ -25,8 +26,8 @@
  * column is true for a reminder the version before this schedule already notified: a row copied
  * from tasks by the upgrade (backfilled) that has a notification at or after its time. Such a
  * row is marked sent without firing again. */
-#define DUE_ISO NOTIF_ISO_UTC("r.due_date")
-#define REMINDER_ISO NOTIF_ISO_UTC("r.reminder_at")
+#define DUE_ISO KIT_SQL_ISO_UTC("r.due_date")
+#define REMINDER_ISO KIT_SQL_ISO_UTC("r.reminder_at")
 static const char CLAIM_SQL[] =
     "WITH due AS (SELECT task_id FROM notification_reminders"
     " WHERE reminder_at IS NOT NULL AND reminder_at <= (now() AT TIME ZONE 'utc')"

@@ -12,9 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
+#include "../kit/kit.h"
+#include "../kit/kit_curl.h"
 #include "notif.h"
 
 /* How long a claimed webhook delivery stays ours: longer than any sane resiliency policy
@@ -24,6 +25,8 @@
 #define WEBHOOK_KEEP "1 day"
 /* The longest pause between two rounds of a failing delivery. */
 #define WEBHOOK_MAX_BACKOFF_MS 300000
+/* A Retry-After further away than this (a day) is ignored. */
+#define WEBHOOK_MAX_RETRY_AFTER_S 86400
 
 /* Takes the oldest due delivery of this instance and leases it; counts nothing yet. */
 static const char LEASE_SQL[] =
@@ -52,34 +55,6 @@ typedef struct delivery {
     char signature[80];      /* "sha256=<hex>" */
 } delivery;
 
-typedef struct header_capture {
-    char retry_after[64];
-} header_capture;
-
-static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    (void)ptr;
-    (void)ud;
-    return size * nmemb;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    header_capture *h = ud;
-    size_t len = size * nmemb;
-    static const char name[] = "retry-after:";
-    if (len > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-        size_t v = sizeof(name) - 1;
-        while (v < len && (ptr[v] == ' ' || ptr[v] == '\t'))
-            v++;
-        size_t e = len;
-        while (e > v && (ptr[e - 1] == '\r' || ptr[e - 1] == '\n' || ptr[e - 1] == ' '))
-            e--;
-        snprintf(h->retry_after, sizeof(h->retry_after), "%.*s", (int)(e - v), ptr + v);
-    }
-    return len;
-}
-
 /* Aborts a transfer in progress when the plugin stops. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
@@ -92,16 +67,44 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return atomic_load(&n->stopping) ? 1 : 0;
 }
 
-/* Retry-After in delay-seconds (HTTP dates are rare from webhook receivers: ignored). */
-static int64_t retry_after_ms(const char *v)
+/* A failure that is not retried and blames nobody: the plugin is stopping. */
+static int cancelled(delivery *d, tk_failure *f)
 {
-    if (!*v)
-        return -1;
-    char *end;
-    double s = strtod(v, &end);
-    if (end == v || *end || s < 0 || s > 86400)
-        return -1;
-    return (int64_t)(s * 1000.0 + 0.5);
+    d->cancelled = 1;
+    f->kind = TK_FAIL_BAD_REQUEST;
+    snprintf(f->message, sizeof(f->message), "cancelled: the plugin is stopping");
+    return TK_ERR;
+}
+
+/* POSTs the delivery's body once, signed; *status gets the answer's status (0 without one). */
+static CURLcode post(notif *n, delivery *d, char *retry_after, char *errbuf, long *status)
+{
+    char sig_line[128], id_line[96], ua[64];
+    snprintf(sig_line, sizeof(sig_line), "X-Taskora-Signature: %s", d->signature);
+    snprintf(id_line, sizeof(id_line), "X-Taskora-Event-Id: %s", d->event_id);
+    snprintf(ua, sizeof(ua), "taskora-notifications/%s", NOTIF_VERSION);
+    /* "Expect:" stops libcurl's 100-continue wait on large bodies */
+    const char *lines[] = {"Content-Type: application/json", "X-Taskora-Event-Type: task.reminder",
+                           sig_line, id_line, "Expect:"};
+    struct curl_slist *headers = kit_curl_headers(lines, sizeof(lines) / sizeof(lines[0]));
+    CURL *c = headers ? kit_curl_post(n->webhook_url, d->body, d->body_len, headers, ua,
+                                      (long)n->webhook_timeout_ms, errbuf)
+                      : NULL;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    *status = 0;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, kit_curl_discard);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, kit_curl_retry_after);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, retry_after);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, n);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        cc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_cleanup(c);
+    }
+    curl_slist_free_all(headers);
+    return cc;
 }
 
 /* One HTTP request of a delivery, for resilient_call. */
@@ -109,12 +112,8 @@ static int webhook_attempt(void *ud, tk_failure *f)
 {
     delivery *d = ud;
     notif *n = d->n;
-    if (atomic_load(&n->stopping)) {
-        d->cancelled = 1;
-        f->kind = TK_FAIL_BAD_REQUEST; /* not retried, and the target is not blamed */
-        snprintf(f->message, sizeof(f->message), "cancelled: the plugin is stopping");
-        return TK_ERR;
-    }
+    if (atomic_load(&n->stopping))
+        return cancelled(d, f);
     if (d->attempts_before + d->made >= n->webhook_max_attempts) {
         f->kind = TK_FAIL_BAD_REQUEST;
         snprintf(f->message, sizeof(f->message), "all %lld attempts used",
@@ -123,67 +122,12 @@ static int webhook_attempt(void *ud, tk_failure *f)
     }
     d->made++;
     d->status = 0;
-    CURL *c = curl_easy_init();
-    if (!c) {
-        f->kind = TK_FAIL_UNAVAILABLE;
-        snprintf(f->message, sizeof(f->message), "libcurl could not start a request");
-        return TK_ENOMEM;
-    }
-    char sig_line[128], id_line[96], ua[64];
-    snprintf(sig_line, sizeof(sig_line), "X-Taskora-Signature: %s", d->signature);
-    snprintf(id_line, sizeof(id_line), "X-Taskora-Event-Id: %s", d->event_id);
-    snprintf(ua, sizeof(ua), "taskora-notifications/%s", NOTIF_VERSION);
-    const char *lines[] = {"Content-Type: application/json", "X-Taskora-Event-Type: task.reminder",
-                           sig_line, id_line, "Expect:"};
-    struct curl_slist *headers = NULL;
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        struct curl_slist *h = curl_slist_append(headers, lines[i]);
-        if (!h) {
-            curl_slist_free_all(headers);
-            curl_easy_cleanup(c);
-            f->kind = TK_FAIL_UNAVAILABLE;
-            snprintf(f->message, sizeof(f->message), "out of memory");
-            return TK_ENOMEM;
-        }
-        headers = h;
-    }
-    header_capture hc = {{0}};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    long timeout = (long)n->webhook_timeout_ms;
-    curl_easy_setopt(c, CURLOPT_URL, n->webhook_url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout < 10000 ? timeout : 10000L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hc);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, n);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode cc = curl_easy_perform(c);
+    char retry_after[KIT_RETRY_AFTER_LEN] = "", errbuf[CURL_ERROR_SIZE] = "";
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
+    CURLcode cc = post(n, d, retry_after, errbuf, &status);
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+        return cancelled(d, f);
     if (cc != CURLE_OK) {
-        if (cc == CURLE_ABORTED_BY_CALLBACK) {
-            d->cancelled = 1;
-            f->kind = TK_FAIL_BAD_REQUEST;
-            snprintf(f->message, sizeof(f->message), "cancelled: the plugin is stopping");
-            return TK_ERR;
-        }
         f->kind = cc == CURLE_OPERATION_TIMEDOUT ? TK_FAIL_TIMEOUT : TK_FAIL_UNAVAILABLE;
         snprintf(f->message, sizeof(f->message), "%s", *errbuf ? errbuf : curl_easy_strerror(cc));
         return f->kind == TK_FAIL_TIMEOUT ? TK_ETIMEDOUT : TK_EUNAVAILABLE;
@@ -196,7 +140,8 @@ static int webhook_attempt(void *ud, tk_failure *f)
               : status == 429                                ? TK_FAIL_RATE_LIMITED
               : status == 401 || status == 403               ? TK_FAIL_AUTH
                                                              : TK_FAIL_BAD_REQUEST;
-    f->retry_after_ms = retry_after_ms(hc.retry_after);
+    f->retry_after_ms =
+        kit_parse_retry_after(retry_after, (int64_t)time(NULL), WEBHOOK_MAX_RETRY_AFTER_S);
     snprintf(f->message, sizeof(f->message), "the webhook answered HTTP %ld", status);
     return TK_ERR;
 }
