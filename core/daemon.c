@@ -168,16 +168,18 @@ static int probe_db(void *pool) { return tk_pg_pool_reachable(pool); }
 /* The instances' consumers, started after the plugins and stopped before them. */
 typedef struct consumers {
     tk_consumer **c;
+    unsigned char *gates; /* gates[i]: consumer i decides /ready (its `ready` setting) */
     size_t n;
 } consumers;
 
 static int probe_kafka(void *arg)
 {
     consumers *cs = arg;
-    /* broadcast groups (real-time push in API pods) do not decide readiness: an API pod keeps
-     * serving while Kafka is down, its events wait in the outbox */
+    /* only consumers whose `ready` setting says so decide readiness: broadcast groups
+     * (real-time push) and side consumers of API pods do not, so an API pod keeps serving
+     * while Kafka is down (its events wait in the outbox, theirs in Kafka) */
     for (size_t i = 0; i < cs->n; i++)
-        if (cs->c[i] && !tk_consumer_broadcast(cs->c[i]) && !tk_consumer_ready(cs->c[i]))
+        if (cs->c[i] && cs->gates[i] && !tk_consumer_ready(cs->c[i]))
             return 0;
     return 1;
 }
@@ -220,6 +222,8 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         tk_consumer *c = tk_consumer_start(&o, inst, producer, metrics, err, errlen);
         if (!c)
             return TK_EINVAL;
+        json_t *ready = json_object_get(inst->consume, "ready");
+        cs->gates[cs->n] = json_is_boolean(ready) ? json_is_true(ready) : !broadcast;
         cs->c[cs->n++] = c;
     }
     return 0;
@@ -429,7 +433,8 @@ static int open_events(run_ctx *d)
             return failed(d, 1);
     }
     d->cs.c = calloc(d->nconsume + 1, sizeof(tk_consumer *));
-    if (!d->cs.c) {
+    d->cs.gates = calloc(d->nconsume + 1, 1);
+    if (!d->cs.c || !d->cs.gates) {
         snprintf(d->err, sizeof(d->err), "out of memory");
         return failed(d, 1);
     }
@@ -504,6 +509,7 @@ static void tear_down(run_ctx *d)
     tk_loader_close(&d->loader);
     tk_resilience_free(d->rt.resilience);
     free(d->cs.c);
+    free(d->cs.gates);
     tk_producer_free(d->producer, 2000);
     tk_broker_stop(d->broker);
     tk_pg_pool_free(d->pool); /* after the plugins: they may hold connections until destroy */

@@ -75,6 +75,9 @@ static const tk_config_field consume_fields[] = {
     {"broadcast", TK_CFG_BOOL, 0, "false", NULL,
      "every process sees every event: a group of its own, from the latest offsets", NULL,
      TK_CFG_NO_RANGE},
+    {"ready", TK_CFG_BOOL, 0, NULL, NULL,
+     "whether /ready waits for this consumer's group (default: yes, except broadcast)", NULL,
+     TK_CFG_NO_RANGE},
     {"dapr_route", TK_CFG_STRING, 0, NULL, NULL,
      "where Dapr delivers these topics (listed by GET /dapr/subscribe)", NULL, TK_CFG_NO_RANGE},
     {0}};

@@ -23,6 +23,8 @@ static char bootstrap[256];
 #define PARTITIONS 4
 
 /* A config for one taskorad with the event_sink consumer; returns its path. */
+static const char *consume_extra = ""; /* more keys of the sink's consume section */
+
 static char *write_config(const char *name, int relay, int slow_ms)
 {
     char text[4096], file[64];
@@ -37,8 +39,8 @@ static char *write_config(const char *name, int relay, int slow_ms)
              " \"plugins\": [{\"name\": \"sink\", \"load\": \"event_sink\","
              "   \"config\": {\"slow_ms\": %d, \"emit_route\": true},"
              "   \"consume\": {\"topics\": [\"task-events\"], \"group\": \"sink-group\","
-             "     \"workers\": 4, \"retry\": {\"attempts\": 2, \"delay_ms\": 100}}}]}",
-             bootstrap, relay ? "true" : "false", th_plugin_dir(), slow_ms);
+             "     \"workers\": 4, \"retry\": {\"attempts\": 2, \"delay_ms\": 100}%s}}]}",
+             bootstrap, relay ? "true" : "false", th_plugin_dir(), slow_ms, consume_extra);
     snprintf(file, sizeof(file), "%s.json", name);
     return th_write(dir, file, text);
 }
@@ -241,6 +243,56 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
                      1);
     stop_daemon(&d);
     free(cfg);
+}
+END_TEST
+
+/* GET /ready's status, waiting up to timeout_s for it to become `want`. */
+static long wait_ready_status(const th_daemon *d, long want, int timeout_s)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/ready", d->url);
+    double end = th_now_s() + timeout_s;
+    long status = -1;
+    do {
+        th_response r;
+        if (th_http("GET", url, NULL, 0, NULL, &r) == 0)
+            status = r.status;
+        th_response_free(&r);
+        if (status == want)
+            break;
+        usleep(100000);
+    } while (th_now_s() < end);
+    return status;
+}
+
+START_TEST(test_a_consumer_with_ready_false_keeps_its_pod_ready_without_kafka)
+{
+    /* no broker at all: the consumers never join their group */
+    char saved[sizeof(bootstrap)];
+    memcpy(saved, bootstrap, sizeof(saved));
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", th_free_port());
+    char *gating = write_config("gating", 0, 0);
+    consume_extra = ", \"ready\": false";
+    char *side = write_config("side", 0, 0);
+    consume_extra = "";
+    memcpy(bootstrap, saved, sizeof(saved));
+    th_daemon d1, d2;
+    start_daemon(&d1, gating, "gating");
+    start_daemon(&d2, side, "side");
+    /* the process whose consumer decides readiness stays out of service, saying why... */
+    ck_assert_int_eq(wait_ready_status(&d1, 503, 10), 503);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/ready", d1.url);
+    th_response r;
+    ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
+    ck_assert_msg(strstr(r.body, "\"kafka\""), "%s", r.body);
+    th_response_free(&r);
+    /* ...while the one whose only consumer says "ready": false serves */
+    ck_assert_int_eq(wait_ready_status(&d2, 200, 30), 200);
+    stop_daemon(&d2);
+    stop_daemon(&d1);
+    free(gating);
+    free(side);
 }
 END_TEST
 
@@ -474,6 +526,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_outbox_event_reaches_consumer_and_rollback_publishes_nothing);
     tcase_add_test(tc, test_broker_outage_delays_events_without_losing_or_reordering);
+    tcase_add_test(tc, test_a_consumer_with_ready_false_keeps_its_pod_ready_without_kafka);
     tcase_add_test(tc, test_consumer_killed_mid_stream_applies_every_event_exactly_once);
     tcase_add_test(tc, test_two_consumers_split_partitions_and_take_over_without_loss);
     tcase_add_test(tc, test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on);
