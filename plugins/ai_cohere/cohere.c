@@ -183,7 +183,12 @@ static int parse_answer(const cohere *c, const aihttp_response *r, char **out, t
     if (json_is_string(content)) { /* tolerated: content as a plain string */
         free(text);
         text = strdup(json_string_value(content));
-        n = text ? strlen(text) : 0;
+        if (!text) {
+            json_decref(root);
+            aihttp_fail(f, TK_FAIL_UNAVAILABLE, r->status, NULL, WHO ": out of memory");
+            return TK_ENOMEM;
+        }
+        n = strlen(text);
     }
 
     /* ERROR and TIMEOUT come with HTTP 200 but are failures */
