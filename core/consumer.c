@@ -337,8 +337,6 @@ void tk_consumer_stop(tk_consumer *c)
     free_consumer(c);
 }
 
-int tk_consumer_broadcast(const tk_consumer *c) { return c->broadcast; }
-
 int tk_consumer_ready(tk_consumer *c)
 {
     return atomic_load(&c->joined) && atomic_load(&c->brokers_up);

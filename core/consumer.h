@@ -42,7 +42,5 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_instance *
 void tk_consumer_stop(tk_consumer *c);
 /* Non-zero while a broker is up and the consumer is in its group. Any thread. */
 int tk_consumer_ready(tk_consumer *c);
-/* 1 for a broadcast group (a process's own view of the topics, e.g. real-time push). */
-int tk_consumer_broadcast(const tk_consumer *c);
 
 #endif

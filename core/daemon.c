@@ -172,6 +172,15 @@ typedef struct consumers {
     size_t n;
 } consumers;
 
+/* Whether an instance's consumer decides /ready: its `ready` setting, by default every group
+ * but a broadcast one. */
+static int consume_gates_ready(const json_t *consume)
+{
+    json_t *ready = json_object_get(consume, "ready");
+    return json_is_boolean(ready) ? json_is_true(ready)
+                                  : !json_is_true(json_object_get(consume, "broadcast"));
+}
+
 static int probe_kafka(void *arg)
 {
     consumers *cs = arg;
@@ -222,8 +231,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         tk_consumer *c = tk_consumer_start(&o, inst, producer, metrics, err, errlen);
         if (!c)
             return TK_EINVAL;
-        json_t *ready = json_object_get(inst->consume, "ready");
-        cs->gates[cs->n] = json_is_boolean(ready) ? json_is_true(ready) : !broadcast;
+        cs->gates[cs->n] = (unsigned char)consume_gates_ready(inst->consume);
         cs->c[cs->n++] = c;
     }
     return 0;
@@ -305,7 +313,9 @@ typedef struct run_ctx {
     tk_pg_pool *pool;
     tk_loader loader;
     const char *brokers; /* the embedded cluster's, or kafka.brokers */
-    size_t nconsume;     /* instances consuming in a group of their own (not broadcast) */
+    size_t nconsume;     /* instances with a consume section */
+    size_t nshared;      /* of them, those consuming in a shared group (not broadcast) */
+    size_t ngates;       /* of them, those whose consumer decides /ready */
     tk_producer *producer;
     tk_relay *relay;
     consumers cs;
@@ -405,9 +415,14 @@ static int open_plugins(run_ctx *d)
         tk_loader_init(l, d->err, sizeof(d->err)))
         return failed(d, 2);
     register_core_metrics(d->metrics, l->n);
-    for (size_t i = 0; i < l->n; i++)
-        d->nconsume += l->inst[i]->consume != NULL &&
-                       !json_is_true(json_object_get(l->inst[i]->consume, "broadcast"));
+    for (size_t i = 0; i < l->n; i++) {
+        const json_t *consume = l->inst[i]->consume;
+        if (!consume)
+            continue;
+        d->nconsume++;
+        d->nshared += !json_is_true(json_object_get(consume, "broadcast"));
+        d->ngates += consume_gates_ready(consume) != 0;
+    }
     return 0;
 }
 
@@ -416,7 +431,7 @@ static int open_events(run_ctx *d)
 {
     const tk_settings *s = d->s;
     int relay_wanted = d->pool && s->outbox_relay;
-    if (relay_wanted || d->nconsume) {
+    if (relay_wanted || d->nshared) {
         json_t *const props[] = {s->kafka_props, s->kafka_producer_props};
         d->producer = tk_producer_new(d->brokers, props, 2, d->err, sizeof(d->err));
         if (!d->producer)
@@ -438,7 +453,7 @@ static int open_events(run_ctx *d)
         snprintf(d->err, sizeof(d->err), "out of memory");
         return failed(d, 1);
     }
-    if (d->http && d->nconsume)
+    if (d->http && d->ngates)
         tk_http_add_probe(d->http, "kafka", probe_kafka, &d->cs);
     return 0;
 }
