@@ -361,8 +361,8 @@ END_TEST
 
 static th_daemon dd;
 
-/* Starts taskorad with the given plugins and HTTP on a free port. */
-static void start_daemon(const char *plugins)
+/* Writes dir/FILE: a config with the given plugins and HTTP on a free port. */
+static char *run_config(const char *file, const char *plugins)
 {
     char text[4096];
     snprintf(text, sizeof(text),
@@ -370,7 +370,13 @@ static void start_daemon(const char *plugins)
              " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
              " \"plugin_dir\": \"%s\", \"plugins\": %s}",
              th_plugin_dir(), plugins);
-    char *cfg = th_write(dir, "run.json", text);
+    return th_write(dir, file, text);
+}
+
+/* Starts taskorad with the given plugins. */
+static void start_daemon(const char *plugins)
+{
+    char *cfg = run_config("run.json", plugins);
     th_daemon_start_named(&dd, dir, cfg, "taskorad");
     free(cfg);
 }
@@ -434,16 +440,10 @@ END_TEST
 
 START_TEST(test_two_authenticators_of_either_generation_are_refused)
 {
-    char text[4096];
-    snprintf(text, sizeof(text),
-             "{\"app_id\": \"loader-test\", \"log\": {\"format\": \"text\"},"
-             " \"http\": {\"listen\": \"127.0.0.1:0\"}, \"kafka\": {\"brokers\": \"127.0.0.1:1\"},"
-             " \"plugin_dir\": \"%s\", \"plugins\": ["
-             "  {\"name\": \"old\", \"load\": \"abi_1_5\", \"config\": {\"authenticator\": true}},"
-             "  {\"name\": \"new\", \"load\": \"test_plugin\", \"config\": {\"authenticator2\": "
-             "true}}]}",
-             th_plugin_dir());
-    char *path = th_write(dir, "two.json", text);
+    char *path = run_config(
+        "two.json",
+        "[{\"name\": \"old\", \"load\": \"abi_1_5\", \"config\": {\"authenticator\": true}},"
+        " {\"name\": \"new\", \"load\": \"test_plugin\", \"config\": {\"authenticator2\": true}}]");
     const char *args[] = {"run", "-c", path, NULL};
     char *err = NULL;
     int rc = th_taskorad(args, NULL, &err, 20000);
