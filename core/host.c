@@ -351,6 +351,18 @@ static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, voi
     return rc ? rc : authenticator_set(inst, tk_http_set_authenticator2(inst->rt->http, fn, ud));
 }
 
+static int h_consume_rewind(tk_instance *inst, int64_t ms)
+{
+    if (!inst)
+        return TK_EINVAL;
+    if (inst->initialized)
+        return TK_ESTATE;
+    if (ms < 0 || !inst->consume || !json_is_true(json_object_get(inst->consume, "broadcast")))
+        return TK_EINVAL;
+    inst->rewind_ms = ms;
+    return TK_OK;
+}
+
 static int h_pg_mark_processed(tk_instance *inst, void *conn, const char *group,
                                const char *const *event_ids, size_t n, int *fresh)
 {
@@ -416,6 +428,8 @@ static const tk_host host_table = {
     .http_authenticate2 = tk_http_authenticate2,
     .outbox_append_event = h_outbox_append_event,
     .pg_mark_processed = h_pg_mark_processed,
+    .sse_send_id = tk_sse_send_id,
+    .consume_rewind = h_consume_rewind,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

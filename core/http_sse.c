@@ -57,10 +57,10 @@ static void wake(tk_sse *s)
     }
 }
 
-/* Appends under the lock; closes a stream whose reader fell too far behind. */
-static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
+/* Under the lock: whether n more bytes may be queued; closes a stream whose reader fell too far
+ * behind. TK_OK, or TK_ESTATE (closed). */
+static int sse_room(tk_sse *s, size_t n)
 {
-    size_t n = strlen(a) + strlen(b) + strlen(c);
     if (s->closed)
         return TK_ESTATE;
     if (s->q.len + n > SSE_MAX_QUEUED) {
@@ -70,6 +70,12 @@ static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
         wake(s);
         return TK_ESTATE;
     }
+    return TK_OK;
+}
+
+/* Appends under the lock (after sse_room). */
+static int sse_put(tk_sse *s, const char *a, const char *b, const char *c)
+{
     if (tk_buf_puts(&s->q, a) || tk_buf_puts(&s->q, b) || tk_buf_puts(&s->q, c))
         return TK_ENOMEM;
     clock_gettime(CLOCK_MONOTONIC, &s->last_put);
@@ -169,17 +175,30 @@ tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*o
     return s;
 }
 
-int tk_sse_send(tk_sse *s, const char *event, const char *data)
+/* A field's value: one line (NULL passes: no such field). */
+static int one_line(const char *v) { return !v || (!strchr(v, '\n') && !strchr(v, '\r')); }
+
+int tk_sse_send_id(tk_sse *s, const char *id, const char *event, const char *data)
 {
-    if (!s || !data || strchr(data, '\n') || strchr(data, '\r') ||
-        (event && (strchr(event, '\n') || strchr(event, '\r'))))
+    if (!s || !data || !one_line(data) || !one_line(event) || !one_line(id))
         return TK_EINVAL;
     pthread_mutex_lock(&s->lock);
-    int rc = event ? sse_put(s, "event: ", event, "\n") : TK_OK;
+    /* room for the whole frame first: a stream never carries half an event */
+    size_t n = strlen(data) + 8 + (id ? strlen(id) + 5 : 0) + (event ? strlen(event) + 8 : 0);
+    int rc = sse_room(s, n);
+    if (rc == TK_OK && id)
+        rc = sse_put(s, "id: ", id, "\n");
+    if (rc == TK_OK && event)
+        rc = sse_put(s, "event: ", event, "\n");
     if (rc == TK_OK)
         rc = sse_put(s, "data: ", data, "\n\n");
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int tk_sse_send(tk_sse *s, const char *event, const char *data)
+{
+    return tk_sse_send_id(s, NULL, event, data);
 }
 
 int tk_sse_comment(tk_sse *s, const char *text)
@@ -187,7 +206,9 @@ int tk_sse_comment(tk_sse *s, const char *text)
     if (!s || !text || strchr(text, '\n') || strchr(text, '\r'))
         return TK_EINVAL;
     pthread_mutex_lock(&s->lock);
-    int rc = sse_put(s, ": ", text, "\n\n");
+    int rc = sse_room(s, strlen(text) + 4);
+    if (rc == TK_OK)
+        rc = sse_put(s, ": ", text, "\n\n");
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -222,7 +243,8 @@ void tk_sse_tick(tk_http_server *srv)
     for (tk_sse *s = srv->streams; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
         /* a keepalive also finds clients that left: the write fails and the stream ends */
-        if (!s->closed && tk_seconds_since(&s->last_put) * 1000.0 >= srv->sse_keepalive_ms)
+        if (!s->closed && tk_seconds_since(&s->last_put) * 1000.0 >= srv->sse_keepalive_ms &&
+            sse_room(s, 13) == TK_OK)
             sse_put(s, ": keepalive\n\n", "", "");
         pthread_mutex_unlock(&s->lock);
     }

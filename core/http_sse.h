@@ -10,6 +10,7 @@
 tk_sse *tk_sse_open(const tk_http_request *req, tk_http_response *resp, void (*on_close)(void *),
                     void *ud);
 int tk_sse_send(tk_sse *s, const char *event, const char *data);
+int tk_sse_send_id(tk_sse *s, const char *id, const char *event, const char *data);
 int tk_sse_comment(tk_sse *s, const char *text);
 void tk_sse_close(tk_sse *s);
 void tk_sse_release(tk_sse *s);

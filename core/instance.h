@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "runtime.h"
 #include "taskora/plugin.h"
@@ -25,6 +26,7 @@ struct tk_instance {
     tk_plugin_type *type;
     json_t *config;  /* validated against the type's schema, defaults filled */
     json_t *consume; /* the consume section (borrowed from the settings), or NULL */
+    int64_t rewind_ms; /* a broadcast consumer starts this far back (consume_rewind), 0: at the end */
     void *state;
     int initialized, started;
     tk_runtime *rt;

@@ -40,9 +40,12 @@ extern "C" {
  *                    pair keeps answering 1/0), outbox_append_event (hands
  *                    back the encoded event), pg_mark_processed (the
  *                    batch form of pg_once's record).
+ *   2026-12-02  1.7  host table: sse_send_id (an event with an SSE id, for
+ *                    Last-Event-ID resume), consume_rewind (a broadcast
+ *                    consumer starts at the events of the last N ms).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 6
+#define TK_PLUGIN_ABI_MINOR 7
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -551,6 +554,25 @@ typedef struct tk_host {
      */
     int (*pg_mark_processed)(tk_instance *inst, void *conn, const char *group,
                              const char *const *event_ids, size_t n, int *fresh);
+
+    /* --- resumable event streams (ABI 1.7) -------------------------------- */
+    /*
+     * sse_send with an "id: <id>" line (id may be NULL: none): the client's
+     * EventSource sends the last id it saw back as Last-Event-ID when it
+     * reconnects. The id must not contain a newline, a carriage return or
+     * NUL (TK_EINVAL).
+     */
+    int (*sse_send_id)(tk_sse *s, const char *id, const char *event, const char *data);
+    /*
+     * From init: this instance's broadcast consumer starts at the events of
+     * the last `ms` milliseconds (per partition, by the messages' timestamps)
+     * instead of at the end, and /ready waits until it has read up to the end
+     * as it was at start-up. For a plugin that keeps a window of recent events
+     * (realtime's Last-Event-ID resume): a fresh process rebuilds the window.
+     * TK_EINVAL when the instance has no broadcast consume section or ms < 0,
+     * TK_ESTATE after init.
+     */
+    int (*consume_rewind)(tk_instance *inst, int64_t ms);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
