@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "consumer_broadcast.h"
 #include "consumer_internal.h"
 #include "consumer_work.h"
 #include "log.h"
@@ -83,12 +84,32 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+/* A broadcast consumer's assignment, tried once a second until the brokers answer. 0 when made. */
+static int assign_broadcast(tk_consumer *c, struct timespec *last_try, int *tries)
+{
+    if (atomic_load(&c->joined))
+        return 0;
+    if (*tries && tk_seconds_since(last_try) < 1.0) {
+        /* errors and statistics go on meanwhile; nothing is assigned, so no message comes */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, last_try);
+    /* told on the first failure and then every 30 tries */
+    return tk_broadcast_assign(c, (*tries)++ % 30 == 0);
+}
+
 static void *poll_main(void *arg)
 {
     tk_consumer *c = arg;
-    struct timespec last_publish;
+    struct timespec last_publish, last_try = {0};
+    int tries = 0;
     clock_gettime(CLOCK_MONOTONIC, &last_publish);
     while (!atomic_load(&c->stop)) {
+        if (c->broadcast && assign_broadcast(c, &last_try, &tries))
+            continue;
         if (tk_seconds_since(&last_publish) >= 1.0) {
             /* the hot-path counts reach /metrics once a second */
             tk_consumer_publish_counts(c);
@@ -103,6 +124,8 @@ static void *poll_main(void *arg)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
         if (!m)
             continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && c->broadcast)
+            tk_broadcast_progress(c, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 tk_logf(c->instance, TK_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
@@ -110,6 +133,8 @@ static void *poll_main(void *arg)
             continue;
         }
         atomic_store(&c->brokers_up, 1);
+        if (c->broadcast)
+            tk_broadcast_progress(c, rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
         tk_consumer_enqueue(c, m);
     }
     return NULL;
@@ -129,6 +154,8 @@ static void free_consumer(tk_consumer *c)
     for (int i = 0; c->workers && i < c->nworkers; i++)
         free(c->workers[i].slots);
     free(c->workers);
+    tk_broadcast_free(c);
+    json_decref(c->topics);
     free(c->instance);
     free(c->group);
     free(c->dlq);
@@ -146,6 +173,9 @@ static tk_consumer *new_consumer(const tk_consumer_options *o, const tk_instance
     c->delay_ms = o->delay_ms;
     c->queue_max = o->queue_max;
     c->broadcast = o->broadcast;
+    c->topics = json_incref(o->topics);
+    c->rewind_ms = o->rewind_ms;
+    c->rewind_max = o->rewind_max > 0 ? o->rewind_max : 10000;
     c->inst = inst;
     c->batches = tk_plugin_consume_batch(inst->type->desc) != NULL;
     c->producer = producer;
@@ -226,9 +256,11 @@ static rd_kafka_conf_t *consumer_conf(tk_consumer *c, const tk_consumer_options 
     /* what at-least-once rests on is not up to the config */
     rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", why, sizeof(why));
     if (o->broadcast) {
-        /* a group of this process alone: it starts at the end and has nothing to resume */
+        /* no group: partitions assigned at explicit offsets, nothing committed; the end of
+         * each partition tells when it has been read up to its start-up end */
         rd_kafka_conf_set(conf, "auto.offset.reset", "latest", why, sizeof(why));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof(why));
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof(why));
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -252,6 +284,8 @@ static int subscribe(tk_consumer *c, const tk_consumer_options *o, char *err, si
         return TK_EINVAL;
     }
     rd_kafka_poll_set_consumer(c->rk);
+    if (o->broadcast)
+        return 0; /* the poll thread assigns the partitions (consumer_broadcast.c) */
     size_t nt = json_array_size(o->topics);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)nt);
     for (size_t i = 0; i < nt; i++)
@@ -316,8 +350,13 @@ tk_consumer *tk_consumer_start(const tk_consumer_options *o, const tk_instance *
         free_consumer(c);
         return NULL;
     }
-    tk_logf(c->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)",
-            json_array_size(o->topics), c->group, c->nworkers);
+    if (c->broadcast)
+        tk_logf(c->instance, TK_LOG_INFO,
+                "consuming every partition of %zu topic(s) (broadcast) with %d worker(s)",
+                json_array_size(o->topics), c->nworkers);
+    else
+        tk_logf(c->instance, TK_LOG_INFO, "consuming %zu topic(s) in group %s with %d worker(s)",
+                json_array_size(o->topics), c->group, c->nworkers);
     return c;
 }
 
@@ -341,3 +380,5 @@ int tk_consumer_ready(tk_consumer *c)
 {
     return atomic_load(&c->joined) && atomic_load(&c->brokers_up);
 }
+
+int tk_consumer_positioned(tk_consumer *c) { return atomic_load(&c->positioned); }

@@ -6,6 +6,7 @@
 #ifndef TK_CORE_CONSUMER_INTERNAL_H
 #define TK_CORE_CONSUMER_INTERNAL_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,7 +57,12 @@ struct tk_consumer {
     int attempts;  /* handler calls before the DLQ (RETRY answers) */
     int delay_ms;  /* between attempts */
     int queue_max; /* messages queued per partition before it is paused */
-    int broadcast; /* a group of this process alone */
+    int broadcast; /* every partition assigned directly (consumer_broadcast.c) */
+    json_t *topics;
+    int64_t rewind_ms, rewind_max; /* broadcast: start this far back, at most rewind_max messages */
+    struct bc_target *targets;     /* broadcast: each partition's end at start-up */
+    size_t ntargets, nbehind;      /* nbehind: partitions not yet read up to that end */
+    atomic_int positioned;         /* broadcast: every partition read up to its start-up end */
     const tk_instance *inst;
     int batches; /* the plugin has consume_batch (ABI 1.4) */
     tk_producer *producer;

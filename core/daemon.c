@@ -172,23 +172,35 @@ typedef struct consumers {
     size_t n;
 } consumers;
 
-/* Whether an instance's consumer decides /ready: its `ready` setting, by default every group
- * but a broadcast one. */
-static int consume_gates_ready(const json_t *consume)
+/* How an instance's consumer takes part in /ready (its `ready` setting, by default yes). */
+enum { GATE_NONE, GATE_GROUP, GATE_START };
+static int consume_gate(const json_t *consume)
 {
     json_t *ready = json_object_get(consume, "ready");
-    return json_is_boolean(ready) ? json_is_true(ready)
-                                  : !json_is_true(json_object_get(consume, "broadcast"));
+    if (json_is_false(ready))
+        return GATE_NONE;
+    /* a broadcast consumer only until it has read up to the end it had at start-up: until then
+     * this process's streams could miss an event; afterwards a Kafka outage leaves it serving */
+    return json_is_true(json_object_get(consume, "broadcast")) ? GATE_START : GATE_GROUP;
 }
 
 static int probe_kafka(void *arg)
 {
     consumers *cs = arg;
-    /* only consumers whose `ready` setting says so decide readiness: broadcast groups
-     * (real-time push) and side consumers of API pods do not, so an API pod keeps serving
-     * while Kafka is down (its events wait in the outbox, theirs in Kafka) */
+    /* only consumers in a shared group whose `ready` setting says so decide readiness all the
+     * time: side consumers of API pods say no, so an API pod keeps serving while Kafka is down
+     * (its events wait in the outbox, theirs in Kafka) */
     for (size_t i = 0; i < cs->n; i++)
-        if (cs->c[i] && cs->gates[i] && !tk_consumer_ready(cs->c[i]))
+        if (cs->c[i] && cs->gates[i] == GATE_GROUP && !tk_consumer_ready(cs->c[i]))
+            return 0;
+    return 1;
+}
+
+static int probe_positioned(void *arg)
+{
+    consumers *cs = arg;
+    for (size_t i = 0; i < cs->n; i++)
+        if (cs->c[i] && cs->gates[i] == GATE_START && !tk_consumer_positioned(cs->c[i]))
             return 0;
     return 1;
 }
@@ -206,7 +218,8 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         tk_instance_group(inst, group, sizeof(group));
         int broadcast = json_is_true(json_object_get(inst->consume, "broadcast"));
         if (broadcast) {
-            /* a group no other process shares: each one sees every event */
+            /* no group is joined (every partition is assigned); the name, unique to the
+             * process, only labels its logs and client id */
             char host[64] = "host", id[37];
             gethostname(host, sizeof(host) - 1);
             tk_uuid4(id);
@@ -223,6 +236,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
             .dlq = json_string_value(json_object_get(inst->consume, "dlq")),
             .queue_max = (int)json_integer_value(json_object_get(inst->consume, "queue_max")),
             .broadcast = broadcast,
+            .rewind_ms = inst->rewind_ms,
             .brokers = brokers,
             .props = props,
             .nprops = 2};
@@ -231,7 +245,7 @@ static int start_consumers(const tk_settings *s, tk_loader *l, const char *broke
         tk_consumer *c = tk_consumer_start(&o, inst, producer, metrics, err, errlen);
         if (!c)
             return TK_EINVAL;
-        cs->gates[cs->n] = (unsigned char)consume_gates_ready(inst->consume);
+        cs->gates[cs->n] = (unsigned char)consume_gate(inst->consume);
         cs->c[cs->n++] = c;
     }
     return 0;
@@ -315,7 +329,8 @@ typedef struct run_ctx {
     const char *brokers; /* the embedded cluster's, or kafka.brokers */
     size_t nconsume;     /* instances with a consume section */
     size_t nshared;      /* of them, those consuming in a shared group (not broadcast) */
-    size_t ngates;       /* of them, those whose consumer decides /ready */
+    size_t ngates;       /* of them, those whose consumer decides /ready (shared groups) */
+    size_t nstart_gates; /* those that decide it until positioned (broadcast consumers) */
     tk_producer *producer;
     tk_relay *relay;
     consumers cs;
@@ -421,7 +436,8 @@ static int open_plugins(run_ctx *d)
             continue;
         d->nconsume++;
         d->nshared += !json_is_true(json_object_get(consume, "broadcast"));
-        d->ngates += consume_gates_ready(consume) != 0;
+        d->ngates += consume_gate(consume) == GATE_GROUP;
+        d->nstart_gates += consume_gate(consume) == GATE_START;
     }
     return 0;
 }
@@ -455,6 +471,9 @@ static int open_events(run_ctx *d)
     }
     if (d->http && d->ngates)
         tk_http_add_probe(d->http, "kafka", probe_kafka, &d->cs);
+    if (d->http && d->nstart_gates)
+        tk_http_add_probe_named(d->http, "event_push", probe_positioned, &d->cs, "positioned",
+                                "positioning");
     return 0;
 }
 

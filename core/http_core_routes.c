@@ -29,7 +29,7 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
         int ok = srv->probes[i].fn(srv->probes[i].ud);
         ready &= ok;
         failed |= json_object_set_new(o, srv->probes[i].name,
-                                      json_string(ok ? "connected" : "unreachable")) != 0;
+                                      json_string(ok ? srv->probes[i].yes : srv->probes[i].no)) != 0;
     }
     if (!ready)
         failed |= json_object_set_new(o, "status", json_string("not_ready")) != 0;

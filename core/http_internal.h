@@ -59,6 +59,7 @@ struct tk_http_server {
         const char *name;
         int (*fn)(void *ud);
         void *ud;
+        const char *yes, *no; /* what /ready says for it: "connected", "unreachable" */
     } probes[4]; /* what /ready asks besides start-up: the database, Kafka */
     int nprobes;
     const char *_Atomic not_ready_reason;

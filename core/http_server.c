@@ -120,12 +120,18 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
 
 const char *tk_http_url(const tk_http_server *srv) { return srv->url; }
 
-int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud)
+int tk_http_add_probe_named(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud,
+                            const char *yes, const char *no)
 {
     if (atomic_load(&srv->started) || srv->nprobes == 4)
         return TK_ESTATE;
-    srv->probes[srv->nprobes++] = (struct probe){name, probe, ud};
+    srv->probes[srv->nprobes++] = (struct probe){name, probe, ud, yes, no};
     return 0;
+}
+
+int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud)
+{
+    return tk_http_add_probe_named(srv, name, probe, ud, "connected", "unreachable");
 }
 
 /* The guard's timer: keepalives on idle event streams. */

@@ -41,5 +41,8 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);
  * `name` is static. Before tk_http_start only (else TK_ESTATE); at most 4.
  */
 int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud);
+/* A probe whose states /ready names `yes` and `no` (instead of "connected", "unreachable"). */
+int tk_http_add_probe_named(tk_http_server *srv, const char *name, int (*probe)(void *ud),
+                            void *ud, const char *yes, const char *no);
 
 #endif
