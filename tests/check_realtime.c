@@ -130,8 +130,18 @@ typedef struct sse_client {
     size_t len;
 } sse_client;
 
+/* sse_connect with one more request header line (NULL: none), e.g. "Last-Event-ID: x". */
+static void sse_connect_h(sse_client *c, const th_daemon *d, const char *path, const char *token,
+                          const char *header);
+
 /* Connects and sends the request; the status line is checked by sse_wait. */
 static void sse_connect(sse_client *c, const th_daemon *d, const char *path, const char *token)
+{
+    sse_connect_h(c, d, path, token, NULL);
+}
+
+static void sse_connect_h(sse_client *c, const th_daemon *d, const char *path, const char *token,
+                          const char *header)
 {
     memset(c, 0, sizeof(*c));
     int port = atoi(strrchr(d->url, ':') + 1);
@@ -140,9 +150,9 @@ static void sse_connect(sse_client *c, const th_daemon *d, const char *path, con
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     const char *req = th_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                             "%s%s%s\r\n",
+                             "%s%s%s%s%s\r\n",
                              path, token ? "Authorization: Bearer " : "", token ? token : "",
-                             token ? "\r\n" : "");
+                             token ? "\r\n" : "", header ? header : "", header ? "\r\n" : "");
     ck_assert_int_eq(write(c->fd, req, strlen(req)), (ssize_t)strlen(req));
 }
 
@@ -172,8 +182,9 @@ static void sse_disconnect(sse_client *c) { close(c->fd); }
 /* ---- the two processes -------------------------------------------------------------------------
  */
 
-/* with_token: the Dapr app token in the core's dapr section and in realtime's config */
-static char *config(const char *name, int with_token)
+/* with_token: the Dapr app token in the core's dapr section and in realtime's config;
+ * rt_extra: more of realtime's config ("" or ", \"key\": value") */
+static char *config_x(const char *name, int with_token, const char *rt_extra)
 {
     const char *tok = with_token ? DAPR_TOKEN : "";
     return th_write(
@@ -191,12 +202,14 @@ static char *config(const char *name, int with_token)
             "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
             "   \"rt-secret-0123456789abcdef0123456789abcd\", \"bcrypt_cost\": 4}},"
             "  {\"name\": \"realtime\", \"load\": \"realtime\","
-            "   \"config\": {\"dapr_token\": \"%s\", \"max_streams_per_user\": %d},"
+            "   \"config\": {\"dapr_token\": \"%s\", \"max_streams_per_user\": %d%s},"
             "   \"consume\": {\"topics\":"
             "   [\"task-events\"], \"broadcast\": true, \"dapr_route\": \"/api/events/task-event\","
             "   \"workers\": 2}}]}",
-            name, dburl, bootstrap, tok, th_builddir(), th_builddir(), tok, MAX_STREAMS));
+            name, dburl, bootstrap, tok, th_builddir(), th_builddir(), tok, MAX_STREAMS, rt_extra));
 }
+
+static char *config(const char *name, int with_token) { return config_x(name, with_token, ""); }
 
 /* Waits until the process is ready and its broadcast consumer has its partitions. */
 static void wait_ready(const th_daemon *d)
@@ -665,6 +678,164 @@ START_TEST(test_pushing_goes_on_after_the_database_drops_every_connection)
 }
 END_TEST
 
+/* ---- resume and start-up ------------------------------------------------------------------- */
+
+/* How many frames carry task t (its "task_id" followed by a non-digit). */
+static int frames_of(const sse_client *c, int t)
+{
+    const char *needle = th_fmt("\"task_id\":%d", t);
+    int n = 0;
+    for (const char *p = c->buf; (p = strstr(p, needle)); p += strlen(needle))
+        n += p[strlen(needle)] < '0' || p[strlen(needle)] > '9';
+    return n;
+}
+
+/* Where task t's frame starts in what arrived (NULL: not there). */
+static const char *frame_at(const sse_client *c, int t)
+{
+    const char *needle = th_fmt("\"task_id\":%d", t);
+    for (const char *p = c->buf; (p = strstr(p, needle)); p += strlen(needle))
+        if (p[strlen(needle)] < '0' || p[strlen(needle)] > '9')
+            return p;
+    return NULL;
+}
+
+/* The SSE id of task t's frame: the last "id: " line before it. */
+static void frame_id(const sse_client *c, int t, char *out, size_t len)
+{
+    const char *at = frame_at(c, t), *id = NULL;
+    ck_assert_msg(at != NULL, "no frame for task %d: %s", t, c->buf);
+    for (const char *p = c->buf; (p = strstr(p, "\nid: ")) && p < at; p++)
+        id = p + 5;
+    ck_assert_msg(id != NULL, "task %d's frame has no id: %s", t, c->buf);
+    snprintf(out, len, "%.*s", (int)(strchr(id, '\n') - id), id);
+}
+
+START_TEST(test_a_client_that_reconnects_with_last_event_id_gets_what_it_missed_once_in_order)
+{
+    sse_client s;
+    sse_connect(&s, &a, "/api/events/stream", u2.token);
+    ck_assert(sse_wait(&s, "event: connected", 5));
+    ck_assert_msg(strstr(s.buf, "\"resume\":\"none\""), "%s", s.buf);
+    int t1 = create_task(&b, &u2, "seen before the drop");
+    ck_assert(sse_wait(&s, th_fmt("\"task_id\":%d", t1), 5));
+    char last[320];
+    frame_id(&s, t1, last, sizeof(last));
+    char topic[64];
+    long part, off;
+    long long ms;
+    ck_assert_msg(sscanf(last, "%63[^:]:%ld:%ld:%lld", topic, &part, &off, &ms) == 4, "id %s",
+                  last);
+    ck_assert_str_eq(topic, "task-events");
+    sse_disconnect(&s);
+
+    /* missed while away, through either process */
+    int t2 = create_task(&b, &u2, "missed one");
+    int t3 = create_task(&a, &u2, "missed two");
+    /* the other process resumes it: ids are the same everywhere */
+    sse_client r;
+    sse_connect_h(&r, &b, "/api/events/stream", u2.token, th_fmt("Last-Event-ID: %s", last));
+    ck_assert_msg(sse_wait(&r, th_fmt("\"task_id\":%d", t3), 5), "%s", r.buf);
+    ck_assert_msg(strstr(r.buf, "\"resume\":\"resumed\""), "%s", r.buf);
+    ck_assert_msg(!strstr(r.buf, "event: resync"), "%s", r.buf);
+    int t4 = create_task(&a, &u2, "after the resume");
+    ck_assert(sse_wait(&r, th_fmt("\"task_id\":%d", t4), 5));
+    /* a moment for anything doubled to arrive */
+    ck_assert(!sse_wait(&r, "never sent", 0.3));
+    ck_assert_int_eq(frames_of(&r, t1), 0);
+    ck_assert_int_eq(frames_of(&r, t2), 1);
+    ck_assert_int_eq(frames_of(&r, t3), 1);
+    ck_assert_int_eq(frames_of(&r, t4), 1);
+    ck_assert(frame_at(&r, t2) < frame_at(&r, t3) && frame_at(&r, t3) < frame_at(&r, t4));
+    sse_disconnect(&r);
+
+    /* the same with the query parameter a page passes when it opens a new EventSource */
+    sse_client q;
+    sse_connect(&q, &a, th_fmt("/api/events/stream?last_event_id=%s", last), u2.token);
+    ck_assert_msg(sse_wait(&q, th_fmt("\"task_id\":%d", t4), 5), "%s", q.buf);
+    ck_assert(strstr(q.buf, "\"resume\":\"resumed\""));
+    ck_assert_int_eq(frames_of(&q, t1), 0);
+    ck_assert_int_eq(frames_of(&q, t2) + frames_of(&q, t3) + frames_of(&q, t4), 3);
+    sse_disconnect(&q);
+    /* another user's id resumes nothing of this user's */
+    sse_client o;
+    sse_connect_h(&o, &b, "/api/events/stream", u1.token, th_fmt("Last-Event-ID: %s", last));
+    ck_assert(sse_wait(&o, "event: connected", 5));
+    ck_assert(!sse_wait(&o, "task_id", 0.3));
+    sse_disconnect(&o);
+}
+END_TEST
+
+START_TEST(test_a_fresh_process_is_ready_once_positioned_and_resyncs_gaps_older_than_its_window)
+{
+    /* a third process, with a window of a few events */
+    th_daemon c = {0};
+    char *cfg = config_x("c", 0, ", \"resume_max_bytes\": 4096");
+    /* returns once it serves HTTP, which is before its consumer may have read up to the end */
+    th_daemon_start_named(&c, dir, cfg, "c");
+    free(cfg);
+    /* /ready says 503 "positioning" until the broadcast consumer has read up to the end */
+    double end = th_now_s() + 30, ready_at = 0;
+    long st = 0;
+    while (!ready_at && th_now_s() < end) {
+        json_t *j = NULL;
+        st = http(&c, "GET", "/ready", NULL, NULL, &j);
+        const char *push = json_string_value(json_object_get(j, "event_push"));
+        if (st == 200) {
+            ck_assert_str_eq(push, "positioned");
+            ready_at = th_now_s();
+        } else if (push) {
+            ck_assert_str_eq(push, "positioning");
+        }
+        json_decref(j);
+        if (!ready_at)
+            usleep(5000);
+    }
+    ck_assert_msg(ready_at > 0, "never ready (last %ld)", st);
+    /* a task created through a 100 ms after c turned ready reaches c's stream */
+    sse_client s;
+    sse_connect(&s, &c, "/api/events/stream", u3.token);
+    ck_assert(sse_wait(&s, "event: connected", 5));
+    while (th_now_s() < ready_at + 0.1)
+        usleep(1000);
+    int t1 = create_task(&a, &u3, "right after the new process turned ready");
+    ck_assert_msg(sse_wait(&s, th_fmt("\"task_id\":%d", t1), push_deadline_s() + 1),
+                  "the fresh process's stream missed a task: %s", s.buf);
+    char last[320];
+    frame_id(&s, t1, last, sizeof(last));
+    sse_disconnect(&s);
+
+    /* more than the window holds happens meanwhile */
+    sse_client w;
+    sse_connect(&w, &c, "/api/events/stream", u2.token);
+    ck_assert(sse_wait(&w, "event: connected", 5));
+    int tn = 0;
+    for (int i = 0; i < 12; i++)
+        tn = create_task(&a, &u2, "filling the window");
+    ck_assert(sse_wait(&w, th_fmt("\"task_id\":%d", tn), 5));
+    sse_disconnect(&w);
+    sse_client r;
+    sse_connect_h(&r, &c, "/api/events/stream", u3.token, th_fmt("Last-Event-ID: %s", last));
+    ck_assert_msg(sse_wait(&r, "event: resync", 5), "%s", r.buf);
+    ck_assert_msg(strstr(r.buf, "\"resume\":\"resync\""), "%s", r.buf);
+    ck_assert_msg(strstr(r.buf, "event: connected") < strstr(r.buf, "event: resync"), "%s", r.buf);
+    sse_disconnect(&r);
+    /* so does an id that is not one of ours */
+    sse_connect_h(&r, &c, "/api/events/stream", u3.token, "Last-Event-ID: 12345");
+    ck_assert_msg(sse_wait(&r, "event: resync", 5), "%s", r.buf);
+    sse_disconnect(&r);
+    /* and the stream goes on live after a resync */
+    sse_connect_h(&r, &c, "/api/events/stream", u3.token, "Last-Event-ID: nonsense");
+    ck_assert(sse_wait(&r, "event: resync", 5));
+    int t2 = create_task(&b, &u3, "after the resync");
+    ck_assert(sse_wait(&r, th_fmt("\"task_id\":%d", t2), 5));
+    sse_disconnect(&r);
+    kill(c.pid, SIGINT);
+    ck_assert_int_eq(th_daemon_wait(&c, 30000), 0);
+    th_daemon_cleanup(&c);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url())
@@ -683,6 +854,10 @@ int main(void)
     tcase_add_test(tc, test_a_user_has_a_limited_number_of_streams_and_closing_one_frees_a_slot);
     tcase_add_test(tc, test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on);
     tcase_add_test(tc, test_pushing_goes_on_after_the_database_drops_every_connection);
+    tcase_add_test(
+        tc, test_a_client_that_reconnects_with_last_event_id_gets_what_it_missed_once_in_order);
+    tcase_add_test(
+        tc, test_a_fresh_process_is_ready_once_positioned_and_resyncs_gaps_older_than_its_window);
     suite_add_tcase(s, tc);
     tcases_left = 1;
     int rc = th_run_suite(s);
