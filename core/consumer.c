@@ -144,9 +144,10 @@ static void *poll_main(void *arg)
 
 static void free_consumer(tk_consumer *c)
 {
+    /* queued messages first: rd_kafka_destroy waits until every message is destroyed */
+    tk_consumer_free_parts(c);
     if (c->rk)
         rd_kafka_destroy(c->rk);
-    tk_consumer_free_parts(c);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->idle);
@@ -369,6 +370,11 @@ void tk_consumer_stop(tk_consumer *c)
     tk_consumer_store_offsets(c, 0);
     pthread_mutex_unlock(&c->lock);
     tk_consumer_publish_counts(c);
+    if (c->broadcast) {
+        /* no group, so no revoke drops what is queued: drop it here (nothing is committed) */
+        tk_consumer_free_parts(c);
+        rd_kafka_assign(c->rk, NULL);
+    }
     /* leaves the group: the revoke commits the stored offsets */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
