@@ -99,8 +99,22 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
         i=$((i + 1)); [ $i -lt 300 ] || fail "the reminder did not fire"
         sleep 0.1
     done
-    curl -sS --max-time 3 "$url/api/events/stream?token=$token" >"$work/stream" 2>/dev/null || true
-    grep -q 'event: connected' "$work/stream" || fail "no event stream"
+    curl -sS -N --max-time 4 "$url/api/events/stream?token=$token" >"$work/stream" 2>/dev/null &
+    i=0
+    until grep -q 'event: connected' "$work/stream"; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "no event stream"
+        sleep 0.1
+    done
+    curl -fsS -X POST "$url/api/tasks" -H "$auth" -H "$json" -d '{"title":"pushed"}' >/dev/null ||
+        fail "task for the stream failed"
+    wait
+    grep -q '"title":"pushed"' "$work/stream" || fail "the stream did not get the new task"
+    # a reconnect with Last-Event-ID: the window's events replayed (the id of the first one seen)
+    last=$(sed -n 's/^id: //p' "$work/stream" | head -n 1)
+    [ -n "$last" ] || fail "the stream's events have no id"
+    curl -sS --max-time 2 -H "Last-Event-ID: $last" "$url/api/events/stream?token=$token" \
+        >"$work/resumed" 2>/dev/null || true
+    grep -q '"resume":"resumed"' "$work/resumed" || fail "no resume after Last-Event-ID"
     i=0
     until curl -fsS "$url/api/analytics/summary?days=1" -H "$auth" | grep -q '"created" : 2'; do
         i=$((i + 1)); [ $i -lt 300 ] || fail "analytics did not count the tasks"
