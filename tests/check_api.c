@@ -3574,11 +3574,15 @@ START_TEST(test_sigterm_drains_without_refusing_or_cutting_a_request)
     for (int i = 0; i < DRAIN_WRITERS; i++)
         pthread_join(t[i], NULL);
     pthread_join(reader, NULL);
-    if (rc != 0) {
-        const char *log = keep(th_read(d.log_path));
+    const char *log = keep(th_read(d.log_path));
+    const char *san =
+        strstr(log, "Sanitizer") ? strstr(log, "Sanitizer") : strstr(log, "runtime error");
+    if (rc != 0 || san) {
         size_t n = strlen(log);
-        ck_abort_msg("taskorad exited %d on SIGTERM; its log ends: %s", rc,
-                     n > 4000 ? log + n - 4000 : log);
+        ck_abort_msg("taskorad exited %d on SIGTERM; its log %s: %s", rc, san ? "reports" : "ends",
+                     san        ? san
+                     : n > 4000 ? log + n - 4000
+                                : log);
     }
     th_daemon_cleanup(&d);
 
