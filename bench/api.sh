@@ -30,7 +30,7 @@ dburl=$(psql "$DATABASE_URL" -Atc "SELECT 'postgresql://' || current_user || '@'
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 pid=
 cleanup() {
-    [ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+    [ -z "$pid" ] || { kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
     psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
@@ -57,7 +57,7 @@ start() {
     done
 }
 stop() {
-    kill -TERM "$pid"
+    kill -INT "$pid" # no drain delay
     wait "$pid" || true
     pid=
 }

@@ -121,7 +121,7 @@ static pid_t start_taskorad(const char *config, char *url, size_t urllen)
 
 static void stop(pid_t pid)
 {
-    kill(pid, SIGTERM);
+    kill(pid, SIGINT); /* no drain delay */
     waitpid(pid, NULL, 0);
 }
 

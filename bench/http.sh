@@ -15,7 +15,7 @@ export TASKORA_HTTP_LISTEN="127.0.0.1:$port" KAFKA_BROKERS=embedded TASKORA_LOG_
 start=$(date +%s%N)
 "$build/taskorad" run -c "$src/examples/hello_consumer/hello.json" >"$log" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -INT $pid 2>/dev/null; rm -f "$log"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 until curl -fs -o /dev/null "http://127.0.0.1:$port/ready"; do sleep 0.005; done
 echo "start-up to ready: $((($(date +%s%N) - start) / 1000000)) ms"

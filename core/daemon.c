@@ -41,14 +41,17 @@ void tk_signals_block(sigset_t *set)
 /*
  * The signal thread. Until the first SIGTERM/SIGINT it only waits; the
  * first one asks the main thread to shut down (even in the middle of
- * start-up); from then on a second signal, or shutdown_timeout_ms running
- * out, ends the process at once. SIGUSR1 from the main thread ends it.
+ * start-up); from then on a second signal, or the drain delay (SIGTERM
+ * while serving) plus shutdown_timeout_ms running out, ends the process at
+ * once. SIGUSR1 from the main thread ends it.
  */
 typedef struct sigctl {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int stop_sig; /* the first signal, 0 until then */
+    int stop_sig;       /* the first signal, 0 until then */
+    int drain_armed_ms; /* the drain delay a SIGTERM gets, once serving (0 before) */
+    int drain_ms;       /* the drain the first signal got: SIGTERM's armed delay, else 0 */
     int timeout_ms;
     atomic_int done;
 } sigctl;
@@ -72,18 +75,22 @@ static void *signal_main(void *arg)
     }
     pthread_mutex_lock(&c->lock);
     c->stop_sig = sig;
+    /* SIGTERM drains (a pod being replaced); SIGINT (Ctrl-C) stops now */
+    c->drain_ms = sig == SIGTERM ? c->drain_armed_ms : 0;
+    int drain_ms = c->drain_ms;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 
-    struct timespec deadline = tk_deadline_ms(c->timeout_ms);
+    /* the shutdown's time counts from the end of the drain delay */
+    struct timespec deadline = tk_deadline_ms(drain_ms + c->timeout_ms);
     for (;;) {
         if (atomic_load(&c->done))
             return NULL;
         struct timespec left = tk_time_left(&deadline);
         if (left.tv_sec < 0) {
             tk_logf(NULL, TK_LOG_ERROR,
-                    "shutdown did not finish within shutdown_timeout_ms=%d: exiting now",
-                    c->timeout_ms);
+                    "shutdown did not finish within shutdown_timeout_ms=%d%s: exiting now",
+                    c->timeout_ms, drain_ms ? " after the drain delay" : "");
             _exit(1);
         }
         sig = sigtimedwait(&set, NULL, &left);
@@ -107,14 +114,28 @@ static int stop_requested(sigctl *c)
     return sig;
 }
 
-static int wait_for_stop(sigctl *c)
+/* Waits for the first stop signal; *drain_ms gets the drain it calls for. */
+static int wait_for_stop(sigctl *c, int *drain_ms)
 {
     pthread_mutex_lock(&c->lock);
     while (c->stop_sig == 0)
         pthread_cond_wait(&c->cond, &c->lock);
     int sig = c->stop_sig;
+    *drain_ms = c->drain_ms;
     pthread_mutex_unlock(&c->lock);
     return sig;
+}
+
+/* Serving: from now on a SIGTERM drains for drain_ms. 0, or -1 when a stop signal came
+ * first (start-up then ends without serving). */
+static int arm_drain(sigctl *c, int drain_ms)
+{
+    pthread_mutex_lock(&c->lock);
+    int stopped = c->stop_sig != 0;
+    if (!stopped)
+        c->drain_armed_ms = drain_ms;
+    pthread_mutex_unlock(&c->lock);
+    return stopped ? -1 : 0;
 }
 
 /* Starts the signal thread. 0, or -1 after logging why not. */
@@ -502,7 +523,8 @@ static int start_serving(run_ctx *d)
     }
     if (!stop_requested(&d->sc) && d->http && tk_http_start(d->http, d->err, sizeof(d->err)))
         return failed(d, 1);
-    if (!stop_requested(&d->sc)) {
+    /* only a process that serves HTTP has connections to drain */
+    if (arm_drain(&d->sc, d->http ? s->drain_delay_ms : 0) == 0) {
         if (d->http)
             tk_http_set_ready(d->http, 1, NULL);
         tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", d->loader.n,
@@ -514,9 +536,21 @@ static int start_serving(run_ctx *d)
 /* Waits for the stop signal, then stops what runs in the order that loses nothing. */
 static void shut_down(run_ctx *d)
 {
-    int sig = wait_for_stop(&d->sc);
-    tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
-            strsignal(sig), d->s->shutdown_timeout_ms);
+    int drain_ms = 0;
+    int sig = wait_for_stop(&d->sc, &drain_ms);
+    if (drain_ms > 0) {
+        /* load balancers take a while to stop routing here: until they have, requests are
+         * served as usual (answers close their connections, so clients reconnect elsewhere) */
+        tk_logf(NULL, TK_LOG_INFO,
+                "%s: draining for %d ms (still serving, /ready 503), then shutting down "
+                "(at most %d ms); a second signal exits now",
+                strsignal(sig), drain_ms, d->s->shutdown_timeout_ms);
+        tk_http_set_ready(d->http, 0, "draining");
+        tk_http_drain(d->http, drain_ms);
+    } else {
+        tk_logf(NULL, TK_LOG_INFO, "%s: shutting down (at most %d ms; a second signal exits now)",
+                strsignal(sig), d->s->shutdown_timeout_ms);
+    }
     tk_resilience_stop(d->rt.resilience); /* no request or worker waits out a retry delay now */
     if (d->http) {
         tk_http_set_ready(d->http, 0, "stopping");

@@ -291,3 +291,15 @@ void tk_guard_linger(struct MHD_Connection *conn)
     if (c)
         atomic_store(&c->linger, 1);
 }
+
+int tk_guard_count_reading(tk_http_guard *g)
+{
+    if (!g)
+        return 0;
+    int n = 0;
+    pthread_mutex_lock(&g->lock);
+    for (conn_ctx *c = g->head; c; c = c->next)
+        n += atomic_load(&c->phase) == PH_READING;
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}

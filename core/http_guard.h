@@ -37,5 +37,7 @@ void tk_guard_idle(struct MHD_Connection *conn);   /* the response was sent */
 void tk_guard_stream(struct MHD_Connection *conn); /* an event stream: no deadline */
 /* Answered before the body was read: keep reading (and dropping) it after the close. */
 void tk_guard_linger(struct MHD_Connection *conn);
+/* Connections whose request has begun to arrive (a request line, not yet the whole request). */
+int tk_guard_count_reading(tk_http_guard *g);
 
 #endif

@@ -42,7 +42,9 @@ struct tk_http_server {
     char *listen;
     char *admin_listen; /* NULL: /metrics is served on `listen` */
     char *app_id;
-    atomic_int stopping;
+    atomic_int draining; /* SIGTERM's drain delay: serving, every answer closes its connection */
+    atomic_int stopping; /* no new connections or streams; answers close their connections */
+    int quiesced_fd;     /* the listening socket MHD let go of (tk_http_drain), or -1 */
     tk_metrics *metrics;
     tk_metric_family *requests, *duration, *inflight, *refused;
     tk_routes *routes;

@@ -1,17 +1,24 @@
 /*
  * The HTTP server's listening sockets: listen addresses, the URLs they
- * answer on, libmicrohttpd's (rationed) messages, and the admin listener for
- * metrics and probes.
+ * answer on, libmicrohttpd's (rationed) messages, the admin listener for
+ * metrics and probes, and what a drain needs of the kernel (holding new
+ * connections back, the accept queue's length).
  */
 #include "http_listen.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 
 #include "http_dispatch.h"
 #include "log.h"
@@ -143,4 +150,46 @@ int tk_http_start_admin(tk_http_server *srv, char *err, size_t errlen)
     const char *kv[] = {"listen", srv->admin_listen, "url", srv->admin_url};
     tk_log_write(NULL, TK_LOG_INFO, "http admin listener (metrics, probes)", kv, 2);
     return 0;
+}
+
+/*
+ * A socket filter on the listening socket that drops the packets opening a
+ * connection (SYN without ACK) and lets everything else through. Linux runs
+ * a listener's filter on each segment it receives before TCP handles it,
+ * with the data at the TCP header, whose flags are byte 13: handshakes
+ * under way complete and are queued for accept, new ones are not answered
+ * (their clients send the SYN again later, by then to a closed port).
+ */
+int tk_http_listen_hold_new(int fd)
+{
+#if defined(__linux__) && defined(SO_ATTACH_FILTER)
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),          /* A = TCP flags */
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* A &= SYN|ACK */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* SYN alone? */
+        BPF_STMT(BPF_RET | BPF_K, 0),                    /* drop it */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),          /* keep the rest */
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) == 0 ? 0 : -1;
+#else
+    (void)fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Connections the kernel completed on a listening socket and nobody accepted yet, or -1. */
+int tk_http_listen_backlog(int fd)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_state != TCP_LISTEN)
+        return -1;
+    return (int)ti.tcpi_unacked; /* of a listener: its accept queue */
+#else
+    (void)fd;
+    return -1;
+#endif
 }

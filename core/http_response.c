@@ -197,9 +197,10 @@ enum MHD_Result tk_http_send_response(tk_http_server *srv, tk_http_request *req)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
     tk_http_common_headers(srv, req, r);
     int status = resp->status ? resp->status : 200;
-    /* while stopping, every answer ends its connection: clients reconnect elsewhere */
+    /* while draining or stopping, every answer ends its connection: clients reconnect, and
+     * load balancers send them elsewhere */
     if (req->too_large || status == 400 || status == 414 || status == 431 ||
-        atomic_load(&srv->stopping))
+        atomic_load(&srv->draining) || atomic_load(&srv->stopping))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)status, r);
     MHD_destroy_response(r);

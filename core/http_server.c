@@ -6,9 +6,11 @@
  */
 #include "http_server.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "http_core_routes.h"
@@ -20,6 +22,8 @@
 #include "log.h"
 
 #define MHD_MEMORY (128 * 1024) /* per connection: request line, headers, buffers */
+#define ACCEPT_GRACE_MS 200     /* the accept queue stays empty this long before accepting ends */
+#define ACCEPT_WAIT_MAX_MS 2000 /* longest wait for the accept queue to empty */
 
 static void register_metrics(tk_http_server *srv, tk_metrics *metrics)
 {
@@ -53,6 +57,7 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     }
     srv->listeners[0] = (tk_http_listener){srv, 0};
     srv->listeners[1] = (tk_http_listener){srv, 1};
+    srv->quiesced_fd = -1;
     srv->opt = *opt;
     srv->opt.admin_listen = NULL;
     srv->listen = strdup(opt->listen ? opt->listen : "0.0.0.0:8000");
@@ -156,7 +161,9 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "http: cannot start its threads");
         return TK_ERR;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC: tk_http_drain stops accepting with MHD_quiesce_daemon, which needs it */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned io = srv->opt.io_threads > 0 ? (unsigned)srv->opt.io_threads : 2u;
@@ -185,6 +192,97 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
     return 0;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec deadline = tk_deadline_ms(ms);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+        ;
+}
+
+/* Waits until the accept queue of `fd` has stayed empty for ACCEPT_GRACE_MS (the server
+ * accepts meanwhile, and the last connections accepted send their requests). */
+static void wait_accept_queue_empty(int fd)
+{
+    long long start = now_ms(), quiet_since = start;
+    for (;;) {
+        int queued = tk_http_listen_backlog(fd); /* -1, unknown: only the grace is waited */
+        long long now = now_ms();
+        if (queued > 0)
+            quiet_since = now;
+        if (now - quiet_since >= ACCEPT_GRACE_MS)
+            return;
+        if (now - start >= ACCEPT_WAIT_MAX_MS) {
+            tk_logf(NULL, TK_LOG_WARN,
+                    "http: %d connection(s) still queued after %d ms (connection limit?)", queued,
+                    ACCEPT_WAIT_MAX_MS);
+            return;
+        }
+        sleep_ms(10);
+    }
+}
+
+void tk_http_drain(tk_http_server *srv, int delay_ms)
+{
+    if (!srv || !srv->mhd)
+        return;
+    atomic_store(&srv->draining, 1);
+    sleep_ms(delay_ms);
+    /* new connections are held back by the kernel; those it completed are still accepted */
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+    int fd = info ? info->listen_fd : -1;
+    if (fd < 0 || tk_http_listen_hold_new(fd) != 0) {
+        tk_logf(NULL, TK_LOG_WARN,
+                "http: cannot hold new connections back (%s); connections still queued when "
+                "accepting stops are reset",
+                fd < 0 ? "no listening socket" : strerror(errno));
+        return;
+    }
+    wait_accept_queue_empty(fd);
+    MHD_socket q = MHD_quiesce_daemon(srv->mhd);
+    if (q == MHD_INVALID_SOCKET) {
+        tk_logf(NULL, TK_LOG_WARN, "http: cannot stop accepting on its own; refusing instead");
+        return;
+    }
+    /* closes the port (the socket stays open until MHD has stopped): clients held back get
+     * "connection refused" when they try again, and go elsewhere at once */
+    shutdown(q, SHUT_RDWR);
+    srv->quiesced_fd = q;
+    tk_logf(NULL, TK_LOG_INFO, "http: no longer accepting connections");
+}
+
+/* Waits up to ms for the requests in progress, and those that have begun to arrive, to be
+ * answered; returns how many are left. */
+static int wait_requests_done(tk_http_server *srv, int ms)
+{
+    long long end = now_ms() + ms;
+    for (;;) {
+        pthread_mutex_lock(&srv->active_lock);
+        int left = srv->active;
+        pthread_mutex_unlock(&srv->active_lock);
+        left += tk_guard_count_reading(srv->guard);
+        long long now = now_ms();
+        if (left == 0 || now >= end)
+            return left;
+        /* the condition says when the last request ends; one still arriving is polled */
+        int step_ms = end - now < 20 ? (int)(end - now) : 20;
+        struct timespec step = tk_deadline_ms(step_ms);
+        pthread_mutex_lock(&srv->active_lock);
+        int waited = srv->active > 0;
+        if (waited)
+            pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &step);
+        pthread_mutex_unlock(&srv->active_lock);
+        if (!waited)
+            sleep_ms(step_ms);
+    }
+}
+
 void tk_http_stop(tk_http_server *srv, int drain_ms)
 {
     if (!srv)
@@ -194,13 +292,7 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
          * in progress may finish; answers from now on close their connections */
         atomic_store(&srv->stopping, 1);
         tk_sse_close_all(srv);
-        struct timespec deadline = tk_deadline_ms(drain_ms);
-        pthread_mutex_lock(&srv->active_lock);
-        while (srv->active > 0 &&
-               pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &deadline) == 0)
-            ;
-        int left = srv->active;
-        pthread_mutex_unlock(&srv->active_lock);
+        int left = wait_requests_done(srv, drain_ms);
         if (left > 0)
             tk_logf(NULL, TK_LOG_WARN,
                     "http: %d request(s) still in progress after %d ms; closing them", left,
@@ -212,6 +304,9 @@ void tk_http_stop(tk_http_server *srv, int drain_ms)
         tk_sse_close_all(srv);
         MHD_stop_daemon(srv->mhd);
         srv->mhd = NULL;
+        if (srv->quiesced_fd >= 0)
+            close(srv->quiesced_fd);
+        srv->quiesced_fd = -1;
     }
     tk_workq_free(srv->work);
     srv->work = NULL;

@@ -27,8 +27,19 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
 /* The base URL it listens on ("http://127.0.0.1:8000"), after start. */
 const char *tk_http_url(const tk_http_server *srv);
 /*
- * Stops accepting connections, waits up to drain_ms for requests in
- * progress to finish and answer, then closes every connection.
+ * The drain before a stop (SIGTERM): serves as usual for delay_ms, every
+ * answer with `Connection: close`, then stops accepting connections without
+ * resetting any the kernel already completed: a socket filter holds new
+ * ones back (their clients retry, and then find the port closed), the
+ * accept queue is emptied, and only then does accepting end. Where the
+ * filter cannot be attached, it only waits delay_ms (tk_http_stop then
+ * refuses as before). /ready is the caller's (tk_http_set_ready).
+ */
+void tk_http_drain(tk_http_server *srv, int delay_ms);
+/*
+ * Stops accepting connections (if tk_http_drain has not), ends event
+ * streams (each with a last `reconnect` event), waits up to drain_ms for
+ * requests in progress to finish and answer, then closes every connection.
  */
 void tk_http_stop(tk_http_server *srv, int drain_ms);
 

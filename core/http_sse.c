@@ -229,11 +229,21 @@ void tk_sse_release(tk_sse *s)
         sse_unref(s);
 }
 
+/* The last event of a stream the server ends: an EventSource reconnects after `retry` ms, by
+ * then to another replica. No `id:`, so the client's Last-Event-ID stays its last real event's. */
+#define SSE_RECONNECT "event: reconnect\ndata: {\"reason\":\"shutting down\"}\nretry: 1000\n\n"
+
 void tk_sse_close_all(tk_http_server *srv)
 {
     pthread_mutex_lock(&srv->sse_lock);
-    for (tk_sse *s = srv->streams; s; s = s->next)
-        tk_sse_close(s);
+    for (tk_sse *s = srv->streams; s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        if (!s->closed)
+            sse_put(s, SSE_RECONNECT, "", ""); /* a stream already ended gets nothing */
+        s->closed = 1;
+        wake(s);
+        pthread_mutex_unlock(&s->lock);
+    }
     pthread_mutex_unlock(&srv->sse_lock);
 }
 

@@ -19,7 +19,7 @@ void tk_sse_release(tk_sse *s);
 enum MHD_Result tk_sse_send_response(tk_http_server *srv, tk_http_request *req);
 /* A failed handler's stream: closed and dropped without being sent. */
 void tk_sse_discard(tk_http_response *resp);
-/* Ends every open stream (server stopping). */
+/* Ends every open stream (server stopping), each with a last `event: reconnect`. */
 void tk_sse_close_all(tk_http_server *srv);
 /* Writes ": keepalive" on streams idle for sse_keepalive_ms. */
 void tk_sse_tick(tk_http_server *srv);

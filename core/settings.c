@@ -143,7 +143,12 @@ static const tk_config_field top_fields[] = {
     {"http", TK_CFG_OBJECT, 0, NULL, NULL, "the HTTP server", http_fields, TK_CFG_NO_RANGE},
     {"outbox", TK_CFG_OBJECT, 0, NULL, NULL, "the outbox relay", outbox_fields, TK_CFG_NO_RANGE},
     {"shutdown_timeout_ms", TK_CFG_INT, 0, "10000", NULL,
-     "longest graceful shutdown before exiting anyway", NULL, TK_CFG_RANGE(1, 3600000)},
+     "longest graceful shutdown before exiting anyway (after the drain delay)", NULL,
+     TK_CFG_RANGE(1, 3600000)},
+    {"drain_delay_ms", TK_CFG_INT, 0, "5000", NULL,
+     "on SIGTERM, go on serving this long with /ready 503 before accepting no more "
+     "connections (load balancers stop routing here meanwhile); SIGINT and 0 skip it",
+     NULL, TK_CFG_RANGE(0, 3600000)},
     {"dapr", TK_CFG_OBJECT, 0, NULL, NULL, "interop with a Dapr sidecar", dapr_fields,
      TK_CFG_NO_RANGE},
     {"resiliency", TK_CFG_OBJECT, 0, NULL, NULL,
@@ -265,6 +270,7 @@ static void read_values(tk_settings *s)
     s->http_max_connections = (int)json_integer_value(tk_config_get(r, "http.max_connections"));
     s->http_timeout_s = (int)json_integer_value(tk_config_get(r, "http.timeout_s"));
     s->shutdown_timeout_ms = (int)json_integer_value(tk_config_get(r, "shutdown_timeout_ms"));
+    s->drain_delay_ms = (int)json_integer_value(tk_config_get(r, "drain_delay_ms"));
     s->http_sse_keepalive_s = (int)json_integer_value(tk_config_get(r, "http.sse_keepalive_s"));
     s->http_trusted_proxies = tk_config_get(r, "http.trusted_proxies");
     s->http_admin_listen = json_string_value(tk_config_get(r, "http.admin_listen"));

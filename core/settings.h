@@ -45,6 +45,7 @@ typedef struct tk_settings {
     int http_read_timeout_s, http_max_per_client, http_max_streams_per_client;
     int http_workers, http_queue, http_io_threads;
     int shutdown_timeout_ms;
+    int drain_delay_ms; /* SIGTERM: serve this long (not ready) before accepting no more */
     json_t *resiliency; /* the validated "resiliency" section (borrowed from root) */
     int dapr_enabled;
     const char *dapr_pubsub, *dapr_app_token;

@@ -1,19 +1,28 @@
 /* The REST contract of API.md as a client sees it: one taskorad with the http_api plugin, over
- * real HTTP, against a real PostgreSQL and a Kafka-protocol cluster owned by the test. */
+ * real HTTP, against a real PostgreSQL and a Kafka-protocol cluster owned by the test; and a
+ * second one stopped with SIGTERM under load (the drain). */
+#include <arpa/inet.h>
 #include <check.h>
 #include <crypt.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +45,7 @@ static th_daemon daemon_;
 static char base_url[128];
 static int suite_state; /* 0 not tried, 1 up, -1 failed */
 static int tcases_left;
-static int daemon_exit; /* how the suite's taskorad ended: 0 = clean exit on SIGTERM */
+static int daemon_exit; /* how the suite's taskorad ended: 0 = clean exit on SIGINT */
 
 /*
  * Everything a test allocates stays reachable from here until its process exits, so the tests
@@ -609,12 +618,12 @@ static void suite_down(void)
     if (--tcases_left > 0)
         return;
     if (daemon_.pid > 0) {
-        kill(daemon_.pid, SIGTERM);
+        kill(daemon_.pid, SIGINT); /* stops without the drain delay (the drain test has its own) */
         daemon_exit = th_daemon_wait(&daemon_, 30000);
         char *text = th_read(daemon_.log_path);
         if (daemon_exit != 0 || strstr(text, "Sanitizer") || strstr(text, "runtime error"))
             fprintf(stderr,
-                    "check_api: taskorad exited %d on SIGTERM (-1: still running); log:\n%s\n",
+                    "check_api: taskorad exited %d on SIGINT (-1: still running); log:\n%s\n",
                     daemon_exit, text);
         if (strstr(text, "Sanitizer") || strstr(text, "runtime error"))
             daemon_exit = daemon_exit ? daemon_exit : 1;
@@ -3275,6 +3284,366 @@ START_TEST(test_connections_terminated_mid_request_are_503_and_lose_nothing)
 }
 END_TEST
 
+/* ========================================= drain ========================================== */
+
+/*
+ * SIGTERM on an API process under load, as in a rolling deploy: a second taskorad on the same
+ * database and cluster (http_api and realtime) with a drain delay, writers creating tasks over
+ * fresh and keep-alive connections, and an open event stream.
+ */
+#define DRAIN_MS 2000
+#define DRAIN_WRITERS 8
+#define DRAIN_MARGIN_S 0.3 /* scheduling slack around the end of the delay */
+
+enum attempt_kind { AT_CREATED, AT_OTHER_STATUS, AT_REFUSED, AT_CUT };
+
+typedef struct attempt {
+    double start; /* when the client began (connecting, or sending on a kept connection) */
+    int kind;
+    int id; /* the created task's */
+    int status;
+} attempt;
+
+typedef struct drain_writer {
+    int index, port, keepalive;
+    const char *token;
+    atomic_int *stop;
+    _Atomic double last_start;
+    atomic_long created;
+    attempt *at;
+    size_t n, cap;
+    char why[256]; /* the first cut connection's story */
+} drain_writer;
+
+static void record(drain_writer *w, double start, int kind, int id, int status)
+{
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 1024;
+        w->at = realloc(w->at, w->cap * sizeof(*w->at));
+        ck_assert_ptr_nonnull(w->at);
+    }
+    w->at[w->n++] = (attempt){start, kind, id, status};
+}
+
+/* A connection to 127.0.0.1:port, or -1 when it is refused (or not answered within 5 s). */
+static int drain_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int err = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        err = errno;
+        if (err == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            socklen_t len = sizeof(err);
+            err = ETIMEDOUT;
+            if (poll(&p, 1, 5000) == 1)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        }
+    }
+    if (err) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, 0);
+    struct timeval tv = {.tv_sec = 15};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/*
+ * One POST /api/tasks on fd and its answer: 1 with *status (and *id of a 201; *closes when the
+ * answer ends the connection), or 0 when no complete answer came (why says what happened).
+ */
+static int drain_exchange(drain_writer *w, int fd, long k, int *status, int *id, int *closes)
+{
+    char body[96], req[1536], buf[16384];
+    int blen = snprintf(body, sizeof(body), "{\"title\":\"drain-%d-%ld\"}", w->index, k);
+    int rlen = snprintf(req, sizeof(req),
+                        "POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\n%s\r\n%s",
+                        w->token, blen, w->keepalive ? "" : "Connection: close\r\n", body);
+    const char *why = NULL;
+    if (send(fd, req, (size_t)rlen, MSG_NOSIGNAL) != rlen)
+        why = "send failed";
+    size_t got = 0;
+    char *end = NULL;
+    long clen = -1;
+    while (!why) {
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r <= 0) {
+            why = r == 0 ? "end of stream before a complete answer" : strerror(errno);
+            break;
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = strcasestr(buf, "\r\nContent-Length:");
+            clen = cl && cl < end ? atol(cl + 17) : -1;
+            if (clen < 0)
+                why = "an answer without Content-Length";
+        }
+        if (end && clen >= 0 && got >= (size_t)(end + 4 - buf) + (size_t)clen)
+            break;
+        if (got == sizeof(buf) - 1)
+            why = "an answer too large";
+    }
+    if (why) {
+        if (!w->why[0])
+            snprintf(w->why, sizeof(w->why), "%s (after %zu bytes: %.*s)", why, got,
+                     (int)(got < 80 ? got : 80), buf);
+        return 0;
+    }
+    *status = atoi(buf + 9);
+    *end = '\0';
+    *closes = strcasestr(buf, "\r\nConnection: close") != NULL;
+    json_t *j = json_loads(end + 4, 0, NULL);
+    *id = (int)json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    return 1;
+}
+
+static void *drain_write(void *arg)
+{
+    drain_writer *w = arg;
+    int fd = -1;
+    for (long k = 0; !atomic_load(w->stop); k++) {
+        double start = th_now_s();
+        atomic_store(&w->last_start, start);
+        if (fd < 0 && (fd = drain_connect(w->port)) < 0) {
+            record(w, start, AT_REFUSED, 0, 0);
+            usleep(2000);
+            continue;
+        }
+        int status = 0, id = 0, closes = 1;
+        if (!drain_exchange(w, fd, k, &status, &id, &closes)) {
+            record(w, start, AT_CUT, 0, 0);
+            closes = 1;
+        } else {
+            int ok = status == 201 && id > 0;
+            record(w, start, ok ? AT_CREATED : AT_OTHER_STATUS, id, status);
+            atomic_fetch_add(&w->created, ok);
+        }
+        if (closes || !w->keepalive) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* An event stream read on its own thread until the server ends it. */
+typedef struct drain_stream {
+    int fd;
+    char buf[65536];
+    size_t len;
+    int ended; /* 1: the server closed it, 0: still open after 30 s */
+    pthread_mutex_t lock;
+} drain_stream;
+
+static void *drain_read_stream(void *arg)
+{
+    drain_stream *s = arg;
+    double end = th_now_s() + 30;
+    while (th_now_s() < end) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
+        if (n > 0)
+            s->len += (size_t)n;
+        s->buf[s->len] = '\0';
+        pthread_mutex_unlock(&s->lock);
+        if (n <= 0) {
+            s->ended = 1;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int stream_has(drain_stream *s, const char *needle)
+{
+    pthread_mutex_lock(&s->lock);
+    int found = strstr(s->buf, needle) != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+static const char *drain_config(void)
+{
+    return S("{\"app_id\":\"" APP_ID "-drain\",\"log\":{\"format\":\"text\"},"
+             "\"postgres\":{\"url\":\"${TK_TEST_DB}\",\"pool_size\":4},"
+             "\"kafka\":{\"brokers\":\"%s\"},\"outbox\":{\"poll_ms\":200},"
+             "\"http\":{\"listen\":\"127.0.0.1:0\"},"
+             "\"drain_delay_ms\":%d,\"shutdown_timeout_ms\":10000,"
+             "\"plugin_dir\":\"%s/plugins/http_api/.libs:%s/plugins/realtime/.libs\","
+             "\"plugins\":[{\"name\":\"api\",\"load\":\"http_api\","
+             "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4}},"
+             "{\"name\":\"realtime\",\"load\":\"realtime\","
+             "\"consume\":{\"topics\":[\"task-events\"],\"broadcast\":true}}]}",
+             bootstrap, DRAIN_MS, th_builddir(), th_builddir(), SECRET);
+}
+
+/* Waits until every writer began an attempt after t (its attempts are then refused). */
+static void wait_writers_past(drain_writer *w, double t)
+{
+    double end = th_now_s() + 10;
+    for (int i = 0; i < DRAIN_WRITERS; i++)
+        while (atomic_load(&w[i].last_start) <= t && th_now_s() < end)
+            usleep(10000);
+}
+
+START_TEST(test_sigterm_drains_without_refusing_or_cutting_a_request)
+{
+    user u = new_user("drain");
+    user listener = new_user("drain-listener");
+    char *cfg = keep(th_write(dir, "drain.json", drain_config()));
+    th_daemon d;
+    th_daemon_start_named(&d, dir, cfg, "drain");
+    int port = atoi(strrchr(d.url, ':') + 1);
+
+    static drain_stream st;
+    memset(&st, 0, sizeof(st));
+    pthread_mutex_init(&st.lock, NULL);
+    ck_assert_int_ge(st.fd = drain_connect(port), 0);
+    const char *get = S("GET /api/events/stream?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Accept: text/event-stream\r\n\r\n",
+                        listener.token);
+    ck_assert_int_eq(send(st.fd, get, strlen(get), MSG_NOSIGNAL), (ssize_t)strlen(get));
+    pthread_t reader;
+    ck_assert_int_eq(pthread_create(&reader, NULL, drain_read_stream, &st), 0);
+
+    static drain_writer w[DRAIN_WRITERS];
+    static atomic_int stop;
+    atomic_store(&stop, 0);
+    pthread_t t[DRAIN_WRITERS];
+    for (int i = 0; i < DRAIN_WRITERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i] = (drain_writer){
+            .index = i, .port = port, .keepalive = i % 4 == 3, .token = u.token, .stop = &stop};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, drain_write, &w[i]), 0);
+    }
+    double end = th_now_s() + 10;
+    while (!stream_has(&st, "event: connected") && th_now_s() < end)
+        usleep(10000);
+    ck_assert_msg(stream_has(&st, "event: connected"), "the stream did not open: %s", st.buf);
+    long before = 0; /* the writers under way */
+    while (before < 100 && th_now_s() < end) {
+        usleep(10000);
+        before = 0;
+        for (int i = 0; i < DRAIN_WRITERS; i++)
+            before += atomic_load(&w[i].created);
+    }
+    ck_assert_int_ge(before, 100);
+
+    double t_sig = th_now_s();
+    kill(d.pid, SIGTERM);
+    /* /ready turns 503 at once, and answers now close their connections */
+    long ready = 0;
+    char *conn = NULL, *body = NULL;
+    while (th_now_s() < t_sig + 1) {
+        th_response r;
+        if (th_http("GET", S("%s/ready", d.url), NULL, 0, NULL, &r) == 0) {
+            ready = r.status;
+            free(conn);
+            conn = th_header(&r, "connection");
+            body = keep(r.body ? strdup(r.body) : NULL);
+            th_response_free(&r);
+            if (ready == 503)
+                break;
+        }
+        usleep(20000);
+    }
+    double t_ready = th_now_s() - t_sig;
+    ck_assert_msg(ready == 503, "/ready still %ld %.0f ms after SIGTERM", ready, t_ready * 1000);
+    ck_assert_str_eq(body, "{\"status\":\"not_ready\",\"reason\":\"draining\"}");
+    ck_assert_msg(conn && strcmp(conn, "close") == 0, "Connection: %s", conn);
+    free(conn);
+
+    int rc = th_daemon_wait(&d, 30000);
+    double t_exit = th_now_s();
+    wait_writers_past(w, t_exit);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < DRAIN_WRITERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_join(reader, NULL);
+    const char *log = keep(th_read(d.log_path));
+    const char *san =
+        strstr(log, "Sanitizer") ? strstr(log, "Sanitizer") : strstr(log, "runtime error");
+    if (rc != 0 || san) {
+        size_t n = strlen(log);
+        ck_abort_msg("taskorad exited %d on SIGTERM; its log %s: %s", rc, san ? "reports" : "ends",
+                     san        ? san
+                     : n > 4000 ? log + n - 4000
+                                : log);
+    }
+    th_daemon_cleanup(&d);
+
+    /* what the clients saw */
+    double cutoff = t_sig + DRAIN_MS / 1000.0 - DRAIN_MARGIN_S;
+    long created = 0, during = 0, other = 0, refused_early = 0, refused_late = 0, cut = 0;
+    size_t nattempts = 0;
+    for (int i = 0; i < DRAIN_WRITERS; i++)
+        nattempts += w[i].n;
+    char *ids = keep(calloc(nattempts * 12 + 1, 1)), *idp = ids;
+    const char *why = "";
+    for (int i = 0; i < DRAIN_WRITERS; i++) {
+        for (size_t k = 0; k < w[i].n; k++) {
+            const attempt *a = &w[i].at[k];
+            switch (a->kind) {
+            case AT_CREATED:
+                created++;
+                during += a->start > t_sig && a->start < cutoff;
+                idp += sprintf(idp, "%s%d", idp > ids ? "," : "", a->id);
+                break;
+            case AT_OTHER_STATUS: other++; break;
+            case AT_REFUSED:
+                refused_early += a->start < cutoff;
+                refused_late += a->start >= cutoff;
+                break;
+            default: cut++; break;
+            }
+        }
+        if (w[i].why[0] && !*why)
+            why = S("writer %d: %s", i, w[i].why);
+    }
+    long in_db = dbcount(S("SELECT count(*) FROM tasks WHERE id = ANY('{%s}'::int[])", ids));
+    long of_user = dbcount(S("SELECT count(*) FROM tasks WHERE user_id = '%s'", u.ids));
+    fprintf(stderr,
+            "check_api: drain: %ld requests answered (%ld created, %ld of them during the %d ms "
+            "delay), %ld cut; %ld connection attempts refused before the delay's end, %ld after "
+            "it; /ready 503 after %.0f ms; exit %.2f s after SIGTERM\n",
+            created + other, created, during, DRAIN_MS, cut, refused_early, refused_late,
+            t_ready * 1000, t_exit - t_sig);
+    for (int i = 0; i < DRAIN_WRITERS; i++)
+        free(w[i].at);
+    ck_assert_msg(cut == 0, "%ld connections got no complete answer; %s", cut, why);
+    ck_assert_msg(refused_early == 0, "%ld connection attempts refused during the drain delay",
+                  refused_early);
+    ck_assert_msg(other == 0, "%ld answers were not 201", other);
+    ck_assert_msg(during > 0, "nothing was created during the drain delay");
+    /* the clients do see refusals: once the process is gone */
+    ck_assert_int_gt(refused_late, 0);
+    ck_assert_int_eq(in_db, created);
+    ck_assert_int_eq(of_user, created); /* no task was created without its answer arriving */
+
+    /* the stream's last event tells the client to reconnect (elsewhere), then it ends */
+    ck_assert_msg(st.ended, "the event stream was not ended");
+    const char *frame = "event: reconnect\ndata: {\"reason\":\"shutting down\"}\nretry: 1000\n\n";
+    ck_assert_msg(strstr(st.buf, frame), "no reconnect event: %s", st.buf);
+    ck_assert_msg(!strstr(st.buf, "\nid:"), "%s", st.buf);
+    close(st.fd);
+    pthread_mutex_destroy(&st.lock);
+}
+END_TEST
+
 /* ============================================================================================ */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -3404,6 +3773,9 @@ int main(void)
 
     tc = tcase(s, "database");
     tcase_add_test(tc, test_connections_terminated_mid_request_are_503_and_lose_nothing);
+
+    tc = tcase(s, "drain");
+    tcase_add_test(tc, test_sigterm_drains_without_refusing_or_cutting_a_request);
     int rc = th_run_suite(s);
     if (daemon_exit != 0) {
         fprintf(stderr, "check_api: FAIL: taskorad did not shut down cleanly (see above)\n");

@@ -46,6 +46,7 @@ START_TEST(test_defaults_are_filled_in)
     ck_assert_str_eq(s->kafka_brokers, "embedded");
     ck_assert_int_eq(s->http_body_limit, 1048576);
     ck_assert_int_eq(s->shutdown_timeout_ms, 10000);
+    ck_assert_int_eq(s->drain_delay_ms, 5000);
     ck_assert_uint_eq(s->nplugins, 0);
     ck_assert_ptr_null(s->pg_url);
     tk_settings_free(s);
@@ -123,6 +124,8 @@ START_TEST(test_out_of_range_numbers_name_file_path_and_range)
          ": http.body_limit: 2147483649 is outside 0..2147483648"},
         {"{\"shutdown_timeout_ms\": \"${TK_TEST_UNSET_TIMEOUT:--5}\"}",
          ": shutdown_timeout_ms: -5 is outside 1..3600000"},
+        {"{\"drain_delay_ms\": -1}", ": drain_delay_ms: -1 is outside 0..3600000"},
+        {"{\"drain_delay_ms\": 3600001}", ": drain_delay_ms: 3600001 is outside 0..3600000"},
         {"{\"resiliency\": {\"retry\": {\"backoff\": 0.5}}}",
          ": resiliency.retry.backoff: 0.5 is outside 1..100"},
         {"{\"resiliency\": {\"targets\": {\"ai.x\": {\"timeout_ms\": 0}}}}",

@@ -17,6 +17,7 @@ static char *record;
 static th_daemon d;
 static const char *cors = "[\"http://localhost:3000\"]";
 static int init_delay_ms;
+static int drain_delay_ms;    /* 0: SIGTERM stops at once, as the tests that only stop expect */
 static const char *dapr = ""; /* a "dapr" section with its trailing comma, or "" */
 
 /* Starts taskorad with two test_plugin instances ("t1" with routes, "t2" without). */
@@ -30,15 +31,15 @@ static void start(int stop_delay_ms, int shutdown_timeout_ms)
              " \"kafka\": {\"brokers\": \"embedded\", \"partitions\": 2},"
              " \"http\": {\"listen\": \"127.0.0.1:0\", \"body_limit\": 1024,"
              "   \"cors_origins\": %s},"
-             " %s \"shutdown_timeout_ms\": %d, \"plugin_dir\": \"%s\","
+             " %s \"shutdown_timeout_ms\": %d, \"drain_delay_ms\": %d, \"plugin_dir\": \"%s\","
              " \"plugins\": ["
              "  {\"name\": \"t1\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"greeting\": \"${TK_TEST_GREETING:-hey}\","
              "     \"stop_delay_ms\": %d, \"init_delay_ms\": %d, \"limits\": {\"max\": 42}}},"
              "  {\"name\": \"t2\", \"load\": \"test_plugin\","
              "   \"config\": {\"record\": \"%s\", \"route_prefix\": \"\"}}]}",
-             cors, dapr, shutdown_timeout_ms, th_plugin_dir(), record, stop_delay_ms, init_delay_ms,
-             record);
+             cors, dapr, shutdown_timeout_ms, drain_delay_ms, th_plugin_dir(), record,
+             stop_delay_ms, init_delay_ms, record);
     char *cfg = th_write(dir, "taskora.json", text);
     char *log = th_write(dir, "taskorad.log", "");
     if (init_delay_ms) { /* the test signals it while it starts */
@@ -456,10 +457,11 @@ static void setup_any_origin(void)
 
 START_TEST(test_signal_during_startup_stops_cleanly)
 {
-    /* init of t1 takes 1 s; SIGTERM arrives in the middle of it */
+    /* init of t1 takes 1 s; SIGTERM arrives in the middle of it, and a process that serves
+     * nothing yet has nothing to drain: no 10 s delay */
     ck_assert(th_wait_file_contains(record, "init t1", 10000));
     kill(d.pid, SIGTERM);
-    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    ck_assert_int_eq(th_daemon_wait(&d, 5000), 0);
     char *rec = th_read(record);
     ck_assert_str_eq(rec, "init t1\ninit t2\ndestroy t2\ndestroy t1\n");
     free(rec);
@@ -469,6 +471,7 @@ END_TEST
 static void setup_slow_init(void)
 {
     init_delay_ms = 1000;
+    drain_delay_ms = 10000;
     start(0, 10000);
 }
 
@@ -496,6 +499,89 @@ START_TEST(test_shutdown_timeout_exits_anyway)
         th_wait_file_contains(d.log_path, "did not finish within shutdown_timeout_ms=300", 1000));
 }
 END_TEST
+
+/* ---- the drain (SIGTERM while serving) ---- */
+
+/* GET /ready until it is 503 or 2 s pass; the last answer. */
+static th_response ready_until_503(void)
+{
+    double end = th_now_s() + 2;
+    for (;;) {
+        th_response r = get("/ready", NULL);
+        if (r.status == 503 || th_now_s() > end)
+            return r;
+        th_response_free(&r);
+        usleep(10000);
+    }
+}
+
+START_TEST(test_sigterm_drains_before_stopping)
+{
+    double t0 = th_now_s();
+    kill(d.pid, SIGTERM);
+    th_response r = ready_until_503();
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "{\"status\":\"not_ready\",\"reason\":\"draining\"}");
+    th_response_free(&r);
+    /* still serving, but every answer closes its connection */
+    r = get("/test/hello/drain", NULL);
+    ck_assert_int_eq(r.status, 200);
+    char *conn = th_header(&r, "connection");
+    ck_assert_msg(conn && strcmp(conn, "close") == 0, "%s", r.headers);
+    free(conn);
+    th_response_free(&r);
+    ck_assert_msg(th_now_s() - t0 < 1.5, "the drain delay was over before the checks");
+    /* the watchdog (shutdown_timeout_ms 1000, shorter than the 1.5 s delay) counts from the end
+     * of the delay: a clean exit, after the delay */
+    ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
+    ck_assert_msg(th_now_s() - t0 >= 1.5, "stopped %.2f s after SIGTERM", th_now_s() - t0);
+    char *log = th_read(d.log_path);
+    ck_assert_msg(strstr(log, "draining for 1500 ms") &&
+                      strstr(log, "no longer accepting connections") &&
+                      strstr(log, "taskorad stopped"),
+                  "%s", log);
+    free(log);
+    char *rec = th_read(record);
+    ck_assert_msg(strstr(rec, "stop t1\n"), "%s", rec);
+    free(rec);
+}
+END_TEST
+
+static void setup_drain(void)
+{
+    drain_delay_ms = 1500;
+    start(0, 1000);
+}
+
+START_TEST(test_sigint_stops_without_draining)
+{
+    double t0 = th_now_s();
+    kill(d.pid, SIGINT); /* a terminal's Ctrl-C: the 10 s drain delay does not apply */
+    ck_assert_int_eq(th_daemon_wait(&d, 5000), 0);
+    char *log = th_read(d.log_path);
+    ck_assert_msg(!strstr(log, "draining"), "%s", log);
+    free(log);
+    ck_assert_msg(th_now_s() - t0 < 5, "SIGINT took %.2f s", th_now_s() - t0);
+}
+END_TEST
+
+START_TEST(test_second_signal_during_the_drain_exits_at_once)
+{
+    kill(d.pid, SIGTERM);
+    th_response r = ready_until_503();
+    ck_assert_int_eq(r.status, 503);
+    th_response_free(&r);
+    kill(d.pid, SIGTERM);
+    ck_assert_int_eq(th_daemon_wait(&d, 5000), 1); /* far less than the 10 s delay */
+    ck_assert(th_wait_file_contains(d.log_path, "second signal", 1000));
+}
+END_TEST
+
+static void setup_long_drain(void)
+{
+    drain_delay_ms = 10000;
+    start(0, 10000);
+}
 
 START_TEST(test_secret_equal_only_for_the_same_bytes_and_length)
 {
@@ -611,6 +697,17 @@ int main(void)
     tcase_add_checked_fixture(t5, setup_slow_init, teardown);
     tcase_add_test(t5, test_signal_during_startup_stops_cleanly);
     suite_add_tcase(s, t5);
+    TCase *t9 = tcase_create("drain");
+    tcase_set_timeout(t9, 60);
+    tcase_add_checked_fixture(t9, setup_drain, teardown);
+    tcase_add_test(t9, test_sigterm_drains_before_stopping);
+    suite_add_tcase(s, t9);
+    TCase *t10 = tcase_create("long-drain");
+    tcase_set_timeout(t10, 60);
+    tcase_add_checked_fixture(t10, setup_long_drain, teardown);
+    tcase_add_test(t10, test_sigint_stops_without_draining);
+    tcase_add_test(t10, test_second_signal_during_the_drain_exits_at_once);
+    suite_add_tcase(s, t10);
     TCase *t6 = tcase_create("secret");
     tcase_add_test(t6, test_secret_equal_only_for_the_same_bytes_and_length);
     suite_add_tcase(s, t6);

@@ -198,7 +198,7 @@ static void suite_down(void)
     if (--tcases_left > 0)
         return;
     if (d.pid > 0) {
-        kill(d.pid, SIGTERM);
+        kill(d.pid, SIGINT); /* stops without the drain delay */
         int ex = th_daemon_wait(&d, 30000);
         char *text = th_read(d.log_path);
         if (ex != 0 || strstr(text, "Sanitizer") || strstr(text, "runtime error"))

@@ -409,7 +409,7 @@ START_TEST(test_case_duplicate_emails_of_an_older_database_migrate_and_still_log
     ck_assert_int_eq(register_user(&d, "Solo@Example.com"), 409);
     ck_assert_int_eq(register_user(&d, "new-one@example.com"), 201);
     ck_assert_int_eq(register_user(&d, "New-One@example.com"), 409);
-    kill(d.pid, SIGTERM);
+    kill(d.pid, SIGINT); /* stops without the drain delay */
     ck_assert_int_eq(th_daemon_wait(&d, 30000), 0);
     th_daemon_cleanup(&d);
 }

@@ -259,12 +259,13 @@ static void start_worker(th_daemon *d, const char *name, int poll_ms)
     free(cfg);
 }
 
-/* SIGTERM: the process must exit 0 (threads joined, nothing left running). */
+/* SIGINT (a stop without the drain delay): the process must exit 0 (threads joined, nothing
+ * left running). */
 static void stop_daemon(th_daemon *d)
 {
     if (d->pid <= 0)
         return;
-    kill(d->pid, SIGTERM);
+    kill(d->pid, SIGINT);
     int code = th_daemon_wait(d, 30000);
     char *text = th_read(d->log_path);
     ck_assert_msg(code == 0, "taskorad exited %d: %s", code, text);

@@ -401,7 +401,7 @@ START_TEST(test_taskorad_starts_without_its_database_and_says_so)
     ck_assert_int_eq(r.status, 200);
     th_response_free(&r);
     ck_assert(th_wait_file_contains(log, "postgres: cannot connect", 5000));
-    kill(d.pid, SIGTERM);
+    kill(d.pid, SIGINT); /* stops without the drain delay */
     ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
     th_daemon_cleanup(&d);
     free(cfg);
@@ -507,7 +507,7 @@ START_TEST(test_database_restart_fails_cleanly_then_recovers_and_ready_follows)
     ck_assert_msg(strstr(text_m, "taskora_pg_errors_total{kind=\"connect\"}"), "%s", text_m);
     free(text_m);
 
-    kill(d.pid, SIGTERM);
+    kill(d.pid, SIGINT); /* stops without the drain delay */
     ck_assert_int_eq(th_daemon_wait(&d, 15000), 0);
     th_daemon_cleanup(&d);
     free(cfg);

@@ -277,7 +277,7 @@ static void suite_down(void)
     for (int i = 0; i < 2; i++) {
         if (ds[i]->pid <= 0)
             continue;
-        kill(ds[i]->pid, SIGTERM);
+        kill(ds[i]->pid, SIGINT); /* stops without the drain delay */
         daemon_exit[i] = th_daemon_wait(ds[i], 30000);
         if (daemon_exit[i] != 0) {
             char *text = th_read(ds[i]->log_path);

@@ -4,7 +4,8 @@
 # optional parts switched on, each rendering linted; and what the rendering says checked against
 # the repository: only config files that exist in config/, only environment variables those
 # configs read, probes, rolling updates, resources, grace periods, the migration hook, and the Dapr
-# app token wired from a Secret to both the sidecar (annotation) and taskorad (APP_API_TOKEN).
+# app token wired from a Secret to both the sidecar (annotation) and taskorad (APP_API_TOKEN), and
+# grace periods that outlast each pod's drain delay and shutdown timeout.
 # Skips (77) only when yamllint is missing.
 set -eu
 src=${TK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -44,14 +45,16 @@ render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabl
     --set secrets.existingSecret=taskora-prod --set serviceAccount.create=false \
     --set dapr.enabled=true --set dapr.appTokenSecret=taskora-dapr-prod \
     --set ingress.tls.enabled=true --set ingress.frontend.serviceName=web \
-    --set networkPolicy.apiEgressHttps=false
+    --set networkPolicy.apiEgressHttps=false --set shutdown.drainDelaySeconds=2 \
+    --set shutdown.timeoutSeconds=20
 render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
     --set migrations.enabled=false
 render "$work/dapr.yaml" --set dapr.enabled=true --set dapr.appToken=t0ken-from-values
 sh "$src/tests/helm_render.sh" --notes "$chart" >"$work/notes.txt" || fail "NOTES.txt does not render"
 
 # 3. facts from a rendering, one per line:
-#   doc KIND NAME | config DOC FILE | env DOC NAME | envfrom DOC CONFIGMAP | secretref DOC SECRET KEY
+#   doc KIND NAME | config DOC FILE | env DOC NAME | envval DOC NAME VALUE (a literal value)
+#   envfrom DOC CONFIGMAP | secretref DOC SECRET KEY
 #   data DOC KEY VALUE (ConfigMap data, Secret stringData) | probe DOC liveness|readiness PATH
 #   res DOC requests|limits cpu|memory VALUE | field DOC KEY VALUE (replicas, maxSurge, ...)
 #   hook DOC VALUE | annotation DOC dapr.io/KEY VALUE
@@ -70,7 +73,9 @@ facts() {
     { i = ind($0) }
     envind >= 0 && i <= envind { envind = -1 }
     /^ *env:$/ { envind = i; next }
-    envind >= 0 && i == envind + 2 && /^ *- name: / { print "env", doc, val($0) }
+    envind >= 0 && i == envind + 2 && /^ *- name: / { ename = val($0); print "env", doc, ename; next }
+    envind >= 0 && i == envind + 4 && /^ *value: / && ename != "" { print "envval", doc, ename, val($0) }
+    envind >= 0 && i == envind + 2 { ename = "" }
     /secretKeyRef:$/ { sk = 1; skname = ""; next }
     sk && /^ *name: / { skname = val($0); next }
     sk && /^ *key: / { print "secretref", doc, skname, val($0); sk = 0; next }
@@ -133,8 +138,48 @@ for c in api worker-analytics worker-notifications; do
         fail "config/$c.json does not read TASKORA_HTTP_ADMIN_LISTEN"
 done
 
-shutdown_ms=$(awk '$1 == "data" && $3 == "TASKORA_SHUTDOWN_TIMEOUT_MS" { print $4 }' "$F")
-[ -n "$shutdown_ms" ] || fail "the ConfigMap sets no TASKORA_SHUTDOWN_TIMEOUT_MS"
+# drain_of FACTS DEPLOYMENT: the drain delay (ms) that Deployment's taskorad gets on SIGTERM: its
+# config's drain_delay_ms, a literal or ${TASKORA_DRAIN_DELAY_MS:-default} with the container's
+# or the ConfigMap's value; the schema's 5000 when the config does not set it
+drain_of() {
+    cfg=$(awk -v d="$2" '$1 == "config" && $2 == d { print $3 }' "$1")
+    line=$(grep '"drain_delay_ms"' "$src/config/${cfg#/etc/taskora/}" || true)
+    case $line in
+    '') echo 5000 ;;
+    *'${TASKORA_DRAIN_DELAY_MS'*)
+        v=$(awk -v d="$2" '$1 == "envval" && $2 == d && $3 == "TASKORA_DRAIN_DELAY_MS" { print $4 }' "$1")
+        [ -n "$v" ] || v=$(awk '$1 == "data" && $3 == "TASKORA_DRAIN_DELAY_MS" { print $4 }' "$1")
+        [ -n "$v" ] || v=$(printf '%s' "$line" | sed -n 's/.*:-\([0-9]*\)}.*/\1/p')
+        echo "$v" ;;
+    *) printf '%s' "$line" | sed 's/.*: *"\{0,1\}\([0-9]*\).*/\1/' ;;
+    esac
+}
+# grace_ok FACTS: every Deployment's terminationGracePeriodSeconds outlasts its drain delay and
+# shutdown timeout (past them taskorad exits by itself; the kubelet must not kill it sooner)
+grace_ok() {
+    shutdown_ms=$(awk '$1 == "data" && $3 == "TASKORA_SHUTDOWN_TIMEOUT_MS" { print $4 }' "$1")
+    [ -n "$shutdown_ms" ] || fail "the ConfigMap sets no TASKORA_SHUTDOWN_TIMEOUT_MS ($1)"
+    awk '$1 == "doc" && $2 == "Deployment" { print $3 }' "$1" | grep -v redpanda | while read -r dep; do
+        grace=$(awk -v d="$dep" '$1 == "field" && $2 == d && $3 == "terminationGracePeriodSeconds" { print $4 }' "$1")
+        drain=$(drain_of "$1" "$dep")
+        [ -n "$drain" ] || fail "$dep: its drain delay cannot be read"
+        if [ -z "$grace" ] || [ $((grace * 1000)) -le $((drain + shutdown_ms)) ]; then
+            fail "$dep: terminationGracePeriodSeconds ${grace:-unset} is not longer than the drain delay $drain ms + the shutdown timeout $shutdown_ms ms ($1)"
+        fi
+    done
+}
+grace_ok "$F"
+grace_ok "$work/optional.facts"
+# the API drains (its delay from the values), the workers take no traffic and do not; no preStop
+has "envval taskora-api TASKORA_DRAIN_DELAY_MS 5000" "$F"
+has "envval taskora-api TASKORA_DRAIN_DELAY_MS 2000" "$work/optional.facts"
+has "data taskora-settings TASKORA_SHUTDOWN_TIMEOUT_MS 20000" "$work/optional.facts"
+has "field taskora-api terminationGracePeriodSeconds 37" "$work/optional.facts"
+[ "$(drain_of "$F" taskora-api)" = 5000 ] || fail "the API does not drain for 5 s by default"
+for w in taskora-worker-notifications taskora-worker-analytics; do
+    [ "$(drain_of "$F" $w)" = 0 ] || fail "$w drains although it takes no traffic"
+done
+! grep -q 'preStop' "$work/default.yaml" "$work/optional.yaml" || fail "a preStop hook: taskorad drains by itself"
 awk '$1 == "doc" && $2 == "Deployment" { print $3 }' "$F" >"$work/deployments"
 while read -r dep; do
     has "field $dep maxSurge 1" "$F"
@@ -142,10 +187,6 @@ while read -r dep; do
     has "probe $dep liveness /health" "$F"
     has "probe $dep readiness /ready" "$F"
     has "envfrom $dep taskora-settings" "$F"
-    grace=$(awk -v d="$dep" '$1 == "field" && $2 == d && $3 == "terminationGracePeriodSeconds" { print $4 }' "$F")
-    if [ -z "$grace" ] || [ $((grace * 1000)) -le "$shutdown_ms" ]; then
-        fail "$dep: terminationGracePeriodSeconds ${grace:-unset} is not longer than $shutdown_ms ms"
-    fi
     for k in "requests cpu" "requests memory" "limits cpu" "limits memory"; do
         grep -q "^res $dep $k " "$F" || fail "$dep: no resources $k"
     done

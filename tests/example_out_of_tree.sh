@@ -37,7 +37,7 @@ abi=$(sed -n 's/^#define TK_PLUGIN_ABI_MAJOR \([0-9]*\)$/\1/p' "$dest$prefix/inc
 grep -q "^hello  *hello_consumer  *0.2.0  *$abi  *http,consume,migrations,config  *$work/hello/hello_consumer.so" \
     "$work/plugins.out" || { cat "$work/plugins.out" >&2; fail "unexpected plugins listing"; }
 
-# Run it: the route answers over HTTP, and SIGTERM ends it with status 0.
+# Run it: the route answers over HTTP, and SIGINT ends it with status 0.
 start_taskorad "$work/hello/hello.json"
 body=$(curl -fsS "$url/hello") || fail "GET /hello failed"
 [ "$body" = '{"greeting":"hello from the example","instance":"hello","events":{}}' ] ||

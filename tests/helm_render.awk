@@ -149,6 +149,7 @@ function call(f, na,   s) {
         R_val = render(defs[R_val]); R_kind = "str"; return
     }
     if (f == "not" || f == "and" || f == "or") { R_val = cond_args(f, na) ? "true" : "false"; R_kind = "plain"; return }
+    if (f == "add" || f == "mul") { R_val = arith(f, na); R_kind = "plain"; R_path = ""; return }
     die("function " f " is outside the supported subset")
 }
 # args[pd, i] holds literal tokens, or "\001" for the value piped in (pd: the pipeline depth, as
@@ -156,6 +157,17 @@ function call(f, na,   s) {
 function operand_from_arg(i) {
     if (args[pd, i] == "\001") { R_kind = piped_kind[pd]; R_val = piped_val[pd]; R_path = piped_path[pd]; return }
     operand(args[pd, i])
+}
+# add / mul of integers (Sprig's, on whole numbers): the sum or product of the arguments.
+function arith(f, na,   i, acc) {
+    if (na < 2) die(f " takes two or more numbers")
+    acc = (f == "add") ? 0 : 1
+    for (i = 1; i <= na; i++) {
+        operand_from_arg(i)
+        if (R_kind == "block" || R_val !~ /^-?[0-9]+$/) die(f ": not a whole number: " (R_path != "" ? R_path : R_val))
+        acc = (f == "add") ? acc + R_val : acc * R_val
+    }
+    return sprintf("%d", acc)
 }
 function cond_args(f, na,   i, t) {
     if (f == "not") { if (na != 1) die("not takes one value"); operand_from_arg(1); return !is_true(R_kind, R_val) }

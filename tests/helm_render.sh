@@ -4,7 +4,8 @@
 #   {{ .Values.a.b }}  {{ .Release.Name|Namespace|Service }}  {{ .Chart.Name|Version|AppVersion }}
 #   {{ if COND }} / {{ else if COND }} / {{ else }} / {{ end }}, COND = X | not X | and X Y.. | or X Y..
 #   {{ define "name" }} ... {{ end }} (in _*.tpl) and {{ include "name" . }}
-#   toYaml X, quote, default D X, indent N, nindent N (as functions or after |), {{/* comments */}}
+#   toYaml X, quote, default D X, indent N, nindent N, add X Y.., mul X Y.. (whole numbers) (as
+#   functions or after |), {{/* comments */}}
 #   and the whitespace trimming of {{- and -}}.
 # Values come from values.yaml (block style, two-space indents, indented sequences) and --set
 # overrides of scalars. Anything outside the subset, and any .Values path that does not exist, is

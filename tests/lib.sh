@@ -21,11 +21,13 @@ start_taskorad() {
     [ -n "$url" ] || fail "no url in the log"
 }
 
-# stop_taskorad: SIGTERM, then the exit status must be 0.
+# stop_taskorad [SIGNAL]: SIGINT (a stop without the drain delay) or SIGNAL (TERM: the drain),
+# then the exit status must be 0.
 stop_taskorad() {
-    kill -TERM "$pid"
+    sig=${1:-INT}
+    kill -"$sig" "$pid"
     status=0
     wait "$pid" || status=$?
     pid=
-    [ "$status" -eq 0 ] || fail "taskorad exited $status after SIGTERM (99: valgrind found errors)"
+    [ "$status" -eq 0 ] || fail "taskorad exited $status after SIG$sig (99: valgrind found errors)"
 }

@@ -29,7 +29,7 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     TASKORA_TEST_DATABASE_URL=$(printf '%s' "$admin_url" | sed "s#/[^/?]*\(?.*\)\{0,1\}\$#/$db\1#")
     export TASKORA_TEST_DATABASE_URL
     cat >"$config" <<JSON
-{"log": {"format": "text"}, "plugin_dir": "\${TASKORA_PLUGIN_DIR}",
+{"log": {"format": "text"}, "plugin_dir": "\${TASKORA_PLUGIN_DIR}", "drain_delay_ms": 300,
  "postgres": {"url": "\${TASKORA_TEST_DATABASE_URL}", "pool_size": 2},
  "kafka": {"brokers": "embedded"}, "http": {"listen": "\${TASKORA_HTTP_LISTEN}"},
  "resiliency": {"retry": {"attempts": 2, "delay_ms": 10}},
@@ -120,7 +120,19 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
         i=$((i + 1)); [ $i -lt 300 ] || fail "analytics did not count the tasks"
         sleep 0.1
     done
+    # SIGTERM: the drain, with an event stream open that gets its last event
+    curl -sSN --max-time 120 "$url/api/events/stream?token=$token" >"$work/stream" 2>/dev/null &
+    spid=$!
+    i=0
+    until grep -q 'event: connected' "$work/stream"; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "no event stream"
+        sleep 0.1
+    done
+    stop_taskorad TERM
+    wait "$spid" || true
+    grep -q 'event: reconnect' "$work/stream" || fail "the stream did not get its reconnect event"
+else
+    stop_taskorad
 fi
-stop_taskorad
 [ ! -s "$work/vg" ] || fail "valgrind reported something"
 echo "valgrind: start, requests and stop with no leaks or errors"

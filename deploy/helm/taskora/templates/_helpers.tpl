@@ -103,11 +103,10 @@ securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end }}
 
-{{/* Pod-level settings shared by the Deployments. */}}
+{{/* Pod-level settings shared by the Deployments (each sets its terminationGracePeriodSeconds). */}}
 {{- define "taskora.podCommon" -}}
 serviceAccountName: {{ include "taskora.serviceAccountName" . }}
 automountServiceAccountToken: false
-terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- if .Values.imagePullSecrets }}
