@@ -836,6 +836,63 @@ START_TEST(test_a_fresh_process_is_ready_once_positioned_and_resyncs_gaps_older_
 }
 END_TEST
 
+/* Runs in its own tcase after the shared processes are gone: the cluster it stops is made here,
+ * in the test's process (librdkafka does not survive fork(), so the shared cluster cannot be
+ * driven from a test). */
+START_TEST(test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_after_it)
+{
+    dir = th_tmpdir();
+    snprintf(dbname, sizeof(dbname), "tk_rt_out_%d", (int)getpid());
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
+    char errstr[256];
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
+    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
+    ck_assert_ptr_nonnull(mc);
+    const char *topics[] = {"task-events", "task-events.dlq", "user-events", "chat-events"};
+    for (int i = 0; i < 4; i++)
+        rd_kafka_mock_topic_create(mc, topics[i], 2, 1);
+    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap);
+    char *cfg = config("migrate-outage", 0);
+    th_migrate(cfg);
+    free(cfg);
+    start(&a, "outage", 0);
+    wait_ready(&a);
+    user u = make_user("rt-outage");
+
+    sse_client s;
+    sse_connect(&s, &a, "/api/events/stream", u.token);
+    ck_assert(sse_wait(&s, "event: connected", 5));
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    int t = create_task(&a, &u, "during the outage");
+    /* the event waits in the outbox: Kafka is down for this process; it stays ready */
+    double end = th_now_s() + 3, outage = 0;
+    while (th_now_s() < end) {
+        json_t *j = NULL;
+        ck_assert_int_eq(http(&a, "GET", "/ready", NULL, NULL, &j), 200);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "event_push")), "positioned");
+        json_decref(j);
+        if (th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"
+                               " AND created_at < now() - interval '1 second'") > 0)
+            outage = th_now_s();
+        usleep(100000);
+    }
+    ck_assert_msg(outage > 0, "the event did not wait in the outbox: was Kafka down?");
+    ck_assert(!sse_wait(&s, th_fmt("\"task_id\":%d", t), 0));
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    ck_assert_msg(sse_wait(&s, th_fmt("\"task_id\":%d", t), 30), "%s", s.buf);
+    sse_disconnect(&s);
+    kill(a.pid, SIGINT);
+    ck_assert_int_eq(th_daemon_wait(&a, 30000), 0);
+    th_daemon_cleanup(&a);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mock_owner);
+    th_pg_drop_db(dbname);
+    th_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_pg_admin_url())
@@ -859,6 +916,11 @@ int main(void)
     tcase_add_test(
         tc, test_a_fresh_process_is_ready_once_positioned_and_resyncs_gaps_older_than_its_window);
     suite_add_tcase(s, tc);
+    TCase *outage = tcase_create("outage");
+    tcase_set_timeout(outage, 120);
+    tcase_add_test(outage,
+                   test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_after_it);
+    suite_add_tcase(s, outage);
     tcases_left = 1;
     int rc = th_run_suite(s);
     return rc != 0 ? rc : (daemon_exit[0] || daemon_exit[1]) ? 1 : 0;
