@@ -1,6 +1,8 @@
 /* Monotonic time for deadlines and durations, and condition variables that wait on it. */
 #include "clock.h"
 
+#include <errno.h>
+
 struct timespec tk_deadline_ms(int ms)
 {
     struct timespec t;
@@ -41,4 +43,18 @@ void tk_cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(cond, &ca);
     pthread_condattr_destroy(&ca);
+}
+
+long long tk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tk_sleep_ms(int ms)
+{
+    struct timespec deadline = tk_deadline_ms(ms);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+        ;
 }

@@ -58,13 +58,6 @@ struct tk_http_guard {
     atomic_int stop;
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 tk_http_guard *tk_guard_new(tk_http_server *srv, const tk_guard_options *o)
 {
     tk_http_guard *g = calloc(1, sizeof(*g));
@@ -86,12 +79,11 @@ static void linger_round(tk_http_guard *g, int wait_ms)
         fds[i] = (struct pollfd){.fd = g->lingering[i].fd, .events = POLLIN};
     pthread_mutex_unlock(&g->lock);
     if (n == 0) {
-        struct timespec ts = {0, (long)wait_ms * 1000000L};
-        nanosleep(&ts, NULL);
+        tk_sleep_ms(wait_ms);
         return;
     }
     poll(fds, (nfds_t)n, wait_ms);
-    long long now = now_ms();
+    long long now = tk_now_ms();
     pthread_mutex_lock(&g->lock);
     /* only this thread removes entries, so the first n are the ones polled */
     for (int i = n - 1; i >= 0; i--) {
@@ -116,7 +108,7 @@ static void linger_round(tk_http_guard *g, int wait_ms)
 /* Cuts connections past their deadline: libmicrohttpd then sees the end and closes them. */
 static void deadline_round(tk_http_guard *g)
 {
-    long long now = now_ms();
+    long long now = tk_now_ms();
     pthread_mutex_lock(&g->lock);
     for (conn_ctx *c = g->head; c; c = c->next) {
         int ph = atomic_load(&c->phase);
@@ -135,11 +127,11 @@ static void deadline_round(tk_http_guard *g)
 static void *guard_main(void *arg)
 {
     tk_http_guard *g = arg;
-    long long last_tick = now_ms();
+    long long last_tick = tk_now_ms();
     while (!atomic_load(&g->stop)) {
         linger_round(g, TICK_MS);
-        if (now_ms() - last_tick >= TICK_MS) {
-            last_tick = now_ms();
+        if (tk_now_ms() - last_tick >= TICK_MS) {
+            last_tick = tk_now_ms();
             deadline_round(g);
             if (g->o.tick)
                 g->o.tick(g->o.tick_ud);
@@ -215,7 +207,7 @@ void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
         c->fd = fd ? fd->connect_fd : -1;
         tk_sockaddr_text(ad ? ad->client_addr : NULL, c->peer, sizeof(c->peer));
         atomic_store(&c->phase, PH_IDLE);
-        atomic_store(&c->since_ms, now_ms());
+        atomic_store(&c->since_ms, tk_now_ms());
         pthread_mutex_lock(&g->lock);
         c->next = g->head;
         if (g->head)
@@ -240,7 +232,7 @@ void tk_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
         int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) {
             shutdown(fd, SHUT_WR);
-            g->lingering[g->nlinger++] = (lingerer){fd, now_ms() + LINGER_MS, 0};
+            g->lingering[g->nlinger++] = (lingerer){fd, tk_now_ms() + LINGER_MS, 0};
         }
     }
     pthread_mutex_unlock(&g->lock);
@@ -265,7 +257,7 @@ static void set_phase(struct MHD_Connection *conn, int phase)
         if (cur == PH_CUT)
             return; /* cut by the timer: stays cut */
     } while (!atomic_compare_exchange_weak(&c->phase, &cur, phase));
-    atomic_store(&c->since_ms, now_ms());
+    atomic_store(&c->since_ms, tk_now_ms());
 }
 
 void tk_guard_reading(struct MHD_Connection *conn, int uri_flags)

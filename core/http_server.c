@@ -192,28 +192,14 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec deadline = tk_deadline_ms(ms);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
-        ;
-}
-
 /* Waits until the accept queue of `fd` has stayed empty for ACCEPT_GRACE_MS (the server
  * accepts meanwhile, and the last connections accepted send their requests). */
 static void wait_accept_queue_empty(int fd)
 {
-    long long start = now_ms(), quiet_since = start;
+    long long start = tk_now_ms(), quiet_since = start;
     for (;;) {
         int queued = tk_http_listen_backlog(fd); /* -1, unknown: only the grace is waited */
-        long long now = now_ms();
+        long long now = tk_now_ms();
         if (queued > 0)
             quiet_since = now;
         if (now - quiet_since >= ACCEPT_GRACE_MS)
@@ -224,7 +210,7 @@ static void wait_accept_queue_empty(int fd)
                     ACCEPT_WAIT_MAX_MS);
             return;
         }
-        sleep_ms(10);
+        tk_sleep_ms(10);
     }
 }
 
@@ -233,7 +219,7 @@ void tk_http_drain(tk_http_server *srv, int delay_ms)
     if (!srv || !srv->mhd)
         return;
     atomic_store(&srv->draining, 1);
-    sleep_ms(delay_ms);
+    tk_sleep_ms(delay_ms);
     /* new connections are held back by the kernel; those it completed are still accepted */
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_LISTEN_FD);
     int fd = info ? info->listen_fd : -1;
@@ -261,13 +247,13 @@ void tk_http_drain(tk_http_server *srv, int delay_ms)
  * answered; returns how many are left. */
 static int wait_requests_done(tk_http_server *srv, int ms)
 {
-    long long end = now_ms() + ms;
+    long long end = tk_now_ms() + ms;
     for (;;) {
         pthread_mutex_lock(&srv->active_lock);
         int left = srv->active;
         pthread_mutex_unlock(&srv->active_lock);
         left += tk_guard_count_reading(srv->guard);
-        long long now = now_ms();
+        long long now = tk_now_ms();
         if (left == 0 || now >= end)
             return left;
         /* the condition says when the last request ends; one still arriving is polled */
@@ -279,7 +265,7 @@ static int wait_requests_done(tk_http_server *srv, int ms)
             pthread_cond_timedwait(&srv->active_cond, &srv->active_lock, &step);
         pthread_mutex_unlock(&srv->active_lock);
         if (!waited)
-            sleep_ms(step_ms);
+            tk_sleep_ms(step_ms);
     }
 }
 
