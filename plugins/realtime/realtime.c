@@ -177,6 +177,15 @@ typedef enum { RESUME_NONE, RESUME_OK, RESUME_RESYNC } resume_kind;
  * (`last`), or, for a new stream, those that came while it was being opened. Returns how it
  * resumes; *n gets the number of events to replay. Under rt->lock.
  */
+/* Whether e is one the stream is sent first: after `from` (a resume), or one that came while it
+ * was being opened. */
+static int replays(const stream *s, int resuming, win_pos from, const win_event *e)
+{
+    int wanted =
+        resuming ? e->pos.part == from.part && e->pos.offset > from.offset : e->seq > s->from_seq;
+    return wanted && strcmp(e->user, s->user) == 0;
+}
+
 static resume_kind plan_resume(realtime *rt, stream *s, const char *last, size_t *n)
 {
     *n = 0;
@@ -187,9 +196,8 @@ static resume_kind plan_resume(realtime *rt, stream *s, const char *last, size_t
         s->cur = pos;
     size_t bytes = 0;
     for (const win_event *e = rt->win.head; e; e = e->next) {
-        int wanted = last ? e->pos.part == pos.part && pos.part >= 0 && e->pos.offset > pos.offset
-                          : e->seq > s->from_seq;
-        if (!wanted || strcmp(e->user, s->user) != 0)
+        /* (a partition read nothing of, part -1, has no kept event to replay) */
+        if (!replays(s, last != NULL, s->cur, e))
             continue;
         (*n)++;
         if ((bytes += strlen(e->data) + strlen(e->type) + 64) > MAX_REPLAY_BYTES)
@@ -220,13 +228,10 @@ static void open_frames(realtime *rt, stream *s, const char *last)
         rt->host->metric_add(rt->m_resync, NULL, 1);
         return;
     }
-    win_pos cursor = s->cur;
-    for (const win_event *e = rt->win.head; e && n > 0; e = e->next) {
-        int wanted = last ? e->pos.part == cursor.part && e->pos.offset > cursor.offset
-                          : e->seq > s->from_seq;
-        if (wanted && strcmp(e->user, s->user) == 0 && send_to(rt, s, e->pos, e->type, e->data))
+    win_pos from = s->cur; /* send_to moves s->cur on */
+    for (const win_event *e = rt->win.head; e && n > 0; e = e->next)
+        if (replays(s, last != NULL, from, e) && send_to(rt, s, e->pos, e->type, e->data))
             n--;
-    }
     if (last)
         rt->host->metric_add(rt->m_resumed, NULL, 1);
 }
