@@ -241,12 +241,12 @@ static void start(th_daemon *d, const char *name, int with_token)
     free(cfg);
 }
 
-static void suite_up(void)
+/* A directory, a migrated database and a Kafka-protocol cluster of this process, named after
+ * `tag`. */
+static void env_up(const char *tag)
 {
-    if (a.pid)
-        return;
     dir = th_tmpdir();
-    snprintf(dbname, sizeof(dbname), "tk_rt_%d", (int)getpid());
+    snprintf(dbname, sizeof(dbname), "tk_rt%s_%d", tag, (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     char errstr[256];
     mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
@@ -257,9 +257,25 @@ static void suite_up(void)
         rd_kafka_mock_topic_create(mc, topics[i], 2, 1);
     snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
     tk_mock_nodelay(bootstrap);
-    char *cfg = config("migrate", 0);
+    char *cfg = config(th_fmt("migrate%s", tag), 0);
     th_migrate(cfg);
     free(cfg);
+}
+
+static void env_down(void)
+{
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mock_owner);
+    th_pg_drop_db(dbname);
+    th_rmtree(dir);
+    free(dir);
+}
+
+static void suite_up(void)
+{
+    if (a.pid)
+        return;
+    env_up("");
     start(&a, "a", 1);
     start(&b, "b", 0);
     wait_ready(&a);
@@ -286,11 +302,7 @@ static void suite_down(void)
         }
         th_daemon_cleanup(ds[i]);
     }
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
-    th_pg_drop_db(dbname);
-    th_rmtree(dir);
-    free(dir);
+    env_down();
 }
 
 /* ---- tests
@@ -841,21 +853,7 @@ END_TEST
  * driven from a test). */
 START_TEST(test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_after_it)
 {
-    dir = th_tmpdir();
-    snprintf(dbname, sizeof(dbname), "tk_rt_out_%d", (int)getpid());
-    th_pg_create_db(dbname, dburl, sizeof(dburl));
-    char errstr[256];
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    const char *topics[] = {"task-events", "task-events.dlq", "user-events", "chat-events"};
-    for (int i = 0; i < 4; i++)
-        rd_kafka_mock_topic_create(mc, topics[i], 2, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
-    char *cfg = config("migrate-outage", 0);
-    th_migrate(cfg);
-    free(cfg);
+    env_up("_out");
     start(&a, "outage", 0);
     wait_ready(&a);
     user u = make_user("rt-outage");
@@ -885,11 +883,7 @@ START_TEST(test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_af
     kill(a.pid, SIGINT);
     ck_assert_int_eq(th_daemon_wait(&a, 30000), 0);
     th_daemon_cleanup(&a);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
-    th_pg_drop_db(dbname);
-    th_rmtree(dir);
-    free(dir);
+    env_down();
 }
 END_TEST
 
