@@ -53,8 +53,6 @@ static int seen_count[MAX_TASKS + 1];
 static int created_ids[MAX_TASKS];
 static int ncreated, unanswered, not_created, resyncs, reconnects, resumed;
 
-static double now(void) { return th_now_s(); }
-
 /* ---- the balancer: /ready of each replica every 50 ms ---------------------------------------- */
 
 static void url_of(replica *r, char *out, size_t len)
@@ -110,8 +108,8 @@ static void *writer(void *arg)
     char auth[1100];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
     const char *h[] = {"Content-Type: application/json", auth, NULL};
-    for (int n = 0; now() < end && n < MAX_TASKS; n++) {
-        double next = now() + WRITE_MS / 1000.0;
+    for (int n = 0; th_now_s() < end && n < MAX_TASKS; n++) {
+        double next = th_now_s() + WRITE_MS / 1000.0;
         char url[200], body[64];
         if (pick(url, sizeof(url) - 16)) {
             strcat(url, "/api/tasks");
@@ -126,14 +124,14 @@ static void *writer(void *arg)
             else if (r.status != 201 || id <= 0 || id > MAX_TASKS)
                 not_created++;
             else {
-                created_at[id] = now();
+                created_at[id] = th_now_s();
                 created_ids[ncreated++] = id;
             }
             pthread_mutex_unlock(&seen_lock);
             json_decref(j);
             th_response_free(&r);
         }
-        while (now() < next)
+        while (th_now_s() < next)
             usleep(2000);
     }
     return NULL;
@@ -183,7 +181,7 @@ static void dispatch(const char *event, const char *data, const char *id, char *
     if (t > 0 && t <= MAX_TASKS) {
         pthread_mutex_lock(&seen_lock);
         if (seen_count[t]++ == 0)
-            seen_at[t] = now();
+            seen_at[t] = th_now_s();
         pthread_mutex_unlock(&seen_lock);
     }
 }
@@ -318,19 +316,19 @@ static void start_replica(replica *r, int generation)
 /* SIGTERM, as Kubernetes sends it; the replica drains and exits; a new one takes its place. */
 static void restart(replica *r, int generation)
 {
-    double t0 = now();
+    double t0 = th_now_s();
     ck_assert_int_eq(kill(r->d.pid, SIGTERM), 0);
     int code = th_daemon_wait(&r->d, 30000);
     if (code != 0)
         ck_abort_msg("%s exited %d on SIGTERM: %s", r->name, code, th_read(r->d.log_path));
-    fprintf(stderr, "replica %s drained and stopped in %.2f s\n", r->name, now() - t0);
+    fprintf(stderr, "replica %s drained and stopped in %.2f s\n", r->name, th_now_s() - t0);
     pthread_mutex_lock(&r->lock);
     r->url[0] = '\0';
     pthread_mutex_unlock(&r->lock);
     th_daemon_cleanup(&r->d);
     start_replica(r, generation);
-    double end = now() + 30;
-    while (!atomic_load(&r->ready) && now() < end)
+    double end = th_now_s() + 30;
+    while (!atomic_load(&r->ready) && th_now_s() < end)
         usleep(10000);
     ck_assert_msg(atomic_load(&r->ready), "the new %s never became ready", r->name);
 }
@@ -376,33 +374,33 @@ START_TEST(test_a_rolling_restart_of_both_replicas_loses_no_write_and_no_event)
 
     pthread_t tb, tw, tc;
     pthread_create(&tb, NULL, balancer, NULL);
-    double t0 = now(), end = t0 + RUN_S;
-    while ((!atomic_load(&reps[0].ready) || !atomic_load(&reps[1].ready)) && now() < t0 + 30)
+    double t0 = th_now_s(), end = t0 + RUN_S;
+    while ((!atomic_load(&reps[0].ready) || !atomic_load(&reps[1].ready)) && th_now_s() < t0 + 30)
         usleep(10000);
     ck_assert(atomic_load(&reps[0].ready) && atomic_load(&reps[1].ready));
-    t0 = now();
+    t0 = th_now_s();
     end = t0 + RUN_S;
     pthread_create(&tc, NULL, client, NULL);
-    while (!atomic_load(&following) && now() < t0 + 10)
+    while (!atomic_load(&following) && th_now_s() < t0 + 10)
         usleep(1000);
     ck_assert_msg(atomic_load(&following), "the client's stream did not open");
-    t0 = now();
+    t0 = th_now_s();
     end = t0 + RUN_S;
     pthread_create(&tw, NULL, writer, &end);
 
     /* a quarter in, replica a is replaced; halfway through, replica b */
-    while (now() < t0 + RUN_S / 4)
+    while (th_now_s() < t0 + RUN_S / 4)
         usleep(10000);
     restart(&reps[0], 1);
-    while (now() < t0 + RUN_S / 2)
+    while (th_now_s() < t0 + RUN_S / 2)
         usleep(10000);
     restart(&reps[1], 1);
     pthread_join(tw, NULL);
 
     /* the client ends with every created task's event, once */
-    double wait_end = now() + 15;
+    double wait_end = th_now_s() + 15;
     int missing = 1;
-    while (missing && now() < wait_end) {
+    while (missing && th_now_s() < wait_end) {
         missing = 0;
         pthread_mutex_lock(&seen_lock);
         for (int i = 0; i < ncreated; i++)
