@@ -78,7 +78,7 @@ static void linger_round(tk_http_guard *g, int wait_ms)
     for (int i = 0; i < n; i++)
         fds[i] = (struct pollfd){.fd = g->lingering[i].fd, .events = POLLIN};
     pthread_mutex_unlock(&g->lock);
-    if (n == 0) {
+    if (n <= 0) {
         tk_sleep_ms(wait_ms);
         return;
     }
