@@ -351,6 +351,13 @@ static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, voi
     return rc ? rc : authenticator_set(inst, tk_http_set_authenticator2(inst->rt->http, fn, ud));
 }
 
+static int h_http_openapi(tk_instance *inst, const char *fragment)
+{
+    (void)inst;
+    (void)fragment;
+    return TK_OK; /* FIXME: merged into /openapi.json */
+}
+
 static int h_consume_rewind(tk_instance *inst, int64_t ms)
 {
     if (!inst)
@@ -430,6 +437,7 @@ static const tk_host host_table = {
     .pg_mark_processed = h_pg_mark_processed,
     .sse_send_id = tk_sse_send_id,
     .consume_rewind = h_consume_rewind,
+    .http_openapi = h_http_openapi,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

@@ -43,9 +43,12 @@ extern "C" {
  *   2026-12-02  1.7  host table: sse_send_id (an event with an SSE id, for
  *                    Last-Event-ID resume), consume_rewind (a broadcast
  *                    consumer starts at the events of the last N ms).
+ *   2026-12-02  1.8  host table: http_openapi (an instance describes the
+ *                    routes it registered in OpenAPI 3.1; the host serves
+ *                    the whole document at /openapi.json).
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 7
+#define TK_PLUGIN_ABI_MINOR 8
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -573,6 +576,21 @@ typedef struct tk_host {
      * TK_ESTATE after init.
      */
     int (*consume_rewind)(tk_instance *inst, int64_t ms);
+
+    /* --- API description (ABI 1.8) ---------------------------------------- */
+    /*
+     * Describes routes this instance registered, in OpenAPI 3.1: `fragment`
+     * is JSON text {"paths": {...}, "components": {"schemas": {...}}} whose
+     * path templates and methods are those given to http_route. The host
+     * merges every instance's fragment into the document it serves at
+     * /openapi.json; a registered route nobody describes is listed there as
+     * undescribed (and logged). Call from init(), after the routes. TK_EINVAL
+     * for text that is not such a fragment or that describes a route this
+     * instance did not register (logged with the reason), TK_EEXIST for a
+     * component schema another instance defined differently, TK_ESTATE after
+     * init.
+     */
+    int (*http_openapi)(tk_instance *inst, const char *fragment);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
