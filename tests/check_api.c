@@ -570,7 +570,7 @@ static const char *config_text(const char *secret)
              "\"http\":{\"listen\":\"127.0.0.1:0\",\"body_limit\":%d},"
              "\"plugin_dir\":\"%s/plugins/http_api/.libs\","
              "\"plugins\":[{\"name\":\"api\",\"load\":\"http_api\","
-             "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4,"
+             "\"config\":{\"jwt_secret\":\"%s\",\"bcrypt_cost\":4,\"browser_home\":\"/app/\","
              /* every test registers and logs in from 127.0.0.1, some at once: no address
               * limits and room for every concurrent hash here (check_auth_limits tests them) */
              "\"limits\":{\"login_per_address\":{\"per_minute\":0},"
@@ -652,6 +652,18 @@ START_TEST(test_root_health_ready_and_metrics_answer)
     const char *ct = header(&r, "content-type");
     ck_assert_msg(ct && strncmp(ct, "application/json", 16) == 0, "content-type %s", ct);
 
+    ck_assert_str_eq(header(&r, "vary"), "Accept");
+    /* a browser navigating to / is sent to the web app; an API client asking for JSON or
+     * anything keeps the greeting */
+    static const char *const browser[] = {
+        "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", NULL};
+    r = request("GET", "/", NULL, NULL, browser);
+    EXPECT(r, 302);
+    ck_assert_str_eq(header(&r, "location"), "/app/");
+    static const char *const client[] = {"Accept: application/json", NULL};
+    r = request("GET", "/", NULL, NULL, client);
+    JSTR(EXPECT(r, 200), "message", "Welcome to Taskora API");
+
     r = GET("/health", NULL);
     JSTR(EXPECT(r, 200), "status", "healthy");
     JSTR(r.json, "service", APP_ID);
@@ -728,6 +740,29 @@ START_TEST(test_empty_jwt_secret_refuses_to_start)
                   text);
     ck_assert_msg(strstr(text, "jwt_secret") || strstr(text, "BETTER_AUTH_SECRET"),
                   "the log does not say why: %s", text);
+}
+END_TEST
+
+/* browser_home elsewhere than this server would make / an open redirect: refused at start */
+START_TEST(test_browser_home_off_this_server_refuses_to_start)
+{
+    const char *bad[] = {"//evil.example/", "https://evil.example/", "app/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *text0 = config_text(SECRET), *key = "\"browser_home\":\"/app/\"";
+        const char *at = strstr(text0, key);
+        ck_assert_ptr_nonnull(at);
+        char *cfg =
+            S("%.*s\"browser_home\":\"%s\"%s", (int)(at - text0), text0, bad[i], at + strlen(key));
+        char *path = keep(th_write(dir, "home.json", cfg));
+        char *log = keep(th_write(dir, "home.log", ""));
+        th_daemon d;
+        ck_assert_int_eq(th_daemon_spawn(&d, path, log), 0);
+        int rc = th_daemon_wait(&d, 30000);
+        char *text = keep(th_read(log));
+        th_daemon_cleanup(&d);
+        ck_assert_msg(rc > 0, "browser_home %s: exit %d: %s", bad[i], rc, text);
+        ck_assert_msg(strstr(text, "browser_home"), "the log does not say why: %s", text);
+    }
 }
 END_TEST
 
@@ -3666,6 +3701,7 @@ int main(void)
     tcase_add_test(tc, test_request_id_is_echoed_or_generated);
     tcase_add_test(tc, test_unknown_route_is_404_json_and_oversized_body_is_413);
     tcase_add_test(tc, test_empty_jwt_secret_refuses_to_start);
+    tcase_add_test(tc, test_browser_home_off_this_server_refuses_to_start);
 
     tc = tcase(s, "auth");
     tcase_add_test(tc, test_register_returns_201_user_without_password);

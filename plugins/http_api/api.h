@@ -24,6 +24,7 @@ typedef struct api {
     char *dummy_hash;               /* checked when an email is unknown, so login takes as long */
     const char *ai_provider;        /* the chat's provider instance ("" none) */
     const char *chat_system_prompt; /* the assistant's instructions */
+    const char *browser_home;       /* where GET / sends a browser ("" nowhere) */
     int chat_history;               /* messages of context */
     int chat_max_rounds;            /* model <-> tool rounds per message */
     struct api_limits *limits;      /* rate limits, hash pool, chat quota (limits.c) */

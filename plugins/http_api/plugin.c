@@ -8,12 +8,28 @@
 #include "reminders_consumer.h"
 #include "schema.h"
 
-/* GET / : the service's greeting, as the existing front end expects. */
+/* 1 when the request comes from a browser navigating to a page: its Accept names text/html
+ * (fetch, curl and the front end's API client ask for JSON or anything). */
+static int wants_html(const tk_host *host, const tk_http_request *req)
+{
+    const char *accept = host->http_header(req, "Accept");
+    return accept && strstr(accept, "text/html") != NULL;
+}
+
+/* GET / : the service's greeting, as the existing front end expects; a browser is sent on to
+ * the web app (browser_home) when one is configured. */
 static int route_root(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
-    (void)req;
     api *a = ud;
     static const char body[] = "{\"message\":\"Welcome to Taskora API\"}";
+    /* the answer depends on Accept: a cache must not hand the redirect to an API client */
+    int rc = a->host->http_set_header(resp, "Vary", "Accept");
+    if (rc < 0)
+        return rc;
+    if (a->browser_home[0] && wants_html(a->host, req)) {
+        a->host->http_status(resp, 302);
+        return a->host->http_set_header(resp, "Location", a->browser_home);
+    }
     return kit_send_text(a->host, resp, 200, body, sizeof(body) - 1);
 }
 
@@ -61,6 +77,10 @@ static const tk_config_field config[] = {
      "about their tasks; never claim a change you did not make with a tool. Dates are ISO 8601 "
      "in UTC. Answer briefly.\"",
      NULL, "the assistant's instructions", NULL, TK_CFG_NO_RANGE},
+    {"browser_home", TK_CFG_STRING, 0, "\"\"", NULL,
+     "a path on this server (e.g. /app/, the web app) where GET / sends a browser; API clients "
+     "keep the JSON greeting. Empty: nobody is redirected",
+     NULL, TK_CFG_NO_RANGE},
     API_LIMITS_CONFIG_FIELD,
     {0},
 };
@@ -89,6 +109,17 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         host->log(inst, TK_LOG_ERROR,
                   "config.jwt_secret is empty: set BETTER_AUTH_SECRET (the key that signs access "
                   "tokens); the API does not start without it");
+        goto fail;
+    }
+    a->browser_home = host->config_string(inst, "browser_home");
+    if (!a->browser_home)
+        a->browser_home = "";
+    /* a path of this server only: "//host" or "https://..." would make / an open redirect */
+    if (a->browser_home[0] && (a->browser_home[0] != '/' || a->browser_home[1] == '/' ||
+                               strpbrk(a->browser_home, "\\\r\n"))) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.browser_home \"%s\": must be a path on this server starting with one /",
+                  a->browser_home);
         goto fail;
     }
     if (a->jwt_secret_len < 32)
