@@ -1,0 +1,7 @@
+// Placeholder until the analytics view lands: the contract's mount() with a heading.
+export function mount(container, ctx) {
+  const { h, clear } = ctx.ui;
+  clear(container);
+  container.appendChild(h("section", { class: "view" }, h("h1", {}, "Analytics")));
+  return { unmount() { clear(container); } };
+}
