@@ -233,9 +233,12 @@ export function mount(container, ctx = {}) {
   container.appendChild(view);
 
   // ---- helpers ----
-  function showError(text) {
+  // soft: a hint about the text in the box, gone once it is typed in (a failure stays)
+  let errorSoft = false;
+  function showError(text, soft = false) {
     error.textContent = text || "";
     error.hidden = !text;
+    errorSoft = soft;
   }
 
   function setThreadOpen(open) {
@@ -461,12 +464,12 @@ export function mount(container, ctx = {}) {
     if (sending) return;
     const text = input.value;
     if (!text.trim()) {
-      showError("Please enter a message.");
+      showError("Please enter a message.", true);
       input.focus();
       return;
     }
     if (charCount(text) > MAX_CHARS) {
-      showError(`The message is too long: at most ${MAX_CHARS} characters.`);
+      showError(`The message is too long: at most ${MAX_CHARS} characters.`, true);
       input.focus();
       return;
     }
@@ -536,7 +539,7 @@ export function mount(container, ctx = {}) {
   input.addEventListener("keydown", onKey);
   input.addEventListener("input", () => {
     updateCount();
-    if (!error.hidden && input.value.trim()) showError("");
+    if (errorSoft && input.value.trim() && charCount(input.value) <= MAX_CHARS) showError("");
   });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
