@@ -8,6 +8,9 @@
 #include "reminders_consumer.h"
 #include "schema.h"
 
+/* The plugin's routes in OpenAPI: openapi.json, compiled in (scripts/embed.awk). */
+extern const char api_openapi_json[];
+
 /* GET / : the service's greeting, as the existing front end expects. */
 static int route_root(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
@@ -110,6 +113,11 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         (rc = api_task_routes(a)) < 0 || (rc = api_conversation_routes(a)) < 0 ||
         (rc = api_chat_routes(a)) < 0)
         goto fail;
+    if ((rc = host->http_openapi(inst, api_openapi_json)) < 0) {
+        host->log(inst, TK_LOG_ERROR, "the host refused the description of the routes (%s)",
+                  tk_strerror(rc));
+        goto fail;
+    }
     *state = a;
     return TK_OK;
 fail:
