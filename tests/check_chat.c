@@ -675,6 +675,86 @@ START_TEST(test_chat_request_errors)
 }
 END_TEST
 
+/* Asserts that method on the root path and on the same path under /api answers alike (with tok,
+ * or with no token when tok is NULL): the status and the body; returns the status. */
+static long same_as_under_api(const char *method, const char *path, const char *body,
+                              const char *tok)
+{
+    reply root = call(method, path, body, tok);
+    reply api = call(method, th_fmt("/api%s", path), body, tok);
+    ck_assert_msg(root.status == api.status && strcmp(root.body, api.body) == 0,
+                  "%s %s: %ld %s, but under /api: %ld %s", method, path, root.status, root.body,
+                  api.status, api.body);
+    long status = root.status;
+    reply_free(&root);
+    reply_free(&api);
+    return status;
+}
+
+START_TEST(test_chat_and_conversations_are_served_at_the_root_with_the_same_rules)
+{
+    /* the existing front end's chat client calls these routes without /api */
+    start((setup){.provider = "gemini"});
+    fake_ai_text(gemini, "Hello at the root");
+    reply r =
+        call("POST", th_fmt("/%d/chat", uid), "{\"message\":\"hi from the old client\"}", token);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "response")), "Hello at the root");
+    int cid = (int)json_integer_value(json_object_get(r.json, "conversation_id"));
+    ck_assert_int_gt(cid, 0);
+    reply_free(&r);
+
+    r = call("GET", th_fmt("/%d/conversations", uid), NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "total")), 1);
+    json_t *first = json_array_get(json_object_get(r.json, "conversations"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(first, "id")), cid);
+    reply_free(&r);
+    r = call("GET", th_fmt("/%d/conversations/%d/messages", uid, cid), NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    json_t *list = json_object_get(r.json, "messages");
+    ck_assert_int_eq(json_array_size(list), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "content")),
+                     "hi from the old client");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "content")),
+                     "Hello at the root");
+    reply_free(&r);
+
+    /* another user's id, or no token: what /api answers */
+    const char *paths[] = {"/%d/conversations", "/%d/conversations/%d/messages",
+                           "/%d/conversations/%d"};
+    const char *methods[] = {"GET", "GET", "DELETE"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(
+            same_as_under_api(methods[i], th_fmt(paths[i], uid + 1000, cid), NULL, token), 403);
+        ck_assert_int_eq(same_as_under_api(methods[i], th_fmt(paths[i], uid, cid), NULL, NULL),
+                         401);
+    }
+    ck_assert_int_eq(
+        same_as_under_api("POST", th_fmt("/%d/chat", uid + 1000), "{\"message\":\"hi\"}", token),
+        403);
+    ck_assert_int_eq(
+        same_as_under_api("POST", th_fmt("/%d/chat", uid), "{\"message\":\"hi\"}", NULL), 401);
+    ck_assert_int_eq(same_as_under_api("GET",
+                                       th_fmt("/%d/conversations/%d/messages", uid, cid + 1000),
+                                       NULL, token),
+                     404);
+
+    /* deleted at the root: gone under /api as well */
+    r = call("DELETE", th_fmt("/%d/conversations/%d", uid, cid), NULL, token);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_true(json_object_get(r.json, "success")));
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "messages_deleted")), 2);
+    reply_free(&r);
+    r = call("GET", th_fmt("/api/%d/conversations/%d/messages", uid, cid), NULL, token);
+    ck_assert_int_eq(r.status, 404);
+    reply_free(&r);
+    ck_assert_int_eq(conversations(), 0);
+    ck_assert_int_eq(fake_ai_count(gemini), 1);
+    stop();
+}
+END_TEST
+
 static void suite_setup(void)
 {
     dir = th_tmpdir();
@@ -718,6 +798,7 @@ int main(void)
     tcase_add_test(tc, test_chat_is_rate_limited_per_user_and_per_address);
     tcase_add_test(tc, test_daily_quota_holds_across_restarts_and_stores_nothing);
     tcase_add_test(tc, test_chat_request_errors);
+    tcase_add_test(tc, test_chat_and_conversations_are_served_at_the_root_with_the_same_rules);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

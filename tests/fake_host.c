@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct fake_series {
     tk_instance *inst;
@@ -186,6 +187,35 @@ static int f_http_route(tk_instance *inst, const char *method, const char *patte
     return TK_OK;
 }
 
+/* Like the host: a JSON object whose paths are routes the instance registered, else TK_EINVAL. */
+static int f_http_openapi(tk_instance *inst, const char *fragment)
+{
+    json_t *doc = fragment ? json_loads(fragment, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *paths = json_object_get(doc, "paths");
+    int rc = json_is_object(doc) && json_is_object(paths) ? TK_OK : TK_EINVAL;
+    const char *pattern, *method;
+    json_t *item, *op;
+    json_object_foreach(paths, pattern, item)
+    {
+        json_object_foreach(item, method, op)
+        {
+            if (!json_is_object(op)) /* (a path item's summary or parameters) */
+                continue;
+            int found = 0;
+            for (int i = 0; i < inst->nroutes && !found; i++)
+                found = strcmp(inst->routes[i].pattern, pattern) == 0 &&
+                        strcasecmp(inst->routes[i].method, method) == 0;
+            if (!found) {
+                fprintf(stderr, "[%s] describes %s %s, which it did not register\n", inst->name,
+                        method, pattern);
+                rc = TK_EINVAL;
+            }
+        }
+    }
+    json_decref(doc);
+    return rc;
+}
+
 int fake_call(tk_instance *inst, const char *method, const char *pattern,
               const tk_http_request *req, tk_http_response *resp)
 {
@@ -292,4 +322,5 @@ const tk_host fake_host = {
     .http_set_header = f_http_set_header,
     .http_set_body = f_http_set_body,
     .http_error = f_http_error,
+    .http_openapi = f_http_openapi,
 };

@@ -1,7 +1,7 @@
 /*
- * POST /api/{user_id}/chat: the assistant. Rate-limited per address and per
- * user, and counted against the user's daily quota before the provider is
- * asked. In an existing conversation the user's message is stored (and its
+ * POST /api/{user_id}/chat (and /{user_id}/chat): the assistant. Rate-limited
+ * per address and per user, and counted against the user's daily quota before
+ * the provider is asked. In an existing conversation the user's message is stored (and its
  * event written) before the provider is asked, so a provider failure loses
  * nothing; a first message is stored with its answer, so a failed call
  * leaves no empty conversation. Then at most chat_max_rounds model <-> tool rounds
@@ -371,5 +371,7 @@ static int route_chat(void *ud, const tk_http_request *req, tk_http_response *re
 
 int api_chat_routes(api *a)
 {
-    return a->host->http_route(a->inst, "POST", "/api/{user_id}/chat", route_chat, a);
+    int rc = a->host->http_route(a->inst, "POST", "/api/{user_id}/chat", route_chat, a);
+    /* also at the root, where the existing front end's chat client calls it */
+    return rc < 0 ? rc : a->host->http_route(a->inst, "POST", "/{user_id}/chat", route_chat, a);
 }

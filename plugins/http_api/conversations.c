@@ -1,6 +1,6 @@
 /*
- * /api/{user_id}/conversations: the assistant's conversations of a user
- * (list, messages, delete). The path's user must be the token's user.
+ * /api/{user_id}/conversations (and the same at the root): the assistant's conversations of a
+ * user (list, messages, delete). The path's user must be the token's user.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,15 +181,22 @@ static int route_delete(void *ud, const tk_http_request *req, tk_http_response *
 
 int api_conversation_routes(api *a)
 {
-    int rc;
-    if ((rc = a->host->http_route(a->inst, "GET", "/api/{user_id}/conversations", route_list, a)) <
-            0 ||
-        (rc = a->host->http_route(a->inst, "GET",
-                                  "/api/{user_id}/conversations/{conversation_id}/messages",
-                                  route_messages, a)) < 0 ||
-        (rc = a->host->http_route(a->inst, "DELETE",
-                                  "/api/{user_id}/conversations/{conversation_id}", route_delete,
-                                  a)) < 0)
-        return rc;
+    /* each also at the root, where the existing front end's chat client calls them */
+    static const struct {
+        const char *method, *pattern;
+        tk_http_handler fn;
+    } routes[] = {
+        {"GET", "/api/{user_id}/conversations", route_list},
+        {"GET", "/api/{user_id}/conversations/{conversation_id}/messages", route_messages},
+        {"DELETE", "/api/{user_id}/conversations/{conversation_id}", route_delete},
+        {"GET", "/{user_id}/conversations", route_list},
+        {"GET", "/{user_id}/conversations/{conversation_id}/messages", route_messages},
+        {"DELETE", "/{user_id}/conversations/{conversation_id}", route_delete},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc = a->host->http_route(a->inst, routes[i].method, routes[i].pattern, routes[i].fn, a);
+        if (rc < 0)
+            return rc;
+    }
     return TK_OK;
 }

@@ -402,6 +402,27 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
 /* ---- lifecycle
  * ------------------------------------------------------------------------------------ */
 
+/* The routes in OpenAPI: openapi.json and openapi-dapr.json, compiled in (scripts/embed.awk). */
+extern const char realtime_openapi_json[], realtime_dapr_openapi_json[];
+
+/* The stream and, with dapr_routes, the Dapr delivery routes, each with its description. */
+static int add_routes(realtime *rt, int dapr_routes)
+{
+    const tk_host *h = rt->host;
+    int rc;
+    if ((rc = h->http_route(rt->inst, "GET", "/api/events/stream", route_stream, rt)) < 0 ||
+        (rc = h->http_openapi(rt->inst, realtime_openapi_json)) < 0)
+        return rc;
+    /* without a token anyone could push events into users' streams: no delivery routes then */
+    if (dapr_routes &&
+        ((rc = h->http_route(rt->inst, "POST", "/api/events/task-event", route_delivery, rt)) < 0 ||
+         (rc = h->http_route(rt->inst, "POST", "/api/events/reminder-event", route_delivery, rt)) <
+             0 ||
+         (rc = h->http_openapi(rt->inst, realtime_dapr_openapi_json)) < 0))
+        return rc;
+    return TK_OK;
+}
+
 static const tk_config_field config[] = {
     {"routes", TK_CFG_BOOL, 0, "true", NULL, "serve the stream and the Dapr delivery routes", NULL,
      TK_CFG_NO_RANGE},
@@ -428,9 +449,10 @@ static const tk_config_field config[] = {
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
-    if (host->abi_minor < 7) {
+    if (host->abi_minor < 8) {
         host->log(inst, TK_LOG_ERROR,
-                  "needs a taskorad with plugin ABI 1.7 (event streams with ids, rewind)");
+                  "needs a taskorad with plugin ABI 1.8 (event streams with ids, rewind, "
+                  "http_openapi)");
         return TK_EINVAL;
     }
     realtime *rt = calloc(1, sizeof(*rt));
@@ -457,14 +479,8 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     rt->m_resync =
         host->metric_counter(inst, "taskora_realtime_resync_total",
                              "Streams told to refetch (gap older than the window)", NULL);
-    int rc = TK_OK;
-    /* without a token anyone could push events into users' streams: no delivery routes then */
-    if (host->config_bool(inst, "routes") &&
-        ((rc = host->http_route(inst, "GET", "/api/events/stream", route_stream, rt)) < 0 ||
-         (dapr_routes && ((rc = host->http_route(inst, "POST", "/api/events/task-event",
-                                                 route_delivery, rt)) < 0 ||
-                          (rc = host->http_route(inst, "POST", "/api/events/reminder-event",
-                                                 route_delivery, rt)) < 0)))) {
+    int rc = host->config_bool(inst, "routes") ? add_routes(rt, dapr_routes) : TK_OK;
+    if (rc < 0) {
         pthread_mutex_destroy(&rt->lock);
         win_free(&rt->win);
         free(rt);
