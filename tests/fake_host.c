@@ -249,6 +249,20 @@ static int f_http_error(tk_http_response *resp, int status, const char *detail)
     return f_http_set_body(resp, "application/json", buf, strlen(buf));
 }
 
+/* The real host checks the fragment against the routes; this one only that it is JSON. */
+static int f_http_openapi(tk_instance *inst, const char *fragment)
+{
+    json_error_t e;
+    json_t *j = json_loads(fragment ? fragment : "", 0, &e);
+    if (!j) {
+        fprintf(stderr, "fake host: %s: http_openapi: not JSON: %s (line %d, column %d)\n",
+                inst->name, e.text, e.line, e.column);
+        return TK_EINVAL;
+    }
+    json_decref(j);
+    return TK_OK;
+}
+
 void fake_response_clear(tk_http_response *resp)
 {
     free(resp->body);
@@ -292,4 +306,5 @@ const tk_host fake_host = {
     .http_set_header = f_http_set_header,
     .http_set_body = f_http_set_body,
     .http_error = f_http_error,
+    .http_openapi = f_http_openapi,
 };
