@@ -92,6 +92,46 @@ static int route_event(void *ud, const tk_http_request *req, tk_http_response *r
                                                                 : "DROP"));
 }
 
+/* clang-format off */
+static const char SUBSCRIBE_DOC[] =
+    "{\"paths\": {\"/dapr/subscribe\": {\"get\": {\"operationId\": \"dapr_subscribe\","
+    " \"summary\": \"Dapr programmatic subscription\", \"description\": \"Asked by the Dapr"
+    " sidecar at start: the topics the loaded consumer instances want and the route each is"
+    " delivered to.\", \"security\": [], \"responses\": {\"200\": {\"description\":"
+    " \"The subscriptions\", \"content\": {\"application/json\": {\"schema\": {\"type\":"
+    " \"array\", \"items\": {\"type\": \"object\", \"required\": [\"pubsubname\","
+    " \"topic\", \"route\"], \"properties\": {\"pubsubname\": {\"type\": \"string\"},"
+    " \"topic\": {\"type\": \"string\"}, \"route\": {\"type\": \"string\"}}}}}}}}}}}}";
+
+static const char EVENTS_DOC[] =
+    "{\"paths\": {\"/dapr/events/{instance}\": {\"post\": {\"operationId\": \"dapr_event\","
+    " \"summary\": \"An event pushed by the Dapr sidecar\", \"description\": \"Hands the"
+    " CloudEvent to the consumer instance named in the path; the answer tells Dapr to ack, retry"
+    " or drop it.\", \"security\": [{\"daprApiToken\": []}], \"parameters\": [{\"name\":"
+    " \"instance\", \"in\": \"path\", \"required\": true, \"description\": \"A consumer"
+    " instance's name\", \"schema\": {\"type\": \"string\"}}], \"requestBody\": {\"required\":"
+    " true, \"content\": {\"application/cloudevents+json\": {\"schema\": {\"type\":"
+    " \"object\"}}, \"application/json\": {\"schema\": {\"type\": \"object\"}}}},"
+    " \"responses\": {\"200\": {\"description\": \"What Dapr does with the event\","
+    " \"content\": {\"application/json\": {\"schema\": {\"type\": \"object\", \"required\":"
+    " [\"status\"], \"properties\": {\"status\": {\"enum\": [\"SUCCESS\", \"RETRY\","
+    " \"DROP\"]}}}}}}, \"401\": {\"$ref\": \"#/components/responses/Unauthorized\"},"
+    " \"404\": {\"$ref\": \"#/components/responses/NotFound\"}}}}},"
+    " \"components\": {\"securitySchemes\": {\"daprApiToken\": {\"type\": \"apiKey\","
+    " \"in\": \"header\", \"name\": \"dapr-api-token\", \"description\": \"The sidecar's"
+    " app API token (dapr.app_token)\"}}}}";
+/* clang-format on */
+
+/* Describes what was registered; the fragments are the core's, so a failure is a bug. */
+static int describe(tk_http_server *http, const char *fragment)
+{
+    char err[512];
+    int rc = tk_http_describe(http, "core", fragment, err, sizeof(err));
+    if (rc)
+        tk_logf(NULL, TK_LOG_ERROR, "dapr: its routes' description: %s", err);
+    return rc;
+}
+
 int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
                    const char *app_token)
 {
@@ -103,11 +143,14 @@ int tk_dapr_routes(tk_http_server *http, tk_loader *loader, const char *pubsub,
     if (!g_dapr.pubsub || (app_token && *app_token && !g_dapr.token))
         return TK_ENOMEM;
     int rc = tk_http_route(http, "GET", "/dapr/subscribe", route_subscribe, &g_dapr, "core");
+    if (rc == 0)
+        rc = describe(http, SUBSCRIBE_DOC);
     /* Deliveries push events into consumers (and on to users' streams): without a token
      * anyone who reaches the port could forge them, so the route is then not served. */
-    if (rc == 0 && g_dapr.token)
+    if (rc == 0 && g_dapr.token) {
         rc = tk_http_route(http, "POST", "/dapr/events/{instance}", route_event, &g_dapr, "core");
-    else if (rc == 0)
+        rc = rc ? rc : describe(http, EVENTS_DOC);
+    } else if (rc == 0)
         tk_logf(NULL, TK_LOG_WARN,
                 "dapr: no dapr.app_token, so POST /dapr/events/{instance} is not served (set it "
                 "to the sidecar's app API token)");

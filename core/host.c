@@ -224,6 +224,16 @@ static void h_metric_observe(tk_metric *m, const char *const *values, double v)
     update(m, values, v, tk_metric_observe);
 }
 
+/* The instance's tag in /openapi.json says what serves its routes: "http_api 1.0: ...". */
+static int describe_tag(const tk_instance *inst)
+{
+    const tk_plugin *d = inst->type->desc;
+    char text[512];
+    snprintf(text, sizeof(text), "%s %s%s%s", d->name, d->version ? d->version : "",
+             d->description ? ": " : "", d->description ? d->description : "");
+    return tk_http_tag(inst->rt->http, inst->name, text);
+}
+
 static int h_http_route(tk_instance *inst, const char *method, const char *pattern,
                         tk_http_handler handler, void *ud)
 {
@@ -239,6 +249,8 @@ static int h_http_route(tk_instance *inst, const char *method, const char *patte
         return TK_EUNAVAILABLE;
     }
     int rc = tk_http_route(inst->rt->http, method, pattern, handler, ud, inst->name);
+    if (rc == 0)
+        rc = describe_tag(inst);
     if (rc == TK_EEXIST)
         tk_logf(inst->name, TK_LOG_ERROR, "route %s %s is already registered", method, pattern);
     else if (rc == TK_EINVAL)
@@ -353,9 +365,20 @@ static int h_http_set_authenticator2(tk_instance *inst, tk_http_auth2_fn fn, voi
 
 static int h_http_openapi(tk_instance *inst, const char *fragment)
 {
-    (void)inst;
-    (void)fragment;
-    return TK_OK; /* FIXME: merged into /openapi.json */
+    if (!inst->rt->in_init || inst->initialized) {
+        tk_logf(inst->name, TK_LOG_ERROR, "http_openapi: routes are described only in init()");
+        return TK_ESTATE;
+    }
+    if (!inst->rt->http) {
+        tk_logf(inst->name, TK_LOG_ERROR,
+                "http_openapi: the HTTP server is disabled (http.enabled is false)");
+        return TK_EUNAVAILABLE;
+    }
+    char err[1024];
+    int rc = tk_http_describe(inst->rt->http, inst->name, fragment, err, sizeof(err));
+    if (rc)
+        tk_logf(inst->name, TK_LOG_ERROR, "http_openapi: %s", err);
+    return rc;
 }
 
 static int h_consume_rewind(tk_instance *inst, int64_t ms)

@@ -30,6 +30,14 @@
 
 typedef struct tk_http_server tk_http_server;
 typedef struct tk_http_guard tk_http_guard;
+struct tk_openapi;
+
+/* What the core's description routes serve (http_docs.c): the document, the page, its files. */
+enum { TK_DOC_OPENAPI, TK_DOC_PAGE, TK_DOC_SCRIPT, TK_DOC_STYLE, TK_DOC_COUNT };
+typedef struct tk_http_doc_route {
+    tk_http_server *srv;
+    int which; /* TK_DOC_* */
+} tk_http_doc_route;
 
 /* One listening socket: the API's, or the admin one (metrics and probes only). */
 typedef struct tk_http_listener {
@@ -76,6 +84,13 @@ struct tk_http_server {
     struct tk_sse *streams;
     int sse_keepalive_ms;
     tk_http_listener listeners[2]; /* the API's, the admin one */
+    /* the routes' descriptions (merged while plugins initialise) and, from start, the
+     * document built from the route table with the ETags of it and of the docs page's files */
+    struct tk_openapi *openapi;
+    char *openapi_doc;
+    size_t openapi_len;
+    char doc_etags[TK_DOC_COUNT][24];
+    tk_http_doc_route doc_routes[TK_DOC_COUNT];
 };
 
 typedef struct resp_header {

@@ -15,9 +15,11 @@
 #include "clock.h"
 #include "http_core_routes.h"
 #include "http_dispatch.h"
+#include "http_docs.h"
 #include "http_guard.h"
 #include "http_internal.h"
 #include "http_listen.h"
+#include "http_openapi.h"
 #include "http_sse.h"
 #include "log.h"
 
@@ -66,6 +68,7 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
     srv->metrics = metrics;
     srv->routes = tk_routes_new();
     srv->admin_routes = tk_routes_new();
+    srv->openapi = tk_openapi_new();
     pthread_mutex_init(&srv->active_lock, NULL);
     tk_cond_init_monotonic(&srv->active_cond);
     pthread_mutex_init(&srv->sse_lock, NULL);
@@ -78,14 +81,13 @@ tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, cha
                           &srv->trusted[srv->ntrusted]) == 0)
             srv->ntrusted++;
     if (!srv->trusted || !srv->listen || !srv->app_id || !srv->routes || !srv->admin_routes ||
-        (opt->admin_listen && *opt->admin_listen && !srv->admin_listen)) {
+        !srv->openapi || (opt->admin_listen && *opt->admin_listen && !srv->admin_listen)) {
         snprintf(err, errlen, "out of memory");
         tk_http_free(srv);
         return NULL;
     }
     register_metrics(srv, metrics);
-    if (tk_http_core_routes(srv)) {
-        snprintf(err, errlen, "out of memory");
+    if (tk_http_core_routes(srv, err, errlen)) {
         tk_http_free(srv);
         return NULL;
     }
@@ -99,6 +101,7 @@ void tk_http_free(tk_http_server *srv)
     tk_http_stop(srv, 0);
     tk_routes_free(srv->routes);
     tk_routes_free(srv->admin_routes);
+    tk_http_docs_free(srv);
     pthread_mutex_destroy(&srv->active_lock);
     pthread_mutex_destroy(&srv->sse_lock);
     pthread_cond_destroy(&srv->active_cond);
@@ -115,6 +118,23 @@ int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
     if (atomic_load(&srv->started))
         return TK_ESTATE;
     return tk_routes_add(srv->routes, method, pattern, handler, ud, owner);
+}
+
+int tk_http_describe(tk_http_server *srv, const char *owner, const char *fragment, char *err,
+                     size_t errlen)
+{
+    if (atomic_load(&srv->started)) {
+        snprintf(err, errlen, "routes are described before the server starts (in init)");
+        return TK_ESTATE;
+    }
+    return tk_openapi_add(srv->openapi, srv->routes, owner, fragment, err, errlen);
+}
+
+int tk_http_tag(tk_http_server *srv, const char *name, const char *description)
+{
+    if (atomic_load(&srv->started))
+        return TK_ESTATE;
+    return tk_openapi_tag(srv->openapi, name, description);
 }
 
 void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason)
@@ -168,6 +188,10 @@ int tk_http_start(tk_http_server *srv, char *err, size_t errlen)
         flags |= MHD_USE_IPv6;
     unsigned io = srv->opt.io_threads > 0 ? (unsigned)srv->opt.io_threads : 2u;
     atomic_store(&srv->started, 1); /* the route table is read-only from now on */
+    if (tk_http_docs_build(srv)) {
+        snprintf(err, errlen, "http: out of memory building the API description");
+        return TK_ERR;
+    }
     srv->mhd = MHD_start_daemon(
         flags, tk_http_port_of(&ss), tk_guard_accept, srv->guard, &tk_http_on_request,
         &srv->listeners[0], MHD_OPTION_EXTERNAL_LOGGER, tk_http_mhd_log, srv, MHD_OPTION_SOCK_ADDR,

@@ -1,5 +1,6 @@
-/* The core HTTP server (libmicrohttpd): plugin routes, /health, /ready, /metrics. Handlers
- * read requests through http_request.h and answer through http_response.h. */
+/* The core HTTP server (libmicrohttpd): plugin routes, /health, /ready, /metrics and the API
+ * description (/openapi.json, /docs). Handlers read requests through http_request.h and
+ * answer through http_response.h. */
 #ifndef TK_CORE_HTTP_SERVER_H
 #define TK_CORE_HTTP_SERVER_H
 
@@ -21,6 +22,16 @@ void tk_http_free(tk_http_server *srv);
 /* Registers a route (see tk_host.http_route). Before tk_http_start only: else TK_ESTATE. */
 int tk_http_route(tk_http_server *srv, const char *method, const char *pattern,
                   tk_http_handler handler, void *ud, const char *owner);
+
+/*
+ * Merges `owner`'s OpenAPI fragment into the description /openapi.json
+ * serves (see tk_host.http_openapi and tk_openapi_add). Before tk_http_start
+ * only: else TK_ESTATE. err says why it was refused.
+ */
+int tk_http_describe(tk_http_server *srv, const char *owner, const char *fragment, char *err,
+                     size_t errlen);
+/* The description of the tag `name` (an instance's routes), for /openapi.json and /docs. */
+int tk_http_tag(tk_http_server *srv, const char *name, const char *description);
 
 /* Binds and starts serving on its own threads. 0, or TK_ERR with a reason in err. */
 int tk_http_start(tk_http_server *srv, char *err, size_t errlen);
@@ -53,7 +64,7 @@ void tk_http_set_ready(tk_http_server *srv, int ready, const char *reason);
  */
 int tk_http_add_probe(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud);
 /* A probe whose states /ready names `yes` and `no` (instead of "connected", "unreachable"). */
-int tk_http_add_probe_named(tk_http_server *srv, const char *name, int (*probe)(void *ud),
-                            void *ud, const char *yes, const char *no);
+int tk_http_add_probe_named(tk_http_server *srv, const char *name, int (*probe)(void *ud), void *ud,
+                            const char *yes, const char *no);
 
 #endif

@@ -155,6 +155,27 @@ static int route_counts(void *ud, const tk_http_request *req, tk_http_response *
     return h->host->http_set_body(resp, "application/json", body, n);
 }
 
+/* The route's description for /openapi.json and /docs (OpenAPI 3.1): the host checks that it
+ * describes a route this instance registered. The path is the configured one, as a JSON
+ * string; one the fragment cannot hold is left undescribed (the host lists it as such). */
+static void describe(const tk_host *host, tk_instance *inst, const char *route)
+{
+    char text[2048];
+    if (strpbrk(route, "\"\\") || strlen(route) > 256)
+        return;
+    snprintf(text, sizeof(text),
+             "{\"paths\": {\"%s\": {\"get\": {\"summary\": \"Events seen, by type\","
+             " \"description\": \"How many events of each type this instance consumed.\","
+             " \"security\": [], \"responses\": {\"200\": {\"description\": \"The counts\","
+             " \"content\": {\"application/json\": {\"schema\": {\"type\": \"object\","
+             " \"required\": [\"greeting\", \"instance\", \"events\"], \"properties\":"
+             " {\"greeting\": {\"type\": \"string\"}, \"instance\": {\"type\": \"string\"},"
+             " \"events\": {\"type\": \"object\", \"additionalProperties\":"
+             " {\"type\": \"integer\"}}}}}}}}}}}}",
+             route);
+    host->http_openapi(inst, text); /* a refusal is logged by the host; the route still works */
+}
+
 /* Main thread, once per instance: allocate state, register the route and the metric. */
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
@@ -174,6 +195,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         free(h);
         return rc;
     }
+    describe(host, inst, host->config_string(inst, "route"));
     host->log(inst, TK_LOG_INFO, "ready; counts at GET %s%s", host->config_string(inst, "route"),
               h->persist ? " (kept in hello_event_counts)" : "");
     *state = h;

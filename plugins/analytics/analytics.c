@@ -426,8 +426,8 @@ static tk_consume_result consume(void *state, const tk_event *ev)
 
 /* ---- GET /api/analytics/summary -------------------------------------------- */
 
-/* The route in OpenAPI: openapi.json, compiled in (scripts/embed.awk). */
-extern const char analytics_openapi_json[];
+/* The route in OpenAPI: openapi.json, compiled in (scripts/embed). */
+extern const unsigned char analytics_openapi_json[];
 
 static const char summary_sql[] =
     "WITH w AS (SELECT (now() AT TIME ZONE 'UTC')::date AS today, $2::int AS n),"
@@ -525,7 +525,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         int rc = host->http_route(inst, "GET", "/api/analytics/summary", route_summary, a);
         if (rc == TK_EUNAVAILABLE) {
             host->log(inst, TK_LOG_INFO, "HTTP is disabled: no summary route in this process");
-        } else if (rc < 0 || (rc = host->http_openapi(inst, analytics_openapi_json)) < 0) {
+        } else if (rc < 0 || (rc = host->http_openapi(inst, (const char *)analytics_openapi_json)) < 0) {
             host->log(inst, TK_LOG_ERROR, "the summary route could not be served (%s)",
                       tk_strerror(rc));
             free(a);

@@ -8,8 +8,8 @@
 #include "reminders_consumer.h"
 #include "schema.h"
 
-/* The plugin's routes in OpenAPI: openapi.json, compiled in (scripts/embed.awk). */
-extern const char api_openapi_json[];
+/* The plugin's routes in OpenAPI: openapi.json, compiled in (scripts/embed). */
+extern const unsigned char api_openapi_json[];
 
 /* 1 when the request comes from a browser navigating to a page: its Accept names text/html
  * (fetch, curl and the front end's API client ask for JSON or anything). */
@@ -144,7 +144,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         (rc = api_task_routes(a)) < 0 || (rc = api_conversation_routes(a)) < 0 ||
         (rc = api_chat_routes(a)) < 0)
         goto fail;
-    if ((rc = host->http_openapi(inst, api_openapi_json)) < 0) {
+    if ((rc = host->http_openapi(inst, (const char *)api_openapi_json)) < 0) {
         host->log(inst, TK_LOG_ERROR, "the host refused the description of the routes (%s)",
                   tk_strerror(rc));
         goto fail;

@@ -9,8 +9,8 @@
 #include "../kit/kit.h"
 #include "notif.h"
 
-/* These routes in OpenAPI: openapi.json, compiled in (scripts/embed.awk). */
-extern const char notif_openapi_json[];
+/* These routes in OpenAPI: openapi.json, compiled in (scripts/embed). */
+extern const unsigned char notif_openapi_json[];
 
 /* One notification row (alias x) as the API's JSON; times as the API writes them. */
 #define NOTIFICATION_JSON(x)                                                                       \
@@ -116,7 +116,7 @@ int notif_routes(notif *n)
                      "routes are not served (set routes to false to say so)");
         return TK_OK;
     }
-    if (rc == TK_OK && (rc = n->host->http_openapi(n->inst, notif_openapi_json)) < 0)
+    if (rc == TK_OK && (rc = n->host->http_openapi(n->inst, (const char *)notif_openapi_json)) < 0)
         n->host->log(n->inst, TK_LOG_ERROR, "the host refused the description of the routes (%s)",
                      tk_strerror(rc));
     return rc;

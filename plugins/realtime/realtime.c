@@ -402,8 +402,8 @@ static int route_delivery(void *ud, const tk_http_request *req, tk_http_response
 /* ---- lifecycle
  * ------------------------------------------------------------------------------------ */
 
-/* The routes in OpenAPI: openapi.json and openapi-dapr.json, compiled in (scripts/embed.awk). */
-extern const char realtime_openapi_json[], realtime_dapr_openapi_json[];
+/* The routes in OpenAPI: openapi.json and openapi-dapr.json, compiled in (scripts/embed). */
+extern const unsigned char realtime_openapi_json[], realtime_dapr_openapi_json[];
 
 /* The stream and, with dapr_routes, the Dapr delivery routes, each with its description. */
 static int add_routes(realtime *rt, int dapr_routes)
@@ -411,14 +411,14 @@ static int add_routes(realtime *rt, int dapr_routes)
     const tk_host *h = rt->host;
     int rc;
     if ((rc = h->http_route(rt->inst, "GET", "/api/events/stream", route_stream, rt)) < 0 ||
-        (rc = h->http_openapi(rt->inst, realtime_openapi_json)) < 0)
+        (rc = h->http_openapi(rt->inst, (const char *)realtime_openapi_json)) < 0)
         return rc;
     /* without a token anyone could push events into users' streams: no delivery routes then */
     if (dapr_routes &&
         ((rc = h->http_route(rt->inst, "POST", "/api/events/task-event", route_delivery, rt)) < 0 ||
          (rc = h->http_route(rt->inst, "POST", "/api/events/reminder-event", route_delivery, rt)) <
              0 ||
-         (rc = h->http_openapi(rt->inst, realtime_dapr_openapi_json)) < 0))
+         (rc = h->http_openapi(rt->inst, (const char *)realtime_dapr_openapi_json)) < 0))
         return rc;
     return TK_OK;
 }
