@@ -21,6 +21,7 @@ import datetime
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import GEMINI_KEY, GEMINI_MODEL, http, main  # noqa: E402
@@ -33,7 +34,7 @@ def iso_in(seconds):
 
 def flow(h):
     with h.step("the web app's page loads without a console error"):
-        h.open("/app/")
+        h.open("/app/")  # (a browser opening / is sent here by http_api's root route)
         h.wait_for(lambda d: d.execute_script("return document.readyState") == "complete",
                    what="the page to load")
         h.wait_for(lambda d: d.title == "Taskora", what="the title Taskora")
