@@ -6,8 +6,10 @@ libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev l
 postgresql postgresql-contrib curl valgrind binutils kcat wrk yamllint python3-jsonschema"
 # scripts/fuzz only (libFuzzer and the sanitizers' runtime); the image's build stage has no use for them
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
+# the browser tests only (tests/webui_browser.sh)
+BROWSER_PACKAGES="chromium chromium-driver python3-selenium"
 missing=
-for p in $PACKAGES $FUZZ_PACKAGES; do
+for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done

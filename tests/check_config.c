@@ -239,10 +239,10 @@ END_TEST
 /* Points TASKORA_PLUGIN_DIR (a config's plugin_dir) at every plugin of the build tree. */
 static void use_built_plugins(void)
 {
-    static const char *const dirs[] = {"plugins/http_api",        "plugins/ai_gemini",
-                                       "plugins/ai_cohere",       "plugins/realtime",
-                                       "plugins/notifications",   "plugins/analytics",
-                                       "examples/hello_consumer", "plugins/ai_openai"};
+    static const char *const dirs[] = {
+        "plugins/http_api",        "plugins/ai_gemini",     "plugins/ai_cohere",
+        "plugins/realtime",        "plugins/notifications", "plugins/analytics",
+        "examples/hello_consumer", "plugins/ai_openai",     "plugins/webui"};
     char plugdir[8192] = "";
     size_t n = 0;
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)

@@ -17,7 +17,7 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     # providers, real-time push, notifications with its scheduler, analytics in batches), the
     # outbox relay and consumer groups on the embedded cluster too
     config="$work/taskora.json"
-    for p in http_api ai_gemini ai_cohere realtime notifications analytics; do
+    for p in http_api ai_gemini ai_cohere realtime notifications analytics webui; do
         TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/$p/.libs"
     done
     export TASKORA_PLUGIN_DIR
@@ -44,6 +44,7 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
    "consume": {"topics": ["task-events"], "workers": 2}},
   {"name": "analytics", "load": "analytics",
    "consume": {"topics": ["task-events", "user-events", "chat-events"], "workers": 2}},
+  {"name": "webui", "load": "webui", "config": {"root": "$TK_SRCDIR/plugins/webui/www"}},
   {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}}]}
 JSON
     "$taskorad" migrate -c "$config" >/dev/null || fail "taskorad migrate failed"
@@ -63,6 +64,7 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     done
     curl -fsS "$url/ready" | grep -q '"database":"connected"' || fail "GET /ready: no database"
     curl -fsS "$url/" | grep -q 'Welcome to Taskora API' || fail "GET / failed"
+    curl -fsS "$url/app/" | grep -q '<title>' || fail "GET /app/ failed"
     # the API's paths: register, login, a tag, a recurring task completed, the list, errors
     json='Content-Type: application/json'
     email="vg$$@example.com"
