@@ -8,7 +8,7 @@ Use (see run.py):
     with Harness() as h:
         with h.step("login page"):
             h.open("/app/")
-            h.wait_for(lambda d: d.title == "Taskora", what="the page's title")
+            h.wait_for(lambda d: d.title == "Log in · Taskora", what="the page's title")
 
 Everything the harness starts ends with it: taskorad, the fake AI server and the browser are
 stopped on the way out (also on a failure, SIGTERM, SIGINT or the overall time limit), and they
@@ -221,7 +221,8 @@ class Taskora:
                            "timeout_ms": 20000},
             "plugins": [
                 {"name": "api", "load": "http_api",
-                 "config": {"jwt_secret": JWT_SECRET, "bcrypt_cost": 4, "ai_provider": "gemini"},
+                 "config": {"jwt_secret": JWT_SECRET, "bcrypt_cost": 4, "ai_provider": "gemini",
+                            "browser_home": "/app/"},
                  "consume": {"topics": ["task-events"], "group": "taskora-api-reminders"}},
                 {"name": "gemini", "load": "ai_gemini",
                  "config": {"api_key": GEMINI_KEY, "base_url": ai_url, "model": GEMINI_MODEL,
