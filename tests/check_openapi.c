@@ -1,8 +1,10 @@
 /* The API description: fragments checked and merged (tk_openapi), and what a client reads at
  * /openapi.json and /docs from a taskorad whose test plugin describes some of its routes and
  * refuses descriptions it must; with every API-pod plugin, the document is valid OpenAPI 3.1
- * and leaves no route undescribed. */
+ * and leaves no route undescribed. The schema it is checked with (tests/openapi/) refuses
+ * broken documents, each for its fault. */
 #include <check.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -401,6 +403,68 @@ static const char *undescribed(json_t *doc)
     return list;
 }
 
+/* The project's schema (or, for what a schema cannot say, openapi_validate.py) refuses each
+ * broken document of tests/openapi/bad for its one fault, saying where and what, and passes
+ * tests/openapi/good.json, which uses most of OpenAPI 3.1. */
+START_TEST(test_schema_refuses_each_broken_document_for_its_fault)
+{
+    const char *schema = keep(strdup(th_fmt("%s/tests/openapi/oas-3.1.schema.json", srcdir())));
+    const char *said;
+    const char *good = keep(strdup(th_fmt("%s/tests/openapi/good.json", srcdir())));
+    ck_assert_msg(validate(schema, good, &said) == 0, "good.json is refused:\n%s", said);
+    const char *bad[][3] = {
+        {"info-without-version", "schema: info", "'version' is a required property"},
+        {"parameter-in-body", "schema: paths//tasks/post/parameters/0/in",
+         "'body' is not one of ['query', 'header', 'path', 'cookie']"},
+        {"path-parameter-not-required", "schema: paths//tasks/{id}/get/parameters/0",
+         "'required' is a required property"},
+        {"response-without-description", "schema: paths//tasks/get/responses/200",
+         "'description' is a required property"},
+        {"operation-unknown-field", "schema: paths//tasks/get",
+         "'sumary' does not match any of the regexes: '^x-'"},
+        {"path-without-slash", "schema: paths",
+         "'tasks' does not match any of the regexes: '^/', '^x-'"},
+        {"reference-with-sibling", "schema: paths//tasks/get/responses/200",
+         "Additional properties are not allowed ('type' was unexpected)"},
+        {"http-scheme-without-scheme", "schema: components/securitySchemes/bearerAuth",
+         "'scheme' is a required property"},
+        {"parameter-schema-and-content", "schema: paths//tasks/get/parameters/0",
+         "is valid under each of {'required': ['content']}, {'required': ['schema']}"},
+        {"responses-empty", "schema: paths//tasks/get/responses",
+         "{'x-todo': True} should not be valid under {'propertyNames'"},
+        {"schema-nested-unknown-type",
+         "schema: components/schemas/Task/properties/labels/items/type",
+         "'strng' is not valid under any of the given schemas"},
+        {"operation-id-twice", "spec: paths//tasks/post",
+         "operationId \"tasks\" is paths//tasks/get's"},
+        {"parameter-twice", "spec: paths//tasks/get/parameters/1",
+         "parameter \"limit\" in query is listed twice"},
+        {"path-parameter-undeclared", "spec: paths//tasks/{id}/get",
+         "path parameter {id} is not declared"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *name = bad[i][0], *where = th_fmt("%s: ", bad[i][1]);
+        int rc = validate(schema, th_fmt("%s/tests/openapi/bad/%s.json", srcdir(), name), &said);
+        ck_assert_msg(rc == 1, "%s: exit %d, not 1:\n%s", name, rc, said);
+        ck_assert_msg(strncmp(said, where, strlen(where)) == 0 && strstr(said, bad[i][2]),
+                      "%s: refused, but not at %s for \"%s\":\n%s", name, bad[i][1], bad[i][2],
+                      said);
+        const char *nl = strchr(said, '\n');
+        ck_assert_msg(nl && nl[1] == '\0', "%s: more than its one fault:\n%s", name, said);
+    }
+    /* and no file of the folder goes untried */
+    DIR *d = opendir(th_fmt("%s/tests/openapi/bad", srcdir()));
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        size_t listed = 0, n = sizeof(bad) / sizeof(bad[0]);
+        while (listed < n && strcmp(th_fmt("%s.json", bad[listed][0]), e->d_name) != 0)
+            listed++;
+        ck_assert_msg(e->d_name[0] == '.' || listed < n, "bad/%s is not in the list", e->d_name);
+    }
+    closedir(d);
+}
+END_TEST
+
 START_TEST(test_refused_descriptions_answer_their_codes_and_say_why_in_the_log)
 {
     char *rec = keep(th_read(record_path));
@@ -698,6 +762,11 @@ int main(void)
     tcase_add_test(tc, test_refs_must_resolve_and_path_parameters_be_the_patterns);
     tcase_add_test(tc, test_refused_fragment_merges_nothing);
     tcase_add_test(tc, test_document_fills_defaults_and_marks_undescribed_routes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("schema");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_schema_refuses_each_broken_document_for_its_fault);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("served");
