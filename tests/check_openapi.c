@@ -1,8 +1,10 @@
 /* The API description: fragments checked and merged (tk_openapi), and what a client reads at
  * /openapi.json and /docs from a taskorad whose test plugin describes some of its routes and
  * refuses descriptions it must; with every API-pod plugin, the document is valid OpenAPI 3.1
- * and leaves no route undescribed. */
+ * and leaves no route undescribed. The schema it is checked with (tests/openapi/) refuses
+ * broken documents, each for its fault. */
 #include <check.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -327,21 +329,41 @@ static json_t *get_document(const char *base)
     return doc;
 }
 
-/* The official schema of OpenAPI 3.1 documents: where tests/openapi/README.md says. */
+static const char *srcdir(void) { return getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : ".."; }
+
+/* The schema of OpenAPI 3.1 documents the served ones are checked with: $TK_OPENAPI_SCHEMA
+ * (another schema, the OAI's for one), else the project's own (tests/openapi/README.md). */
 static const char *schema_path(void)
 {
     const char *env = getenv("TK_OPENAPI_SCHEMA");
-    const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
-    const char *tried[] = {env && *env ? env : NULL,
-                           keep(strdup(th_fmt("%s/tests/openapi/schema-3.1.json", src))),
-                           keep(strdup(th_fmt("%s/../shared/openapi/schema-3.1.json", src)))};
-    for (int i = 0; i < 3; i++)
-        if (tried[i] && access(tried[i], R_OK) == 0)
-            return tried[i];
-    ck_abort_msg("the official OpenAPI 3.1 schema (2022-10-07) is in none of $TK_OPENAPI_SCHEMA, "
-                 "%s, %s: see tests/openapi/README.md",
-                 tried[1], tried[2]);
-    return NULL;
+    if (env && *env) {
+        ck_assert_msg(access(env, R_OK) == 0, "$TK_OPENAPI_SCHEMA (%s) is not readable", env);
+        return env;
+    }
+    const char *own = keep(strdup(th_fmt("%s/tests/openapi/oas-3.1.schema.json", srcdir())));
+    ck_assert_msg(access(own, R_OK) == 0,
+                  "no schema of OpenAPI 3.1 documents: %s is not readable and $TK_OPENAPI_SCHEMA "
+                  "is not set (see tests/openapi/README.md)",
+                  own);
+    return own;
+}
+
+/* tests/openapi_validate.py SCHEMA FILE: its exit code; what it printed is kept in *said. */
+static int validate(const char *schema, const char *file, const char **said)
+{
+    char *script = keep(strdup(th_fmt("%s/tests/openapi_validate.py", srcdir())));
+    char *argv[] = {"/usr/bin/python3", script, (char *)schema, (char *)file, NULL};
+    char *out = NULL, *errs = NULL;
+    int rc = th_run(argv, &out, &errs, 60000);
+    size_t lo = out ? strlen(out) : 0, le = errs ? strlen(errs) : 0;
+    char *all = keep(malloc(lo + le + 1));
+    ck_assert_ptr_nonnull(all);
+    memcpy(all, out ? out : "", lo);
+    memcpy(all + lo, errs ? errs : "", le + 1);
+    *said = all;
+    free(out);
+    free(errs);
+    return rc;
 }
 
 /* Validates the document with tests/openapi_validate.py: the schema, and every $ref. */
@@ -350,15 +372,9 @@ static void assert_valid_openapi(json_t *doc)
     char *tmp = keep(th_tmpdir());
     char *text = keep(json_dumps(doc, JSON_INDENT(1)));
     char *file = keep(th_write(tmp, "openapi.json", text));
-    const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
-    char *script = keep(strdup(th_fmt("%s/tests/openapi_validate.py", src)));
-    char *argv[] = {"/usr/bin/python3", script, (char *)schema_path(), file, NULL};
-    char *out = NULL, *errs = NULL;
-    int rc = th_run(argv, &out, &errs, 60000);
-    keep(out);
-    keep(errs);
-    ck_assert_msg(rc == 0, "/openapi.json is not valid OpenAPI 3.1 (exit %d):\n%s%s", rc,
-                  out ? out : "", errs ? errs : "");
+    const char *said;
+    int rc = validate(schema_path(), file, &said);
+    ck_assert_msg(rc == 0, "/openapi.json is not valid OpenAPI 3.1 (exit %d):\n%s", rc, said);
     th_rmtree(tmp);
 }
 
@@ -386,6 +402,68 @@ static const char *undescribed(json_t *doc)
     }
     return list;
 }
+
+/* The project's schema (or, for what a schema cannot say, openapi_validate.py) refuses each
+ * broken document of tests/openapi/bad for its one fault, saying where and what, and passes
+ * tests/openapi/good.json, which uses most of OpenAPI 3.1. */
+START_TEST(test_schema_refuses_each_broken_document_for_its_fault)
+{
+    const char *schema = keep(strdup(th_fmt("%s/tests/openapi/oas-3.1.schema.json", srcdir())));
+    const char *said;
+    const char *good = keep(strdup(th_fmt("%s/tests/openapi/good.json", srcdir())));
+    ck_assert_msg(validate(schema, good, &said) == 0, "good.json is refused:\n%s", said);
+    const char *bad[][3] = {
+        {"info-without-version", "schema: info", "'version' is a required property"},
+        {"parameter-in-body", "schema: paths//tasks/post/parameters/0/in",
+         "'body' is not one of ['query', 'header', 'path', 'cookie']"},
+        {"path-parameter-not-required", "schema: paths//tasks/{id}/get/parameters/0",
+         "'required' is a required property"},
+        {"response-without-description", "schema: paths//tasks/get/responses/200",
+         "'description' is a required property"},
+        {"operation-unknown-field", "schema: paths//tasks/get",
+         "'sumary' does not match any of the regexes: '^x-'"},
+        {"path-without-slash", "schema: paths",
+         "'tasks' does not match any of the regexes: '^/', '^x-'"},
+        {"reference-with-sibling", "schema: paths//tasks/get/responses/200",
+         "Additional properties are not allowed ('type' was unexpected)"},
+        {"http-scheme-without-scheme", "schema: components/securitySchemes/bearerAuth",
+         "'scheme' is a required property"},
+        {"parameter-schema-and-content", "schema: paths//tasks/get/parameters/0",
+         "is valid under each of {'required': ['content']}, {'required': ['schema']}"},
+        {"responses-empty", "schema: paths//tasks/get/responses",
+         "{'x-todo': True} should not be valid under {'propertyNames'"},
+        {"schema-nested-unknown-type",
+         "schema: components/schemas/Task/properties/labels/items/type",
+         "'strng' is not valid under any of the given schemas"},
+        {"operation-id-twice", "spec: paths//tasks/post",
+         "operationId \"tasks\" is paths//tasks/get's"},
+        {"parameter-twice", "spec: paths//tasks/get/parameters/1",
+         "parameter \"limit\" in query is listed twice"},
+        {"path-parameter-undeclared", "spec: paths//tasks/{id}/get",
+         "path parameter {id} is not declared"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *name = bad[i][0], *where = th_fmt("%s: ", bad[i][1]);
+        int rc = validate(schema, th_fmt("%s/tests/openapi/bad/%s.json", srcdir(), name), &said);
+        ck_assert_msg(rc == 1, "%s: exit %d, not 1:\n%s", name, rc, said);
+        ck_assert_msg(strncmp(said, where, strlen(where)) == 0 && strstr(said, bad[i][2]),
+                      "%s: refused, but not at %s for \"%s\":\n%s", name, bad[i][1], bad[i][2],
+                      said);
+        const char *nl = strchr(said, '\n');
+        ck_assert_msg(nl && nl[1] == '\0', "%s: more than its one fault:\n%s", name, said);
+    }
+    /* and no file of the folder goes untried */
+    DIR *d = opendir(th_fmt("%s/tests/openapi/bad", srcdir()));
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        size_t listed = 0, n = sizeof(bad) / sizeof(bad[0]);
+        while (listed < n && strcmp(th_fmt("%s.json", bad[listed][0]), e->d_name) != 0)
+            listed++;
+        ck_assert_msg(e->d_name[0] == '.' || listed < n, "bad/%s is not in the list", e->d_name);
+    }
+    closedir(d);
+}
+END_TEST
 
 START_TEST(test_refused_descriptions_answer_their_codes_and_say_why_in_the_log)
 {
@@ -684,6 +762,11 @@ int main(void)
     tcase_add_test(tc, test_refs_must_resolve_and_path_parameters_be_the_patterns);
     tcase_add_test(tc, test_refused_fragment_merges_nothing);
     tcase_add_test(tc, test_document_fills_defaults_and_marks_undescribed_routes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("schema");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_schema_refuses_each_broken_document_for_its_fault);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("served");

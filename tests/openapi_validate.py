@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""Checks an OpenAPI 3.1 document: valid against the official schema, and every $ref resolves.
+"""Checks an OpenAPI 3.1 document: valid against a schema of such documents, every $ref resolves,
+and the rules of the specification a JSON Schema cannot state hold (see rules()).
 
     tests/openapi_validate.py SCHEMA.json DOCUMENT.json
 
-Exits 0 when it is, 1 listing the errors, 2 on bad usage or unreadable files. Uses Debian's
-python3-jsonschema (Draft 2020-12); run it with /usr/bin/python3.
+SCHEMA is tests/openapi/oas-3.1.schema.json (see tests/openapi/README.md) or another JSON Schema
+(Draft 2020-12) of OpenAPI 3.1 documents. Exits 0 when it is, 1 listing the errors, 2 on bad
+usage, unreadable files, or a schema that is not one or refers to what is not at hand (nothing
+is fetched). Uses Debian's python3-jsonschema; run it with /usr/bin/python3.
 """
 import json
+import re
 import sys
 
 try:
@@ -46,6 +50,74 @@ def refs(node, where):
             yield from refs(value, "%s/%d" % (where, i))
 
 
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def deref(doc, node):
+    """node, or what its local $ref points at (None when that does not resolve)."""
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 16:
+        try:
+            node = pointer(doc, node["$ref"])
+        except (KeyError, IndexError, ValueError):
+            return None
+        seen += 1
+    return node
+
+
+def rules(doc):
+    """What the specification requires in words: operationIds and tag names are unique; a
+    parameter list names each (name, in) once; the path parameters of each operation are the
+    path's template expressions."""
+    ids = {}
+    for section in ("paths", "webhooks"):
+        items = doc.get(section)
+        for path, item in (items.items() if isinstance(items, dict) else ()):
+            item = deref(doc, item)
+            if not isinstance(item, dict) or path.startswith("x-"):
+                continue
+            where = "%s/%s" % (section, path)
+            common = params(doc, item.get("parameters"), where + "/parameters")
+            yield from common[1]
+            template = set(re.findall(r"\{([^}/]+)\}", path)) if section == "paths" else set()
+            for method in METHODS:
+                op = item.get(method)
+                if not isinstance(op, dict):
+                    continue
+                own, errors = params(doc, op.get("parameters"), "%s/%s/parameters" % (where, method))
+                yield from errors
+                declared = {name for name, loc in list(common[0]) + list(own) if loc == "path"}
+                for name in sorted(template - declared):
+                    yield "spec: %s/%s: path parameter {%s} is not declared" % (where, method, name)
+                for name in sorted(declared - template):
+                    yield "spec: %s/%s: path parameter \"%s\" is not in the path" % (where, method, name)
+                op_id = op.get("operationId")
+                if isinstance(op_id, str):
+                    if op_id in ids:
+                        yield "spec: %s/%s: operationId \"%s\" is %s's too" % (where, method, op_id, ids[op_id])
+                    ids.setdefault(op_id, "%s/%s" % (where, method))
+    names = set()
+    for i, tag in enumerate(doc.get("tags") if isinstance(doc.get("tags"), list) else ()):
+        name = tag.get("name") if isinstance(tag, dict) else None
+        if name in names:
+            yield "spec: tags/%d: tag \"%s\" is listed twice" % (i, name)
+        names.add(name)
+
+
+def params(doc, listed, where):
+    """((name, in) of each parameter of a list, [errors for those listed twice])."""
+    found, errors = {}, []
+    for i, p in enumerate(listed if isinstance(listed, list) else ()):
+        p = deref(doc, p)
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            continue
+        key = (p["name"], p.get("in"))
+        if key in found:
+            errors.append("spec: %s/%d: parameter \"%s\" in %s is listed twice (also %d)" % (where, i, key[0], key[1], found[key]))
+        found.setdefault(key, i)
+    return found, errors
+
+
 def main(argv):
     if len(argv) != 3:
         print(__doc__.strip(), file=sys.stderr)
@@ -58,21 +130,32 @@ def main(argv):
     except (OSError, ValueError) as e:
         print("openapi_validate: %s" % e, file=sys.stderr)
         return 2
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        found = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    except jsonschema.exceptions.SchemaError as e:
+        print("openapi_validate: %s is not a JSON Schema: %s" % (argv[1], e.message), file=sys.stderr)
+        return 2
+    except jsonschema.exceptions.RefResolutionError as e:
+        print("openapi_validate: %s refers to what is not at hand: %s" % (argv[1], e), file=sys.stderr)
+        return 2
     errors = ["schema: %s: %s" % ("/".join(str(p) for p in e.absolute_path) or "(root)", e.message)
-              for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+              for e in found]
     for where, ref in refs(doc, "#"):
         try:
             pointer(doc, ref)
         except (KeyError, IndexError, ValueError):
             errors.append("$ref: %s: %s does not resolve" % (where, ref))
+    errors.extend(rules(doc))
     for line in errors[:MAX_SHOWN]:
         print(line)
     if len(errors) > MAX_SHOWN:
         print("... and %d more" % (len(errors) - MAX_SHOWN))
     if errors:
         return 1
-    print("valid OpenAPI %s document: %d paths, every $ref resolves" % (doc.get("openapi"), len(doc.get("paths", {}))))
+    paths = [p for p in doc.get("paths", {}) if p.startswith("/")]
+    print("valid OpenAPI %s document: %d paths, every $ref resolves" % (doc.get("openapi"), len(paths)))
     return 0
 
 
