@@ -693,7 +693,7 @@ static void all_up(void)
             " \"dapr\": {\"enabled\": true, \"app_token\": \"dapr-test-token\"},"
             " \"plugin_dir\": \"%s/plugins/http_api/.libs:%s/plugins/ai_gemini/.libs:"
             "%s/plugins/ai_cohere/.libs:%s/plugins/ai_openai/.libs:%s/plugins/realtime/.libs:"
-            "%s/plugins/notifications/.libs:%s/plugins/analytics/.libs\","
+            "%s/plugins/notifications/.libs:%s/plugins/analytics/.libs:%s/plugins/webui/.libs\","
             " \"plugins\": ["
             "  {\"name\": \"api\", \"load\": \"http_api\", \"config\": {\"jwt_secret\":"
             "   \"openapi-test-secret-0123456789abcdef\", \"bcrypt_cost\": 4}},"
@@ -705,10 +705,12 @@ static void all_up(void)
             "   [\"task-events\"], \"broadcast\": true}},"
             "  {\"name\": \"notifications\", \"load\": \"notifications\", \"config\":"
             "   {\"scheduler\": false, \"routes\": true}},"
-            "  {\"name\": \"analytics\", \"load\": \"analytics\", \"config\": {\"routes\": true}}"
+            "  {\"name\": \"analytics\", \"load\": \"analytics\", \"config\": {\"routes\": true}},"
+            "  {\"name\": \"webui\", \"load\": \"webui\", \"config\": {\"root\":"
+            "   \"%s/plugins/webui/www\"}}"
             "]}",
             dburl, th_builddir(), th_builddir(), th_builddir(), th_builddir(), th_builddir(),
-            th_builddir(), th_builddir()));
+            th_builddir(), th_builddir(), th_builddir(), srcdir()));
     th_migrate(cfg);
     th_daemon_start_named(&all_, dir, cfg, "all");
     free(cfg);
@@ -737,6 +739,7 @@ START_TEST(test_every_plugins_routes_form_a_valid_openapi_3_1_document)
     ck_assert_ptr_nonnull(op_at(doc, "/api/analytics/summary", "get"));
     ck_assert_ptr_nonnull(op_at(doc, "/api/events/task-event", "post"));
     ck_assert_ptr_nonnull(op_at(doc, "/dapr/events/{instance}", "post"));
+    ck_assert_ptr_nonnull(op_at(doc, "/app/{file}", "get"));
 }
 END_TEST
 
