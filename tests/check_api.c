@@ -726,16 +726,25 @@ START_TEST(test_unknown_route_is_404_json_and_oversized_body_is_413)
 }
 END_TEST
 
-START_TEST(test_empty_jwt_secret_refuses_to_start)
+/* Starts taskorad on config text that must be refused: its exit code (-1: still running after
+ * 30 s) and its log. */
+static int start_refused(const char *text, char **log_text)
 {
-    unsetenv("BETTER_AUTH_SECRET");
-    char *cfg = keep(th_write(dir, "nosecret.json", config_text("")));
-    char *log = keep(th_write(dir, "nosecret.log", ""));
+    char *cfg = keep(th_write(dir, "refused.json", text));
+    char *log = keep(th_write(dir, "refused.log", ""));
     th_daemon d;
     ck_assert_int_eq(th_daemon_spawn(&d, cfg, log), 0);
     int rc = th_daemon_wait(&d, 30000);
-    char *text = keep(th_read(log));
+    *log_text = keep(th_read(log));
     th_daemon_cleanup(&d);
+    return rc;
+}
+
+START_TEST(test_empty_jwt_secret_refuses_to_start)
+{
+    unsetenv("BETTER_AUTH_SECRET");
+    char *text;
+    int rc = start_refused(config_text(""), &text);
     ck_assert_msg(rc > 0, "taskorad with an empty jwt_secret: exit %d (-1 = still running): %s", rc,
                   text);
     ck_assert_msg(strstr(text, "jwt_secret") || strstr(text, "BETTER_AUTH_SECRET"),
@@ -751,15 +760,10 @@ START_TEST(test_browser_home_off_this_server_refuses_to_start)
         const char *text0 = config_text(SECRET), *key = "\"browser_home\":\"/app/\"";
         const char *at = strstr(text0, key);
         ck_assert_ptr_nonnull(at);
-        char *cfg =
-            S("%.*s\"browser_home\":\"%s\"%s", (int)(at - text0), text0, bad[i], at + strlen(key));
-        char *path = keep(th_write(dir, "home.json", cfg));
-        char *log = keep(th_write(dir, "home.log", ""));
-        th_daemon d;
-        ck_assert_int_eq(th_daemon_spawn(&d, path, log), 0);
-        int rc = th_daemon_wait(&d, 30000);
-        char *text = keep(th_read(log));
-        th_daemon_cleanup(&d);
+        char *text;
+        int rc = start_refused(
+            S("%.*s\"browser_home\":\"%s\"%s", (int)(at - text0), text0, bad[i], at + strlen(key)),
+            &text);
         ck_assert_msg(rc > 0, "browser_home %s: exit %d: %s", bad[i], rc, text);
         ck_assert_msg(strstr(text, "browser_home"), "the log does not say why: %s", text);
     }
