@@ -356,11 +356,16 @@ def flow(h):
         h.click("#bell-close")
         h.wait_for(gone("#bell-panel[open]"), what="the bell panel to close")
 
-    with h.step("the assistant adds a task"):
+    with h.step("the assistant adds a task in another tab; the task list shows it live"):
         h.fake_ai.add_task("Buy milk")
         h.fake_ai.text("Added Buy milk.")
-        go("#nav-assistant", "#chat-input")
-        assert d.title == "Assistant · Taskora"
+        # this tab keeps the task list open; the chat happens in a second tab
+        list_tab = d.current_window_handle
+        still_here = no_reload_marker()
+        d.switch_to.new_window("tab")
+        h.open("/app/#/assistant")
+        h.find("#chat-input")
+        h.wait_for(lambda dr: dr.title == "Assistant · Taskora", what="the assistant's title")
         h.type("#chat-input", "Please remember that I need to buy milk")
         h.click("#chat-send")
         h.wait_for(lambda dr: dr.execute_script(
@@ -378,8 +383,10 @@ def flow(h):
         assert h.find("#chat-input").get_attribute("value") == ""
         assert h.fake_ai.pending() == 0
         s["created"] += 1
-        go("#nav-tasks", "#tasks-heading")
+        d.close()
+        d.switch_to.window(list_tab)
         wait_rows(lambda r: r and r[0]["title"] == "Buy milk", "Buy milk at the top of the list")
+        assert still_here(), "the task list was reloaded"
 
     with h.step("a task made in another tab shows up without a reload"):
         still_here = no_reload_marker()
