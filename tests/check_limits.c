@@ -512,10 +512,8 @@ END_TEST
 
 int main(void)
 {
-    if (!th_pg_admin_url()) {
-        fprintf(stderr, "check_limits: needs TASKORA_TEST_DATABASE_URL\n");
-        return 1;
-    }
+    if (!th_pg_admin_url())
+        return th_no_database("check_limits");
     Suite *s = suite_create("limits");
     struct {
         const char *name;
