@@ -17,8 +17,11 @@ HARNESSES = config event routes api jwt aihttp gemini cohere openai
 all: $(HARNESSES:%=$(O)/fuzz_%)
 
 CORE = $(O)/obj/libcore.a
-CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
-HTTP_API = $(patsubst %.c,$(O)/obj/%.o,$(wildcard plugins/http_api/*.c))
+# (an in-tree autotools build leaves the generated sources beside the product's: built here
+# from scripts/embed instead, once)
+CORE_SRC = $(filter-out core/main.c core/docs_assets.c,$(wildcard core/*.c))
+HTTP_API = $(patsubst %.c,$(O)/obj/%.o,$(filter-out plugins/http_api/openapi_json.c,\
+	$(wildcard plugins/http_api/*.c))) $(O)/obj/gen/api_openapi_json.o
 UTIL = $(O)/obj/plugins/http_api/util.o
 KIT = $(O)/obj/plugins/kit/kit.o $(O)/obj/plugins/kit/kit_curl.o
 AIHTTP = $(O)/obj/plugins/ai_common/aihttp.o $(O)/obj/plugins/ai_common/aiwire.o $(KIT)
@@ -38,7 +41,19 @@ $(O)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-$(CORE): $(CORE_SRC:%.c=$(O)/obj/%.o)
+# files compiled in (Makefile.am's EMBED rules)
+$(O)/gen/api_openapi_json.c: plugins/http_api/openapi.json scripts/embed
+	@mkdir -p $(@D)
+	sh scripts/embed api_openapi_json $< >$@
+$(O)/gen/docs_assets.c: core/docs/docs.html core/docs/docs.js core/docs/docs.css scripts/embed
+	@mkdir -p $(@D)
+	sh scripts/embed tk_docs_html core/docs/docs.html tk_docs_js core/docs/docs.js \
+	  tk_docs_css core/docs/docs.css >$@
+$(O)/obj/gen/%.o: $(O)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(CORE): $(CORE_SRC:%.c=$(O)/obj/%.o) $(O)/obj/gen/docs_assets.o
 	rm -f $@
 	ar rcs $@ $^
 

@@ -120,6 +120,16 @@ static int f_route(tk_instance *i, const char *method, const char *pattern, tk_h
     (void)i;
     return tk_routes_add(routes, method, pattern, h, ud, "api");
 }
+/* The plugin's description is checked against its routes by check_openapi; here only that
+ * it is a JSON object, as the host requires. */
+static int f_openapi(tk_instance *i, const char *fragment)
+{
+    (void)i;
+    json_t *j = json_loads(fragment, 0, NULL);
+    int rc = json_is_object(j) ? TK_OK : TK_EINVAL;
+    json_decref(j);
+    return rc;
+}
 static const char *f_param(const tk_http_request *r, const char *name)
 {
     for (size_t i = 0; r->match && i < r->match->nparams; i++)
@@ -279,6 +289,7 @@ static const tk_host host = {
     .metric_set = f_metric_update,
     .metric_observe = f_metric_update,
     .http_route = f_route,
+    .http_openapi = f_openapi,
     .http_method = f_method,
     .http_path = f_path,
     .http_param = f_param,
