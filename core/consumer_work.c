@@ -213,9 +213,12 @@ static int handle(tk_consumer *c, const rd_kafka_message_t *m)
                 break; /* not finished: redelivered after the restart */
             continue;
         }
-        snprintf(why, sizeof(why), "%s",
+        char reason[400];
+        int given = tk_consume_reason(reason, sizeof(reason));
+        snprintf(why, sizeof(why), "%s%s%s",
                  r == TK_CONSUME_RETRY ? "handler asked to retry; attempts exhausted"
-                                       : "handler failed the event");
+                                       : "handler failed the event",
+                 given ? ": " : "", given ? reason : "");
         if (dead_letter(c, m, why, attempt) == 0) {
             count(c->m_dlq, c, r == TK_CONSUME_RETRY ? "retries_exhausted" : "failed");
             rc = 0;

@@ -34,6 +34,7 @@ void tk_signals_block(sigset_t *set)
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGUSR1); /* tells the signal thread that shutdown is done */
+    sigaddset(set, SIGHUP);  /* reloads (plugins with a reload hook), never ends the process */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -43,7 +44,8 @@ void tk_signals_block(sigset_t *set)
  * first one asks the main thread to shut down (even in the middle of
  * start-up); from then on a second signal, or the drain delay (SIGTERM
  * while serving) plus shutdown_timeout_ms running out, ends the process at
- * once. SIGUSR1 from the main thread ends it.
+ * once. SIGUSR1 from the main thread ends it. SIGHUP while serving asks
+ * the plugins to reload (on this thread, so never during their stop).
  */
 typedef struct sigctl {
     pthread_t thread;
@@ -53,6 +55,7 @@ typedef struct sigctl {
     int drain_armed_ms; /* the drain delay a SIGTERM gets, once serving (0 before) */
     int drain_ms;       /* the drain the first signal got: SIGTERM's armed delay, else 0 */
     int timeout_ms;
+    tk_loader *reload; /* the plugins SIGHUP reloads, once serving (NULL before) */
     atomic_int done;
 } sigctl;
 
@@ -64,12 +67,23 @@ static void *signal_main(void *arg)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
         if (atomic_load(&c->done))
             return NULL;
+        if (sig == SIGHUP) {
+            pthread_mutex_lock(&c->lock);
+            tk_loader *l = c->reload;
+            pthread_mutex_unlock(&c->lock);
+            if (l)
+                tk_loader_reload(l); /* stop_sig is set only by this thread: nothing stops */
+            else
+                tk_logf(NULL, TK_LOG_INFO, "SIGHUP before serving: nothing to reload");
+            continue;
+        }
         if (sig != SIGUSR1)
             break;
     }
@@ -126,14 +140,16 @@ static int wait_for_stop(sigctl *c, int *drain_ms)
     return sig;
 }
 
-/* Serving: from now on a SIGTERM drains for drain_ms. 0, or -1 when a stop signal came
- * first (start-up then ends without serving). */
-static int arm_drain(sigctl *c, int drain_ms)
+/* Serving: from now on a SIGTERM drains for drain_ms and a SIGHUP reloads l. 0, or -1 when a
+ * stop signal came first (start-up then ends without serving). */
+static int arm_drain(sigctl *c, int drain_ms, tk_loader *l)
 {
     pthread_mutex_lock(&c->lock);
     int stopped = c->stop_sig != 0;
-    if (!stopped)
+    if (!stopped) {
         c->drain_armed_ms = drain_ms;
+        c->reload = l;
+    }
     pthread_mutex_unlock(&c->lock);
     return stopped ? -1 : 0;
 }
@@ -524,7 +540,7 @@ static int start_serving(run_ctx *d)
     if (!stop_requested(&d->sc) && d->http && tk_http_start(d->http, d->err, sizeof(d->err)))
         return failed(d, 1);
     /* only a process that serves HTTP has connections to drain */
-    if (arm_drain(&d->sc, d->http ? s->drain_delay_ms : 0) == 0) {
+    if (arm_drain(&d->sc, d->http ? s->drain_delay_ms : 0, &d->loader) == 0) {
         if (d->http)
             tk_http_set_ready(d->http, 1, NULL);
         tk_logf(NULL, TK_LOG_INFO, "taskorad ready: %zu plugin instance(s)%s%s", d->loader.n,

@@ -381,6 +381,17 @@ static int h_http_openapi(tk_instance *inst, const char *fragment)
     return rc;
 }
 
+static const char *h_config_file(const tk_instance *inst)
+{
+    return inst && inst->config_file ? inst->config_file : "";
+}
+
+static void h_consume_reason(tk_instance *inst, const char *reason)
+{
+    (void)inst;
+    tk_consume_reason_set(reason);
+}
+
 static int h_consume_rewind(tk_instance *inst, int64_t ms)
 {
     if (!inst)
@@ -461,6 +472,8 @@ static const tk_host host_table = {
     .sse_send_id = tk_sse_send_id,
     .consume_rewind = h_consume_rewind,
     .http_openapi = h_http_openapi,
+    .config_file = h_config_file,
+    .consume_reason = h_consume_reason,
 };
 
 const tk_host *tk_host_table(void) { return &host_table; }

@@ -26,10 +26,12 @@ struct tk_instance {
     tk_plugin_type *type;
     json_t *config;  /* validated against the type's schema, defaults filled */
     json_t *consume; /* the consume section (borrowed from the settings), or NULL */
-    int64_t rewind_ms; /* a broadcast consumer starts this far back (consume_rewind), 0: at the end */
+    int64_t
+        rewind_ms; /* a broadcast consumer starts this far back (consume_rewind), 0: at the end */
     void *state;
     int initialized, started;
     tk_runtime *rt;
+    const char *config_file;   /* the settings' path (borrowed), "" when none */
     tk_metric_handle *metrics; /* handles given out, freed at close (host.c) */
 };
 
@@ -41,6 +43,15 @@ const tk_ai_provider *tk_plugin_ai(const tk_plugin *d);
 typedef void (*tk_consume_batch_fn)(void *state, const tk_event *const *events, size_t n,
                                     tk_consume_result *results);
 tk_consume_batch_fn tk_plugin_consume_batch(const tk_plugin *d);
+
+/* The descriptor's 1.9 hooks, or NULL (none, or a descriptor older than 1.9). */
+typedef int (*tk_check_fn)(const tk_host *host, tk_instance *inst, char *err, size_t errlen);
+typedef int (*tk_instance_migrations_fn)(const tk_host *host, tk_instance *inst, char ***steps,
+                                         char *err, size_t errlen);
+typedef void (*tk_reload_fn)(void *state);
+tk_check_fn tk_plugin_check(const tk_plugin *d);
+tk_instance_migrations_fn tk_plugin_instance_migrations(const tk_plugin *d);
+tk_reload_fn tk_plugin_reload(const tk_plugin *d);
 
 /*
  * The consumer group of an instance with a consume section: its "group", else
@@ -57,5 +68,14 @@ const char *tk_instance_group(const tk_instance *inst, char *buf, size_t len);
  */
 void tk_instance_consume(const tk_instance *inst, const tk_event *const *events, size_t n,
                          tk_consume_result *results);
+
+/*
+ * Why the last handler call on this thread failed (host consume_reason):
+ * set by the plugin during tk_instance_consume, which starts each call
+ * without one. tk_consume_reason copies it into buf (NUL-terminated) and
+ * returns 1, or returns 0 when none was given.
+ */
+void tk_consume_reason_set(const char *reason);
+int tk_consume_reason(char *buf, size_t len);
 
 #endif

@@ -218,6 +218,7 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
         }
         inst->type = t;
         inst->rt = rt;
+        inst->config_file = s->path ? s->path : "";
         inst->consume = pc->consume;
         if (pc->consume && !t->desc->consume && !tk_plugin_consume_batch(t->desc)) {
             snprintf(err, errlen, "%s: %s.consume: plugin %s has no consume handler", s->path,
@@ -244,8 +245,27 @@ int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err
             snprintf(err, errlen, "%s: %s", s->path, why);
             return TK_EINVAL;
         }
+        tk_check_fn check = tk_plugin_check(t->desc);
+        why[0] = '\0';
+        if (check && (rc = check(tk_host_table(), inst, why, sizeof(why))) < 0) {
+            snprintf(err, errlen, "%s: %s: plugin instance \"%s\": %s", s->path, pc->jpath,
+                     pc->name, why[0] ? why : tk_strerror(rc));
+            return rc;
+        }
     }
     return 0;
+}
+
+void tk_loader_reload(tk_loader *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        tk_instance *inst = l->inst[i];
+        tk_reload_fn reload = tk_plugin_reload(inst->type->desc);
+        if (inst->started && reload) {
+            tk_logf(inst->name, TK_LOG_INFO, "reloading (SIGHUP)");
+            reload(inst->state);
+        }
+    }
 }
 
 int tk_loader_init(tk_loader *l, char *err, size_t errlen)

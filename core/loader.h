@@ -18,14 +18,16 @@ typedef struct tk_loader {
 /*
  * Loads every configured plugin type and checks it (file, ELF, entry
  * symbol, ABI, descriptor) and each instance's config, running no plugin
- * code but the entry function. On failure: one line in err naming the file
- * and reason; the loader is left for tk_loader_close.
+ * code but the entry function and the descriptor's `check` (ABI 1.9). On failure: one line in err
+ * naming the file and reason; the loader is left for tk_loader_close.
  */
 int tk_loader_open(tk_loader *l, const tk_settings *s, tk_runtime *rt, char *err, size_t errlen);
 /* init() each instance in order; on failure destroys the ones already initialised. */
 int tk_loader_init(tk_loader *l, char *err, size_t errlen);
 /* start() each instance in order; on failure stops the ones already started. */
 int tk_loader_start(tk_loader *l, char *err, size_t errlen);
+/* reload() each started instance that has the hook (SIGHUP), in order. */
+void tk_loader_reload(tk_loader *l);
 /* stop() started instances in reverse order. */
 void tk_loader_stop(tk_loader *l);
 /* destroy() initialised instances in reverse order. */

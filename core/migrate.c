@@ -1,6 +1,8 @@
 /* Schema migrations: the core's and each configured plugin's, each applied once per database. */
 #include "migrate.h"
 
+#include "host.h"
+
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +161,28 @@ static int apply_component(PGconn *c, const char *component, const char *const *
     return applied;
 }
 
+/* Applies an instance's own steps (instance_migrations); total plus the number applied, or < 0. */
+static int apply_instance(PGconn *c, tk_instance *inst, int total, FILE *out, char *err,
+                          size_t errlen)
+{
+    tk_instance_migrations_fn fn = tk_plugin_instance_migrations(inst->type->desc);
+    if (!fn)
+        return total;
+    char **steps = NULL, why[1024] = "";
+    int rc = fn(tk_host_table(), inst, &steps, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: reading its migrations: %s", inst->name,
+                 why[0] ? why : tk_strerror(rc));
+        return rc;
+    }
+    int n =
+        steps ? apply_component(c, inst->name, (const char *const *)steps, out, err, errlen) : 0;
+    for (size_t k = 0; steps && steps[k]; k++)
+        free(steps[k]);
+    free(steps);
+    return n < 0 ? n : total + n;
+}
+
 int tk_migrate(const char *url, const tk_loader *l, FILE *out, char *err, size_t errlen)
 {
     /* the URL's own connect_timeout wins over this default */
@@ -209,6 +233,9 @@ int tk_migrate(const char *url, const tk_loader *l, FILE *out, char *err, size_t
         int n = apply_component(c, t->desc->name, t->desc->migrations, out, err, errlen);
         total = n < 0 ? n : total + n;
     }
+    /* then each instance's own (ABI 1.9), recorded under the instance's name */
+    for (size_t i = 0; total >= 0 && i < l->n; i++)
+        total = apply_instance(c, l->inst[i], total, out, err, errlen);
     if (total == 0)
         fprintf(out, "migrations: nothing to do\n");
     exec_ok(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", why, sizeof(why));

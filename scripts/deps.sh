@@ -3,7 +3,7 @@
 set -eu
 PACKAGES="gcc make autoconf automake libtool pkg-config libc6-dev \
 libjansson-dev libmicrohttpd-dev librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev libcrypt-dev check \
-postgresql postgresql-contrib curl valgrind binutils kcat wrk yamllint python3-jsonschema"
+libluajit-5.1-dev postgresql postgresql-contrib curl valgrind binutils kcat wrk yamllint python3-jsonschema"
 # scripts/fuzz only (libFuzzer and the sanitizers' runtime); the image's build stage has no use for them
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 # the browser tests only (tests/webui_browser.sh)

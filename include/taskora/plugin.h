@@ -46,9 +46,13 @@ extern "C" {
  *   2026-12-02  1.8  host table: http_openapi (an instance describes the
  *                    routes it registered in OpenAPI 3.1; the host serves
  *                    the whole document at /openapi.json).
+ *   2026-12-02  1.9  descriptor: check, instance_migrations, reload (plugin
+ *                    types whose instances differ by more than values, such
+ *                    as scripts); host table: config_file, consume_reason;
+ *                    SIGHUP reloads.
  */
 #define TK_PLUGIN_ABI_MAJOR 1
-#define TK_PLUGIN_ABI_MINOR 8
+#define TK_PLUGIN_ABI_MINOR 9
 
 /* The one symbol a plugin exports. */
 #define TK_PLUGIN_ENTRY_SYMBOL "taskora_plugin_entry"
@@ -591,6 +595,21 @@ typedef struct tk_host {
      * init.
      */
     int (*http_openapi)(tk_instance *inst, const char *fragment);
+
+    /* --- instances defined by files, and failure reasons (ABI 1.9) -------- */
+    /*
+     * The configuration file the instance was read from, as given to
+     * taskorad (relative paths in an instance's config are relative to its
+     * folder). Owned by the host; "" when there is none (e.g. in tests).
+     */
+    const char *(*config_file)(const tk_instance *inst);
+    /*
+     * From a consume handler: why the event being handled on this thread
+     * failed (one line, e.g. a script's error). When the event is then
+     * dead-lettered, the reason is in its x-taskora-error header and in the
+     * log; the next attempt starts without one. Ignored on other threads.
+     */
+    void (*consume_reason)(tk_instance *inst, const char *reason);
 } tk_host;
 
 /* Capabilities a plugin declares in its descriptor's `capabilities`. */
@@ -659,6 +678,31 @@ typedef struct tk_plugin {
      */
     void (*consume_batch)(void *state, const tk_event *const *events, size_t n,
                           tk_consume_result *results);
+
+    /*
+     * ABI 1.9, optional: checks what the schema cannot, e.g. that a script
+     * named in the config loads, without starting anything. Called by
+     * `taskorad check-config` and before init(); config_* and log work,
+     * nothing else of the host may be used. TK_OK, or a negative code with
+     * one line in err (e.g. "path/to/file.lua:3: ...").
+     */
+    int (*check)(const tk_host *host, tk_instance *inst, char *err, size_t errlen);
+    /*
+     * ABI 1.9, optional: migrations owned by the instance rather than the
+     * type (e.g. a script's own tables), applied by `taskorad migrate` after
+     * the types' and recorded under the instance's name. *steps gets a
+     * NULL-terminated array of SQL steps, the array and each step from
+     * malloc (the host frees them with free()), or NULL for none. Same
+     * host functions as check. TK_OK or a negative code with err filled.
+     */
+    int (*instance_migrations)(const tk_host *host, tk_instance *inst, char ***steps, char *err,
+                               size_t errlen);
+    /*
+     * ABI 1.9, optional: taskorad got SIGHUP. Called on the signal thread
+     * while the instance is started; return quickly (e.g. flag the work and
+     * let the workers pick it up between events).
+     */
+    void (*reload)(void *state);
 } tk_plugin;
 
 /* The smallest descriptor the 1.0 host accepts (through `consume`). */
