@@ -96,10 +96,14 @@ static void lp_hook(lua_State *L, lua_Debug *ar)
         else
             return;
         st->aborted = 1;
+        /* where it was stopped, kept for the rethrows of a script that catches the error */
+        luaL_where(L, 0); /* in a hook, level 0 is the function it interrupted */
+        char msg[sizeof(st->abort_msg)];
+        snprintf(msg, sizeof(msg), "%s%s", lua_tostring(L, -1), st->abort_msg);
+        lua_pop(L, 1);
+        memcpy(st->abort_msg, msg, sizeof(msg));
     }
-    luaL_where(L, 1);
     lua_pushstring(L, st->abort_msg);
-    lua_concat(L, 2);
     lua_error(L);
 }
 
@@ -218,9 +222,11 @@ static int lp_print(lua_State *L)
     return 0;
 }
 
-/* Copies the listed fields of the table at src into the table at the top. */
+/* Copies the listed fields of the table at src (not the top) into the table at the top. */
 static void copy_fields(lua_State *L, int src, const char *const *names)
 {
+    if (src < 0)
+        src = lua_gettop(L) + src + 1;
     for (size_t i = 0; names[i]; i++) {
         lua_getfield(L, src, names[i]);
         lua_setfield(L, -2, names[i]);
@@ -280,11 +286,11 @@ static void push_sandbox(lp_state *st)
     lua_pushcclosure(L, safe_resume, 2);
     lua_setfield(L, -2, "resume");
     lua_setfield(L, env, "coroutine");
-    lua_newtable(L); /* os: the clock only */
     lua_getglobal(L, "os");
+    lua_newtable(L); /* os: the clock only */
     static const char *const os_ok[] = {"time", "date", "clock", NULL};
-    copy_fields(L, -1, os_ok);
-    lua_pop(L, 1);
+    copy_fields(L, -2, os_ok);
+    lua_remove(L, -2);
     guard_table(L, "os.");
     lua_setfield(L, env, "os");
     lua_pushlightuserdata(L, st);

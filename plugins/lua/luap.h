@@ -76,6 +76,7 @@ struct lp_state {
     int64_t ins;         /* instructions counted by the hook */
     char abort_msg[256]; /* set: stop handle(), whatever pcall says */
     int aborted, duplicate;
+    int dirty; /* replaced before the next event */
     tk_pg *pg; /* the event's transaction, opened by the first db call or emit */
 };
 

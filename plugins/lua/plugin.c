@@ -198,13 +198,32 @@ static void *watch_main(void *arg)
 
 /* ---- events ------------------------------------------------------------- */
 
+/* Takes st out of the instance's list and frees it. */
+static void forget_state(lp_instance *li, lp_state *st)
+{
+    pthread_mutex_lock(&li->lock);
+    for (lp_state **p = &li->states; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
+    pthread_mutex_unlock(&li->lock);
+    lp_state_free(st);
+}
+
 /* This thread's state, (re)made from the current script when there is none or a newer one. */
 static lp_state *thread_state(lp_instance *li)
 {
     lp_state *st = pthread_getspecific(li->key);
     unsigned gen = atomic_load(&li->generation);
-    if (st && st->generation == gen)
+    if (st && st->generation == gen && !st->dirty)
         return st;
+    if (st && st->dirty) {
+        /* stopped in the middle or holding much memory: of no use, and in the new one's way */
+        forget_state(li, st);
+        st = NULL;
+        pthread_setspecific(li->key, NULL);
+    }
     pthread_mutex_lock(&li->lock);
     gen = atomic_load(&li->generation);
     char *src = li->source ? malloc(li->source_len + 1) : NULL;
@@ -224,15 +243,9 @@ static lp_state *thread_state(lp_instance *li)
     pthread_mutex_lock(&li->lock);
     fresh->next = li->states;
     li->states = fresh;
-    if (st) {
-        for (lp_state **p = &li->states; *p; p = &(*p)->next)
-            if (*p == st) {
-                *p = st->next;
-                break;
-            }
-    }
     pthread_mutex_unlock(&li->lock);
-    lp_state_free(st);
+    if (st)
+        forget_state(li, st);
     pthread_setspecific(li->key, fresh);
     return fresh;
 }
@@ -291,10 +304,8 @@ static tk_consume_result consume(void *state, const tk_event *ev)
     if (r != TK_CONSUME_OK)
         li->host->log_kv(li->inst, TK_LOG_WARN, "handle did not finish the event", "event",
                          ev->id ? ev->id : "", "error", err, NULL);
-    if (st->aborted || lua_gc(L, LUA_GCCOUNT, 0) > (int)(li->memory_bytes >> 11)) {
-        /* stopped in the middle, or holding over half the cap: the next event gets a new one */
-        st->generation--;
-    }
+    /* stopped in the middle, or holding over half the cap: the next event gets a new one */
+    st->dirty = st->aborted || lua_gc(L, LUA_GCCOUNT, 0) > (int)(li->memory_bytes >> 11);
     return r;
 }
 
