@@ -17,7 +17,7 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     # providers, real-time push, notifications with its scheduler, analytics in batches), the
     # outbox relay and consumer groups on the embedded cluster too
     config="$work/taskora.json"
-    for p in http_api ai_gemini ai_cohere realtime notifications analytics webui; do
+    for p in http_api ai_gemini ai_cohere realtime notifications analytics webui lua; do
         TASKORA_PLUGIN_DIR="$TASKORA_PLUGIN_DIR:$TK_BUILDDIR/plugins/$p/.libs"
     done
     export TASKORA_PLUGIN_DIR
@@ -45,8 +45,18 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
   {"name": "analytics", "load": "analytics",
    "consume": {"topics": ["task-events", "user-events", "chat-events"], "workers": 2}},
   {"name": "webui", "load": "webui", "config": {"root": "$TK_SRCDIR/plugins/webui/www"}},
-  {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}}]}
+  {"name": "hello", "load": "hello_consumer", "consume": {"topics": ["task-events"], "workers": 2}},
+  {"name": "vgaudit", "load": "lua", "config": {"script": "audit.lua"},
+   "consume": {"topics": ["task-events"], "workers": 2}}]}
 JSON
+    # a script consumer: its own table, each task event recorded with its payload's title
+    cat >"$work/audit.lua" <<'LUA'
+function migrations() return {"CREATE TABLE vg_audit (event_id text, type text, title text)"} end
+function handle(event)
+  taskora.db.exec("INSERT INTO vg_audit VALUES ($1, $2, $3)", event.id, event.type,
+                  event.payload.title)
+end
+LUA
     "$taskorad" migrate -c "$config" >/dev/null || fail "taskorad migrate failed"
 fi
 start_taskorad "$config" \
@@ -121,6 +131,18 @@ if [ -n "${TASKORA_TEST_DATABASE_URL:-}" ]; then
     i=0
     until curl -fsS "$url/api/analytics/summary?days=1" -H "$auth" | grep -q '"created" : 3'; do
         i=$((i + 1)); [ $i -lt 300 ] || fail "analytics did not count the tasks"
+        sleep 0.1
+    done
+    # the script consumer saw the tasks; SIGHUP reloads it between events
+    i=0
+    until [ "$(psql -tAq "$TASKORA_TEST_DATABASE_URL" -c "SELECT count(*) FROM vg_audit WHERE title = 'pushed'")" = 1 ]; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "the script consumer did not record the tasks"
+        sleep 0.1
+    done
+    kill -HUP "$pid"
+    i=0
+    until grep -q "script reloaded" "$work/log"; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "SIGHUP did not reload the script"
         sleep 0.1
     done
     # SIGTERM: the drain, with an event stream open that gets its last event
