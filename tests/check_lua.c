@@ -316,6 +316,11 @@ static const char *sandbox_script =
     "  assert(not pcall(setmetatable, _G, nil), 'the globals lost their guard')\n"
     "  assert(taskora.json.decode(taskora.json.encode({a = {1, 2}})).a[2] == 2)\n"
     "  assert(event.payload.tags[2] == 'errand' and event.data.user_id == event.user_id)\n"
+    "  local rows = taskora.db.query('SELECT 1::int AS n, true AS b, NULL::text AS z,'\n"
+    "    .. ' $1::text AS s, $2::jsonb AS j', 'x', {k = 'v'})\n"
+    "  local r = rows[1]\n"
+    "  assert(#rows == 1 and r.n == 1 and r.b == true and r.z == nil and r.s == 'x')\n"
+    "  assert(taskora.json.decode(r.j).k == 'v', 'a table parameter is JSON')\n"
     "  taskora.log.info('sandbox checked', {event = event.id})\n"
     "  taskora.db.exec('INSERT INTO lua_done VALUES ($1, $2, $3)', event.id, 'sandbox', 1)\n"
     "end\n";

@@ -17,10 +17,8 @@ extern "C" {
  * anything else bumps the major.
  *
  * Changelog (dated, newest last):
- *   2026-11-29  1.0  first version: descriptor, host table with logging,
- *                    configuration, metrics and HTTP routes; tk_event.
- *   2026-11-29  1.1  host table: PostgreSQL pool (pg_acquire, pg_release,
- *                    pg_conn, pg_tx, pg_once).
+ *   2026-11-29  1.0  descriptor; host: log, config, metrics, HTTP; tk_event.
+ *   2026-11-29  1.1  host: pg_acquire, pg_release, pg_conn, pg_tx, pg_once.
  *   2026-11-29  1.2  tk_event: the decoded event (id, type, source, time,
  *                    subject, user_id, payload, data, traceparent, attempt,
  *                    group); host table: outbox_append.
@@ -40,16 +38,13 @@ extern "C" {
  *                    pair keeps answering 1/0), outbox_append_event (hands
  *                    back the encoded event), pg_mark_processed (the
  *                    batch form of pg_once's record).
- *   2026-12-02  1.7  host table: sse_send_id (an event with an SSE id, for
- *                    Last-Event-ID resume), consume_rewind (a broadcast
- *                    consumer starts at the events of the last N ms).
+ *   2026-12-02  1.7  host table: sse_send_id (Last-Event-ID resume),
+ *                    consume_rewind (a broadcast consumer's last N ms).
  *   2026-12-02  1.8  host table: http_openapi (an instance describes the
  *                    routes it registered in OpenAPI 3.1; the host serves
  *                    the whole document at /openapi.json).
- *   2026-12-02  1.9  descriptor: check, instance_migrations, reload (plugin
- *                    types whose instances differ by more than values, such
- *                    as scripts); host table: config_file, consume_reason;
- *                    SIGHUP reloads.
+ *   2026-12-02  1.9  descriptor: check, instance_migrations, reload (for
+ *                    scripts); host table: config_file, consume_reason.
  */
 #define TK_PLUGIN_ABI_MAJOR 1
 #define TK_PLUGIN_ABI_MINOR 9
@@ -596,19 +591,12 @@ typedef struct tk_host {
      */
     int (*http_openapi)(tk_instance *inst, const char *fragment);
 
-    /* --- instances defined by files, and failure reasons (ABI 1.9) -------- */
-    /*
-     * The configuration file the instance was read from, as given to
-     * taskorad (relative paths in an instance's config are relative to its
-     * folder). Owned by the host; "" when there is none (e.g. in tests).
-     */
+    /* --- ABI 1.9 ------------------------------------------------------ */
+    /* The config file the instance was read from ("" when none): relative paths are relative
+     * to its folder. Owned by the host. */
     const char *(*config_file)(const tk_instance *inst);
-    /*
-     * From a consume handler: why the event being handled on this thread
-     * failed (one line, e.g. a script's error). When the event is then
-     * dead-lettered, the reason is in its x-taskora-error header and in the
-     * log; the next attempt starts without one. Ignored on other threads.
-     */
+    /* From a consume handler: one line saying why this thread's event failed; a dead letter of
+     * it carries the reason in x-taskora-error. Each attempt starts without one. */
     void (*consume_reason)(tk_instance *inst, const char *reason);
 } tk_host;
 
@@ -679,29 +667,16 @@ typedef struct tk_plugin {
     void (*consume_batch)(void *state, const tk_event *const *events, size_t n,
                           tk_consume_result *results);
 
-    /*
-     * ABI 1.9, optional: checks what the schema cannot, e.g. that a script
-     * named in the config loads, without starting anything. Called by
-     * `taskorad check-config` and before init(); config_* and log work,
-     * nothing else of the host may be used. TK_OK, or a negative code with
-     * one line in err (e.g. "path/to/file.lua:3: ...").
-     */
+    /* ABI 1.9, optional, for instances defined by files (e.g. scripts). `check`: what the
+     * schema cannot (the script loads); run by check-config and before init, with config_*
+     * and log only; TK_OK or a negative code with one line in err ("file.lua:3: ..."). */
     int (*check)(const tk_host *host, tk_instance *inst, char *err, size_t errlen);
-    /*
-     * ABI 1.9, optional: migrations owned by the instance rather than the
-     * type (e.g. a script's own tables), applied by `taskorad migrate` after
-     * the types' and recorded under the instance's name. *steps gets a
-     * NULL-terminated array of SQL steps, the array and each step from
-     * malloc (the host frees them with free()), or NULL for none. Same
-     * host functions as check. TK_OK or a negative code with err filled.
-     */
+    /* Steps owned by the instance, applied by `taskorad migrate` after the types' and
+     * recorded under its name: *steps = a NULL-terminated malloc'd array of malloc'd SQL
+     * (freed by the host with free()), or NULL. Same host functions as check. */
     int (*instance_migrations)(const tk_host *host, tk_instance *inst, char ***steps, char *err,
                                size_t errlen);
-    /*
-     * ABI 1.9, optional: taskorad got SIGHUP. Called on the signal thread
-     * while the instance is started; return quickly (e.g. flag the work and
-     * let the workers pick it up between events).
-     */
+    /* SIGHUP, on the signal thread, while started: return quickly (flag it for the workers). */
     void (*reload)(void *state);
 } tk_plugin;
 
