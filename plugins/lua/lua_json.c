@@ -13,6 +13,37 @@
 #include "luap.h"
 
 #define MAX_DEPTH 64
+#define ARRAY_MT "taskora.json_array"
+
+/* Decoded arrays share a metatable, so that one that is (or becomes) empty still encodes as
+ * [] and not as {} (an empty Lua table is otherwise an object): tags = [] stays a list. */
+static void mark_array(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, ARRAY_MT);
+    }
+    lua_setmetatable(L, -2);
+}
+
+/* The table at idx is empty and came from a JSON array. */
+static int empty_array(lua_State *L, int idx)
+{
+    lua_pushnil(L);
+    if (lua_next(L, idx)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
 
 static int push_value(lua_State *L, json_t *v, int depth)
 {
@@ -33,6 +64,7 @@ static int push_value(lua_State *L, json_t *v, int depth)
     }
     case JSON_ARRAY: {
         lua_createtable(L, (int)json_array_size(v), 0);
+        mark_array(L);
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x)
@@ -98,7 +130,7 @@ static json_t *encode(lua_State *L, int idx, int depth, char *err, size_t errlen
 static json_t *encode_table(lua_State *L, int idx, int depth, char *err, size_t errlen)
 {
     size_t n = array_length(L, idx);
-    json_t *out = n ? json_array() : json_object();
+    json_t *out = n || empty_array(L, idx) ? json_array() : json_object();
     for (size_t i = 1; out && i <= n; i++) {
         lua_rawgeti(L, idx, (int)i);
         json_t *x = encode(L, lua_gettop(L), depth + 1, err, errlen);
@@ -108,7 +140,7 @@ static json_t *encode_table(lua_State *L, int idx, int depth, char *err, size_t 
             return NULL;
         }
     }
-    if (n || !out)
+    if (n || !out || json_is_array(out))
         return out;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
