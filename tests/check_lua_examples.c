@@ -1,0 +1,484 @@
+/*
+ * The Lua consumers of examples/lua/ exactly as shipped (their lua.json and scripts, the
+ * environment filling in the addresses), run by taskorad against a real PostgreSQL, the
+ * Kafka-protocol cluster owned by the test and a webhook receiver of our own
+ * (libmicrohttpd), fed task events shaped like the ones the API publishes.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "event.h"
+#include "testhelp.h"
+
+static char *dir;
+static char dbname[64], dburl[1024];
+static rd_kafka_t *mock_owner;
+static rd_kafka_mock_cluster_t *mc;
+static char bootstrap[256];
+static char config[4096];
+
+/* ---- the webhook receiver ------------------------------------------------------------------ */
+
+typedef struct hook_req {
+    char *body;
+    char event_id[64], content_type[64];
+} hook_req;
+
+static struct {
+    struct MHD_Daemon *d;
+    pthread_mutex_t lock;
+    hook_req reqs[64];
+    int n;
+    unsigned status; /* what it answers */
+    char url[64];
+} hook;
+
+typedef struct upload {
+    char *data;
+    size_t len;
+} upload;
+
+static enum MHD_Result hook_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)cls, (void)url, (void)method, (void)version;
+    upload *u = *con_cls;
+    if (!u) {
+        if (!(u = calloc(1, sizeof(*u))))
+            return MHD_NO;
+        *con_cls = u;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        char *nd = realloc(u->data, u->len + *upload_size + 1);
+        if (!nd)
+            return MHD_NO;
+        u->data = nd;
+        memcpy(u->data + u->len, upload_data, *upload_size);
+        u->len += *upload_size;
+        u->data[u->len] = '\0';
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Event-Id");
+    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    pthread_mutex_lock(&hook.lock);
+    unsigned status = hook.status;
+    if (hook.n < (int)(sizeof(hook.reqs) / sizeof(hook.reqs[0]))) {
+        hook_req *r = &hook.reqs[hook.n++];
+        r->body = strdup(u->data ? u->data : "");
+        snprintf(r->event_id, sizeof(r->event_id), "%s", id ? id : "");
+        snprintf(r->content_type, sizeof(r->content_type), "%s", type ? type : "");
+    }
+    pthread_mutex_unlock(&hook.lock);
+    static const char ok[] = "{\"ok\":true}", broken[] = "{\"error\":\"internal\"}";
+    const char *body = status == 200 ? ok : broken;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static void hook_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    upload *u = *con_cls;
+    if (u) {
+        free(u->data);
+        free(u);
+        *con_cls = NULL;
+    }
+}
+
+static void hook_start(void)
+{
+    pthread_mutex_init(&hook.lock, NULL);
+    hook.status = 200;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    hook.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                  MHD_USE_POLL | MHD_USE_ITC,
+                              0, NULL, NULL, hook_request, NULL, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, hook_completed,
+                              NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(hook.d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(hook.d, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert(info && info->port);
+    snprintf(hook.url, sizeof(hook.url), "http://127.0.0.1:%u/hooks/taskora", (unsigned)info->port);
+}
+
+static void hook_stop(void)
+{
+    if (hook.d)
+        MHD_stop_daemon(hook.d);
+    for (int i = 0; i < hook.n; i++)
+        free(hook.reqs[i].body);
+    pthread_mutex_destroy(&hook.lock);
+    memset(&hook, 0, sizeof(hook));
+}
+
+static int hook_count(void)
+{
+    pthread_mutex_lock(&hook.lock);
+    int n = hook.n;
+    pthread_mutex_unlock(&hook.lock);
+    return n;
+}
+
+/* Polls until the receiver got n requests or timeout_s pass; returns how many it got. */
+static int hook_wait(int n, int timeout_s)
+{
+    double end = th_now_s() + timeout_s;
+    while (hook_count() < n && th_now_s() < end) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return hook_count();
+}
+
+/* Requests that carried event `id` (in the header and in the body's event_id). */
+static int hook_requests_for(const char *id)
+{
+    int n = 0;
+    pthread_mutex_lock(&hook.lock);
+    for (int i = 0; i < hook.n; i++) {
+        json_t *body = json_loads(hook.reqs[i].body, 0, NULL);
+        const char *in_body = json_string_value(json_object_get(body, "event_id"));
+        if (strcmp(hook.reqs[i].event_id, id) == 0) {
+            ck_assert_msg(in_body && strcmp(in_body, id) == 0, "%s", hook.reqs[i].body);
+            ck_assert_str_eq(hook.reqs[i].content_type, "application/json");
+            n++;
+        }
+        json_decref(body);
+    }
+    pthread_mutex_unlock(&hook.lock);
+    return n;
+}
+
+/* The body of the first request for event `id`, parsed (caller decrefs), or NULL. */
+static json_t *hook_body_for(const char *id)
+{
+    json_t *out = NULL;
+    pthread_mutex_lock(&hook.lock);
+    for (int i = 0; i < hook.n && !out; i++)
+        if (strcmp(hook.reqs[i].event_id, id) == 0)
+            out = json_loads(hook.reqs[i].body, 0, NULL);
+    pthread_mutex_unlock(&hook.lock);
+    return out;
+}
+
+/* ---- events shaped like the API's (plugins/http_api/task_write.c) ---------------------------- */
+
+typedef struct event {
+    char id[37];
+    char user[8];
+    char *value;
+} event;
+
+static void event_make(event *e, const char *type, const char *user, long task, json_t *payload)
+{
+    snprintf(e->user, sizeof(e->user), "%s", user);
+    char subject[24];
+    snprintf(subject, sizeof(subject), "%ld", task);
+    e->value = tk_event_encode("taskora-backend", type, user, subject, payload, e->id);
+    json_decref(payload);
+    ck_assert_ptr_nonnull(e->value);
+}
+
+/* task.created: the task's fields, its tags by name. */
+static void created(event *e, const char *user, long task, const char *priority, json_t *tags)
+{
+    event_make(e, "task.created", user, task,
+               json_pack("{s:I, s:s, s:s, s:n, s:n, s:b, s:b, s:n, s:o}", "task_id",
+                         (json_int_t)task, "title", "Buy milk", "priority", priority, "due_date",
+                         "reminder_at", "completed", 0, "is_recurring", 0, "recurrence_rule",
+                         "tags", tags));
+}
+
+/* Produces the events to task-events, keyed by user as the relay does. */
+static void produce(event *evs, int n)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_KEY(evs[i].user, strlen(evs[i].user)),
+            RD_KAFKA_V_VALUE(evs[i].value, strlen(evs[i].value)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        ck_assert_int_eq(e, 0);
+    }
+    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+    rd_kafka_destroy(p);
+}
+
+static void events_free(event *evs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(evs[i].value);
+}
+
+/* ---- fixture ----------------------------------------------------------------------------- */
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    snprintf(dbname, sizeof(dbname), "tk_luaex_%d", (int)getpid());
+    th_pg_create_db(dbname, dburl, sizeof(dburl));
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert_ptr_nonnull(mock_owner);
+    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
+    ck_assert_ptr_nonnull(mc);
+    rd_kafka_mock_topic_create(mc, "task-events", 4, 1);
+    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
+    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    tk_mock_nodelay(bootstrap);
+    hook_start();
+    /* what examples/lua/README.md tells a user to set */
+    const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
+    snprintf(config, sizeof(config), "%s/examples/lua/lua.json", src);
+    setenv("DATABASE_URL", dburl, 1);
+    setenv("KAFKA_BROKERS", bootstrap, 1);
+    setenv("TASKORA_PLUGIN_DIR", th_fmt("%s/plugins/lua/.libs", th_builddir()), 1);
+    setenv("TASKORA_HTTP_LISTEN", "127.0.0.1:0", 1);
+    setenv("WEBHOOK_URL", hook.url, 1);
+    th_migrate(config);
+}
+
+static void teardown(void)
+{
+    hook_stop();
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mock_owner);
+    th_pg_drop_db(dbname);
+    if (!getenv("TK_KEEP"))
+        th_rmtree(dir);
+    free(dir);
+}
+
+static void stop_daemon(th_daemon *d)
+{
+    kill(d->pid, SIGINT);
+    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
+    th_daemon_cleanup(d);
+}
+
+/* Waits until each of the three instances has finished `n` events. */
+static void wait_handled(th_daemon *d, double n)
+{
+    static const char *const names[] = {"audit", "webhook", "tags"};
+    for (int i = 0; i < 3; i++) {
+        char series[128];
+        snprintf(series, sizeof(series), "taskora_consumer_succeeded_total{plugin=\"%s\"}",
+                 names[i]);
+        ck_assert_double_eq(th_wait_metric(d->url, series, n, 60), n);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+START_TEST(test_the_shipped_config_checks_and_migrates_the_scripts_tables)
+{
+    const char *args[] = {"check-config", "-c", config, NULL};
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(th_taskorad(args, &out, &err, 30000) == 0, "%s%s", out, err);
+    ck_assert_msg(strstr(out, "OK (3 plugin instances)"), "%s", out);
+    free(out);
+    free(err);
+    /* check-config runs the scripts' top level: webhook.lua's own check of its setting */
+    setenv("WEBHOOK_URL", "ftp://example.com/hook", 1);
+    out = err = NULL;
+    ck_assert_int_ne(th_taskorad(args, &out, &err, 30000), 0);
+    ck_assert_msg(strstr(err, "webhook.lua:") && strstr(err, "settings.url"), "%s", err);
+    free(out);
+    free(err);
+    /* migrate (the fixture's) recorded each script's steps under its instance's name */
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_migrations"
+                                        " WHERE component = 'audit'"),
+                     2);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_migrations"
+                                        " WHERE component = 'tags'"),
+                     1);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_migrations"
+                                        " WHERE component = 'webhook'"),
+                     0);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM audit_log"), 0);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM tag_counts"), 0);
+}
+END_TEST
+
+/* Checks the audit row of event e: one row, with the event's fields. */
+static void assert_audited(const event *e, const char *type_user_subject, const char *tags)
+{
+    ck_assert_int_eq(
+        th_pg_count(dburl, th_fmt("SELECT count(*) FROM audit_log WHERE event_id = '%s'", e->id)),
+        1);
+    char *row =
+        th_pg_query1(dburl, th_fmt("SELECT type || '|' || user_id || '|' || subject FROM audit_log"
+                                   " WHERE event_id = '%s'",
+                                   e->id));
+    ck_assert_str_eq(row, type_user_subject);
+    free(row);
+    if (tags) {
+        char *got = th_pg_query1(
+            dburl,
+            th_fmt("SELECT (payload->'tags')::text FROM audit_log WHERE event_id = '%s'", e->id));
+        ck_assert_str_eq(got, tags);
+        free(got);
+    }
+}
+
+START_TEST(test_the_examples_audit_count_tags_and_call_the_webhook_for_high_priority)
+{
+    th_daemon d;
+    th_daemon_start_named(&d, dir, config, "lua");
+    event ev[6];
+    created(&ev[0], "5", 42, "high", json_pack("[s,s]", "home", "errands"));
+    created(&ev[1], "5", 43, "low", json_pack("[s]", "home"));
+    created(&ev[2], "6", 44, "medium", json_array());
+    event_make(
+        &ev[3], "task.updated", "5", 43,
+        json_pack("{s:i, s:s, s:[s]}", "task_id", 43, "priority", "high", "changes", "priority"));
+    event_make(&ev[4], "task.completed", "5", 42,
+               json_pack("{s:i, s:b, s:s, s:s}", "task_id", 42, "completed", 1, "status_change",
+                         "completed", "completed_at", "2026-02-04T12:30:00"));
+    event_make(&ev[5], "task.deleted", "6", 44, json_pack("{s:i}", "task_id", 44));
+    produce(ev, 6);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM audit_log", 6, 60), 6);
+    wait_handled(&d, 6);
+
+    /* audit.lua: each event once, as it came (an empty list stays a list, null stays null) */
+    assert_audited(&ev[0], "task.created|5|42", "[\"home\", \"errands\"]");
+    assert_audited(&ev[2], "task.created|6|44", "[]");
+    assert_audited(&ev[3], "task.updated|5|43", NULL);
+    assert_audited(&ev[4], "task.completed|5|42", NULL);
+    assert_audited(&ev[5], "task.deleted|6|44", NULL);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM audit_log WHERE payload->'due_date'"
+                                        " = 'null'::jsonb AND payload->>'priority' = 'high'"),
+                     1);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM audit_log"
+                                        " WHERE at > now() - interval '1 hour'"),
+                     6);
+    /* tag_counter.lua: tasks created per user and tag, and the same on /metrics */
+    char *counts = th_pg_query1(dburl, "SELECT string_agg(user_id || ':' || tag || '=' || count,"
+                                       " ',' ORDER BY user_id, tag) FROM tag_counts");
+    ck_assert_str_eq(counts, "5:errands=1,5:home=2");
+    free(counts);
+    ck_assert_double_eq(th_metric(d.url, "taskora_lua_tag_tasks_total{plugin=\"tags\","
+                                         "tag=\"home\"}"),
+                        2);
+    ck_assert_double_eq(th_metric(d.url, "taskora_lua_tag_tasks_total{plugin=\"tags\","
+                                         "tag=\"errands\"}"),
+                        1);
+    /* webhook.lua: exactly the two events that made a task high priority, once each */
+    ck_assert_int_eq(hook_count(), 2);
+    ck_assert_int_eq(hook_requests_for(ev[0].id), 1);
+    ck_assert_int_eq(hook_requests_for(ev[3].id), 1);
+    json_t *body = hook_body_for(ev[0].id);
+    ck_assert_str_eq(json_string_value(json_object_get(body, "type")), "task.created");
+    ck_assert_str_eq(json_string_value(json_object_get(body, "user_id")), "5");
+    json_t *task = json_object_get(body, "task");
+    ck_assert_str_eq(json_string_value(json_object_get(task, "priority")), "high");
+    ck_assert_int_eq(json_integer_value(json_object_get(task, "task_id")), 42);
+    ck_assert(json_is_null(json_object_get(task, "due_date")));
+    ck_assert_int_eq(json_array_size(json_object_get(task, "tags")), 2);
+    json_decref(body);
+    ck_assert_double_eq(th_metric(d.url, "taskora_lua_webhook_calls_total{plugin=\"webhook\","
+                                         "status=\"200\"}"),
+                        2);
+
+    /* the same six events delivered again (same ids, as after a crash) */
+    produce(ev, 6);
+    wait_handled(&d, 12);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM audit_log"), 6);
+    ck_assert_int_eq(th_pg_count(dburl, "SELECT count(DISTINCT event_id) FROM audit_log"), 6);
+    counts = th_pg_query1(dburl, "SELECT string_agg(user_id || ':' || tag || '=' || count,"
+                                 " ',' ORDER BY user_id, tag) FROM tag_counts");
+    ck_assert_str_eq(counts, "5:errands=1,5:home=2");
+    free(counts);
+    /* a duplicate stops at its first database call, before the counter */
+    ck_assert_double_eq(th_metric(d.url, "taskora_lua_tag_tasks_total{plugin=\"tags\","
+                                         "tag=\"home\"}"),
+                        2);
+    /* an HTTP call is at least once: the receiver deduplicates on X-Taskora-Event-Id */
+    ck_assert_int_eq(hook_count(), 4);
+    ck_assert_int_eq(hook_requests_for(ev[0].id), 2);
+    ck_assert_int_eq(hook_requests_for(ev[3].id), 2);
+    stop_daemon(&d);
+    events_free(ev, 6);
+}
+END_TEST
+
+static int from_webhook(const th_dlq_msg *m, void *ud)
+{
+    (void)ud;
+    return strcmp(m->consumer, "webhook") == 0;
+}
+
+START_TEST(test_a_failing_webhook_sends_the_event_to_the_dlq_with_the_error)
+{
+    hook.status = 500;
+    th_daemon d;
+    th_daemon_start_named(&d, dir, config, "lua");
+    event ev[2];
+    created(&ev[0], "7", 50, "high", json_pack("[s]", "work"));
+    created(&ev[1], "7", 51, "low", json_array());
+    produce(ev, 2);
+    th_dlq_msg m;
+    ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", &m, 1, 60, from_webhook, NULL), 1);
+    ck_assert_str_eq(m.attempts, "2");
+    ck_assert_str_eq(m.topic, "task-events");
+    ck_assert_msg(strstr(m.error, "attempts exhausted") && strstr(m.error, "webhook.lua:") &&
+                      strstr(m.error, th_fmt("webhook %s failed", hook.url)) &&
+                      strstr(m.error, "HTTP 500"),
+                  "%s", m.error);
+    /* two tries of the event (consume retry), each two calls (the target's retry policy) */
+    ck_assert_int_eq(hook_wait(4, 10), 4);
+    ck_assert_int_eq(hook_requests_for(ev[0].id), 4);
+    /* the low-priority event was no business of the webhook; the other instances go on */
+    ck_assert_double_eq(
+        th_wait_metric(d.url, "taskora_consumer_succeeded_total{plugin=\"webhook\"}", 1, 30), 1);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM audit_log", 2, 30), 2);
+    ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM tag_counts", 1, 30), 1);
+    ck_assert_int_eq(hook_count(), 4);
+    stop_daemon(&d);
+    events_free(ev, 2);
+}
+END_TEST
+
+int main(void)
+{
+    if (!th_pg_admin_url())
+        return th_no_database("check_lua_examples");
+    Suite *s = suite_create("lua_examples");
+    TCase *tc = tcase_create("examples");
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_the_shipped_config_checks_and_migrates_the_scripts_tables);
+    tcase_add_test(tc, test_the_examples_audit_count_tags_and_call_the_webhook_for_high_priority);
+    tcase_add_test(tc, test_a_failing_webhook_sends_the_event_to_the_dlq_with_the_error);
+    suite_add_tcase(s, tc);
+    return th_run_suite(s);
+}
