@@ -105,6 +105,8 @@ static PGresult *run_sql(lua_State *L, lp_state *st, const char *what)
     int n = lua_gettop(L) - 1;
     if (n > MAX_PARAMS)
         luaL_error(L, "%s: at most %d parameters", what, MAX_PARAMS);
+    /* first: it raises (a duplicate event, no database), and nothing malloc'd may be held then */
+    PGconn *c = event_tx(L, st);
     const char *vals[MAX_PARAMS];
     char *owned[MAX_PARAMS] = {0};
     char err[256];
@@ -129,7 +131,6 @@ static PGresult *run_sql(lua_State *L, lp_state *st, const char *what)
             vals[i] = owned[i];
         }
     }
-    PGconn *c = event_tx(L, st);
     PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
     for (int i = 0; i < n; i++)
         free(owned[i]);
@@ -200,6 +201,7 @@ static int emit(lua_State *L)
     const char *type = luaL_checkstring(L, 2);
     const char *user = luaL_checkstring(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
+    PGconn *c = event_tx(L, st); /* before the payload is malloc'd: it may raise */
     char err[256], id[40] = "";
     char *payload = lp_json_encode(L, 4, err, sizeof(err));
     if (!payload)
@@ -208,7 +210,6 @@ static int emit(lua_State *L)
         free(payload);
         return luaL_error(L, "taskora.emit: the payload must be a table with named fields");
     }
-    PGconn *c = event_tx(L, st);
     int rc =
         st->li->host->outbox_append(st->li->inst, c, topic, type, user, NULL, payload, NULL, id);
     free(payload);
