@@ -232,12 +232,19 @@ static const char *results_script =
     "  taskora.db.exec('INSERT INTO lua_done VALUES ($1, $2, $3)', event.id, t, event.attempt)\n"
     "end\n";
 
-/* The DLQ message whose x-taskora-error contains `needle`, or NULL. */
+/* The DLQ message whose x-taskora-error contains `needle`; fails the test, listing them all,
+ * when there is none. */
 static const th_dlq_msg *dlq_with(const th_dlq_msg *m, int n, const char *needle)
 {
-    for (int i = 0; i < n; i++)
+    char all[4096] = "";
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
         if (strstr(m[i].error, needle))
             return &m[i];
+        if (len < sizeof(all))
+            len += (size_t)snprintf(all + len, sizeof(all) - len, "\n  %s", m[i].error);
+    }
+    ck_abort_msg("no dead letter says \"%s\"; they say:%s", needle, all);
     return NULL;
 }
 
@@ -245,7 +252,7 @@ START_TEST(test_results_errors_and_budgets_reach_the_dlq_with_the_reason)
 {
     th_pg_exec(dburl, "CREATE TABLE lua_done (event_id text, type text, attempt int)");
     char *cfg = write_config("results", results_script,
-                             ", \"budget_ms\": 500, \"budget_instructions\": 20000000,"
+                             ", \"budget_ms\": 3000, \"budget_instructions\": 20000000,"
                              " \"memory_mb\": 24");
     migrate(cfg);
     produce(1, 1, "test.emit", 0);
