@@ -300,6 +300,7 @@ END_TEST
 
 /* Inside handle(): everything the sandbox withholds raises, what it offers works. */
 static const char *sandbox_script =
+    "local c = taskora.metrics.counter('taskora_lua_sandbox_total', 'checks', {'kind'})\n"
     "local function refused(f, what)\n"
     "  local ok, err = pcall(f)\n"
     "  if ok or not tostring(err):find('forbidden', 1, true) then\n"
@@ -328,6 +329,9 @@ static const char *sandbox_script =
     "  local r = rows[1]\n"
     "  assert(#rows == 1 and r.n == 1 and r.b == true and r.z == nil and r.s == 'x')\n"
     "  assert(taskora.json.decode(r.j).k == 'v', 'a table parameter is JSON')\n"
+    "  c:inc({kind = 'sandbox'})\n"
+    "  local ok, err = pcall(c.inc, c, {nope = 'x'})\n"
+    "  assert(not ok and err:find('has no label nope', 1, true), 'an undeclared label')\n"
     "  taskora.log.info('sandbox checked', {event = event.id})\n"
     "  taskora.db.exec('INSERT INTO lua_done VALUES ($1, $2, $3)', event.id, 'sandbox', 1)\n"
     "end\n";
@@ -348,6 +352,8 @@ START_TEST(test_the_sandbox_refuses_what_it_withholds_inside_handle)
     }
     ck_assert_int_eq(done, 1);
     ck_assert(th_wait_file_contains(d.log_path, "sandbox checked", 10000));
+    ck_assert(th_metric(d.url, "taskora_lua_sandbox_total{plugin=\"script\",kind=\"sandbox\"}") ==
+              1);
     stop_daemon(&d);
     free(cfg);
 }

@@ -261,6 +261,26 @@ static int log_error(lua_State *L) { return log_at(L, TK_LOG_ERROR); }
 
 /* ---- taskora.metrics ---------------------------------------------------- */
 
+/* A label the counter was not declared with is an error, not a value silently dropped. */
+static void check_labels(lua_State *L, const lp_counter *c)
+{
+    if (lua_type(L, 2) != LUA_TTABLE)
+        return;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int known = 0;
+        for (size_t j = 0; k && j < c->nlabels && !known; j++)
+            known = strcmp(c->labels[j], k) == 0;
+        if (!known)
+            luaL_error(L,
+                       "counter %s has no label %s: declare its labels when making it, "
+                       "taskora.metrics.counter(name, help, {\"label\", ...})",
+                       c->name, k ? k : "(not a string)");
+    }
+}
+
 /* counter:inc({label = value}, amount) */
 static int counter_inc(lua_State *L)
 {
@@ -275,6 +295,7 @@ static int counter_inc(lua_State *L)
     if (i < 0 || (size_t)i >= st->li->ncounters)
         return 0; /* a state made to check the script counts nothing */
     lp_counter *c = &st->li->counters[i];
+    check_labels(L, c);
     const char *vals[LP_MAX_LABELS] = {0};
     for (size_t k = 0; k < c->nlabels; k++) {
         vals[k] = "";
