@@ -4,16 +4,16 @@
 # into $(O)/obj; each harness links the ones it needs.
 CC = clang-14
 O = build/fuzz
-PKGS = jansson libmicrohttpd rdkafka libpq libcurl libcrypto libxcrypt
+PKGS = jansson libmicrohttpd rdkafka libpq libcurl libcrypto libxcrypt luajit
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
 	-Werror
-CFLAGS = -g -O1 -std=c11 $(WARN) $(SAN) -D_GNU_SOURCE -Iinclude -Icore \
+CFLAGS = -g -O1 -std=c11 $(WARN) $(SAN) -D_GNU_SOURCE -Iinclude -Icore -Iplugins/lua \
 	-DTK_PLUGINDIR=\"/nonexistent\" -DTK_SYSCONFDIR=\"/nonexistent\" -DPACKAGE_VERSION=\"fuzz\" \
 	$(shell pkg-config --cflags $(PKGS))
 LIBS = $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
-HARNESSES = config event routes api jwt aihttp gemini cohere openai
+HARNESSES = config event routes api jwt aihttp gemini cohere openai luajson
 all: $(HARNESSES:%=$(O)/fuzz_%)
 
 CORE = $(O)/obj/libcore.a
@@ -36,6 +36,7 @@ DEPS_aihttp = $(AIHTTP)
 DEPS_gemini = $(AIHTTP)
 DEPS_cohere = $(AIHTTP)
 DEPS_openai = $(AIHTTP)
+DEPS_luajson = $(O)/obj/plugins/lua/lua_json.o
 
 $(O)/obj/%.o: %.c
 	@mkdir -p $(@D)
