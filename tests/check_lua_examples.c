@@ -6,8 +6,6 @@
  */
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -18,15 +16,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "event.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static char config[4096];
 
 /* ---- the webhook receiver ------------------------------------------------------------------ */
@@ -215,21 +212,10 @@ static void created(event *e, const char *user, long task, const char *priority,
 /* Produces the events to task-events, keyed by user as the relay does. */
 static void produce(event *evs, int n)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(p);
-    for (int i = 0; i < n; i++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_KEY(evs[i].user, strlen(evs[i].user)),
-            RD_KAFKA_V_VALUE(evs[i].value, strlen(evs[i].value)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        ck_assert_int_eq(e, 0);
-    }
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    rd_kafka_t *p = th_producer(bootstrap);
+    for (int i = 0; i < n; i++)
+        th_send(p, "task-events", evs[i].user, evs[i].value);
+    th_producer_close(p);
 }
 
 static void events_free(event *evs, int n)
@@ -245,16 +231,9 @@ static void setup(void)
     dir = th_tmpdir();
     snprintf(dbname, sizeof(dbname), "tk_luaex_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", 4, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
+    static const th_topic topics[] = {{"task-events", 4}, {"task-events.dlq", 1}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
     hook_start();
     /* what examples/lua/README.md tells a user to set */
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
@@ -270,8 +249,7 @@ static void setup(void)
 static void teardown(void)
 {
     hook_stop();
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     if (!getenv("TK_KEEP"))
         th_rmtree(dir);

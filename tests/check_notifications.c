@@ -6,8 +6,6 @@
  */
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -23,18 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "kit.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 #define SECRET "whsec-test-6b1f0c9e27d4"
 #define JWT_SECRET "notif-secret-0123456789abcdef0123456789"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static th_daemon api;
 
 /* ---- the webhook receiver -------------------------------------------------------------------- */
@@ -280,18 +277,13 @@ static void setup(void)
     snprintf(dbname, sizeof(dbname), "tk_notif_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     setenv("TK_TEST_DB", dburl, 1);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", 2, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    rd_kafka_mock_topic_create(mc, "user-events", 2, 1);
-    rd_kafka_mock_topic_create(mc, "user-events.dlq", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
+    static const th_topic topics[] = {{"task-events", 2},
+                                      {"task-events.dlq", 1},
+                                      {"user-events", 2},
+                                      {"user-events.dlq", 1},
+                                      {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
     hook_start();
     /* migrate core, http_api and notifications, then start the API pod */
     char *cfg = api_config();
@@ -310,8 +302,7 @@ static void teardown(void)
 {
     stop_daemon(&api);
     hook_stop();
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
@@ -418,17 +409,7 @@ static const char *reminder_events(long task_id)
 /* Produces value with key on topic, partitioned as taskorad's producer does (by key). */
 static void produce(const char *topic, const char *key, const char *value)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(p);
-    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce(bootstrap, topic, key, value);
 }
 
 /* A bare event (the data object without the CloudEvents wrapper, which consumers accept), with
@@ -679,17 +660,8 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
 {
     th_daemon w;
     start_worker(&w, "w", 60000);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     static const char poison[] = "{this is not json";
-    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_PARTITION(0),
-                                       RD_KAFKA_V_VALUE((void *)poison, strlen(poison)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce(bootstrap, "task-events", NULL, poison);
     th_dlq_msg m[1];
     /* (the API's consumer of task.reminder dead-letters it too, under its own name) */
     ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 1, 30, from_consumer, "notif"),
