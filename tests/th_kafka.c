@@ -1,4 +1,4 @@
-/* Kafka for the Check suites: the mock cluster a test owns and producing to it. */
+/* Kafka for the Check suites: the mock cluster a test owns, producing to it, reading a DLQ. */
 #include "th_kafka.h"
 
 #include <check.h>
@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "event.h"
+#include "testhelp.h"
 
 struct th_mock {
     rd_kafka_t *owner;
@@ -47,15 +48,22 @@ void th_mock_stop(th_mock *m)
     free(m);
 }
 
-rd_kafka_t *th_producer(const char *bootstrap)
+/* A client of `type` for bootstrap with one more setting; a failure aborts the test. */
+static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *name,
+                          const char *value)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_msg(p != NULL, "producer: %s", errstr);
-    return p;
+    rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "Kafka client for %s: %s", bootstrap, errstr);
+    return rk;
+}
+
+rd_kafka_t *th_producer(const char *bootstrap)
+{
+    return client(RD_KAFKA_PRODUCER, bootstrap, "linger.ms", "5");
 }
 
 void th_send(rd_kafka_t *p, const char *topic, const char *key, const char *value)
@@ -101,4 +109,47 @@ void th_produce_events(const char *bootstrap, const char *topic, int n, int user
         free(value);
     }
     th_producer_close(p);
+}
+
+static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t sz;
+    out[0] = '\0';
+    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
+        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
+}
+
+int th_dlq_read(const char *bootstrap, const char *topic, th_dlq_msg *out, int n, int timeout_s,
+                th_dlq_filter keep, void *ud)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, bootstrap, "group.id", "dlq-reader");
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int got = 0;
+    double end = th_now_s() + timeout_s;
+    while (got < n && th_now_s() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m && !m->err) {
+            /* copied: a message must be freed before its consumer is destroyed */
+            th_dlq_msg *d = &out[got];
+            d->len = m->len;
+            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
+            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
+            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
+            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
+            copy_header(m, "x-taskora-original-partition", d->partition, sizeof(d->partition));
+            copy_header(m, "x-taskora-original-offset", d->offset, sizeof(d->offset));
+            if (!keep || keep(d, ud))
+                got++;
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return got;
 }

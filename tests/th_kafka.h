@@ -1,5 +1,6 @@
 /*
- * Kafka for the Check suites: librdkafka's mock cluster owned by the test, and producing to it.
+ * Kafka for the Check suites: librdkafka's mock cluster owned by the test, producing to it and
+ * reading a dead-letter topic.
  * librdkafka handles must not cross Check's fork: call these in the test body or in a checked
  * fixture (or, for a suite-wide cluster, in an unchecked one and only use it from there).
  */
@@ -54,5 +55,19 @@ typedef json_t *(*th_payload_fn)(int seq, void *ud);
  */
 void th_produce_events(const char *bootstrap, const char *topic, int n, int users, const char *type,
                        th_payload_fn payload, void *ud);
+
+/* One message of a dead-letter topic: its length and its x-taskora-* headers, copied. */
+typedef struct th_dlq_msg {
+    size_t len;
+    char error[256], attempts[16], consumer[64], topic[64], partition[16], offset[32];
+} th_dlq_msg;
+/* Which messages th_dlq_read keeps (NULL: all). */
+typedef int (*th_dlq_filter)(const th_dlq_msg *m, void *ud);
+/*
+ * Reads partition 0 of a dead-letter topic from the start until n messages that `keep`
+ * accepts are in out, or timeout_s pass; returns how many it kept.
+ */
+int th_dlq_read(const char *bootstrap, const char *topic, th_dlq_msg *out, int n, int timeout_s,
+                th_dlq_filter keep, void *ud);
 
 #endif
