@@ -97,10 +97,7 @@ static void produce_raw(const char *value) { th_produce(bootstrap, "task-events"
 /* Messages ever written to a topic (sum of the partitions' high watermarks). */
 static long topic_messages(const char *topic, int partitions)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_t *rk = th_producer(bootstrap);
     long total = 0;
     for (int i = 0; i < partitions; i++) {
         int64_t lo = 0, hi = 0;

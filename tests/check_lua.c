@@ -96,10 +96,7 @@ static void produce(int n, int users, const char *type, int seq_base)
 /* Messages written to a one-partition topic, once at least `want` or after timeout_s. */
 static long wait_topic_messages(const char *topic, long want, int timeout_s)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_t *rk = th_producer(bootstrap);
     int64_t lo = 0, hi = 0;
     double until = th_now_s() + timeout_s;
     do {
