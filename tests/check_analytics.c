@@ -3,8 +3,6 @@
  * the summary read back over HTTP and compared with what the test produced. */
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 #define PARTITIONS 4
 #define NDAYS 7 /* the big test spreads its events over the last NDAYS UTC days */
@@ -21,13 +19,11 @@
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner, *producer;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
+static rd_kafka_t *producer;
 static char *cfg;
 static int event_seq;
-
-static const char *const topics[] = {"task-events", "user-events", "chat-events"};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -87,26 +83,16 @@ static void setup(void)
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     setenv("TK_TEST_DB", dburl, 1);
 
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    for (size_t i = 0; i < 3; i++) {
-        char dlq[64];
-        snprintf(dlq, sizeof(dlq), "%s.dlq", topics[i]);
-        rd_kafka_mock_topic_create(mc, topics[i], PARTITIONS, 1);
-        rd_kafka_mock_topic_create(mc, dlq, 1, 1);
-    }
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
-
-    conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(producer);
+    static const th_topic topics[] = {{"task-events", PARTITIONS},
+                                      {"task-events.dlq", 1},
+                                      {"user-events", PARTITIONS},
+                                      {"user-events.dlq", 1},
+                                      {"chat-events", PARTITIONS},
+                                      {"chat-events.dlq", 1},
+                                      {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
+    producer = th_producer(bootstrap);
 
     cfg = write_config();
     th_migrate(cfg);
@@ -115,8 +101,7 @@ static void setup(void)
 static void teardown(void)
 {
     rd_kafka_destroy(producer);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
@@ -125,17 +110,10 @@ static void teardown(void)
 
 static void produce(const char *topic, const char *key, const char *value)
 {
-    rd_kafka_resp_err_t e;
-    while (
-        (e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                               RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-        RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(producer, 10);
-    ck_assert_int_eq(e, 0);
+    th_send(producer, topic, key, value);
 }
 
-static void flush(void) { ck_assert_int_eq(rd_kafka_flush(producer, 30000), 0); }
+static void flush(void) { th_flush(producer); }
 
 /* The topic of an event type. */
 static const char *topic_of(const char *type)

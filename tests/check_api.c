@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -26,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 #define SECRET "test-secret-0123456789abcdef0123456789"
 #define APP_ID "api-test"
@@ -38,9 +36,8 @@
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static th_daemon daemon_;
 static char base_url[128];
 static int suite_state; /* 0 not tried, 1 up, -1 failed */
@@ -591,17 +588,10 @@ static void suite_up(void)
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     setenv("TK_TEST_DB", dburl, 1);
 
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_msg(mock_owner != NULL, "%s", errstr);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", 3, 1);
-    rd_kafka_mock_topic_create(mc, "user-events", 3, 1);
-    rd_kafka_mock_topic_create(mc, "chat-events", 3, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
+    static const th_topic topics[] = {
+        {"task-events", 3}, {"user-events", 3}, {"chat-events", 3}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
 
     char *cfg = th_write(dir, "api.json", config_text(SECRET));
     th_migrate(cfg);
@@ -630,12 +620,9 @@ static void suite_down(void)
         free(text);
     }
     th_daemon_cleanup(&daemon_);
-    if (mc)
-        rd_kafka_mock_cluster_destroy(mc);
-    if (mock_owner)
-        rd_kafka_destroy(mock_owner);
-    mc = NULL;
-    mock_owner = NULL;
+    th_mock_stop(mock);
+    mock = NULL;
+    bootstrap = NULL;
     if (*dbname)
         th_pg_drop_db(dbname);
     th_rmtree(dir);
@@ -2739,8 +2726,9 @@ static json_t *kafka_message_for(const char *type, const char *subject, int time
     time_t end = time(NULL) + timeout_s;
     const char *last = "";
     do {
-        char *argv[] = {(char *)kcat, "-C",        "-b", bootstrap, "-t", "task-events",
-                        "-o",         "beginning", "-e", "-J",      "-q", NULL};
+        char *argv[] = {(char *)kcat, "-C",          "-b", (char *)bootstrap,
+                        "-t",         "task-events", "-o", "beginning",
+                        "-e",         "-J",          "-q", NULL};
         char *out = NULL, *err = NULL;
         int rc = th_run(argv, &out, &err, 20000);
         keep(out);

@@ -1,8 +1,6 @@
 /* Events end to end over the Kafka protocol (librdkafka's mock cluster, owned by the test) and
  * a real PostgreSQL: outbox, relay, consumer runtime, retries, DLQ, crashes, scale-out. */
 #include <check.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +9,13 @@
 #include <unistd.h>
 
 #include "event.h"
-#include "broker.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 
 #define PARTITIONS 4
 
@@ -70,77 +67,37 @@ static void setup(void)
     ck_assert_msg(rc == 0, "migrate: %s", err);
     free(err);
     free(cfg);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", PARTITIONS, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap); /* as a real broker: no Nagle (see broker.h) */
+    static const th_topic topics[] = {{"task-events", PARTITIONS}, {"task-events.dlq", 1}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
 }
 
 static void teardown(void)
 {
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
 }
 
+/* The payload of produce_events: {"seq": base + seq}. */
+static json_t *seq_payload(int seq, void *base)
+{
+    return json_pack("{s:i}", "seq", *(int *)base + seq);
+}
+
 /* Produces n events straight to task-events (not through the outbox), keyed by user. */
 static void produce_events(int n, int users, const char *type, int seq_base)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    for (int i = 0; i < n; i++) {
-        char user[16], id[37], payload_text[64];
-        snprintf(user, sizeof(user), "u%d", i % users);
-        snprintf(payload_text, sizeof(payload_text), "{\"seq\": %d}", seq_base + i / users);
-        json_t *payload = json_loads(payload_text, 0, NULL);
-        char *value = tk_event_encode("test", type, user, NULL, payload, id);
-        json_decref(payload);
-        rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"),
-                                      RD_KAFKA_V_KEY(user, strlen(user)),
-                                      RD_KAFKA_V_VALUE(value, strlen(value)),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(p, 10);
-        ck_assert_int_eq(e, 0);
-        free(value);
-    }
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce_events(bootstrap, "task-events", n, users, type, seq_payload, &seq_base);
 }
 
-static void produce_raw(const char *value)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_PARTITION(0),
-                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
-}
+static void produce_raw(const char *value) { th_produce(bootstrap, "task-events", NULL, value); }
 
 /* Messages ever written to a topic (sum of the partitions' high watermarks). */
 static long topic_messages(const char *topic, int partitions)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_t *rk = th_producer(bootstrap);
     long total = 0;
     for (int i = 0; i < partitions; i++) {
         int64_t lo = 0, hi = 0;
@@ -222,7 +179,7 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
     start_daemon(&d, cfg, "a");
     emit(&d, 1, "warmup", "task.created", 0);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1, 30), 1);
-    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(th_mock_cluster(mock), 1), 0);
     /* requests keep succeeding while Kafka is down: the outbox grows */
     for (int i = 0; i < 10; i++) {
         char user[16];
@@ -231,7 +188,7 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
     }
     ck_assert_int_ge(
         th_pg_count(dburl, "SELECT count(*) FROM taskora_outbox WHERE sent_at IS NULL"), 1000);
-    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(th_mock_cluster(mock), 1), 0);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1001, 90), 1001);
     assert_per_key_order();
     ck_assert_int_eq(topic_messages("task-events", PARTITIONS), 1001); /* none duplicated */
@@ -268,14 +225,15 @@ static long wait_ready_status(const th_daemon *d, long want, int timeout_s)
 START_TEST(test_a_consumer_with_ready_false_keeps_its_pod_ready_without_kafka)
 {
     /* no broker at all: the consumers never join their group */
-    char saved[sizeof(bootstrap)];
-    memcpy(saved, bootstrap, sizeof(saved));
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", th_free_port());
+    const char *saved = bootstrap;
+    char nowhere[32];
+    snprintf(nowhere, sizeof(nowhere), "127.0.0.1:%d", th_free_port());
+    bootstrap = nowhere;
     char *gating = write_config("gating", 0, 0);
     consume_extra = ", \"ready\": false";
     char *side = write_config("side", 0, 0);
     consume_extra = "";
-    memcpy(bootstrap, saved, sizeof(saved));
+    bootstrap = saved;
     th_daemon d1, d2;
     start_daemon(&d1, gating, "gating");
     start_daemon(&d2, side, "side");

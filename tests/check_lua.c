@@ -5,23 +5,19 @@
  * the sandbox and budgets, check-config, and reload.
  */
 #include <check.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "event.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 
 #define PARTITIONS 4
 
@@ -69,65 +65,38 @@ static void setup(void)
     snprintf(dbname, sizeof(dbname), "tk_lua_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     setenv("TK_TEST_DB", dburl, 1);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", PARTITIONS, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    rd_kafka_mock_topic_create(mc, "audit-events", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
+    static const th_topic topics[] = {
+        {"task-events", PARTITIONS}, {"task-events.dlq", 1}, {"audit-events", 1}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
 }
 
 static void teardown(void)
 {
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     if (!getenv("TK_KEEP"))
         th_rmtree(dir);
     free(dir);
 }
 
+/* The payload of produce: {seq: base + seq, title, tags}. */
+static json_t *task_payload(int seq, void *base)
+{
+    return json_pack("{s:i, s:s, s:[s,s]}", "seq", *(int *)base + seq, "title", "Buy milk", "tags",
+                     "home", "errand");
+}
+
 /* Produces n events of `type` to task-events, keyed by user u<i % users>, payload {seq, title}. */
 static void produce(int n, int users, const char *type, int seq_base)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    for (int i = 0; i < n; i++) {
-        char user[16], id[37];
-        snprintf(user, sizeof(user), "u%d", i % users);
-        json_t *payload = json_pack("{s:i, s:s, s:[s,s]}", "seq", seq_base + i / users, "title",
-                                    "Buy milk", "tags", "home", "errand");
-        char *value = tk_event_encode("test", type, user, NULL, payload, id);
-        json_decref(payload);
-        rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"),
-                                      RD_KAFKA_V_KEY(user, strlen(user)),
-                                      RD_KAFKA_V_VALUE(value, strlen(value)),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(p, 10);
-        ck_assert_int_eq(e, 0);
-        free(value);
-    }
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce_events(bootstrap, "task-events", n, users, type, task_payload, &seq_base);
 }
 
 /* Messages written to a one-partition topic, once at least `want` or after timeout_s. */
 static long wait_topic_messages(const char *topic, long want, int timeout_s)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_t *rk = th_producer(bootstrap);
     int64_t lo = 0, hi = 0;
     double until = th_now_s() + timeout_s;
     do {

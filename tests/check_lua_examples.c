@@ -6,152 +6,26 @@
  */
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "event.h"
+#include "hook_server.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static char config[4096];
 
 /* ---- the webhook receiver ------------------------------------------------------------------ */
 
-typedef struct hook_req {
-    char *body;
-    char event_id[64], content_type[64];
-} hook_req;
-
-static struct {
-    struct MHD_Daemon *d;
-    pthread_mutex_t lock;
-    hook_req reqs[64];
-    int n;
-    unsigned status; /* what it answers */
-    char url[64];
-} hook;
-
-typedef struct upload {
-    char *data;
-    size_t len;
-} upload;
-
-static enum MHD_Result hook_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_size, void **con_cls)
-{
-    (void)cls, (void)url, (void)method, (void)version;
-    upload *u = *con_cls;
-    if (!u) {
-        if (!(u = calloc(1, sizeof(*u))))
-            return MHD_NO;
-        *con_cls = u;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        char *nd = realloc(u->data, u->len + *upload_size + 1);
-        if (!nd)
-            return MHD_NO;
-        u->data = nd;
-        memcpy(u->data + u->len, upload_data, *upload_size);
-        u->len += *upload_size;
-        u->data[u->len] = '\0';
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Event-Id");
-    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    pthread_mutex_lock(&hook.lock);
-    unsigned status = hook.status;
-    if (hook.n < (int)(sizeof(hook.reqs) / sizeof(hook.reqs[0]))) {
-        hook_req *r = &hook.reqs[hook.n++];
-        r->body = strdup(u->data ? u->data : "");
-        snprintf(r->event_id, sizeof(r->event_id), "%s", id ? id : "");
-        snprintf(r->content_type, sizeof(r->content_type), "%s", type ? type : "");
-    }
-    pthread_mutex_unlock(&hook.lock);
-    static const char ok[] = "{\"ok\":true}", broken[] = "{\"error\":\"internal\"}";
-    const char *body = status == 200 ? ok : broken;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-static void hook_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
-{
-    (void)cls, (void)conn, (void)toe;
-    upload *u = *con_cls;
-    if (u) {
-        free(u->data);
-        free(u);
-        *con_cls = NULL;
-    }
-}
-
-static void hook_start(void)
-{
-    pthread_mutex_init(&hook.lock, NULL);
-    hook.status = 200;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    hook.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                  MHD_USE_POLL | MHD_USE_ITC,
-                              0, NULL, NULL, hook_request, NULL, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, hook_completed,
-                              NULL, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(hook.d);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(hook.d, MHD_DAEMON_INFO_BIND_PORT);
-    ck_assert(info && info->port);
-    snprintf(hook.url, sizeof(hook.url), "http://127.0.0.1:%u/hooks/taskora", (unsigned)info->port);
-}
-
-static void hook_stop(void)
-{
-    if (hook.d)
-        MHD_stop_daemon(hook.d);
-    for (int i = 0; i < hook.n; i++)
-        free(hook.reqs[i].body);
-    pthread_mutex_destroy(&hook.lock);
-    memset(&hook, 0, sizeof(hook));
-}
-
-static int hook_count(void)
-{
-    pthread_mutex_lock(&hook.lock);
-    int n = hook.n;
-    pthread_mutex_unlock(&hook.lock);
-    return n;
-}
-
-/* Polls until the receiver got n requests or timeout_s pass; returns how many it got. */
-static int hook_wait(int n, int timeout_s)
-{
-    double end = th_now_s() + timeout_s;
-    while (hook_count() < n && th_now_s() < end) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return hook_count();
-}
+static hook_server hook;
 
 /* Requests that carried event `id` (in the header and in the body's event_id). */
 static int hook_requests_for(const char *id)
@@ -215,21 +89,10 @@ static void created(event *e, const char *user, long task, const char *priority,
 /* Produces the events to task-events, keyed by user as the relay does. */
 static void produce(event *evs, int n)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(p);
-    for (int i = 0; i < n; i++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_KEY(evs[i].user, strlen(evs[i].user)),
-            RD_KAFKA_V_VALUE(evs[i].value, strlen(evs[i].value)),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        ck_assert_int_eq(e, 0);
-    }
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    rd_kafka_t *p = th_producer(bootstrap);
+    for (int i = 0; i < n; i++)
+        th_send(p, "task-events", evs[i].user, evs[i].value);
+    th_producer_close(p);
 }
 
 static void events_free(event *evs, int n)
@@ -245,17 +108,10 @@ static void setup(void)
     dir = th_tmpdir();
     snprintf(dbname, sizeof(dbname), "tk_luaex_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", 4, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
-    hook_start();
+    static const th_topic topics[] = {{"task-events", 4}, {"task-events.dlq", 1}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
+    hook_start(&hook);
     /* what examples/lua/README.md tells a user to set */
     const char *src = getenv("TK_SRCDIR") ? getenv("TK_SRCDIR") : "..";
     snprintf(config, sizeof(config), "%s/examples/lua/lua.json", src);
@@ -269,9 +125,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    hook_stop();
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    hook_stop(&hook);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     if (!getenv("TK_KEEP"))
         th_rmtree(dir);
@@ -393,7 +248,7 @@ START_TEST(test_the_examples_audit_count_tags_and_call_the_webhook_for_high_prio
                                          "tag=\"errands\"}"),
                         1);
     /* webhook.lua: exactly the two events that made a task high priority, once each */
-    ck_assert_int_eq(hook_count(), 2);
+    ck_assert_int_eq(hook_count(&hook), 2);
     ck_assert_int_eq(hook_requests_for(ev[0].id), 1);
     ck_assert_int_eq(hook_requests_for(ev[3].id), 1);
     json_t *body = hook_body_for(ev[0].id);
@@ -423,7 +278,7 @@ START_TEST(test_the_examples_audit_count_tags_and_call_the_webhook_for_high_prio
                                          "tag=\"home\"}"),
                         2);
     /* an HTTP call is at least once: the receiver deduplicates on X-Taskora-Event-Id */
-    ck_assert_int_eq(hook_count(), 4);
+    ck_assert_int_eq(hook_count(&hook), 4);
     ck_assert_int_eq(hook_requests_for(ev[0].id), 2);
     ck_assert_int_eq(hook_requests_for(ev[3].id), 2);
     stop_daemon(&d);
@@ -439,7 +294,7 @@ static int from_webhook(const th_dlq_msg *m, void *ud)
 
 START_TEST(test_a_failing_webhook_sends_the_event_to_the_dlq_with_the_error)
 {
-    hook.status = 500;
+    hook_set_status(&hook, 500);
     th_daemon d;
     th_daemon_start_named(&d, dir, config, "lua");
     event ev[2];
@@ -455,14 +310,14 @@ START_TEST(test_a_failing_webhook_sends_the_event_to_the_dlq_with_the_error)
                       strstr(m.error, "HTTP 500"),
                   "%s", m.error);
     /* two tries of the event (consume retry), each two calls (the target's retry policy) */
-    ck_assert_int_eq(hook_wait(4, 10), 4);
+    ck_assert_int_eq(hook_wait(&hook, 4, 10), 4);
     ck_assert_int_eq(hook_requests_for(ev[0].id), 4);
     /* the low-priority event was no business of the webhook; the other instances go on */
     ck_assert_double_eq(
         th_wait_metric(d.url, "taskora_consumer_succeeded_total{plugin=\"webhook\"}", 1, 30), 1);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM audit_log", 2, 30), 2);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM tag_counts", 1, 30), 1);
-    ck_assert_int_eq(hook_count(), 4);
+    ck_assert_int_eq(hook_count(&hook), 4);
     stop_daemon(&d);
     events_free(ev, 2);
 }

@@ -6,148 +6,34 @@
  */
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "hook_server.h"
 #include "kit.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 #define SECRET "whsec-test-6b1f0c9e27d4"
 #define JWT_SECRET "notif-secret-0123456789abcdef0123456789"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static th_daemon api;
 
 /* ---- the webhook receiver -------------------------------------------------------------------- */
 
-typedef struct hook_req {
-    char *body;
-    char signature[128], event_id[64], type[64];
-    int status; /* what we answered */
-} hook_req;
-
-static struct {
-    struct MHD_Daemon *d;
-    pthread_mutex_t lock;
-    hook_req reqs[256];
-    int n;
-    int fail_first; /* answer 503 to this many requests first */
-    char url[64];
-} hook;
-
-typedef struct upload {
-    char *data;
-    size_t len;
-} upload;
-
-static enum MHD_Result hook_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_size, void **con_cls)
-{
-    (void)cls, (void)url, (void)method, (void)version;
-    upload *u = *con_cls;
-    if (!u) {
-        if (!(u = calloc(1, sizeof(*u))))
-            return MHD_NO;
-        *con_cls = u;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        char *nd = realloc(u->data, u->len + *upload_size + 1);
-        if (!nd)
-            return MHD_NO;
-        u->data = nd;
-        memcpy(u->data + u->len, upload_data, *upload_size);
-        u->len += *upload_size;
-        u->data[u->len] = '\0';
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Signature");
-    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskora-Event-Id");
-    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    pthread_mutex_lock(&hook.lock);
-    int status = 200;
-    if (hook.fail_first > 0) {
-        hook.fail_first--;
-        status = 503;
-    }
-    if (hook.n < (int)(sizeof(hook.reqs) / sizeof(hook.reqs[0]))) {
-        hook_req *r = &hook.reqs[hook.n++];
-        r->body = strdup(u->data ? u->data : "");
-        snprintf(r->signature, sizeof(r->signature), "%s", sig ? sig : "");
-        snprintf(r->event_id, sizeof(r->event_id), "%s", id ? id : "");
-        snprintf(r->type, sizeof(r->type), "%s", type ? type : "");
-        r->status = status;
-    }
-    pthread_mutex_unlock(&hook.lock);
-    static const char ok[] = "{\"ok\":true}", busy[] = "{\"error\":\"busy\"}";
-    const char *body = status == 200 ? ok : busy;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-static void hook_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
-{
-    (void)cls, (void)conn, (void)toe;
-    upload *u = *con_cls;
-    if (u) {
-        free(u->data);
-        free(u);
-        *con_cls = NULL;
-    }
-}
-
-static void hook_start(void)
-{
-    pthread_mutex_init(&hook.lock, NULL);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    hook.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                  MHD_USE_POLL | MHD_USE_ITC,
-                              0, NULL, NULL, hook_request, NULL, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, hook_completed,
-                              NULL, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(hook.d);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(hook.d, MHD_DAEMON_INFO_BIND_PORT);
-    ck_assert(info && info->port);
-    snprintf(hook.url, sizeof(hook.url), "http://127.0.0.1:%u/hooks/taskora", (unsigned)info->port);
-}
-
-static void hook_stop(void)
-{
-    if (hook.d)
-        MHD_stop_daemon(hook.d);
-    for (int i = 0; i < hook.n; i++)
-        free(hook.reqs[i].body);
-    pthread_mutex_destroy(&hook.lock);
-    memset(&hook, 0, sizeof(hook));
-}
+static hook_server hook;
 
 /* Whether the request carries sha256=<hex HMAC-SHA256(SECRET, body)>. */
 static int signature_valid(const hook_req *r)
@@ -181,7 +67,7 @@ static int hook_requests_for(long task_id, int *answered_ok)
             ck_assert_str_eq(json_string_value(json_object_get(ev, "id")), r->event_id);
             ck_assert_str_eq(json_string_value(json_object_get(payload, "reminder_type")),
                              "custom");
-            ck_assert_str_eq(r->type, "application/json");
+            ck_assert_str_eq(r->content_type, "application/json");
         }
         json_decref(ev);
     }
@@ -189,14 +75,6 @@ static int hook_requests_for(long task_id, int *answered_ok)
     if (answered_ok)
         *answered_ok = ok;
     return total;
-}
-
-static int hook_count(void)
-{
-    pthread_mutex_lock(&hook.lock);
-    int n = hook.n;
-    pthread_mutex_unlock(&hook.lock);
-    return n;
 }
 
 /* ---- processes ------------------------------------------------------------------------------- */
@@ -280,19 +158,14 @@ static void setup(void)
     snprintf(dbname, sizeof(dbname), "tk_notif_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
     setenv("TK_TEST_DB", dburl, 1);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(mock_owner);
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    rd_kafka_mock_topic_create(mc, "task-events", 2, 1);
-    rd_kafka_mock_topic_create(mc, "task-events.dlq", 1, 1);
-    rd_kafka_mock_topic_create(mc, "user-events", 2, 1);
-    rd_kafka_mock_topic_create(mc, "user-events.dlq", 1, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
-    hook_start();
+    static const th_topic topics[] = {{"task-events", 2},
+                                      {"task-events.dlq", 1},
+                                      {"user-events", 2},
+                                      {"user-events.dlq", 1},
+                                      {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
+    hook_start(&hook);
     /* migrate core, http_api and notifications, then start the API pod */
     char *cfg = api_config();
     const char *args[] = {"migrate", "-c", cfg, NULL};
@@ -309,9 +182,8 @@ static void setup(void)
 static void teardown(void)
 {
     stop_daemon(&api);
-    hook_stop();
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    hook_stop(&hook);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
@@ -418,17 +290,7 @@ static const char *reminder_events(long task_id)
 /* Produces value with key on topic, partitioned as taskorad's producer does (by key). */
 static void produce(const char *topic, const char *key, const char *value)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    ck_assert_ptr_nonnull(p);
-    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce(bootstrap, topic, key, value);
 }
 
 /* A bare event (the data object without the CloudEvents wrapper, which consumers accept), with
@@ -573,7 +435,7 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
         ck_assert_int_eq(hook_requests_for(ids[i], NULL), 1);
     ck_assert_int_eq(hook_requests_for(later, NULL), 1);
     ck_assert_int_eq(hook_requests_for(done, NULL) + hook_requests_for(gone, NULL), 0);
-    ck_assert_int_eq(hook_count(), N + 1);
+    ck_assert_int_eq(hook_count(&hook), N + 1);
     ck_assert_int_eq(
         th_pg_count(dburl, "SELECT count(*) FROM notification_webhooks w JOIN taskora_outbox o"
                            " ON o.value = w.body"),
@@ -679,17 +541,8 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
 {
     th_daemon w;
     start_worker(&w, "w", 60000);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     static const char poison[] = "{this is not json";
-    ck_assert_int_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("task-events"), RD_KAFKA_V_PARTITION(0),
-                                       RD_KAFKA_V_VALUE((void *)poison, strlen(poison)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
-    ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-    rd_kafka_destroy(p);
+    th_produce(bootstrap, "task-events", NULL, poison);
     th_dlq_msg m[1];
     /* (the API's consumer of task.reminder dead-letters it too, under its own name) */
     ck_assert_int_eq(th_dlq_read(bootstrap, "task-events.dlq", m, 1, 30, from_consumer, "notif"),
@@ -762,9 +615,7 @@ END_TEST
 
 START_TEST(test_webhook_down_is_retried_and_delivered_once)
 {
-    pthread_mutex_lock(&hook.lock);
-    hook.fail_first = 4; /* more than one round of the policy's 3 attempts */
-    pthread_mutex_unlock(&hook.lock);
+    hook_fail_first(&hook, 4); /* more than one round of the policy's 3 attempts */
     th_daemon w;
     start_worker(&w, "w", 60000);
     user u = new_user("hook");
@@ -1032,7 +883,7 @@ START_TEST(test_the_upgrade_copies_pending_reminders_from_tasks_once)
     ck_assert_int_eq(notifications_of_task(after), 1);
     ck_assert_msg(wait_reminder_sent(direct) && wait_reminder_sent(pending),
                   "tasks.reminder_sent did not follow");
-    ck_assert_int_eq(hook_count(), 3);
+    ck_assert_int_eq(hook_count(&hook), 3);
     stop_daemon(&w);
 }
 END_TEST

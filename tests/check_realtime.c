@@ -7,8 +7,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,14 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 static char *dir;
 static char dbname[64], dburl[1024];
-static rd_kafka_t *mock_owner;
-static rd_kafka_mock_cluster_t *mc;
-static char bootstrap[256];
+static th_mock *mock;
+static const char *bootstrap; /* mock's */
 static th_daemon a, b;
 static int tcases_left, daemon_exit[2];
 
@@ -248,15 +245,10 @@ static void env_up(const char *tag)
     dir = th_tmpdir();
     snprintf(dbname, sizeof(dbname), "tk_rt%s_%d", tag, (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
-    char errstr[256];
-    mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
-    mc = rd_kafka_mock_cluster_new(mock_owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    const char *topics[] = {"task-events", "task-events.dlq", "user-events", "chat-events"};
-    for (int i = 0; i < 4; i++)
-        rd_kafka_mock_topic_create(mc, topics[i], 2, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
+    static const th_topic topics[] = {
+        {"task-events", 2}, {"task-events.dlq", 2}, {"user-events", 2}, {"chat-events", 2}, {0}};
+    mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
     char *cfg = config(th_fmt("migrate%s", tag), 0);
     th_migrate(cfg);
     free(cfg);
@@ -264,8 +256,7 @@ static void env_up(const char *tag)
 
 static void env_down(void)
 {
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mock_owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);
@@ -642,8 +633,9 @@ START_TEST(test_a_poison_event_goes_to_the_dlq_and_pushing_goes_on)
     for (int part = 0; part < 2; part++) {
         char pp[8];
         snprintf(pp, sizeof(pp), "%d", part);
-        char *argv[] = {"/usr/bin/kcat", "-P", "-b", bootstrap, "-t",
-                        "task-events",   "-p", pp,   poison,    NULL};
+        char *argv[] = {
+            "/usr/bin/kcat", "-P", "-b", (char *)bootstrap, "-t", "task-events", "-p", pp,
+            poison,          NULL};
         char *err = NULL;
         ck_assert_msg(th_run(argv, NULL, &err, 20000) == 0, "kcat: %s", err);
         free(err);
@@ -861,7 +853,7 @@ START_TEST(test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_af
     sse_client s;
     sse_connect(&s, &a, "/api/events/stream", u.token);
     ck_assert(sse_wait(&s, "event: connected", 5));
-    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(th_mock_cluster(mock), 1), 0);
     int t = create_task(&a, &u, "during the outage");
     /* the event waits in the outbox: Kafka is down for this process; it stays ready */
     double end = th_now_s() + 3, outage = 0;
@@ -877,7 +869,7 @@ START_TEST(test_a_kafka_outage_leaves_api_processes_ready_and_pushing_resumes_af
     }
     ck_assert_msg(outage > 0, "the event did not wait in the outbox: was Kafka down?");
     ck_assert(!sse_wait(&s, th_fmt("\"task_id\":%d", t), 0));
-    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(th_mock_cluster(mock), 1), 0);
     ck_assert_msg(sse_wait(&s, th_fmt("\"task_id\":%d", t), 30), "%s", s.buf);
     sse_disconnect(&s);
     kill(a.pid, SIGINT);

@@ -9,8 +9,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,8 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "testhelp.h"
+#include "th_kafka.h"
 
 #define RUN_S 20.0  /* how long the writes go on */
 #define WRITE_MS 50 /* one task every 50 ms */
@@ -31,7 +29,8 @@
 #define DRAIN_MS 1500 /* the replicas' drain delay: longer than the balancer's 50 ms polling */
 
 static char *dir;
-static char dbname[64], dburl[1024], bootstrap[256], token[1024];
+static char dbname[64], dburl[1024], token[1024];
+static const char *bootstrap; /* the test's mock cluster's */
 
 /* A replica as the balancer sees it. */
 typedef struct replica {
@@ -338,16 +337,10 @@ START_TEST(test_a_rolling_restart_of_both_replicas_loses_no_write_and_no_event)
     dir = th_tmpdir();
     snprintf(dbname, sizeof(dbname), "tk_roll_%d", (int)getpid());
     th_pg_create_db(dbname, dburl, sizeof(dburl));
-    char errstr[256];
-    rd_kafka_t *owner =
-        rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(owner, 1);
-    ck_assert_ptr_nonnull(mc);
-    const char *topics[] = {"task-events", "task-events.dlq", "user-events", "chat-events"};
-    for (int i = 0; i < 4; i++)
-        rd_kafka_mock_topic_create(mc, topics[i], 3, 1);
-    snprintf(bootstrap, sizeof(bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    tk_mock_nodelay(bootstrap);
+    static const th_topic topics[] = {
+        {"task-events", 3}, {"task-events.dlq", 3}, {"user-events", 3}, {"chat-events", 3}, {0}};
+    th_mock *mock = th_mock_start(topics);
+    bootstrap = th_mock_bootstrap(mock);
     char *cfg = config("migrate");
     th_migrate(cfg);
     free(cfg);
@@ -447,8 +440,7 @@ START_TEST(test_a_rolling_restart_of_both_replicas_loses_no_write_and_no_event)
         ck_assert_int_eq(th_daemon_wait(&reps[i].d, 30000), 0);
         th_daemon_cleanup(&reps[i].d);
     }
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(owner);
+    th_mock_stop(mock);
     th_pg_drop_db(dbname);
     th_rmtree(dir);
     free(dir);

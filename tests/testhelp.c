@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <libpq-fe.h>
-#include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -636,54 +635,6 @@ double th_wait_metric(const char *base_url, const char *series, double want, int
         nanosleep(&ts, NULL);
     }
     return v;
-}
-
-static void copy_header(rd_kafka_message_t *m, const char *name, char *out, size_t outlen)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t sz;
-    out[0] = '\0';
-    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, name, &v, &sz))
-        snprintf(out, outlen, "%.*s", (int)sz, (const char *)v);
-}
-
-int th_dlq_read(const char *bootstrap, const char *topic, th_dlq_msg *out, int n, int timeout_s,
-                th_dlq_filter keep, void *ud)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    ck_assert_msg(rk != NULL, "DLQ reader: %s", errstr);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    int got = 0;
-    double end = th_now_s() + timeout_s;
-    while (got < n && th_now_s() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m && !m->err) {
-            /* copied: a message must be freed before its consumer is destroyed */
-            th_dlq_msg *d = &out[got];
-            d->len = m->len;
-            copy_header(m, "x-taskora-error", d->error, sizeof(d->error));
-            copy_header(m, "x-taskora-attempts", d->attempts, sizeof(d->attempts));
-            copy_header(m, "x-taskora-consumer", d->consumer, sizeof(d->consumer));
-            copy_header(m, "x-taskora-original-topic", d->topic, sizeof(d->topic));
-            copy_header(m, "x-taskora-original-partition", d->partition, sizeof(d->partition));
-            copy_header(m, "x-taskora-original-offset", d->offset, sizeof(d->offset));
-            if (!keep || keep(d, ud))
-                got++;
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return got;
 }
 
 long th_pg_wait_count(const char *url, const char *sql, long want, int timeout_s)

@@ -88,21 +88,7 @@ double th_now_s(void);
  */
 char *th_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- Kafka ---- */
-
-/* One message of a dead-letter topic: its length and its x-taskora-* headers, copied. */
-typedef struct th_dlq_msg {
-    size_t len;
-    char error[256], attempts[16], consumer[64], topic[64], partition[16], offset[32];
-} th_dlq_msg;
-/* Which messages th_dlq_read keeps (NULL: all). */
-typedef int (*th_dlq_filter)(const th_dlq_msg *m, void *ud);
-/*
- * Reads partition 0 of a dead-letter topic from the start until n messages that `keep`
- * accepts are in out, or timeout_s pass; returns how many it kept.
- */
-int th_dlq_read(const char *bootstrap, const char *topic, th_dlq_msg *out, int n, int timeout_s,
-                th_dlq_filter keep, void *ud);
+/* Kafka: th_kafka.h */
 
 /* ---- PostgreSQL (the server scripts/test starts; TASKORA_TEST_DATABASE_URL) ---- */
 
