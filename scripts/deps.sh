@@ -8,8 +8,10 @@ libluajit-5.1-dev postgresql postgresql-contrib curl valgrind binutils kcat wrk 
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 # the browser tests only (tests/webui_browser.sh)
 BROWSER_PACKAGES="chromium chromium-driver python3-selenium"
+# tests/deploy_yaml.sh only: tests/helmrender, Helm's template engine built offline from these
+GO_PACKAGES="golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev"
 missing=
-for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES; do
+for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES $GO_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done

@@ -1,20 +1,47 @@
 #!/bin/sh
 # The deployment YAML: yamllint on the Dapr components and the chart's plain YAML; the chart
-# rendered (helm when installed, else tests/helm_render.sh) with its default values and with the
-# optional parts switched on, each rendering linted; and what the rendering says checked against
-# the repository: only config files that exist in config/, only environment variables those
-# configs read, probes, rolling updates, resources, grace periods, the migration hook, and the Dapr
-# app token wired from a Secret to both the sidecar (annotation) and taskorad (APP_API_TOKEN), and
-# grace periods that outlast each pod's drain delay and shutdown timeout.
-# Skips (77) only when yamllint is missing.
+# rendered by tests/helmrender (Helm's template engine: Go's text/template, sprig and Helm's own
+# functions, built here from Debian's Go packages) with its default values, with the optional
+# parts switched on, and with values-production.yaml, each rendering linted and checked document
+# by document (tests/helm_check.py: kinds, probes, resources, the hook, HPA targets, selectors
+# against pod labels, Secret and ConfigMap references), and the checks shown to fail on broken
+# copies of the chart; and what the rendering says checked against the repository: only config
+# files that exist in config/, only environment variables those configs read, probes, rolling
+# updates, resources, grace periods, the migration hook, and the Dapr app token wired from a
+# Secret to both the sidecar (annotation) and taskorad (APP_API_TOKEN), and grace periods that
+# outlast each pod's drain delay and shutdown timeout.
+# Skips (77) when yamllint, Go or the Go packages (scripts/deps.sh GO_PACKAGES) are missing,
+# unless TASKORA_REQUIRE_GO or CI is set (then 99).
 set -eu
 src=${TK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 command -v yamllint >/dev/null 2>&1 || { echo "SKIP: yamllint is not installed (apt-get install yamllint)"; exit 77; }
+gopath=/usr/share/gocode
+if ! command -v go >/dev/null 2>&1 || [ ! -d $gopath/src/github.com/Masterminds/sprig ] ||
+    [ ! -d $gopath/src/gopkg.in/yaml.v2 ]; then
+    msg="Go, sprig or yaml.v2 is not installed (scripts/deps.sh installs GO_PACKAGES)"
+    if [ "${TASKORA_REQUIRE_GO:-0}" = 1 ] || [ -n "${CI:-}" ]; then echo "FAIL: $msg" >&2; exit 99; fi
+    echo "SKIP: $msg"; exit 77
+fi
 work=$(mktemp -d /tmp/taskora-deploy-yaml-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 chart="$src/deploy/helm/taskora"
 lint() { yamllint -s -c "$src/deploy/.yamllint" "$@" || fail "yamllint: $*"; }
+# renderings: toYaml writes sequences unindented as helm does, the templates indent theirs
+lint_rendered() {
+    yamllint -s -d "{extends: $src/deploy/.yamllint, rules: {indentation: {spaces: 2, indent-sequences: whatever}}}" \
+        "$@" || fail "yamllint: $*"
+}
+
+# the renderer, built offline from Debian's packages (GOPATH mode), again when its source changed
+bin=${TK_BUILDDIR:-$work}/tests/helm_render
+mkdir -p "$(dirname "$bin")"
+if [ ! -x "$bin" ] || [ -n "$(find "$src/tests/helmrender" -newer "$bin" -name '*.go')" ]; then
+    (cd "$src/tests/helmrender" && env GO111MODULE=off GOPATH=$gopath GOFLAGS= GOPROXY=off \
+        GOCACHE="$(dirname "$bin")/.gocache" go build -o "$bin.tmp" .) >"$work/go.log" 2>&1 ||
+        { cat "$work/go.log" >&2; fail "cannot build tests/helmrender"; }
+    mv "$bin.tmp" "$bin"
+fi
 
 # 1. plain YAML
 lint "$src"/deploy/dapr/*.yaml "$chart/Chart.yaml" "$chart/values.yaml"
@@ -25,18 +52,13 @@ grep -q '^  type: pubsub.kafka$' "$src/deploy/dapr/pubsub-kafka.yaml" || fail "n
 grep -q '^  type: state.postgresql$' "$src/deploy/dapr/statestore-postgresql.yaml" || fail "no state.postgresql component"
 grep -q '^kind: Resiliency$' "$src/deploy/dapr/resiliency.yaml" || fail "no Resiliency"
 
-# 2. render: helm when it is there (and helm lint), else the subset renderer
-render() { # render OUT [--set k=v]...
+# 2. render (helm lint too when helm is installed)
+render() { # render OUT [helm template options]...
     out=$1; shift
-    if command -v helm >/dev/null 2>&1; then
-        helm template taskora "$chart" "$@" >"$out" 2>"$work/render.err" ||
-            { cat "$work/render.err" >&2; fail "helm template $*"; }
-    else
-        sh "$src/tests/helm_render.sh" "$@" "$chart" >"$out" 2>"$work/render.err" ||
-            { cat "$work/render.err" >&2; fail "tests/helm_render.sh $*"; }
-    fi
+    "$bin" taskora "$chart" "$@" >"$out" 2>"$work/render.err" ||
+        { cat "$work/render.err" >&2; fail "tests/helmrender $*"; }
     ! grep -n '{{\|}}\|<no value>' "$out" || fail "unrendered template text in $out"
-    lint "$out"
+    lint_rendered "$out"
 }
 if command -v helm >/dev/null 2>&1; then helm lint "$chart" >"$work/helm-lint.out" 2>&1 ||
     { cat "$work/helm-lint.out" >&2; fail "helm lint"; }; fi
@@ -50,7 +72,7 @@ render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabl
 render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
     --set migrations.enabled=false
 render "$work/dapr.yaml" --set dapr.enabled=true --set dapr.appToken=t0ken-from-values
-sh "$src/tests/helm_render.sh" --notes "$chart" >"$work/notes.txt" || fail "NOTES.txt does not render"
+"$bin" taskora "$chart" --notes >"$work/notes.txt" || fail "NOTES.txt does not render"
 
 # 3. facts from a rendering, one per line:
 #   doc KIND NAME | config DOC FILE | env DOC NAME | envval DOC NAME VALUE (a literal value)
@@ -255,7 +277,76 @@ has "doc Secret taskora-dapr-app-token" "$work/dapr.facts"
 has "data taskora-dapr-app-token token t0ken-from-values" "$work/dapr.facts"
 grep -q '"app_token": "${APP_API_TOKEN[:}]' "$src/config/api.json" || fail "api.json: dapr.app_token does not read APP_API_TOKEN"
 grep -q '"dapr_token": "${APP_API_TOKEN[:}]' "$src/config/api.json" || fail "api.json: realtime's dapr_token does not read APP_API_TOKEN"
-sh "$src/tests/helm_render.sh" --notes --set dapr.enabled=true "$chart" | grep -q 'WARNING: *dapr.appToken is empty' ||
+"$bin" taskora "$chart" --notes --set dapr.enabled=true | grep -q 'WARNING: *dapr.appToken is empty' ||
     fail "NOTES.txt does not warn about Dapr without a token"
 
-echo "deploy YAML: plain files and 4 renderings linted; configs, env names, probes, updates, resources, Dapr token checked"
+# 6. every rendering document by document (tests/helm_check.py), with the production values too;
+# the Secrets the user makes (values.yaml documents them as such) are the only ones it may lack
+render "$work/production.yaml" -n taskora -f "$chart/values-production.yaml"
+lint "$chart/values-production.yaml"
+check() { # check RENDERED [--external NAME]...
+    f=$1; shift
+    /usr/bin/python3 "$src/tests/helm_check.py" "$@" "$f" >"$work/check.out" 2>&1
+}
+# external: KEY's comment in values.yaml (the comment lines right above it) says it is your own Secret
+external_documented() {
+    awk -v k="$1" '/^ *#/ { c = c $0 "\n"; next } { if ($1 == k ":") print c; c = "" }' "$chart/values.yaml" |
+        grep -qi 'own.*secret\|secret of your own' || fail "values.yaml does not document $1 as a Secret of the user's"
+}
+for k in existingSecret appTokenSecret secretName; do external_documented $k; done
+for r in default minimal dapr; do
+    check "$work/$r.yaml" || { cat "$work/check.out" >&2; fail "helm_check: $r"; }
+done
+check "$work/optional.yaml" --external taskora-prod --external taskora-dapr-prod --external taskora-tls ||
+    { cat "$work/check.out" >&2; fail "helm_check: optional"; }
+check "$work/production.yaml" --external taskora-prod --external taskora-dapr-app-token --external taskora-tls ||
+    { cat "$work/check.out" >&2; fail "helm_check: production"; }
+P="$work/production.facts"
+facts "$work/production.yaml" >"$P"
+has "doc HorizontalPodAutoscaler taskora-api" "$P"
+has "field taskora-api minReplicas 3" "$P"
+! grep -q '^field taskora-api replicas ' "$P" || fail "production: replicas set while the HPA scales the API"
+! grep -q '^doc Secret ' "$P" || fail "production: the chart makes a Secret although they are the user's"
+has "data taskora-settings KAFKA_SECURITY_PROTOCOL SASL_SSL" "$P"
+has "data taskora-settings KAFKA_SASL_MECHANISM SCRAM-SHA-512" "$P"
+has "secretref taskora-api taskora-prod KAFKA_SASL_PASSWORD" "$P"
+dapr_wired "$P" taskora-dapr-app-token
+grep -q 'sslmode=require' "$chart/values-production.yaml" || fail "values-production.yaml does not say sslmode=require"
+! grep -q 'sslmode=disable' "$work/production.yaml" || fail "production: a database URL without TLS"
+grace_ok "$P"
+# a policy port that is not the managed services' is a connection refused in production
+grep -q 'port: 25060' "$work/production.yaml" || fail "production: no egress to the managed PostgreSQL port"
+
+# broken copies of the chart must fail the checks: SUBST FILE MESSAGE (sed on templates/FILE)
+broken() {
+    rm -rf "$work/broken"; cp -R "$chart" "$work/broken"
+    sed -i "$1" "$work/broken/templates/$2"
+    cmp -s "$chart/templates/$2" "$work/broken/templates/$2" && fail "the breakage $1 changed nothing"
+    "$bin" taskora "$work/broken" >"$work/broken.yaml" || fail "the broken copy ($1) does not render"
+    ! check "$work/broken.yaml" || fail "helm_check passes a chart broken by $1 in $2"
+    grep -q "$3" "$work/check.out" || { cat "$work/check.out" >&2; fail "broken by $1: no \"$3\""; }
+}
+broken '/podSelector:/,/component:/s/component: api/component: apii/' networkpolicy.yaml \
+    'NetworkPolicy taskora-api: its podSelector .* matches no pod'
+broken 's/taskora.io\/role: worker/taskora.io\/role: workers/' networkpolicy.yaml \
+    'Deployment taskora-worker-analytics: its pods are selected by no NetworkPolicy'
+broken 's/name: {{ .Release.Name }}-settings/name: {{ .Release.Name }}-setting/' _helpers.tpl \
+    'refers to ConfigMap taskora-setting, which the chart does not make'
+broken 's/key: BETTER_AUTH_SECRET/key: BETTER_AUTH_SECRETS/' deployment-api.yaml \
+    'refers to key BETTER_AUTH_SECRETS of Secret taskora-secrets'
+broken 's/path: \/ready/path: \/readyz/' _helpers.tpl 'readinessProbe is not an HTTP GET of /ready'
+broken '/^          resources:/,/nindent 12/d' deployment-worker-analytics.yaml \
+    'worker-analytics: container taskorad has no resources.requests.cpu'
+broken 's/pre-install,pre-upgrade/post-install/' job-migrate.yaml 'Job taskora-migrate: is not a helm.sh/hook'
+broken 's/apps\/v1/apps\/v1beta1/' deployment-api.yaml 'unknown kind Deployment at apiVersion apps/v1beta1'
+rm -rf "$work/broken"; cp -R "$chart" "$work/broken"
+sed -i '/kind: Deployment/{n;s/-api$/-apii/}' "$work/broken/templates/hpa.yaml"
+"$bin" taskora "$work/broken" --set autoscaling.enabled=true >"$work/broken.yaml" || fail "broken HPA does not render"
+! check "$work/broken.yaml" || fail "helm_check passes an HPA that targets no Deployment"
+grep -q 'HorizontalPodAutoscaler taskora-api: targets apps/v1 Deployment taskora-apii' "$work/check.out" ||
+    { cat "$work/check.out" >&2; fail "broken HPA: wrong message"; }
+# and a template error fails the rendering
+printf '{{ .Values.nope.deeper }}\n' >"$work/broken/templates/oops.yaml"
+! "$bin" taskora "$work/broken" >/dev/null 2>&1 || fail "a template error does not fail the rendering"
+
+echo "deploy YAML: plain files and 5 renderings linted and checked (9 broken charts caught); configs, env names, probes, updates, resources, Dapr token checked"

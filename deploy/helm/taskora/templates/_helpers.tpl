@@ -1,7 +1,6 @@
 {{/*
-Helpers of the Taskora chart. The templates keep to a small subset of Helm's template
-language (values, if/else with not/and/or, include, toYaml, quote, default, indent,
-nindent) so tests/deploy_yaml.sh can render them without helm.
+Helpers of the Taskora chart. tests/deploy_yaml.sh renders the chart with Helm's template
+engine (tests/helmrender: text/template, sprig and Helm's functions) and checks the result.
 */}}
 
 {{- define "taskora.labels" -}}
