@@ -18,7 +18,13 @@
 #define TK_SYSCONFDIR "/usr/local/etc"
 #endif
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PENDING = 3 };
+
+/* What `migrate` does: apply, or only say what is pending (--status) or would run (--dry-run). */
+enum { MIGRATE_APPLY, MIGRATE_STATUS, MIGRATE_DRY_RUN };
+
+/* Long options without a short form. */
+enum { OPT_STATUS = 256, OPT_DRY_RUN };
 
 static void usage(FILE *out)
 {
@@ -46,8 +52,14 @@ static void usage(FILE *out)
         "  --brokers N          brokers in the cluster (default 1)\n"
         "  --partitions N       partitions per topic (default 6)\n"
         "  --topics a,b,c       topics to create (default task-events,user-events,chat-events)\n"
+        "Migrate options (both change nothing):\n"
+        "  --status             list every step per component, applied (when) or pending,\n"
+        "                       and flag steps changed since applied or unknown to this build\n"
+        "  --dry-run            print each pending step and its SQL\n"
         "\n"
-        "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n",
+        "Exit status: 0 ok, 1 runtime failure (migrate: also the database cannot be\n"
+        "reached, or --status/--dry-run found steps migrate would refuse), 2 usage or\n"
+        "configuration error, 3 migrate --status: steps are pending.\n",
         TK_SYSCONFDIR);
 }
 
@@ -102,7 +114,32 @@ static int cmd_check_or_list(const char *path, int list)
     return rc ? EXIT_USAGE : EXIT_OK;
 }
 
-static int cmd_migrate(const char *path)
+/* Runs migrate in the given mode on an opened loader; the exit status. */
+static int migrate_mode(const char *url, const tk_loader *l, int mode)
+{
+    char err[4096];
+    if (mode == MIGRATE_APPLY) {
+        if (tk_migrate(url, l, stdout, err, sizeof(err)) == 0)
+            return EXIT_OK;
+        fprintf(stderr, "taskorad: migrate: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    tk_migrate_summary sum;
+    if (tk_migrate_status(url, l, mode == MIGRATE_DRY_RUN, stdout, &sum, err, sizeof(err))) {
+        fprintf(stderr, "taskorad: migrate: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    if (sum.changed || sum.unknown) {
+        fprintf(stderr,
+                "taskorad: migrate: the database has %d step%s changed since applied and %d this "
+                "build does not know; migrate would refuse it\n",
+                sum.changed, sum.changed == 1 ? "" : "s", sum.unknown);
+        return EXIT_RUNTIME;
+    }
+    return mode == MIGRATE_STATUS && sum.pending ? EXIT_PENDING : EXIT_OK;
+}
+
+static int cmd_migrate(const char *path, int mode)
 {
     tk_settings *s = load_settings(path);
     if (!s)
@@ -122,10 +159,7 @@ static int cmd_migrate(const char *path)
         code = EXIT_USAGE;
         tk_loader_close(&l);
     } else {
-        if (tk_migrate(s->pg_url, &l, stdout, err, sizeof(err))) {
-            fprintf(stderr, "taskorad: migrate: %s\n", err);
-            code = EXIT_RUNTIME;
-        }
+        code = migrate_mode(s->pg_url, &l, mode);
         tk_loader_close(&l);
     }
     tk_settings_free(s);
@@ -188,7 +222,10 @@ int main(int argc, char **argv)
                                          {"brokers", required_argument, NULL, 'b'},
                                          {"partitions", required_argument, NULL, 'p'},
                                          {"topics", required_argument, NULL, 't'},
+                                         {"status", no_argument, NULL, OPT_STATUS},
+                                         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
                                          {0}};
+    int mode = MIGRATE_APPLY;
     const char *cmd = NULL;
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
@@ -216,6 +253,14 @@ int main(int argc, char **argv)
             }
             break;
         case 't': topics = optarg; break;
+        case OPT_STATUS:
+        case OPT_DRY_RUN:
+            if (mode != MIGRATE_APPLY) {
+                fprintf(stderr, "taskorad: --status and --dry-run exclude each other\n");
+                return EXIT_USAGE;
+            }
+            mode = c == OPT_STATUS ? MIGRATE_STATUS : MIGRATE_DRY_RUN;
+            break;
         default: fprintf(stderr, "Try 'taskorad --help'.\n"); return EXIT_USAGE;
         }
     }
@@ -228,6 +273,11 @@ int main(int argc, char **argv)
     }
     if (!cmd)
         cmd = "run";
+    if (mode != MIGRATE_APPLY && strcmp(cmd, "migrate") != 0) {
+        fprintf(stderr, "taskorad: --%s belongs to the migrate command\n",
+                mode == MIGRATE_STATUS ? "status" : "dry-run");
+        return EXIT_USAGE;
+    }
     if (!config)
         config = default_config();
     sigset_t blocked;
@@ -246,7 +296,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plugins") == 0)
         return cmd_check_or_list(config, 1);
     if (strcmp(cmd, "migrate") == 0)
-        return cmd_migrate(config);
+        return cmd_migrate(config, mode);
     if (strcmp(cmd, "broker") == 0) {
         tk_signals_block(&blocked);
         return cmd_broker(nbrokers, partitions, topics);

@@ -3,6 +3,7 @@
 #include <crypt.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,62 @@ static int migrate(const char *plugins, char **out, char **err)
     int rc = run_migrate(path, out, err);
     free(path);
     return rc;
+}
+
+/* Runs `taskorad migrate OPTION` (--status, --dry-run) with the given plugin types loaded. */
+static int migrate_with(const char *option, const char *plugins, char **out, char **err)
+{
+    char *path = write_config(plugins);
+    const char *args[] = {"migrate", option, "-c", path, NULL};
+    int rc = th_taskorad(args, out, err, 60000);
+    free(path);
+    return rc;
+}
+
+static void release(char *out, char *err)
+{
+    free(out);
+    free(err);
+}
+
+/* Runs `taskorad migrate`, which must succeed. */
+static void migrate_ok(const char *plugins)
+{
+    char *out, *err;
+    int rc = migrate(plugins, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    release(out, err);
+}
+
+/* A plugin instance running a Lua script's migrations (written to the test's directory). */
+static const char *lua_instance(const char *name, const char *migrations)
+{
+    char *path = th_write(dir, th_fmt("%s.lua", name),
+                          th_fmt("%sfunction handle(event) return 'ok' end\n", migrations));
+    const char *json = th_fmt("{\"name\": \"%s\", \"load\": \"%s/plugins/lua/.libs/lua\","
+                              " \"config\": {\"script\": \"%s\"}}",
+                              name, th_builddir(), path);
+    free(path);
+    return json;
+}
+
+/* A component's applied steps as --status lists them, each with when it was applied. */
+static char *applied_lines(const char *component)
+{
+    return query1(th_fmt("SELECT string_agg(format('  step %%s  applied  %%s UTC', step,"
+                         " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')),"
+                         " E'\\n' ORDER BY step) FROM taskora_migrations WHERE component = '%s'",
+                         component));
+}
+
+/* Everything migrate could change: the recorded steps and every table's columns. */
+static char *snapshot(void)
+{
+    return query1(
+        "SELECT coalesce((SELECT string_agg(component || ':' || step || ':' || checksum || ':' ||"
+        " applied_at, ',' ORDER BY component, step) FROM taskora_migrations), '') || '|' ||"
+        " (SELECT coalesce(string_agg(table_name || '.' || column_name, ',' ORDER BY table_name,"
+        " column_name), '') FROM information_schema.columns WHERE table_schema = 'public')");
 }
 
 #define TWO_INSTANCES                                                                              \
@@ -136,6 +193,165 @@ START_TEST(test_failed_step_is_rolled_back_and_named)
     v = query1("SELECT max(step) FROM taskora_migrations WHERE component = 'bad_migration'");
     ck_assert_str_eq(v, "1");
     free(v);
+    /* the run stopped at the failed step: the one after it did not run either */
+    v = query1("SELECT to_regclass('bad_migration_after') IS NULL");
+    ck_assert_str_eq(v, "t");
+    free(v);
+    rc = migrate_with("--status", "[{\"name\": \"x\", \"load\": \"bad_migration\"}]", &out, &err);
+    ck_assert_msg(rc == 3, "exit %d: %s", rc, err);
+    char *at = applied_lines("bad_migration");
+    ck_assert_msg(strstr(out, th_fmt("\nbad_migration\n%s\n  step 2  pending\n  step 3  pending\n"
+                                     "migrations: 2 steps pending\n",
+                                     at)),
+                  "%s", out);
+    free(at);
+    release(out, err);
+}
+END_TEST
+
+START_TEST(test_status_lists_each_step_and_changes_nothing)
+{
+    char *out, *err;
+    int rc = migrate_with("--status", TWO_INSTANCES, &out, &err);
+    ck_assert_msg(rc == 3, "exit %d: %s", rc, err);
+    ck_assert_str_eq(out, "core\n  step 1  pending\n  step 2  pending\n  step 3  pending\n"
+                          "test_plugin\n  step 1  pending\n  step 2  pending\n"
+                          "migrations: 5 steps pending\n");
+    release(out, err);
+    /* not even the migrations table was created */
+    char *v =
+        query1("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'");
+    ck_assert_str_eq(v, "0");
+    free(v);
+
+    migrate_ok("[]");
+    char *before = snapshot();
+    rc = migrate_with("--status", TWO_INSTANCES, &out, &err);
+    ck_assert_msg(rc == 3, "exit %d: %s", rc, err);
+    char *core = applied_lines("core");
+    ck_assert_str_eq(out, th_fmt("core\n%s\ntest_plugin\n  step 1  pending\n  step 2  pending\n"
+                                 "migrations: 2 steps pending\n",
+                                 core));
+    release(out, err);
+    char *after = snapshot();
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+
+    migrate_ok(TWO_INSTANCES);
+    rc = migrate_with("--status", TWO_INSTANCES, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    char *plugin = applied_lines("test_plugin");
+    ck_assert_str_eq(out,
+                     th_fmt("core\n%s\ntest_plugin\n%s\nmigrations: up to date\n", core, plugin));
+    free(core);
+    free(plugin);
+    release(out, err);
+}
+END_TEST
+
+START_TEST(test_status_flags_changed_unknown_and_unconfigured_steps)
+{
+    char *out, *err;
+    const char *two = "function migrations() return {'CREATE TABLE st_a (id int)',"
+                      " 'CREATE TABLE st_b (id int)'} end\n";
+    migrate_ok(th_fmt("[%s]", lua_instance("script", two)));
+    /* the script's step 1 edited and its step 2 gone: what a newer or edited build looks like */
+    const char *edited = "function migrations() return {'CREATE TABLE st_a (id bigint)'} end\n";
+    char *before = snapshot();
+    int rc = migrate_with("--status", th_fmt("[%s]", lua_instance("script", edited)), &out, &err);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "script\n  step 1  CHANGED  applied ") &&
+                      strstr(out, "  step 2  UNKNOWN  applied ") &&
+                      strstr(out, "migrations: 0 steps pending; 1 changed and 1 unknown"),
+                  "%s", out);
+    ck_assert_msg(strstr(err, "migrate would refuse it"), "%s", err);
+    release(out, err);
+    rc = migrate_with("--dry-run", th_fmt("[%s]", lua_instance("script", edited)), &out, &err);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "script step 1: CHANGED, applied ") &&
+                      strstr(out, "script step 2: UNKNOWN, applied "),
+                  "%s", out);
+    release(out, err);
+    char *after = snapshot();
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    /* a config without the script: its steps are named, and nothing is pending */
+    rc = migrate_with("--status", "[]", &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "script: not in this config (2 steps applied)\n"
+                              "migrations: up to date\n"),
+                  "%s", out);
+    release(out, err);
+}
+END_TEST
+
+START_TEST(test_dry_run_prints_pending_sql_and_changes_nothing)
+{
+    const char *script =
+        "function migrations() return {'CREATE TABLE dry_t (\\n  id int\\n)'} end\n";
+    char *plugins = strdup(
+        th_fmt("[{\"name\": \"a\", \"load\": \"test_plugin\"}, %s]", lua_instance("s", script)));
+    char *out, *err;
+    int rc = migrate_with("--dry-run", plugins, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(out, "would apply core step 1:\n    CREATE TABLE IF NOT EXISTS "
+                              "taskora_processed_events (") &&
+                      strstr(out, "migrations: 6 steps would be applied\n"),
+                  "%s", out);
+    release(out, err);
+    char *v =
+        query1("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'");
+    ck_assert_str_eq(v, "0");
+    free(v);
+
+    migrate_ok("[]");
+    char *before = snapshot();
+    rc = migrate_with("--dry-run", plugins, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_str_eq(out, "would apply test_plugin step 1:\n"
+                          "    CREATE TABLE test_plugin_items (id bigserial PRIMARY KEY, name text "
+                          "NOT NULL)\n"
+                          "would apply test_plugin step 2:\n"
+                          "    ALTER TABLE test_plugin_items ADD COLUMN created_at timestamptz NOT "
+                          "NULL DEFAULT now()\n"
+                          "would apply s step 1:\n    CREATE TABLE dry_t (\n      id int\n    )\n"
+                          "migrations: 3 steps would be applied\n");
+    release(out, err);
+    char *after = snapshot();
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+
+    migrate_ok(plugins);
+    rc = migrate_with("--dry-run", plugins, &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    ck_assert_str_eq(out, "migrations: nothing to do\n");
+    release(out, err);
+    free(plugins);
+}
+END_TEST
+
+START_TEST(test_a_long_step_reports_progress)
+{
+    setenv("TASKORA_MIGRATE_PROGRESS_MS", "1000", 1);
+    const char *script = "function migrations() return {'CREATE TABLE slow_t (id int)',"
+                         " 'SELECT pg_sleep(2.2)'} end\n";
+    char *out, *err;
+    int rc = migrate(th_fmt("[%s]", lua_instance("slow", script)), &out, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    /* at least one line while step 2 runs (it runs for 2.2 s), each counting the seconds */
+    regex_t re;
+    ck_assert_int_eq(
+        regcomp(&re,
+                "applied slow step 1\n(still applying slow step 2 \\([1-9][0-9]*s\\)\n)+"
+                "applied slow step 2\n$",
+                REG_EXTENDED),
+        0);
+    ck_assert_msg(regexec(&re, out, 0, NULL, 0) == 0, "%s", out);
+    regfree(&re);
+    release(out, err);
 }
 END_TEST
 
@@ -422,8 +638,37 @@ START_TEST(test_unreachable_database_is_a_clear_error)
     int rc = migrate("[]", &out, &err);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(err, "cannot connect to PostgreSQL"), "%s", err);
-    free(out);
-    free(err);
+    release(out, err);
+    for (int i = 0; i < 2; i++) {
+        rc = migrate_with(i ? "--dry-run" : "--status", "[]", &out, &err);
+        ck_assert_int_eq(rc, 1);
+        ck_assert_msg(strstr(err, "cannot connect to PostgreSQL") && !*out, "%s", err);
+        release(out, err);
+    }
+}
+END_TEST
+
+START_TEST(test_status_config_and_usage_errors_exit_2)
+{
+    char *out, *err;
+    int rc =
+        migrate_with("--status", "[{\"name\": \"x\", \"load\": \"no_such_plugin\"}]", &out, &err);
+    ck_assert_msg(rc == 2 && strstr(err, "no_such_plugin"), "exit %d: %s", rc, err);
+    release(out, err);
+    char *path = write_config("[]");
+    const char *both[] = {"migrate", "--status", "--dry-run", "-c", path, NULL};
+    ck_assert_int_eq(th_taskorad(both, &out, &err, 60000), 2);
+    ck_assert_msg(strstr(err, "--status and --dry-run exclude each other"), "%s", err);
+    release(out, err);
+    const char *run[] = {"run", "--status", "-c", path, NULL};
+    ck_assert_int_eq(th_taskorad(run, &out, &err, 60000), 2);
+    ck_assert_msg(strstr(err, "--status belongs to the migrate command"), "%s", err);
+    release(out, err);
+    free(path);
+    char *v =
+        query1("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'");
+    ck_assert_str_eq(v, "0");
+    free(v);
 }
 END_TEST
 
@@ -438,10 +683,15 @@ int main(void)
     tcase_add_test(tc, test_applies_plugin_steps_once_and_then_has_nothing_to_do);
     tcase_add_test(tc, test_concurrent_runs_apply_each_step_once);
     tcase_add_test(tc, test_failed_step_is_rolled_back_and_named);
+    tcase_add_test(tc, test_status_lists_each_step_and_changes_nothing);
+    tcase_add_test(tc, test_status_flags_changed_unknown_and_unconfigured_steps);
+    tcase_add_test(tc, test_dry_run_prints_pending_sql_and_changes_nothing);
+    tcase_add_test(tc, test_a_long_step_reports_progress);
     tcase_add_test(tc, test_existing_taskora_database_keeps_its_tables_and_rows);
     tcase_add_test(tc, test_fresh_database_gets_the_existing_service_schema);
     tcase_add_test(tc, test_case_duplicate_emails_of_an_older_database_migrate_and_still_log_in);
     tcase_add_test(tc, test_unreachable_database_is_a_clear_error);
+    tcase_add_test(tc, test_status_config_and_usage_errors_exit_2);
     suite_add_tcase(s, tc);
     return th_run_suite(s);
 }

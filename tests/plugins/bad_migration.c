@@ -1,4 +1,5 @@
-/* A plugin whose second migration fails half-way: migrate must roll it back and name it. */
+/* A plugin whose second migration fails half-way: migrate must roll it back, name it, and not
+ * go on to the third. */
 #include <taskora/plugin.h>
 
 static int init(const tk_host *host, tk_instance *inst, void **state)
@@ -12,6 +13,7 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
 static const char *const migrations[] = {
     "CREATE TABLE bad_migration_ok (id integer PRIMARY KEY)",
     "CREATE TABLE bad_migration_half (id integer); SELECT 1 / 0",
+    "CREATE TABLE bad_migration_after (id integer)",
     NULL,
 };
 
