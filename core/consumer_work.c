@@ -480,6 +480,14 @@ void tk_consumer_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
         tk_logf(c->instance, TK_LOG_WARN, "committing offsets on revoke: %s", rd_kafka_err2str(e));
     tk_logf(c->instance, TK_LOG_INFO, "revoked %d partition(s)", parts->cnt);
     count(c->m_rebalance, c, "revoke");
+    /* their lag is now the next owner's to report: a last value left here would stand for
+     * ever (the statistics only cover assigned partitions) */
+    for (int i = 0; i < parts->cnt; i++) {
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", (int)parts->elems[i].partition);
+        const char *v[] = {c->instance, parts->elems[i].topic, pid};
+        tk_metric_set(c->m_lag, v, 0);
+    }
 }
 
 void tk_consumer_free_parts(tk_consumer *c)
