@@ -8,8 +8,10 @@ libluajit-5.1-dev postgresql postgresql-contrib curl valgrind binutils kcat wrk 
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 # the browser tests only (tests/webui_browser.sh)
 BROWSER_PACKAGES="chromium chromium-driver python3-selenium"
+# the observability test only (tests/observability.sh: promtool and a Prometheus that scrapes taskorad)
+MONITORING_PACKAGES="prometheus"
 missing=
-for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES; do
+for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES $MONITORING_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
