@@ -432,6 +432,15 @@ void tk_consumer_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
     count(c->m_rebalance, c, "assign");
 }
 
+int tk_consumer_owns(tk_consumer *c, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&c->lock);
+    part *p = find_part(c, topic, partition);
+    int owns = p && !p->revoked;
+    pthread_mutex_unlock(&c->lock);
+    return owns;
+}
+
 /* Finishes work on the revoked partitions, drops what was queued for them, and forgets them. */
 void tk_consumer_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
