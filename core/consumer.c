@@ -74,7 +74,10 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         {
             json_int_t lag = json_integer_value(json_object_get(p, "consumer_lag"));
             const char *fetch = json_string_value(json_object_get(p, "fetch_state"));
-            if (strcmp(pid, "-1") == 0 || lag < 0 || !fetch || strcmp(fetch, "active") != 0)
+            /* statistics taken before a revocation may come after it: a partition this
+             * consumer no longer owns is its new owner's to report */
+            if (strcmp(pid, "-1") == 0 || lag < 0 || !fetch || strcmp(fetch, "active") != 0 ||
+                !tk_consumer_owns(c, name, (int32_t)atoi(pid)))
                 continue;
             const char *v[] = {c->instance, name, pid};
             tk_metric_set(c->m_lag, v, (double)lag);

@@ -432,6 +432,15 @@ void tk_consumer_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
     count(c->m_rebalance, c, "assign");
 }
 
+int tk_consumer_owns(tk_consumer *c, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&c->lock);
+    part *p = find_part(c, topic, partition);
+    int owns = p && !p->revoked;
+    pthread_mutex_unlock(&c->lock);
+    return owns;
+}
+
 /* Finishes work on the revoked partitions, drops what was queued for them, and forgets them. */
 void tk_consumer_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
@@ -480,6 +489,14 @@ void tk_consumer_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts)
         tk_logf(c->instance, TK_LOG_WARN, "committing offsets on revoke: %s", rd_kafka_err2str(e));
     tk_logf(c->instance, TK_LOG_INFO, "revoked %d partition(s)", parts->cnt);
     count(c->m_rebalance, c, "revoke");
+    /* their lag is now the next owner's to report: a last value left here would stand for
+     * ever (the statistics only cover assigned partitions) */
+    for (int i = 0; i < parts->cnt; i++) {
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", (int)parts->elems[i].partition);
+        const char *v[] = {c->instance, parts->elems[i].topic, pid};
+        tk_metric_set(c->m_lag, v, 0);
+    }
 }
 
 void tk_consumer_free_parts(tk_consumer *c)

@@ -19,6 +19,8 @@ void tk_consumer_enqueue(tk_consumer *c, rd_kafka_message_t *m);
  * handled, drop what was queued, store and commit their offsets. */
 void tk_consumer_assign(tk_consumer *c, rd_kafka_topic_partition_list_t *parts);
 void tk_consumer_revoke(tk_consumer *c, rd_kafka_topic_partition_list_t *parts);
+/* Non-zero while the partition is assigned to c (not revoked). Any thread. */
+int tk_consumer_owns(tk_consumer *c, const char *topic, int32_t partition);
 
 /*
  * Hands librdkafka the offsets of finished messages (only of revoked

@@ -61,6 +61,23 @@ static int route_health(void *ud, const tk_http_request *req, tk_http_response *
                               json_pack("{s:s,s:s}", "status", "healthy", "service", srv->app_id));
 }
 
+/* What /ready answers: 1 when started, not draining and every probe says yes. With `o`, each
+ * probe's state is set in it; returns -1 when that fails (out of memory). */
+static int ready_now(tk_http_server *srv, json_t *o)
+{
+    if (!atomic_load(&srv->ready))
+        return 0;
+    int ready = 1;
+    for (int i = 0; i < srv->nprobes; i++) {
+        int ok = srv->probes[i].fn(srv->probes[i].ud);
+        ready &= ok;
+        if (o && json_object_set_new(o, srv->probes[i].name,
+                                     json_string(ok ? srv->probes[i].yes : srv->probes[i].no)))
+            return -1;
+    }
+    return ready;
+}
+
 static int route_ready(void *ud, const tk_http_request *req, tk_http_response *resp)
 {
     tk_http_server *srv = ud;
@@ -72,16 +89,11 @@ static int route_ready(void *ud, const tk_http_request *req, tk_http_response *r
             json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason ? reason : ""));
     }
     json_t *o = json_object();
-    int ready = 1, failed = !o || json_object_set_new(o, "status", json_string("ready"));
-    for (int i = 0; i < srv->nprobes; i++) {
-        int ok = srv->probes[i].fn(srv->probes[i].ud);
-        ready &= ok;
-        failed |= json_object_set_new(o, srv->probes[i].name,
-                                      json_string(ok ? srv->probes[i].yes : srv->probes[i].no)) != 0;
-    }
-    if (!ready)
-        failed |= json_object_set_new(o, "status", json_string("not_ready")) != 0;
-    if (failed) { /* an answer without a probe's line would hide it */
+    int ready =
+        o && !json_object_set_new(o, "status", json_string("ready")) ? ready_now(srv, o) : -1;
+    if (ready == 0 && json_object_set_new(o, "status", json_string("not_ready")))
+        ready = -1;
+    if (ready < 0) { /* an answer without a probe's line would hide it */
         json_decref(o);
         return TK_ENOMEM;
     }
@@ -92,6 +104,8 @@ static int route_metrics(void *ud, const tk_http_request *req, tk_http_response 
 {
     tk_http_server *srv = ud;
     (void)req;
+    if (srv->ready_gauge)
+        tk_metric_set(srv->ready_gauge, NULL, ready_now(srv, NULL) == 1);
     size_t len = 0;
     char *text = tk_metrics_render(srv->metrics, &len);
     if (!text)

@@ -55,6 +55,7 @@ struct tk_http_server {
     int quiesced_fd;     /* the listening socket MHD let go of (tk_http_drain), or -1 */
     tk_metrics *metrics;
     tk_metric_family *requests, *duration, *inflight, *refused;
+    tk_metric_family *ready_gauge; /* taskora_ready: what /ready answers, set at each scrape */
     tk_routes *routes;
     tk_routes *admin_routes; /* /metrics, /health, /ready on http.admin_listen */
     struct MHD_Daemon *mhd, *admin_mhd;
@@ -70,7 +71,7 @@ struct tk_http_server {
         int (*fn)(void *ud);
         void *ud;
         const char *yes, *no; /* what /ready says for it: "connected", "unreachable" */
-    } probes[4]; /* what /ready asks besides start-up: the database, Kafka */
+    } probes[4];              /* what /ready asks besides start-up: the database, Kafka */
     int nprobes;
     const char *_Atomic not_ready_reason;
     char url[96], admin_url[96];

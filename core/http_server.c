@@ -47,6 +47,13 @@ static void register_metrics(tk_http_server *srv, tk_metrics *metrics)
         tk_metrics_family(metrics, TK_METRIC_COUNTER, "taskora_http_refused_total",
                           "Connections and requests refused or cut by a limit, by reason",
                           why_labels, NULL, 0, merr, sizeof(merr));
+    srv->ready_gauge =
+        tk_metrics_family(metrics, TK_METRIC_GAUGE, "taskora_ready",
+                          "1 when /ready would answer 200 (started, not draining, every probe up), "
+                          "else 0; evaluated at each scrape",
+                          NULL, NULL, 0, merr, sizeof(merr));
+    if (srv->ready_gauge)
+        tk_metric_set(srv->ready_gauge, NULL, 0);
 }
 
 tk_http_server *tk_http_new(const tk_http_options *opt, tk_metrics *metrics, char *err,

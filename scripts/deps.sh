@@ -10,8 +10,10 @@ FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 BROWSER_PACKAGES="chromium chromium-driver python3-selenium"
 # tests/deploy_yaml.sh only: tests/helmrender, Helm's template engine built offline from these
 GO_PACKAGES="golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev"
+# the observability test only (tests/observability.sh: promtool and a Prometheus that scrapes taskorad)
+MONITORING_PACKAGES="prometheus"
 missing=
-for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES $GO_PACKAGES; do
+for p in $PACKAGES $FUZZ_PACKAGES $BROWSER_PACKAGES $GO_PACKAGES $MONITORING_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done

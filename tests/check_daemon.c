@@ -115,6 +115,7 @@ START_TEST(test_core_routes_health_ready_metrics)
                                  "route=\"/test/hello/{name}\",le=\"+Inf\"} 1\n"),
                   "%s", r.body);
     ck_assert_msg(strstr(r.body, "taskora_plugin_instances 2\n"), "%s", r.body);
+    ck_assert_msg(strstr(r.body, "taskora_ready 1\n"), "%s", r.body); /* as /ready said */
     th_response_free(&r);
 }
 END_TEST
@@ -523,6 +524,7 @@ START_TEST(test_sigterm_drains_before_stopping)
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(r.body, "{\"status\":\"not_ready\",\"reason\":\"draining\"}");
     th_response_free(&r);
+    ck_assert_double_eq(th_metric(d.url, "taskora_ready"), 0);
     /* still serving, but every answer closes its connection */
     r = get("/test/hello/drain", NULL);
     ck_assert_int_eq(r.status, 200);

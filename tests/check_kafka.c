@@ -317,6 +317,55 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
 }
 END_TEST
 
+/* taskora_consumer_lag of one partition as the daemon reports it; -1 when it has no series. */
+static double lag_of(const th_daemon *d, int partition)
+{
+    return th_metric(d->url, th_fmt("taskora_consumer_lag{plugin=\"sink\",topic=\"task-events\","
+                                    "partition=\"%d\"}",
+                                    partition));
+}
+
+START_TEST(test_a_revoked_partitions_lag_is_left_to_its_new_owner)
+{
+    char *cfg = write_config("a", 0, 50); /* 50 ms an event: a backlog builds up */
+    th_daemon a, b;
+    start_daemon(&a, cfg, "a");
+    ck_assert(th_wait_file_contains(a.log_path, "assigned 4 partition(s)", 30000));
+    produce_events(1200, 16, "task.created", 0);
+    double end = th_now_s() + 30;
+    int behind = 0;
+    while (behind < PARTITIONS && th_now_s() < end) {
+        behind = 0;
+        for (int p = 0; p < PARTITIONS; p++)
+            behind += lag_of(&a, p) > 0;
+        if (behind < PARTITIONS)
+            usleep(100000);
+    }
+    ck_assert_msg(behind == PARTITIONS, "a is not behind on every partition");
+    start_daemon(&b, cfg, "b");
+    ck_assert(th_wait_file_contains(b.log_path, "assigned 2 partition(s)", 60000));
+    /* the partitions b took (it reports their lag): a, which still lags on them if it kept its
+     * last values, says 0 */
+    int taken = 0;
+    end = th_now_s() + 30;
+    while (taken < 2 && th_now_s() < end) {
+        taken = 0;
+        for (int p = 0; p < PARTITIONS; p++)
+            taken += lag_of(&b, p) >= 0;
+        if (taken < 2)
+            usleep(100000);
+    }
+    ck_assert_int_eq(taken, 2);
+    for (int p = 0; p < PARTITIONS; p++)
+        if (lag_of(&b, p) >= 0)
+            ck_assert_msg(lag_of(&a, p) == 0, "a still reports lag %.0f on partition %d of b",
+                          lag_of(&a, p), p);
+    stop_daemon(&b);
+    stop_daemon(&a);
+    free(cfg);
+}
+END_TEST
+
 START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
 {
     produce_raw("this is not json");
@@ -487,6 +536,7 @@ int main(void)
     tcase_add_test(tc, test_a_consumer_with_ready_false_keeps_its_pod_ready_without_kafka);
     tcase_add_test(tc, test_consumer_killed_mid_stream_applies_every_event_exactly_once);
     tcase_add_test(tc, test_two_consumers_split_partitions_and_take_over_without_loss);
+    tcase_add_test(tc, test_a_revoked_partitions_lag_is_left_to_its_new_owner);
     tcase_add_test(tc, test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on);
     tcase_add_test(tc, test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered);
     tcase_add_test(tc, test_tutorial_consumer_counts_each_event_once_in_its_table);

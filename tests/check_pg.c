@@ -396,6 +396,7 @@ START_TEST(test_taskorad_starts_without_its_database_and_says_so)
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(r.body, "{\"status\":\"not_ready\",\"database\":\"unreachable\"}");
     th_response_free(&r);
+    ck_assert_double_eq(th_metric(d.url, "taskora_ready"), 0); /* what /ready says, to alerts */
     snprintf(url, sizeof(url), "%s/health", d.url);
     ck_assert_int_eq(th_http("GET", url, NULL, 0, NULL, &r), 0);
     ck_assert_int_eq(r.status, 200);

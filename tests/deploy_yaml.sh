@@ -12,6 +12,8 @@
 # outlast each pod's drain delay and shutdown timeout.
 # Skips (77) when yamllint, Go or the Go packages (scripts/deps.sh GO_PACKAGES) are missing,
 # unless TASKORA_REQUIRE_GO or CI is set (then 99).
+# The monitoring parts: the PrometheusRule's groups equal deploy/prometheus/alerts.yaml's (and
+# promtool, when installed, accepts them).
 set -eu
 src=${TK_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 command -v yamllint >/dev/null 2>&1 || { echo "SKIP: yamllint is not installed (apt-get install yamllint)"; exit 77; }
@@ -44,7 +46,7 @@ if [ ! -x "$bin" ] || [ -n "$(find "$src/tests/helmrender" -newer "$bin" -name '
 fi
 
 # 1. plain YAML
-lint "$src"/deploy/dapr/*.yaml "$chart/Chart.yaml" "$chart/values.yaml"
+lint "$src"/deploy/dapr/*.yaml "$chart/Chart.yaml" "$chart/values.yaml" "$src/deploy/prometheus/alerts.yaml"
 for f in "$src"/deploy/dapr/*.yaml; do
     grep -q '^apiVersion: dapr.io/v1alpha1$' "$f" || fail "$f: not a dapr.io/v1alpha1 resource"
 done
@@ -72,6 +74,8 @@ render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabl
 render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
     --set migrations.enabled=false
 render "$work/dapr.yaml" --set dapr.enabled=true --set dapr.appToken=t0ken-from-values
+render "$work/monitoring.yaml" --set metrics.serviceMonitor.enabled=true \
+    --set metrics.prometheusRule.enabled=true
 "$bin" taskora "$chart" --notes >"$work/notes.txt" || fail "NOTES.txt does not render"
 
 # 3. facts from a rendering, one per line:
@@ -349,4 +353,30 @@ grep -q 'HorizontalPodAutoscaler taskora-api: targets apps/v1 Deployment taskora
 printf '{{ .Values.nope.deeper }}\n' >"$work/broken/templates/oops.yaml"
 ! "$bin" taskora "$work/broken" >/dev/null 2>&1 || fail "a template error does not fail the rendering"
 
-echo "deploy YAML: plain files and 5 renderings linted and checked (9 broken charts caught); configs, env names, probes, updates, resources, Dapr token checked"
+# 6. monitoring (off by default): a headless Service over every taskorad pod's metrics port, its
+# ServiceMonitor, and a PrometheusRule whose groups are deploy/prometheus/alerts.yaml's
+! grep -q '^kind: \(ServiceMonitor\|PrometheusRule\)$' "$work/default.yaml" ||
+    fail "monitoring resources rendered by default"
+facts "$work/monitoring.yaml" >"$work/monitoring.facts"
+for d in "Service taskora-metrics" "ServiceMonitor taskora" "PrometheusRule taskora"; do
+    has "doc $d" "$work/monitoring.facts"
+done
+# the Service selects the pods of the three Deployments (by their taskora.io/metrics label) and
+# points at the port the containers name admin, the one /metrics is served on
+[ "$(grep -c '^ *taskora.io/metrics: "true"$' "$work/monitoring.yaml")" -eq 4 ] ||
+    fail "taskora.io/metrics is not on the three Deployments' pods and the metrics Service's selector"
+grep -q "^ *targetPort: admin$" "$work/monitoring.yaml" || fail "the metrics Service does not target the admin port"
+grep -q "^ *- port: admin$" "$work/monitoring.yaml" || fail "the ServiceMonitor does not scrape the admin port"
+grep -q "^ *path: /metrics$" "$work/monitoring.yaml" || fail "the ServiceMonitor does not scrape /metrics"
+awk '/^---$/ { inrule = 0; spec = 0; next } /^kind: PrometheusRule$/ { inrule = 1 }
+     inrule && spec { sub(/^  /, ""); print } inrule && /^spec:$/ { spec = 1 }' \
+    "$work/monitoring.yaml" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$work/rule-groups.yaml"
+sed -n '/^groups:/,$p' "$src/deploy/prometheus/alerts.yaml" >"$work/alerts-groups.yaml"
+diff -u "$work/alerts-groups.yaml" "$work/rule-groups.yaml" >&2 ||
+    fail "the chart's PrometheusRule differs from deploy/prometheus/alerts.yaml (copy its groups)"
+if command -v promtool >/dev/null 2>&1; then
+    promtool check rules "$src/deploy/prometheus/alerts.yaml" >"$work/promtool.out" 2>&1 ||
+        { cat "$work/promtool.out" >&2; fail "promtool check rules deploy/prometheus/alerts.yaml"; }
+fi
+
+echo "deploy YAML: plain files and 6 renderings linted and checked (9 broken charts caught); configs, env names, probes, updates, resources, Dapr token, monitoring checked"
