@@ -101,8 +101,18 @@ typedef struct R {
     th_response raw;
 } R;
 
+/* A request to the taskorad at url (another than the suite's: base_url). */
+static R request_at(const char *url, const char *method, const char *path, const char *token,
+                    const char *body, const char *const *extra);
+
 static R request(const char *method, const char *path, const char *token, const char *body,
                  const char *const *extra)
+{
+    return request_at(base_url, method, path, token, body, extra);
+}
+
+static R request_at(const char *url, const char *method, const char *path, const char *token,
+                    const char *body, const char *const *extra)
 {
     const char *h[12];
     size_t n = 0;
@@ -116,7 +126,7 @@ static R request(const char *method, const char *path, const char *token, const 
     R r;
     memset(&r, 0, sizeof(r));
     r.what = S("%s %s", method, path);
-    int rc = th_http(method, S("%s%s", base_url, path), body, body ? strlen(body) : 0, h, &r.raw);
+    int rc = th_http(method, S("%s%s", url, path), body, body ? strlen(body) : 0, h, &r.raw);
     keep(r.raw.body);
     keep(r.raw.headers);
     ck_assert_msg(rc == 0, "%s: no HTTP response", r.what);
@@ -1278,6 +1288,141 @@ START_TEST(test_answers_that_carry_a_token_are_not_stored)
         ck_assert_msg(pragma && strcmp(pragma, "no-cache") == 0, "%s: Pragma: %s", rs[i]->what,
                       pragma);
     }
+}
+END_TEST
+
+/* ===================================== secret rotation ====================================== */
+
+/* The secret a rotation moves to; SECRET, the suite's, is the one being rotated out. */
+#define NEW_SECRET "rotated-secret-fedcba9876543210fedcba98"
+#define PREVIOUS_METRIC "taskora_auth_tokens_previous_secret_total{plugin=\"api\"}"
+
+/* The suite's config with another jwt_secret, jwt_secret_previous (NULL: none) and debug logs. */
+static const char *rotation_config(const char *current, const char *previous)
+{
+    const char *text = config_text(current), *key = S("\"jwt_secret\":\"%s\",", current);
+    const char *at = strstr(text, key), *log = strstr(text, "\"format\":\"text\"");
+    ck_assert_ptr_nonnull(at);
+    ck_assert_ptr_nonnull(log);
+    at += strlen(key);
+    log += strlen("\"format\":\"text\"");
+    return S("%.*s,\"level\":\"debug\"%.*s%s%s%s%s", (int)(log - text), text, (int)(at - log), log,
+             previous ? "\"jwt_secret_previous\":\"" : "", previous ? previous : "",
+             previous ? "\"," : "", at);
+}
+
+static void stop_daemon(th_daemon *d)
+{
+    kill(d->pid, SIGINT);
+    int code = th_daemon_wait(d, 30000);
+    char *text = keep(th_read(d->log_path));
+    ck_assert_msg(code == 0, "taskorad exited %d on SIGINT: %s", code, text);
+    ck_assert_msg(!strstr(text, "Sanitizer") && !strstr(text, "runtime error"), "%s", text);
+    th_daemon_cleanup(d);
+}
+
+/* Whether token's signature is HS256 of its first two parts under key. */
+static int signed_with(const char *token, const char *key)
+{
+    const char *sig = strrchr(token, '.');
+    ck_assert_ptr_nonnull(sig);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)token,
+                               (size_t)(sig - token), mac, &len));
+    return strcmp(sig + 1, b64url(mac, len)) == 0;
+}
+
+static const char *claims_of(const user *u, long exp_in)
+{
+    return S("{\"sub\":\"%s\",\"exp\":%ld}", u->ids, (long)time(NULL) + exp_in);
+}
+
+static const char *signed_token(const char *claims, const char *key)
+{
+    return jwt_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims, key, EVP_sha256());
+}
+
+START_TEST(test_tokens_of_the_previous_secret_verify_while_it_is_configured)
+{
+    user u = new_user("rotate"); /* its token: signed by the suite's taskorad, with SECRET */
+    ck_assert(signed_with(u.token, SECRET));
+    /* an empty previous secret (the suite's taskorad has none) accepts nothing */
+    R r = GET("/api/auth/me", signed_token(claims_of(&u, 600), ""));
+    DETAIL(r, 401, "Could not validate credentials");
+
+    th_daemon rot; /* the rotation under way: NEW_SECRET signs, SECRET still verifies */
+    th_daemon_start_named(
+        &rot, dir, keep(th_write(dir, "rot.json", rotation_config(NEW_SECRET, SECRET))), "rot");
+    ck_assert_double_eq(th_metric(rot.url, PREVIOUS_METRIC), 0);
+    r = request_at(rot.url, "GET", "/api/auth/me", u.token, NULL, NULL);
+    JINT(EXPECT(r, 200), "id", u.id);
+    ck_assert_double_eq(th_metric(rot.url, PREVIOUS_METRIC), 1);
+    ck_assert_msg(
+        th_wait_file_contains(rot.log_path, "token verified by jwt_secret_previous", 5000),
+        "no debug line for a token of the previous secret: %s",
+        (const char *)keep(th_read(rot.log_path)));
+    /* a token of the new secret verifies (and is not counted); one of neither does not, nor an
+     * expired one of the previous secret */
+    r = request_at(rot.url, "GET", "/api/auth/me", signed_token(claims_of(&u, 600), NEW_SECRET),
+                   NULL, NULL);
+    JINT(EXPECT(r, 200), "id", u.id);
+    r = request_at(rot.url, "GET", "/api/tasks",
+                   signed_token(claims_of(&u, 600), "a-third-secret-0123456789abcdef01234"), NULL,
+                   NULL);
+    DETAIL(r, 401, "Could not validate credentials");
+    r = request_at(rot.url, "GET", "/api/tasks", signed_token(claims_of(&u, -120), SECRET), NULL,
+                   NULL);
+    DETAIL(r, 401, "Token has expired");
+    ck_assert_double_eq(th_metric(rot.url, PREVIOUS_METRIC), 1);
+
+    /* a login there is signed with the new secret only: the old secret alone refuses it */
+    r = request_at(rot.url, "POST", "/api/auth/login", NULL,
+                   S("{\"email\":\"%s\",\"password\":\"%s\"}", u.email, u.password), NULL);
+    const char *fresh = JS(EXPECT(r, 200), "access_token");
+    ck_assert(signed_with(fresh, NEW_SECRET));
+    ck_assert(!signed_with(fresh, SECRET));
+    r = request_at(rot.url, "GET", "/api/auth/me", fresh, NULL, NULL);
+    JINT(EXPECT(r, 200), "id", u.id);
+    r = GET("/api/auth/me", fresh);
+    DETAIL(r, 401, "Could not validate credentials");
+    ck_assert_double_eq(th_metric(rot.url, PREVIOUS_METRIC), 1);
+
+    /* the rotation done: without the previous secret its tokens are refused, the new ones not */
+    th_daemon done;
+    th_daemon_start_named(
+        &done, dir, keep(th_write(dir, "done.json", rotation_config(NEW_SECRET, NULL))), "done");
+    r = request_at(done.url, "GET", "/api/auth/me", u.token, NULL, NULL);
+    DETAIL(r, 401, "Could not validate credentials");
+    r = request_at(done.url, "GET", "/api/auth/me", fresh, NULL, NULL);
+    JINT(EXPECT(r, 200), "id", u.id);
+
+    /* a logout of a token of the previous secret revokes it as any other */
+    r = request_at(rot.url, "POST", "/api/auth/logout", u.token, NULL, NULL);
+    EXPECT(r, 200);
+    r = request_at(rot.url, "GET", "/api/auth/me", u.token, NULL, NULL);
+    DETAIL(r, 401, "Could not validate credentials");
+    stop_daemon(&done);
+    stop_daemon(&rot);
+}
+END_TEST
+
+START_TEST(test_a_previous_secret_equal_to_the_current_one_refuses_to_start)
+{
+    char *text;
+    int rc = start_refused(rotation_config(SECRET, SECRET), &text);
+    ck_assert_msg(rc > 0, "jwt_secret_previous = jwt_secret: exit %d (-1 = still running): %s", rc,
+                  text);
+    ck_assert_msg(strstr(text, "jwt_secret_previous") && strstr(text, "equals"),
+                  "the log does not say why: %s", text);
+    /* the same rules as jwt_secret: a short one starts, with a warning naming it */
+    th_daemon d;
+    th_daemon_start_named(
+        &d, dir, keep(th_write(dir, "short.json", rotation_config(NEW_SECRET, "short-old"))),
+        "short");
+    text = keep(th_read(d.log_path));
+    ck_assert_msg(strstr(text, "jwt_secret_previous is shorter than 32 bytes"), "%s", text);
+    stop_daemon(&d);
 }
 END_TEST
 
@@ -3715,6 +3860,10 @@ int main(void)
     tcase_add_test(tc, test_emails_are_unique_case_insensitively);
     tcase_add_test(tc, test_out_of_range_or_non_canonical_claims_are_401);
     tcase_add_test(tc, test_answers_that_carry_a_token_are_not_stored);
+
+    tc = tcase(s, "secret_rotation");
+    tcase_add_test(tc, test_tokens_of_the_previous_secret_verify_while_it_is_configured);
+    tcase_add_test(tc, test_a_previous_secret_equal_to_the_current_one_refuses_to_start);
 
     tc = tcase(s, "tags");
     tcase_add_test(tc, test_tags_listed_by_name_with_default_colour);

@@ -74,6 +74,7 @@ render "$work/optional.yaml" --set redpanda.enabled=true --set autoscaling.enabl
 render "$work/minimal.yaml" --set networkPolicy.enabled=false --set ingress.enabled=false \
     --set migrations.enabled=false
 render "$work/dapr.yaml" --set dapr.enabled=true --set dapr.appToken=t0ken-from-values
+render "$work/rotation.yaml" --set secrets.betterAuthSecretPrevious=the-old-secret
 render "$work/monitoring.yaml" --set metrics.serviceMonitor.enabled=true \
     --set metrics.prometheusRule.enabled=true
 "$bin" taskora "$chart" --notes >"$work/notes.txt" || fail "NOTES.txt does not render"
@@ -123,6 +124,7 @@ facts() {
 facts "$work/default.yaml" >"$work/default.facts"
 facts "$work/optional.yaml" >"$work/optional.facts"
 facts "$work/dapr.yaml" >"$work/dapr.facts"
+facts "$work/rotation.yaml" >"$work/rotation.facts"
 has() { grep -qx "$1" "$2" || fail "expected \"$1\" in the rendering ($2)"; }
 F="$work/default.facts"
 for d in "Deployment taskora-api" "Deployment taskora-worker-notifications" \
@@ -235,7 +237,7 @@ for f in "$work/default.yaml" "$work/optional.yaml" "$work/minimal.yaml" "$chart
     done
 done
 reads() { grep -q "\${$1[:}]" "$2"; }   # does config file $2 read the variable $1?
-for facts_file in "$work/default.facts" "$work/optional.facts"; do
+for facts_file in "$work/default.facts" "$work/optional.facts" "$work/rotation.facts"; do
     # every ConfigMap key is read by some config
     awk '$1 == "data" && $2 ~ /-settings$/ { print $3 }' "$facts_file" | while read -r k; do
         found=0
@@ -261,6 +263,18 @@ done
 for k in DATABASE_URL BETTER_AUTH_SECRET GEMINI_API_KEY COHERE_API_KEY; do
     grep -q "^data taskora-secrets $k " "$F" || fail "the Secret has no $k"
 done
+# the previous auth secret (a rotation): nothing of it unless set; when set, in the Secret and
+# passed to the API only; with an existing Secret, read from it whenever it has the key
+! grep -q 'BETTER_AUTH_SECRET_PREVIOUS' "$F" || fail "BETTER_AUTH_SECRET_PREVIOUS rendered although empty"
+has "data taskora-secrets BETTER_AUTH_SECRET_PREVIOUS the-old-secret" "$work/rotation.facts"
+for f in "$work/rotation.facts" "$work/optional.facts"; do
+    has "env taskora-api BETTER_AUTH_SECRET_PREVIOUS" "$f"
+    ! grep -q '^env taskora-worker[^ ]* BETTER_AUTH_SECRET_PREVIOUS$' "$f" ||
+        fail "workers get BETTER_AUTH_SECRET_PREVIOUS ($f)"
+done
+has "secretref taskora-api taskora-secrets BETTER_AUTH_SECRET_PREVIOUS" "$work/rotation.facts"
+has "secretref taskora-api taskora-prod BETTER_AUTH_SECRET_PREVIOUS" "$work/optional.facts"
+reads BETTER_AUTH_SECRET_PREVIOUS "$src/config/api.json" || fail "api.json does not read BETTER_AUTH_SECRET_PREVIOUS"
 
 # 5. the Dapr app token: without Dapr nothing of it; with Dapr the sidecar (dapr.io/app-token-secret)
 # and taskorad (APP_API_TOKEN, which api.json reads for the core and for realtime) get the same
@@ -379,4 +393,4 @@ if command -v promtool >/dev/null 2>&1; then
         { cat "$work/promtool.out" >&2; fail "promtool check rules deploy/prometheus/alerts.yaml"; }
 fi
 
-echo "deploy YAML: plain files and 6 renderings linted and checked (9 broken charts caught); configs, env names, probes, updates, resources, Dapr token, monitoring checked"
+echo "deploy YAML: plain files and 7 renderings linted and checked (9 broken charts caught); configs, env names, probes, updates, resources, Dapr token, monitoring, previous auth secret checked"

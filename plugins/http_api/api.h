@@ -16,6 +16,9 @@ typedef struct api {
     tk_instance *inst;
     const char *jwt_secret;
     size_t jwt_secret_len;
+    const char *jwt_secret_previous; /* also verifies tokens, during a rotation ("" none) */
+    size_t jwt_secret_previous_len;
+    tk_metric *m_previous_secret; /* tokens the previous secret verified */
     int64_t token_ttl_s;
     int bcrypt_cost;
     const char *task_topic;

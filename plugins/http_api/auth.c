@@ -111,6 +111,14 @@ static int authenticate_claims(api *a, const tk_http_request *req, tk_http_respo
     case JWT_EXPIRED: unauthorized(a, resp, "Token has expired"); return TK_EPERM;
     default: unauthorized(a, resp, "Could not validate credentials"); return TK_EPERM;
     }
+    if (t->previous) { /* a rotation under way (deploy/README.md): who still uses old tokens */
+        if (a->m_previous_secret)
+            a->host->metric_add(a->m_previous_secret, NULL, 1);
+        if (a->host->log_enabled(a->inst, TK_LOG_DEBUG))
+            a->host->log(a->inst, TK_LOG_DEBUG,
+                         "user %s: token verified by jwt_secret_previous (expires at %lld)",
+                         t->user, t->exp);
+    }
     /* checked in PostgreSQL on every request, so a logout or a deleted account holds on
      * every replica at once */
     int user_exists = 0, revoked = 0;

@@ -71,11 +71,34 @@ bad:
 
 /* ---- JWT ------------------------------------------------------------------- */
 
-static void hs256(const api *a, const char *data, size_t len, unsigned char mac[32])
+static void hs256_key(const char *key, size_t keylen, const char *data, size_t len,
+                      unsigned char mac[32])
 {
     unsigned int maclen = 32;
-    HMAC(EVP_sha256(), a->jwt_secret, (int)a->jwt_secret_len, (const unsigned char *)data, len, mac,
-         &maclen);
+    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, len, mac, &maclen);
+}
+
+/* With the current secret: what signs every token issued here. */
+static void hs256(const api *a, const char *data, size_t len, unsigned char mac[32])
+{
+    hs256_key(a->jwt_secret, a->jwt_secret_len, data, len, mac);
+}
+
+/*
+ * Whether sig is the MAC of data under the current secret, or else under the previous one (a
+ * secret being rotated out: only when one is set, never the empty key). Both compared in
+ * constant time. 1 current, 2 previous, 0 neither; mac is the matching MAC.
+ */
+static int signed_by(const api *a, const char *data, size_t len, const unsigned char sig[32],
+                     unsigned char mac[32])
+{
+    hs256(a, data, len, mac);
+    if (CRYPTO_memcmp(mac, sig, 32) == 0)
+        return 1;
+    if (!a->jwt_secret_previous || a->jwt_secret_previous_len == 0)
+        return 0;
+    hs256_key(a->jwt_secret_previous, a->jwt_secret_previous_len, data, len, mac);
+    return CRYPTO_memcmp(mac, sig, 32) == 0 ? 2 : 0;
 }
 
 /* 128 random bits as unpadded base64url (22 characters): a token's id, for revoking it. */
@@ -190,9 +213,10 @@ jwt_result api_jwt_verify(const api *a, const char *token, jwt_claims *out)
     if (!alg || strcmp(alg, "HS256") != 0)
         goto out;
     unsigned char mac[32];
-    hs256(a, token, (size_t)(d2 - token), mac);
-    if (CRYPTO_memcmp(mac, s, 32) != 0)
+    int by = signed_by(a, token, (size_t)(d2 - token), s, mac);
+    if (by == 0)
         goto out;
+    out->previous = by == 2;
     if (exp_claim(json_object_get(claims, "exp"), &out->exp) < 0)
         goto out;
     if (out->exp <= (long long)time(NULL)) {

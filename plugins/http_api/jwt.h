@@ -11,6 +11,7 @@ typedef struct jwt_claims {
     char user[24]; /* the user id, canonical decimal */
     char key[160]; /* what revokes it: "j:" + jti, or "m:" + the MAC in hex (no jti) */
     long long exp; /* seconds since the epoch */
+    int previous;  /* 1: the signature is the previous secret's (jwt_secret_previous) */
 } jwt_claims;
 
 /* users.id is an int4: a token naming anything else names nobody. */
@@ -18,7 +19,10 @@ typedef struct jwt_claims {
 /* exp past 9999-12-31T23:59:59Z is no date this service (or PostgreSQL's to_timestamp) knows. */
 #define EXP_MAX 253402300799LL
 
-/* Verifies a token's signature (HS256 only) and reads its claims into *out. */
+/*
+ * Verifies a token's signature (HS256 only) with the current secret, or else the previous one
+ * when it is set, and reads its claims into *out.
+ */
 jwt_result api_jwt_verify(const api *a, const char *token, jwt_claims *out);
 
 #endif

@@ -52,6 +52,10 @@ static int authenticate(void *ud, const tk_http_request *req, tk_http_response *
 static const tk_config_field config[] = {
     {"jwt_secret", TK_CFG_STRING, 0, "\"\"", NULL,
      "HS256 key of the access tokens (BETTER_AUTH_SECRET); required", NULL, TK_CFG_NO_RANGE},
+    {"jwt_secret_previous", TK_CFG_STRING, 0, "\"\"", NULL,
+     "the key being rotated out (BETTER_AUTH_SECRET_PREVIOUS): tokens it signed are still "
+     "accepted, new ones are signed with jwt_secret. Empty: none",
+     NULL, TK_CFG_NO_RANGE},
     {"token_ttl_s", TK_CFG_INT, 0, "604800", NULL, "lifetime of an access token (7 days)", NULL,
      TK_CFG_RANGE(60, INT64_MAX)},
     {"bcrypt_cost", TK_CFG_INT, 0, "12", NULL, "bcrypt cost of new password hashes (4..16)", NULL,
@@ -88,6 +92,54 @@ static const tk_config_field config[] = {
     {0},
 };
 
+/*
+ * jwt_secret (required) and jwt_secret_previous (optional, a rotation: see deploy/README.md),
+ * held to the same rules: not empty, and a warning under 32 bytes; the previous one must differ
+ * from the current one. Registers the counter of tokens the previous one verifies. TK_OK, or
+ * TK_EINVAL / TK_ERR logged.
+ */
+static int read_secrets(api *a)
+{
+    const tk_host *host = a->host;
+    tk_instance *inst = a->inst;
+    a->jwt_secret = host->config_string(inst, "jwt_secret");
+    a->jwt_secret_len = a->jwt_secret ? strlen(a->jwt_secret) : 0;
+    a->jwt_secret_previous = host->config_string(inst, "jwt_secret_previous");
+    a->jwt_secret_previous_len = a->jwt_secret_previous ? strlen(a->jwt_secret_previous) : 0;
+    if (a->jwt_secret_len == 0) {
+        host->log(inst, TK_LOG_ERROR,
+                  "config.jwt_secret is empty: set BETTER_AUTH_SECRET (the key that signs access "
+                  "tokens); the API does not start without it");
+        return TK_EINVAL;
+    }
+    if (a->jwt_secret_len < 32)
+        host->log(inst, TK_LOG_WARN,
+                  "config.jwt_secret is shorter than 32 bytes; use a long random secret");
+    if (a->jwt_secret_previous_len > 0) {
+        if (a->jwt_secret_previous_len == a->jwt_secret_len &&
+            memcmp(a->jwt_secret_previous, a->jwt_secret, a->jwt_secret_len) == 0) {
+            host->log(inst, TK_LOG_ERROR,
+                      "config.jwt_secret_previous (BETTER_AUTH_SECRET_PREVIOUS) equals "
+                      "config.jwt_secret: set it to the secret being replaced, or leave it empty");
+            return TK_EINVAL;
+        }
+        if (a->jwt_secret_previous_len < 32)
+            host->log(inst, TK_LOG_WARN,
+                      "config.jwt_secret_previous is shorter than 32 bytes; remove it once the "
+                      "tokens it signed have expired");
+        host->log(inst, TK_LOG_INFO,
+                  "config.jwt_secret_previous is set: tokens signed with it are accepted until "
+                  "it is removed");
+    }
+    a->m_previous_secret =
+        host->metric_counter(inst, "taskora_auth_tokens_previous_secret_total",
+                             "requests whose token was verified by jwt_secret_previous", NULL);
+    if (!a->m_previous_secret)
+        return TK_ERR;
+    host->metric_add(a->m_previous_secret, NULL, 0); /* exported from the start, at 0 */
+    return TK_OK;
+}
+
 static int init(const tk_host *host, tk_instance *inst, void **state)
 {
     api *a = calloc(1, sizeof(*a));
@@ -95,8 +147,6 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
         return TK_ENOMEM;
     a->host = host;
     a->inst = inst;
-    a->jwt_secret = host->config_string(inst, "jwt_secret");
-    a->jwt_secret_len = a->jwt_secret ? strlen(a->jwt_secret) : 0;
     a->token_ttl_s = host->config_int(inst, "token_ttl_s");
     a->bcrypt_cost = (int)host->config_int(inst, "bcrypt_cost");
     a->task_topic = host->config_string(inst, "task_topic");
@@ -107,13 +157,10 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
     a->chat_history = (int)host->config_int(inst, "chat_history");
     a->chat_max_rounds = (int)host->config_int(inst, "chat_max_rounds");
     a->max_description = (size_t)host->config_int(inst, "max_description");
-    int rc = TK_EINVAL;
-    if (a->jwt_secret_len == 0) {
-        host->log(inst, TK_LOG_ERROR,
-                  "config.jwt_secret is empty: set BETTER_AUTH_SECRET (the key that signs access "
-                  "tokens); the API does not start without it");
+    int rc = read_secrets(a);
+    if (rc < 0)
         goto fail;
-    }
+    rc = TK_EINVAL;
     a->browser_home = host->config_string(inst, "browser_home");
     if (!a->browser_home)
         a->browser_home = "";
@@ -125,9 +172,6 @@ static int init(const tk_host *host, tk_instance *inst, void **state)
                   a->browser_home);
         goto fail;
     }
-    if (a->jwt_secret_len < 32)
-        host->log(inst, TK_LOG_WARN,
-                  "config.jwt_secret is shorter than 32 bytes; use a long random secret");
     if ((rc = api_limits_init(a)) < 0)
         goto fail;
     rc = TK_ENOMEM;
