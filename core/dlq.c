@@ -225,8 +225,16 @@ static void print_json(const rd_kafka_message_t *m, const tk_dead_letter *d)
                   "user_id", d->user, "consumer", d->consumer, "attempts", d->attempts, "error",
                   d->error, "original_topic", d->topic, "original_partition", d->partition);
     char *text = NULL;
-    if (o && !json_object_set_new(o, "original_offset", json_string(d->offset)))
+    if (o && !json_object_set_new(o, "original_offset", json_string(d->offset))) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v) /* what the dead letter does not carry: null */
+        {
+            if (json_is_string(v) && strcmp(json_string_value(v), "-") == 0)
+                json_object_set_new(o, k, json_null());
+        }
         text = json_dumps(o, JSON_COMPACT);
+    }
     json_decref(o);
     if (text)
         printf("%s\n", text);

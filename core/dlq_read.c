@@ -38,7 +38,9 @@ static rd_kafka_t *new_consumer(const char *brokers, json_t *const *props, size_
                              {"group.id", "taskorad-dlq"},
                              {"enable.auto.commit", "false"},
                              {"enable.auto.offset.store", "false"},
-                             {"enable.partition.eof", "false"}};
+                             {"enable.partition.eof", "false"},
+                             /* messages removed by retention while reading: go on after them */
+                             {"auto.offset.reset", "earliest"}};
     for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
         if (rd_kafka_conf_set(conf, mine[i][0], mine[i][1], why, sizeof(why))) {
             snprintf(err, errlen, "kafka consumer: %s", why);
