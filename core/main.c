@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "daemon.h"
+#include "dlq.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -42,6 +43,8 @@ static void usage(FILE *out)
         "  plugins         load, check and list the configured plugin instances\n"
         "  migrate         apply pending database migrations (core, then plugins)\n"
         "  broker          run the embedded Kafka-protocol cluster standalone\n"
+        "  dlq list|replay list a dead-letter topic's events, or send them back to their\n"
+        "                  topics (taskorad dlq --help)\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE    config file (default: $TASKORA_CONFIG, else\n"
@@ -213,6 +216,8 @@ static int positive(const char *s, int *out)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "dlq") == 0) /* options of its own */
+        return tk_dlq_main(argc - 1, argv + 1, default_config());
     const char *config = NULL;
     int nbrokers = 1, partitions = 6;
     const char *topics = "task-events,user-events,chat-events";

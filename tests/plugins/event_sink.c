@@ -74,7 +74,7 @@ static tk_consume_result consume(void *state, const tk_event *ev)
     }
     if (strcmp(ev->type, "test.retry") == 0)
         return TK_CONSUME_RETRY;
-    if (strcmp(ev->type, "test.fail") == 0)
+    if (strcmp(ev->type, "test.fail") == 0 && s->host->config_bool(s->inst, "fail_events"))
         return TK_CONSUME_FAIL;
     int dup = 0;
     return s->host->pg_once(s->inst, ev->group, ev->id, apply, &c, &dup) < 0 ? TK_CONSUME_RETRY
@@ -146,6 +146,8 @@ static void destroy(void *state) { free(state); }
 static const tk_config_field config[] = {
     {"slow_ms", TK_CFG_INT, 0, "0", NULL, "sleep this long in each call", NULL, TK_CFG_NO_RANGE},
     {"emit_route", TK_CFG_BOOL, 0, "false", NULL, "serve POST /sink/emit", NULL, TK_CFG_NO_RANGE},
+    {"fail_events", TK_CFG_BOOL, 0, "true", NULL,
+     "answer FAIL to test.fail events (false: apply them as any other)", NULL, TK_CFG_NO_RANGE},
     {0},
 };
 
