@@ -65,16 +65,6 @@ static void start_daemon(th_daemon *d, const char *name)
     th_daemon_start_named(d, dir, cfg, name);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT); /* stops without the drain delay */
-    int rc = th_daemon_wait(d, 30000);
-    char *text = rc ? th_read(d->log_path) : NULL;
-    ck_assert_msg(rc == 0, "taskorad exited %d: %s", rc, text ? text : "");
-    free(text);
-    th_daemon_cleanup(d);
-}
-
 static void setup(void)
 {
     dir = th_tmpdir();
@@ -340,7 +330,7 @@ START_TEST(test_burst_is_counted_exactly_once_in_few_transactions)
     const char *tags[] = {"ada", "bob", "cyd", "dee"};
     for (int i = 0; i <= NUSERS; i++)
         u[i] = new_user(&d, tags[i]);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
 
     /* phase 2: a backlog of 1,000 messages (duplicates included) and a poison message */
     static expect ex[NUSERS];
@@ -489,7 +479,7 @@ START_TEST(test_burst_is_counted_exactly_once_in_few_transactions)
     json_decref(s);
     /* the poison message went to the DLQ; the events after it on its partition were counted */
     ck_assert_int_eq(dlq_count("task-events.dlq", "not JSON", 1), 1);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     for (int i = 0; i < nlog; i++)
         free(log[i].value);
 }
@@ -601,7 +591,7 @@ START_TEST(test_median_completion_rate_utc_days_validation_and_isolation)
     /* no token, or a bad one: 401 */
     json_decref(http_json(&d, "GET", "/api/analytics/summary", NULL, NULL, 401));
     json_decref(http_json(&d, "GET", "/api/analytics/summary", "garbage", NULL, 401));
-    stop_daemon(&d);
+    th_daemon_stop(&d);
 }
 END_TEST
 
@@ -676,7 +666,7 @@ START_TEST(test_terminated_database_connections_lose_and_double_nothing)
     char *log = th_read(d.log_path);
     ck_assert_msg(strstr(log, "refused by the test") != NULL, "the failure was not logged");
     free(log);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     for (int i = 0; i < 50; i++)
         free(first[i]);
 }

@@ -1311,16 +1311,6 @@ static const char *rotation_config(const char *current, const char *previous)
              previous ? "\"," : "", at);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT);
-    int code = th_daemon_wait(d, 30000);
-    char *text = keep(th_read(d->log_path));
-    ck_assert_msg(code == 0, "taskorad exited %d on SIGINT: %s", code, text);
-    ck_assert_msg(!strstr(text, "Sanitizer") && !strstr(text, "runtime error"), "%s", text);
-    th_daemon_cleanup(d);
-}
-
 /* Whether token's signature is HS256 of its first two parts under key. */
 static int signed_with(const char *token, const char *key)
 {
@@ -1402,8 +1392,8 @@ START_TEST(test_tokens_of_the_previous_secret_verify_while_it_is_configured)
     EXPECT(r, 200);
     r = request_at(rot.url, "GET", "/api/auth/me", u.token, NULL, NULL);
     DETAIL(r, 401, "Could not validate credentials");
-    stop_daemon(&done);
-    stop_daemon(&rot);
+    th_daemon_stop(&done);
+    th_daemon_stop(&rot);
 }
 END_TEST
 
@@ -1422,7 +1412,7 @@ START_TEST(test_a_previous_secret_equal_to_the_current_one_refuses_to_start)
         "short");
     text = keep(th_read(d.log_path));
     ck_assert_msg(strstr(text, "jwt_secret_previous is shorter than 32 bytes"), "%s", text);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
 }
 END_TEST
 

@@ -45,13 +45,6 @@ static char *write_config(const char *name, int fail)
     return th_write(dir, file, text);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT);
-    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
-    th_daemon_cleanup(d);
-}
-
 static void setup(void)
 {
     dir = th_tmpdir();
@@ -259,7 +252,7 @@ START_TEST(test_list_shows_each_dead_letter_with_its_reason_and_filters)
     iso_ms(t, since, sizeof(since));
     dead_letter(&d, 1, "test.fail", late_fail, 3);
     dead_letter(&d, 1, "test.retry", late_retry, 4);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
 
     char *out, *err;
     const char *all[] = {"list", "--topic", DLQ, "-c", cfg, NULL};
@@ -367,7 +360,7 @@ static void three_dead_then_healed(th_daemon *d, char (*ids)[37], char **heal_cf
     th_daemon f;
     th_daemon_start_named(&f, dir, cfg, "fail");
     dead_letter(&f, 3, "test.fail", ids, 3);
-    stop_daemon(&f);
+    th_daemon_stop(&f);
     free(cfg);
     *heal_cfg = write_config("heal", 0);
     th_daemon_start_named(d, dir, *heal_cfg, "heal");
@@ -415,7 +408,7 @@ START_TEST(test_replay_applies_each_dead_event_once_even_when_run_twice)
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM sink_effects"), 3);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT sum(n) FROM sink_counters"), 3);
     ck_assert_int_eq(topic_messages(DLQ), 3); /* none failed again */
-    stop_daemon(&d);
+    th_daemon_stop(&d);
 
     /* the replayed messages say where they come from; the dead-letter headers are renamed */
     ck_assert_int_eq(count_with_header("x-taskora-replayed-from", DLQ "["), 6);
@@ -451,7 +444,7 @@ START_TEST(test_replay_of_one_event_id_sends_just_that_one)
     free(out);
     free(err);
     ck_assert_int_eq(topic_messages("task-events"), 4);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -463,7 +456,7 @@ START_TEST(test_replay_that_cannot_send_says_so_and_fails)
     th_daemon f;
     th_daemon_start_named(&f, dir, cfg, "fail");
     dead_letter(&f, 1, "test.fail", ids, 1);
-    stop_daemon(&f);
+    th_daemon_stop(&f);
     /* the broker refuses the next produce requests for good */
     rd_kafka_mock_push_request_errors(
         mc, 0 /* Produce */, 8, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,

@@ -47,13 +47,6 @@ static void start_daemon(th_daemon *d, const char *cfg, const char *name)
     th_daemon_start_named(d, dir, cfg, name);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT); /* stops without the drain delay */
-    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
-    th_daemon_cleanup(d);
-}
-
 static void setup(void)
 {
     dir = th_tmpdir();
@@ -167,7 +160,7 @@ START_TEST(test_outbox_event_reaches_consumer_and_rollback_publishes_nothing)
     ck_assert_str_eq(r.body,
                      "{\"status\":\"ready\",\"database\":\"connected\",\"kafka\":\"connected\"}");
     th_response_free(&r);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -198,7 +191,7 @@ START_TEST(test_broker_outage_delays_events_without_losing_or_reordering)
                                       " WHERE sent_at IS NULL",
                                       1, 10),
                      1);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -247,8 +240,8 @@ START_TEST(test_a_consumer_with_ready_false_keeps_its_pod_ready_without_kafka)
     th_response_free(&r);
     /* ...while the one whose only consumer says "ready": false serves */
     ck_assert_int_eq(wait_ready_status(&d2, 200, 30), 200);
-    stop_daemon(&d2);
-    stop_daemon(&d1);
+    th_daemon_stop(&d2);
+    th_daemon_stop(&d1);
     free(gating);
     free(side);
 }
@@ -274,7 +267,7 @@ START_TEST(test_consumer_killed_mid_stream_applies_every_event_exactly_once)
                      10000); /* applied once each */
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM taskora_processed_events"), 10000);
     assert_per_key_order();
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -293,7 +286,7 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 1000, 60), 1000);
     ck_assert_int_gt(th_pg_count(dburl, "SELECT count(DISTINCT kafka_partition) FROM sink_effects"),
                      1);
-    stop_daemon(&b);
+    th_daemon_stop(&b);
     /* a takes all four back */
     double end = th_now_s() + 60;
     int back = 0;
@@ -311,7 +304,7 @@ START_TEST(test_two_consumers_split_partitions_and_take_over_without_loss)
     produce_events(1000, 10, "task.created", 1000);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 2000, 60), 2000);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT sum(n) FROM sink_counters"), 2000);
-    stop_daemon(&a);
+    th_daemon_stop(&a);
     free(alog);
     free(cfg);
 }
@@ -360,8 +353,8 @@ START_TEST(test_a_revoked_partitions_lag_is_left_to_its_new_owner)
         if (lag_of(&b, p) >= 0)
             ck_assert_msg(lag_of(&a, p) == 0, "a still reports lag %.0f on partition %d of b",
                           lag_of(&a, p), p);
-    stop_daemon(&b);
-    stop_daemon(&a);
+    th_daemon_stop(&b);
+    th_daemon_stop(&a);
     free(cfg);
 }
 END_TEST
@@ -408,7 +401,7 @@ START_TEST(test_poison_and_failing_events_go_to_the_dlq_and_consumption_goes_on)
         th_pg_count(dburl, "SELECT count(*) FROM sink_calls c JOIN sink_calls d USING (event_id)"
                            " WHERE c.attempt = 2 AND d.attempt = 1"),
         1);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -420,13 +413,13 @@ START_TEST(test_graceful_shutdown_stores_offsets_so_nothing_is_redelivered)
     th_daemon d;
     start_daemon(&d, cfg, "a");
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 50, 60), 50);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     start_daemon(&d, cfg, "a2");
     produce_events(1, 1, "task.created", 100);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM sink_effects", 51, 60), 51);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM sink_calls"),
                      51); /* no second call for any */
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -482,7 +475,7 @@ START_TEST(test_tutorial_consumer_counts_each_event_once_in_its_table)
     ck_assert_msg(strstr(r.body, "\"events\":{\"task.created\":4,\"task.deleted\":1}"), "%s",
                   r.body);
     th_response_free(&r);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST

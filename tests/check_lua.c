@@ -52,13 +52,6 @@ static void migrate(const char *cfg)
     free(err);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT);
-    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
-    th_daemon_cleanup(d);
-}
-
 static void setup(void)
 {
     dir = th_tmpdir();
@@ -169,7 +162,7 @@ START_TEST(test_script_consumer_applies_every_event_exactly_once_across_a_sigkil
                      0);
     ck_assert(th_metric(d.url, "taskora_lua_test_events_total{plugin=\"script\","
                                "type=\"task.created\"}") >= 1);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
     free(script);
 }
@@ -262,7 +255,7 @@ START_TEST(test_results_errors_and_budgets_reach_the_dlq_with_the_reason)
                                         " AND type <> 'test.emit'"),
                      0);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(DISTINCT event_id) FROM lua_done"), 41);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -323,7 +316,7 @@ START_TEST(test_the_sandbox_refuses_what_it_withholds_inside_handle)
     ck_assert(th_wait_file_contains(d.log_path, "sandbox checked", 10000));
     ck_assert(th_metric(d.url, "taskora_lua_sandbox_total{plugin=\"script\",kind=\"sandbox\"}") ==
               1);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(cfg);
 }
 END_TEST
@@ -384,7 +377,7 @@ START_TEST(test_reload_between_events_keeps_the_old_script_when_the_new_one_fail
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM lua_effects", 120, 60), 120);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM lua_effects WHERE version = 2"), 80);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(DISTINCT event_id) FROM lua_effects"), 120);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(v1);
     free(v2);
     free(cfg);
@@ -404,7 +397,7 @@ START_TEST(test_a_changed_script_file_is_reloaded_when_watched)
     produce(20, 4, "task.created", 0);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM lua_effects", 20, 60), 20);
     ck_assert_int_eq(th_pg_count(dburl, "SELECT count(*) FROM lua_effects WHERE version = 3"), 20);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     free(v1);
     free(v3);
     free(cfg);

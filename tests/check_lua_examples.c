@@ -133,13 +133,6 @@ static void teardown(void)
     free(dir);
 }
 
-static void stop_daemon(th_daemon *d)
-{
-    kill(d->pid, SIGINT);
-    ck_assert_int_eq(th_daemon_wait(d, 30000), 0);
-    th_daemon_cleanup(d);
-}
-
 /* Waits until each of the three instances has finished `n` events. */
 static void wait_handled(th_daemon *d, double n)
 {
@@ -281,7 +274,7 @@ START_TEST(test_the_examples_audit_count_tags_and_call_the_webhook_for_high_prio
     ck_assert_int_eq(hook_count(&hook), 4);
     ck_assert_int_eq(hook_requests_for(ev[0].id), 2);
     ck_assert_int_eq(hook_requests_for(ev[3].id), 2);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     events_free(ev, 6);
 }
 END_TEST
@@ -318,7 +311,7 @@ START_TEST(test_a_failing_webhook_sends_the_event_to_the_dlq_with_the_error)
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM audit_log", 2, 30), 2);
     ck_assert_int_eq(th_pg_wait_count(dburl, "SELECT count(*) FROM tag_counts", 1, 30), 1);
     ck_assert_int_eq(hook_count(&hook), 4);
-    stop_daemon(&d);
+    th_daemon_stop(&d);
     events_free(ev, 2);
 }
 END_TEST

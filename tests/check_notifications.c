@@ -139,18 +139,6 @@ static void start_worker(th_daemon *d, const char *name, int poll_ms)
 
 /* SIGINT (a stop without the drain delay): the process must exit 0 (threads joined, nothing
  * left running). */
-static void stop_daemon(th_daemon *d)
-{
-    if (d->pid <= 0)
-        return;
-    kill(d->pid, SIGINT);
-    int code = th_daemon_wait(d, 30000);
-    char *text = th_read(d->log_path);
-    ck_assert_msg(code == 0, "taskorad exited %d: %s", code, text);
-    free(text);
-    th_daemon_cleanup(d);
-    memset(d, 0, sizeof(*d));
-}
 
 static void setup(void)
 {
@@ -181,7 +169,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    stop_daemon(&api);
+    th_daemon_stop(&api);
     hook_stop(&hook);
     th_mock_stop(mock);
     th_pg_drop_db(dbname);
@@ -449,8 +437,8 @@ START_TEST(test_due_reminders_fire_once_across_two_schedulers_on_every_channel)
         fired = (f1 > 0 ? f1 : 0) + (f2 > 0 ? f2 : 0);
     } while (fired != N + 1 && th_now_s() < end && usleep(50000) == 0);
     ck_assert_double_eq(fired, N + 1);
-    stop_daemon(&w1);
-    stop_daemon(&w2);
+    th_daemon_stop(&w1);
+    th_daemon_stop(&w2);
 }
 END_TEST
 
@@ -530,7 +518,7 @@ START_TEST(test_read_marks_one_notification_and_other_users_get_404)
     r = call("POST", "/api/notifications/abc/read", NULL, a.token);
     ck_assert_int_eq(r.status, 422);
     json_decref(r.json);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -556,7 +544,7 @@ START_TEST(test_poison_event_goes_to_the_dlq_and_reminders_keep_firing)
     long t = task_with_reminder(&u, "after the poison", 1);
     ck_assert_msg(wait_notified(t, 20), "no reminder after the poison event");
     ck_assert_int_eq(th_pg_wait_count(dburl, reminder_events(t), 1, 20), 1);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -609,7 +597,7 @@ START_TEST(test_scheduler_survives_a_database_outage_and_fires_what_came_due)
         th_metric(w.url,
                   "taskora_notifications_errors_total{plugin=\"notif\",stage=\"scheduler\"}"),
         0);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -636,7 +624,7 @@ START_TEST(test_webhook_down_is_retried_and_delivered_once)
                          "outcome=\"%s\"}";
     ck_assert_double_eq(th_wait_metric(w.url, th_fmt(series, "delivered"), 1, 10), 1);
     ck_assert_double_eq(th_metric(w.url, th_fmt(series, "failed")), 1);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -694,7 +682,7 @@ START_TEST(test_a_reminder_fires_once_and_the_webhook_body_is_the_published_even
                                                " AND value::jsonb->>'subject' = '%ld'",
                                                t)),
                      1);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -739,7 +727,7 @@ START_TEST(test_reminders_of_a_deleted_task_or_account_never_fire)
                                                " OR user_id IN ('%s', '999001')",
                                                gone, orphan, b.id)),
                      0);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -801,7 +789,7 @@ START_TEST(test_marking_sent_or_completing_stops_a_reminder_and_a_new_time_rearm
     ck_assert_int_eq(notifications_of_task(stale), 0);
     ck_assert_msg(wait_reminder_sent(moved) && wait_reminder_sent(twice),
                   "tasks.reminder_sent did not follow");
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -884,7 +872,7 @@ START_TEST(test_the_upgrade_copies_pending_reminders_from_tasks_once)
     ck_assert_msg(wait_reminder_sent(direct) && wait_reminder_sent(pending),
                   "tasks.reminder_sent did not follow");
     ck_assert_int_eq(hook_count(&hook), 3);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -923,7 +911,7 @@ START_TEST(test_a_task_event_delivered_again_changes_nothing_twice)
                                                " WHERE task_id = %ld AND sent",
                                                t)),
                      1);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 
@@ -969,7 +957,7 @@ START_TEST(test_a_task_created_completed_never_reminds)
     ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(r.json, 0), "task_id")),
                      later);
     json_decref(r.json);
-    stop_daemon(&w);
+    th_daemon_stop(&w);
 }
 END_TEST
 

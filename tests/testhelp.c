@@ -349,6 +349,26 @@ int th_daemon_wait(th_daemon *d, int timeout_ms)
     return -1;
 }
 
+void th_daemon_stop(th_daemon *d)
+{
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGINT); /* stops without the drain delay */
+    int code = th_daemon_wait(d, 30000);
+    char *text = d->log_path ? th_read(d->log_path) : NULL;
+    const char *log = text ? text : "";
+    int bad = code != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error");
+    if (bad) {
+        char msg[65536];
+        snprintf(msg, sizeof(msg), "taskorad exited %d on SIGINT: %s", code, log);
+        free(text);
+        th_daemon_cleanup(d);
+        ck_abort_msg("%s", msg);
+    }
+    free(text);
+    th_daemon_cleanup(d);
+}
+
 void th_daemon_cleanup(th_daemon *d)
 {
     if (d->pid > 0) {

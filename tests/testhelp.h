@@ -54,6 +54,9 @@ int th_daemon_spawn(th_daemon *d, const char *config, const char *log_path);
 int th_daemon_wait(th_daemon *d, int timeout_ms);
 /* Kills what is left of it and frees. */
 void th_daemon_cleanup(th_daemon *d);
+/* SIGINT (no drain delay), then fails the test, quoting the log, unless taskorad exits 0 within
+ * 30 s with no sanitizer report in its log; then th_daemon_cleanup. Nothing when not running. */
+void th_daemon_stop(th_daemon *d);
 
 /* Polls until the file contains needle; 1 found, 0 timed out. */
 int th_wait_file_contains(const char *path, const char *needle, int timeout_ms);
